@@ -1,0 +1,100 @@
+"""Every enum and record dtype the kernels read or write.
+
+Enums are NamedTuple instances of ints so numba reads them as compile-time constants
+(`Reason.STOP_LOSS` inside a kernel is just the integer 2).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+
+class _Reason(NamedTuple):
+    SIGNAL: int = 0
+    STOP_LOSS: int = 1
+    TAKE_PROFIT: int = 2
+    MAX_DRAWDOWN: int = 3
+    RUIN: int = 4
+    END: int = 5
+
+
+class _FillAt(NamedTuple):
+    OPEN: int = 0
+    CLOSE: int = 1
+
+
+class _Sizing(NamedTuple):
+    FRACTION: int = 0
+    UNITS: int = 1
+    VOL_TARGET: int = 2
+
+
+class _Rebalance(NamedTuple):
+    ON_CHANGE: int = 0
+    EVERY_BAR: int = 1
+
+
+class _Status(NamedTuple):
+    """Return code of the execution kernel."""
+
+    OK: int = 0
+    FILLS_FULL: int = 1  # the fill buffer was too small; nothing after `n_fills` is valid
+    BAD_INPUT: int = 2  # array lengths disagree
+
+
+class _Flag(NamedTuple):
+    """Bits of the execution kernel's outcome flags."""
+
+    RUINED: int = 1
+    HALTED_MAX_DRAWDOWN: int = 2
+
+
+Reason = _Reason()
+FillAt = _FillAt()
+Sizing = _Sizing()
+Rebalance = _Rebalance()
+Status = _Status()
+Flag = _Flag()
+
+REASON_NAMES: tuple[str, ...] = ("signal", "stop_loss", "take_profit", "max_drawdown", "ruin", "end")
+
+#: One record per fill. `units` is signed (+ buy, - sell); costs are positive money amounts.
+#: `borrow_cum` is the borrow paid by the run up to this fill, so a trade's borrow is a difference.
+FILL_DTYPE = np.dtype(
+    [
+        ("bar", np.int64),
+        ("units", np.float64),
+        ("price", np.float64),
+        ("fill_price", np.float64),
+        ("spread_cost", np.float64),
+        ("slippage_cost", np.float64),
+        ("commission", np.float64),
+        ("reason", np.int64),
+        ("position_after", np.float64),
+        ("borrow_cum", np.float64),
+    ],
+    align=True,
+)
+
+#: One record per round trip (flat -> flat, or a side flip), built from the fills.
+TRADE_DTYPE = np.dtype(
+    [
+        ("entry_bar", np.int64),
+        ("exit_bar", np.int64),
+        ("side", np.int64),
+        ("units", np.float64),  # largest absolute position held in the trade
+        ("entry_price", np.float64),  # unit-weighted reference price of the fills that built it
+        ("exit_price", np.float64),  # unit-weighted reference price of the fills that reduced it
+        ("gross_pnl", np.float64),
+        ("costs", np.float64),  # spread + slippage + commission + borrow
+        ("borrow", np.float64),
+        ("net_pnl", np.float64),
+        ("return_", np.float64),  # net_pnl / entry notional
+        ("bars_held", np.int64),
+        ("exit_reason", np.int64),
+        ("is_open", np.bool_),
+    ],
+    align=True,
+)

@@ -1,0 +1,228 @@
+"""The run request: one pydantic model per section, every field with a default and a description.
+
+`RunConfig` is the whole request. Leaving a field out and giving its default are the same request
+(the config hash is taken over the model with every default filled in). Strategy and feature
+parameters are validated against their registries' schemas and stored with defaults filled in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ConfigError
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SyntheticData(_Model):
+    """The embedded default dataset: seeded, deterministic, no file needed."""
+
+    source: Literal["synthetic"] = Field("synthetic", description="Generate a seeded synthetic dataset.")
+    symbol: str = Field("SYN", min_length=1, max_length=64, description="Symbol name recorded in the metadata.")
+    bars: int = Field(2520, ge=2, le=50_000_000, description="Number of bars to generate.")
+    start: datetime = Field(datetime(2015, 1, 2), description="Timestamp of the first bar (UTC).")
+    timeframe: str = Field("1d", description="Bar length: e.g. 1m, 5m, 15m, 1h, 4h, 1d, 1w.")
+    calendar: Literal["equities", "24x7"] = Field(
+        "equities", description="'equities': weekdays only (6.5 h sessions intraday); '24x7': every day, all day."
+    )
+    seed: int = Field(7, ge=0, description="Seed of the generator (independent of the run's root seed).")
+    start_price: float = Field(100.0, gt=0, description="Price of the first bar.")
+    drift_annual: float = Field(0.06, ge=-5, le=5, description="Annual log drift of the close.")
+    vol_annual: float = Field(0.2, gt=0, le=5, description="Annual volatility of the close.")
+    zero_volume_prob: float = Field(0.0, ge=0, lt=1, description="Probability that a bar trades no volume.")
+    adjust: bool = Field(False, description="Scale OHLC by adj_close/close (synthetic data has no adj_close: an error).")
+
+
+class FileData(_Model):
+    """A CSV or Parquet file on this machine."""
+
+    source: Literal["csv", "parquet"] = Field(description="File format.")
+    path: str = Field(min_length=1, description="Path of the file.")
+    symbol: str | None = Field(None, description="Symbol name (default: the file's stem).")
+    timeframe: str | None = Field(None, description="Bar length (default: inferred from the timestamps).")
+    adjust: bool = Field(False, description="Scale OHLC by adj_close/close; an error where there is no adj_close.")
+
+
+class StoredData(_Model):
+    """A dataset already imported into the btlab home (by `btlab data import` or `POST /datasets`)."""
+
+    source: Literal["dataset"] = Field(description="A stored dataset.")
+    id: str = Field(min_length=1, description="The dataset's id (its content hash).")
+    adjust: bool = Field(False, description="Scale OHLC by adj_close/close; an error where there is no adj_close.")
+
+
+DataConfig = Annotated[SyntheticData | FileData | StoredData, Field(discriminator="source")]
+
+
+class FeatureSpec(_Model):
+    """One feature of the registry with its parameters (validated against the feature's schema)."""
+
+    name: str = Field(description="A feature name from the registry (GET /registry).")
+    params: dict[str, Any] = Field(default_factory=dict, description="The feature's parameters.")
+
+    @model_validator(mode="after")
+    def _check_registry(self) -> FeatureSpec:
+        from .features import resolve_feature_params
+
+        filled = resolve_feature_params(self.name, self.params)
+        object.__setattr__(self, "params", filled)
+        return self
+
+    def key(self) -> str:
+        """A canonical text key: the same feature and parameters give the same key."""
+        from .hashing import canonical_json
+
+        return f"{self.name}:{canonical_json(self.params)}"
+
+
+class StrategyConfig(_Model):
+    """The strategy and its parameters (validated against the strategy's schema)."""
+
+    name: str = Field("sma_cross", description="A strategy name from the registry (GET /registry).")
+    params: dict[str, Any] = Field(default_factory=dict, description="The strategy's parameters.")
+
+    @model_validator(mode="after")
+    def _check_registry(self) -> StrategyConfig:
+        from .strategies import resolve_strategy_params
+
+        filled = resolve_strategy_params(self.name, self.params)
+        object.__setattr__(self, "params", filled)
+        return self
+
+
+class ExecutionConfig(_Model):
+    """How orders fill and what they cost (SPEC §3)."""
+
+    initial_cash: float = Field(100_000.0, gt=0, description="Starting cash.")
+    fill: Literal["open", "close"] = Field("open", description="Fill at the bar's open (default) or close; T+1 either way.")
+    rebalance: Literal["on_change", "every_bar"] = Field(
+        "on_change", description="Trade only when the target changes, or back to the target every bar."
+    )
+    spread_bps: float = Field(0.0, ge=0, le=10_000, description="Bid-ask spread in bps; each fill pays half.")
+    slippage_bps: float = Field(0.0, ge=0, le=10_000, description="Slippage per fill in bps of the reference price.")
+    commission_bps: float = Field(0.0, ge=0, le=10_000, description="Commission in bps of the filled notional.")
+    commission_fixed: float = Field(0.0, ge=0, description="Fixed commission per fill.")
+    commission_min: float = Field(0.0, ge=0, description="Minimum commission per fill.")
+    borrow_rate_annual: float = Field(0.0, ge=0, le=10, description="Annual borrow rate of shorts (calendar time, 365 days).")
+    skip_zero_volume: bool = Field(True, description="Orders wait for the next bar with volume.")
+    lot_size: float = Field(0.0, ge=0, description="Round order sizes toward zero to this lot (0: fractional units).")
+    close_at_end: bool = Field(True, description="Close an open position at the last bar's close (reason 'end').")
+
+
+class RiskConfig(_Model):
+    """Sizing and risk limits (SPEC §3)."""
+
+    sizing: Literal["fraction", "units", "vol_target"] = Field(
+        "fraction", description="Target as a fraction of equity, times a unit count, or scaled to a volatility target."
+    )
+    units: float = Field(1.0, gt=0, description="Units per 1.0 of target when sizing = 'units'.")
+    vol_target_annual: float = Field(0.15, gt=0, le=5, description="Annual volatility aimed at when sizing = 'vol_target'.")
+    vol_lookback: int = Field(20, ge=2, le=10_000, description="Bars of shifted returns behind the realized volatility.")
+    max_leverage: float = Field(1.0, gt=0, le=100, description="Cap on |units * price| / equity at every order.")
+    stop_loss: float | None = Field(None, gt=0, lt=1, description="Stop-loss as a fraction of the entry price.")
+    take_profit: float | None = Field(None, gt=0, le=100, description="Take-profit as a fraction of the entry price.")
+    max_drawdown: float | None = Field(
+        None, gt=0, lt=1, description="Halt: close at the next open and stop trading once the drawdown reaches this."
+    )
+
+
+class MetricsConfig(_Model):
+    """How metrics are computed (SPEC §5)."""
+
+    periods_per_year: float | None = Field(
+        None, gt=0, description="Bars per year for annualizing; inferred from the timeframe and calendar when unset."
+    )
+
+
+class BootstrapConfig(_Model):
+    enabled: bool = Field(True, description="Run the stationary bootstrap of per-bar returns.")
+    n_resamples: int = Field(1000, ge=10, le=100_000, description="Bootstrap resamples.")
+    mean_block_length: float | None = Field(
+        None, gt=0, description="Mean block length in bars (default: round(n ** (1/3)), at least 1)."
+    )
+    confidence: float = Field(0.95, gt=0, lt=1, description="Confidence level of the Sharpe interval.")
+
+
+class PermutationConfig(_Model):
+    enabled: bool = Field(True, description="Run the Monte Carlo permutation test.")
+    n_permutations: int = Field(100, ge=1, le=100_000, description="Permuted price paths to re-run.")
+
+
+class FoldsConfig(_Model):
+    enabled: bool = Field(True, description="Compute metrics on contiguous time folds.")
+    k: int = Field(5, ge=2, le=100, description="Number of folds.")
+
+
+class ValidationConfig(_Model):
+    """Validation statistics written to validation.json (SPEC §6)."""
+
+    enabled: bool = Field(True, description="Run validation at all.")
+    psr: bool = Field(True, description="Probabilistic and deflated Sharpe ratios, minimum track record length.")
+    n_trials: int = Field(1, ge=1, description="Trials behind this result, for the deflated Sharpe ratio.")
+    bootstrap: BootstrapConfig = Field(default_factory=BootstrapConfig)  # type: ignore[arg-type]
+    permutation: PermutationConfig = Field(default_factory=PermutationConfig)  # type: ignore[arg-type]
+    folds: FoldsConfig = Field(default_factory=FoldsConfig)  # type: ignore[arg-type]
+
+
+class RunConfig(_Model):
+    """One backtest request: data, features, strategy, execution, risk, metrics, validation, seed."""
+
+    data: DataConfig = Field(default_factory=SyntheticData, description="Where the bars come from.")  # type: ignore[arg-type]
+    features: list[FeatureSpec] = Field(
+        default_factory=list, description="Extra features to compute (strategies declare what they need themselves)."
+    )
+    strategy: StrategyConfig = Field(default_factory=StrategyConfig)  # type: ignore[arg-type]
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)  # type: ignore[arg-type]
+    risk: RiskConfig = Field(default_factory=RiskConfig)  # type: ignore[arg-type]
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)  # type: ignore[arg-type]
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)  # type: ignore[arg-type]
+    seed: int = Field(0, ge=0, le=2**63 - 1, description="Root seed: every random draw derives from it.")
+
+    @field_validator("features")
+    @classmethod
+    def _unique_features(cls, value: list[FeatureSpec]) -> list[FeatureSpec]:
+        keys = [f.key() for f in value]
+        if len(set(keys)) != len(keys):
+            raise ValueError("the same feature with the same parameters is listed twice")
+        return value
+
+    def hash_payload(self) -> dict[str, Any]:
+        """The request as hashed: every default filled in, file locations left out (content counts)."""
+        payload = self.model_dump(mode="json")
+        payload["data"].pop("path", None)
+        payload["data"].pop("id", None)
+        return payload
+
+
+def _loc(parts: tuple[int | str, ...]) -> str:
+    return ".".join(str(p) for p in parts) or "request"
+
+
+def parse_config(obj: RunConfig | Mapping[str, Any] | None = None) -> RunConfig:
+    """A `RunConfig` from a mapping (or None for all defaults), or a ConfigError naming each bad field."""
+    if isinstance(obj, RunConfig):
+        return obj
+    if obj is not None and not isinstance(obj, Mapping):
+        raise ConfigError("invalid request", [("request", f"expected a JSON object, got {type(obj).__name__}")])
+    try:
+        return RunConfig.model_validate(dict(obj or {}))
+    except ValidationError as exc:
+        errors = [(_loc(e["loc"]), e["msg"]) for e in exc.errors()]
+        raise ConfigError("invalid request", errors) from None
+
+
+def merge_overrides(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """`base` with `overrides` merged in depth (mappings merge, anything else replaces)."""
+    merged: dict[str, Any] = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = merge_overrides(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
