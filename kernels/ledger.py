@@ -1,0 +1,110 @@
+"""Round-trip trades from fill records (one pass over the fills).
+
+A trade runs from flat to flat; a fill that flips the side closes one trade and opens the
+next, its units and costs split pro rata. Adding to or trimming a position stays in the trade.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._jit import njit
+from .dtypes import TRADE_DTYPE
+
+
+@njit
+def _open_trade_nb(trade, bar, side, units, price, costs, borrow_cum):
+    trade["entry_bar"] = bar
+    trade["side"] = side
+    trade["units"] = abs(units)
+    trade["entry_price"] = abs(units) * price  # notional until the trade closes
+    trade["exit_price"] = 0.0  # notional of reducing fills until the trade closes
+    trade["gross_pnl"] = -units * price
+    trade["costs"] = costs
+    trade["borrow"] = borrow_cum  # borrow_cum at entry until the trade closes
+
+
+@njit
+def _close_trade_nb(trade, bar, reason, borrow_cum, entry_units, exit_units, is_open):
+    entry_notional = trade["entry_price"]
+    trade["entry_price"] = entry_notional / entry_units
+    trade["exit_price"] = trade["exit_price"] / exit_units if exit_units > 0.0 else np.nan
+    trade["exit_bar"] = bar
+    trade["exit_reason"] = reason
+    trade["borrow"] = borrow_cum - trade["borrow"]
+    trade["costs"] += trade["borrow"]
+    trade["net_pnl"] = trade["gross_pnl"] - trade["costs"]
+    trade["return_"] = trade["net_pnl"] / entry_notional
+    trade["bars_held"] = bar - trade["entry_bar"]
+    trade["is_open"] = is_open
+
+
+@njit
+def trades_nb(fills, last_bar, last_close, final_borrow_cum, out):
+    """Fill records (FILL_DTYPE) -> trade records (TRADE_DTYPE) in `out`; returns the count.
+
+    A trade still open after the last fill is marked at `last_close` on `last_bar` with
+    `is_open = True` and exit reason -1. `out` needs room for `fills.shape[0] + 1` trades.
+    """
+    count = 0
+    in_trade = False
+    entry_units = 0.0
+    exit_units = 0.0
+    for k in range(fills.shape[0]):
+        f = fills[k]
+        units = f["units"]
+        price = f["price"]
+        after = f["position_after"]
+        before = after - units
+        costs = f["spread_cost"] + f["slippage_cost"] + f["commission"]
+        if not in_trade or before == 0.0:
+            _open_trade_nb(out[count], f["bar"], 1 if units > 0.0 else -1, units, price, costs, f["borrow_cum"])
+            in_trade = True
+            entry_units = abs(units)
+            exit_units = 0.0
+            continue
+        trade = out[count]
+        flips = after != 0.0 and (after > 0.0) != (before > 0.0)
+        if flips:
+            closing = -before  # the part of this fill that closes the trade
+            share = abs(closing) / abs(units)
+            trade["gross_pnl"] += -closing * price
+            trade["costs"] += costs * share
+            trade["exit_price"] += abs(closing) * price
+            exit_units += abs(closing)
+            _close_trade_nb(trade, f["bar"], f["reason"], f["borrow_cum"], entry_units, exit_units, False)
+            count += 1
+            _open_trade_nb(out[count], f["bar"], 1 if after > 0.0 else -1, after, price, costs * (1.0 - share), f["borrow_cum"])
+            entry_units = abs(after)
+            exit_units = 0.0
+            continue
+        trade["gross_pnl"] += -units * price
+        trade["costs"] += costs
+        if abs(after) > abs(before):
+            trade["entry_price"] += abs(units) * price
+            entry_units += abs(units)
+            if abs(after) > trade["units"]:
+                trade["units"] = abs(after)
+        else:
+            trade["exit_price"] += abs(units) * price
+            exit_units += abs(units)
+        if after == 0.0:
+            _close_trade_nb(trade, f["bar"], f["reason"], f["borrow_cum"], entry_units, exit_units, False)
+            count += 1
+            in_trade = False
+    if in_trade:
+        trade = out[count]
+        position = fills[fills.shape[0] - 1]["position_after"]
+        trade["gross_pnl"] += position * last_close
+        trade["exit_price"] += abs(position) * last_close
+        exit_units += abs(position)
+        _close_trade_nb(trade, last_bar, -1, final_borrow_cum, entry_units, exit_units, True)
+        count += 1
+    return count
+
+
+def trades_from_fills(fills: np.ndarray, last_bar: int, last_close: float, final_borrow_cum: float) -> np.ndarray:
+    """Trade records (TRADE_DTYPE) of a run's fills; see `trades_nb`."""
+    out = np.zeros(fills.shape[0] + 1, dtype=TRADE_DTYPE)
+    count = trades_nb(fills, last_bar, last_close, final_borrow_cum, out)
+    return out[:count].copy()

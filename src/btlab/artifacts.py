@@ -1,0 +1,157 @@
+"""Run artifacts and the manifest that hashes them (SPEC §4).
+
+Tables are Parquet written from Arrow arrays with fixed writer settings and floats rounded to
+12 significant digits, so their bytes depend on the results, not on the last bit of a float.
+JSON artifacts are canonical JSON. Everything is written into a temporary sibling folder and
+renamed into place, so a reader never sees a half-written run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from btlab import __version__
+from btlab.kernels.metrics import round_significant_nb
+
+from .errors import RunError
+from .hashing import SIGNIFICANT_DIGITS, canonical_bytes, sha256_hex
+
+if TYPE_CHECKING:
+    from .pipeline import RunResult
+
+TABLES = ("equity", "fills", "trades")
+MANIFEST = "manifest.json"
+#: Manifest fields that record when, not what: left out of the run hash.
+TIMESTAMP_FIELDS = ("created_at",)
+
+
+def engine_versions() -> dict[str, str]:
+    """Versions that can change results or artifact bytes."""
+    return {name: version(name) for name in ("numpy", "numba", "pandas", "pyarrow")} | {"btlab": __version__}
+
+
+def _round_column(values: np.ndarray) -> np.ndarray:
+    if values.dtype.kind == "f":
+        return round_significant_nb(np.ascontiguousarray(values, dtype=np.float64), SIGNIFICANT_DIGITS, np.empty(values.shape[0]))
+    return values
+
+
+def table_bytes(frame: pd.DataFrame) -> bytes:
+    """Deterministic Parquet bytes of a frame: rounded floats, fixed writer settings, no pandas metadata."""
+    columns: dict[str, pa.Array] = {}
+    for name in frame.columns:
+        col = frame[name]
+        if isinstance(col.dtype, pd.DatetimeTZDtype):
+            columns[name] = pa.array(col.to_numpy(dtype="datetime64[ns]"), type=pa.timestamp("ns", tz="UTC"))
+        elif col.dtype == object or pd.api.types.is_string_dtype(col.dtype):
+            columns[name] = pa.array(col.astype(str).tolist(), type=pa.string())
+        else:
+            columns[name] = pa.array(_round_column(col.to_numpy()))
+    table = pa.table(columns)
+    sink = pa.BufferOutputStream()
+    pq.write_table(
+        table, sink, compression="zstd", compression_level=3, use_dictionary=False, write_statistics=False,
+        data_page_size=1 << 20, version="2.6", store_schema=False,
+    )  # fmt: skip
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def _entry(data: bytes) -> dict[str, Any]:
+    return {"bytes": len(data), "sha256": sha256_hex(data)}
+
+
+def run_hash(manifest: dict[str, Any]) -> str:
+    """sha256 of the canonical manifest without timestamps and without the run hash itself."""
+    body = {k: v for k, v in manifest.items() if k not in (*TIMESTAMP_FIELDS, "run_hash")}
+    return sha256_hex(canonical_bytes(body))
+
+
+def artifact_payloads(result: RunResult) -> dict[str, bytes]:
+    """Every artifact's bytes by file name (the manifest excepted)."""
+    payloads = {f"{name}.parquet": table_bytes(getattr(result, name)) for name in TABLES}
+    payloads["metrics.json"] = canonical_bytes(result.metrics)
+    payloads["validation.json"] = canonical_bytes(result.validation if result.validation is not None else {"enabled": False})
+    return payloads
+
+
+def build_manifest(result: RunResult, payloads: dict[str, bytes]) -> dict[str, Any]:
+    manifest: dict[str, Any] = {
+        "engine": "btlab",
+        "engine_version": __version__,
+        "versions": engine_versions(),
+        "config_hash": result.config_hash,
+        "dataset_hash": result.dataset.hash,
+        "request": result.config.model_dump(mode="json"),
+        "artifacts": {name: _entry(data) for name, data in sorted(payloads.items())},
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    manifest["run_hash"] = run_hash(manifest)
+    return manifest
+
+
+def _write_files(folder: Path, files: Iterable[tuple[str, bytes]]) -> None:
+    for name, data in files:
+        with open(folder / name, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def write_artifacts(result: RunResult, out_dir: str | Path, *, overwrite: bool = False) -> dict[str, Any]:
+    """Write every artifact and `manifest.json` to `out_dir` atomically; returns the manifest.
+
+    The files go to a temporary folder beside `out_dir` that is renamed into place only when
+    complete. An existing `out_dir` is an error unless `overwrite` (then it is replaced whole).
+    """
+    out = Path(out_dir)
+    if out.exists() and not overwrite and any(out.iterdir()):
+        raise RunError(f"output folder {out} already exists and is not empty (pass overwrite to replace it)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    payloads = artifact_payloads(result)
+    manifest = build_manifest(result, payloads)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        _write_files(tmp, [*payloads.items(), (MANIFEST, canonical_bytes(manifest))])
+        if out.exists():
+            trash = out.with_name(f".{out.name}.old-{os.getpid()}")
+            out.rename(trash)
+            tmp.rename(out)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return manifest
+
+
+def verify_artifacts(out_dir: str | Path) -> list[str]:
+    """Problems found checking a run folder against its manifest (empty when all is well)."""
+    import json
+
+    folder = Path(out_dir)
+    manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    problems = []
+    for name, entry in manifest["artifacts"].items():
+        path = folder / name
+        if not path.is_file():
+            problems.append(f"{name}: missing")
+            continue
+        data = path.read_bytes()
+        if len(data) != entry["bytes"] or sha256_hex(data) != entry["sha256"]:
+            problems.append(f"{name}: bytes or sha256 differ from the manifest")
+    if run_hash(manifest) != manifest.get("run_hash"):
+        problems.append("manifest: run_hash does not match its content")
+    return problems

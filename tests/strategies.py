@@ -1,0 +1,85 @@
+"""Hypothesis strategies shared by the property tests: bars, targets, execution settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from hypothesis import strategies as st
+
+from btlab.kernels import ExecParams
+
+
+@dataclass(frozen=True)
+class Bars:
+    ts: np.ndarray
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.close.shape[0])
+
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        return (self.ts, self.open, self.high, self.low, self.close, self.volume)
+
+
+@st.composite
+def bars(draw: st.DrawFn, min_size: int = 2, max_size: int = 60, zero_volume: bool = True) -> Bars:
+    """Valid OHLCV bars: a random walk close, opens gapping around it, ranges that bracket both."""
+    n = draw(st.integers(min_size, max_size))
+    seed = draw(st.integers(0, 2**32 - 1))
+    vol = draw(st.sampled_from([0.005, 0.02, 0.08]))
+    rng = np.random.default_rng(seed)
+    close = 100.0 * np.exp(np.cumsum(rng.normal(0.0, vol, n)))
+    prev = np.concatenate([[100.0], close[:-1]])
+    open_ = prev * np.exp(rng.normal(0.0, vol / 2, n))
+    high = np.maximum(open_, close) * np.exp(np.abs(rng.normal(0.0, vol, n)))
+    low = np.minimum(open_, close) * np.exp(-np.abs(rng.normal(0.0, vol, n)))
+    volume = rng.integers(0, 5, n).astype(np.float64) * 1000.0 if zero_volume else np.full(n, 1000.0)
+    steps = rng.choice(np.array([1, 1, 1, 3, 4]) * 86_400 * 10**9, n)
+    ts = np.cumsum(steps).astype(np.int64) + 1_420_070_400 * 10**9
+    return Bars(ts, open_, high, low, close, volume)
+
+
+@st.composite
+def targets(draw: st.DrawFn, n: int) -> np.ndarray:
+    """Piecewise-constant targets from a small set of levels, including shorts and leverage."""
+    levels = draw(st.lists(st.sampled_from([-2.0, -1.0, -0.5, 0.0, 0.0, 0.5, 1.0, 1.5]), min_size=1, max_size=8))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    changes = rng.random(n) < draw(st.sampled_from([0.05, 0.2, 0.6]))
+    idx = np.cumsum(changes) % len(levels)
+    return np.array(levels, dtype=np.float64)[idx]
+
+
+def exec_params(
+    *, costs: bool = True, risk: bool = True, lots: bool = True, close_at_end: bool | None = None
+) -> st.SearchStrategy[ExecParams]:
+    """Execution settings with every cost and risk option in play (each switchable off)."""
+    bps = st.sampled_from([0.0, 0.5, 3.0, 25.0]) if costs else st.just(0.0)
+    money = st.sampled_from([0.0, 1.0, 7.5]) if costs else st.just(0.0)
+    frac = st.sampled_from([0.0, 0.02, 0.05, 0.2]) if risk else st.just(0.0)
+    return st.builds(
+        ExecParams,
+        initial_cash=st.sampled_from([1_000.0, 100_000.0]),
+        fill_at=st.sampled_from([0, 1]),
+        every_bar=st.booleans(),
+        sizing=st.sampled_from([0, 1, 2]),
+        unit_size=st.sampled_from([1.0, 10.0, 333.0]),
+        max_leverage=st.sampled_from([0.5, 1.0, 3.0]),
+        lot_size=st.sampled_from([0.0, 1.0, 0.25]) if lots else st.just(0.0),
+        spread_bps=bps,
+        slippage_bps=bps,
+        commission_bps=bps,
+        commission_fixed=money,
+        commission_min=money,
+        borrow_rate_annual=st.sampled_from([0.0, 0.03, 0.5]) if costs else st.just(0.0),
+        skip_zero_volume=st.booleans(),
+        stop_loss=frac,
+        take_profit=frac,
+        max_drawdown=st.sampled_from([0.0, 0.1, 0.3]) if risk else st.just(0.0),
+        close_at_end=st.booleans() if close_at_end is None else st.just(close_at_end),
+    )
