@@ -7,7 +7,15 @@ Every jitted function ends in `_nb` and trusts its inputs; the plain-named wrapp
 """
 
 from .dtypes import FILL_DTYPE, REASON_NAMES, TRADE_DTYPE, FillAt, Flag, Reason, Sizing, Status
-from .execution import ExecParams, SimulationOutput, fill_cost_nb, new_state, simulate, simulate_nb, target_units_nb
+from .execution import (
+    ExecParams,
+    SimulationOutput,
+    fill_cost_nb,
+    new_state,
+    simulate,
+    simulate_nb,
+    target_units_nb,
+)
 
 __all__ = [
     "FILL_DTYPE",

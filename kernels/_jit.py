@@ -12,7 +12,12 @@ from typing import Any
 
 import numba
 
-JIT_OPTIONS: dict[str, Any] = {"cache": True, "nogil": True, "fastmath": False, "error_model": "numpy"}
+JIT_OPTIONS: dict[str, Any] = {
+    "cache": True,
+    "nogil": True,
+    "fastmath": False,
+    "error_model": "numpy",
+}
 
 
 def njit(*args: Any, **overrides: Any) -> Any:

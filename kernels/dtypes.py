@@ -58,7 +58,14 @@ Rebalance = _Rebalance()
 Status = _Status()
 Flag = _Flag()
 
-REASON_NAMES: tuple[str, ...] = ("signal", "stop_loss", "take_profit", "max_drawdown", "ruin", "end")
+REASON_NAMES: tuple[str, ...] = (
+    "signal",
+    "stop_loss",
+    "take_profit",
+    "max_drawdown",
+    "ruin",
+    "end",
+)
 
 #: One record per fill. `units` is signed (+ buy, - sell); costs are positive money amounts.
 #: `borrow_cum` is the borrow paid by the run up to this fill, so a trade's borrow is a difference.

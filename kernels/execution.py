@@ -207,7 +207,9 @@ def simulate_nb(
         if state[ST_DD_CLOSE_PENDING] != 0.0:
             state[ST_DD_CLOSE_PENDING] = 0.0
             if state[ST_UNITS] != 0.0:
-                if not _fill_nb(fills, state, i, -state[ST_UNITS], open_[i], Reason.MAX_DRAWDOWN, params):
+                if not _fill_nb(
+                    fills, state, i, -state[ST_UNITS], open_[i], Reason.MAX_DRAWDOWN, params
+                ):
                     return Status.FILLS_FULL
         elif has_exits and state[ST_UNITS] != 0.0:
             reason = _exit_reason_at_open_nb(state[ST_UNITS], state[ST_ENTRY], open_[i], params)
@@ -221,7 +223,9 @@ def simulate_nb(
             changed = tgt != state[ST_PREV_TARGET]
             if changed:
                 state[ST_STOPPED_OUT] = 0.0
-            if (changed or params.every_bar or state[ST_PENDING] != 0.0) and state[ST_STOPPED_OUT] == 0.0:
+            if (changed or params.every_bar or state[ST_PENDING] != 0.0) and state[
+                ST_STOPPED_OUT
+            ] == 0.0:
                 if params.skip_zero_volume and volume[i] == 0.0:
                     state[ST_PENDING] = 1.0
                 else:
@@ -327,7 +331,9 @@ def simulate(
     from .dtypes import FILL_DTYPE
 
     n = close.shape[0]
-    arrays = [np.ascontiguousarray(a, dtype=np.float64) for a in (open_, high, low, close, volume, target)]
+    arrays = [
+        np.ascontiguousarray(a, dtype=np.float64) for a in (open_, high, low, close, volume, target)
+    ]
     scale_arr = np.ones(n) if scale is None else np.ascontiguousarray(scale, dtype=np.float64)
     ts = np.ascontiguousarray(ts_ns, dtype=np.int64)
     # A first pass with a modest buffer covers nearly every strategy; the bound never overflows.
@@ -335,10 +341,22 @@ def simulate(
         state = new_state(params.initial_cash)
         fills = np.empty(capacity, dtype=FILL_DTYPE)
         units, cash, equity, borrow = (np.empty(n) for _ in range(4))
-        status = simulate_nb(ts, *arrays, scale_arr, params, state, fills, units, cash, equity, borrow, 0, n)
+        status = simulate_nb(
+            ts, *arrays, scale_arr, params, state, fills, units, cash, equity, borrow, 0, n
+        )
         if status == Status.OK:
             k = int(state[ST_N_FILLS])
-            return SimulationOutput(units, cash, equity, borrow, fills[:k].copy(), int(state[ST_FLAGS]), int(state[ST_HALT_BAR]))
+            return SimulationOutput(
+                units,
+                cash,
+                equity,
+                borrow,
+                fills[:k].copy(),
+                int(state[ST_FLAGS]),
+                int(state[ST_HALT_BAR]),
+            )
         if status != Status.FILLS_FULL:
-            raise ValueError(f"simulate: array lengths disagree (status {status}); every array needs {n} rows")
+            raise ValueError(
+                f"simulate: array lengths disagree (status {status}); every array needs {n} rows"
+            )
     raise AssertionError("unreachable: fill_capacity bounds the fills of any run")

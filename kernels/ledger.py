@@ -58,7 +58,9 @@ def trades_nb(fills, last_bar, last_close, final_borrow_cum, out):
         before = after - units
         costs = f["spread_cost"] + f["slippage_cost"] + f["commission"]
         if not in_trade or before == 0.0:
-            _open_trade_nb(out[count], f["bar"], 1 if units > 0.0 else -1, units, price, costs, f["borrow_cum"])
+            _open_trade_nb(
+                out[count], f["bar"], 1 if units > 0.0 else -1, units, price, costs, f["borrow_cum"]
+            )
             in_trade = True
             entry_units = abs(units)
             exit_units = 0.0
@@ -72,9 +74,19 @@ def trades_nb(fills, last_bar, last_close, final_borrow_cum, out):
             trade["costs"] += costs * share
             trade["exit_price"] += abs(closing) * price
             exit_units += abs(closing)
-            _close_trade_nb(trade, f["bar"], f["reason"], f["borrow_cum"], entry_units, exit_units, False)
+            _close_trade_nb(
+                trade, f["bar"], f["reason"], f["borrow_cum"], entry_units, exit_units, False
+            )
             count += 1
-            _open_trade_nb(out[count], f["bar"], 1 if after > 0.0 else -1, after, price, costs * (1.0 - share), f["borrow_cum"])
+            _open_trade_nb(
+                out[count],
+                f["bar"],
+                1 if after > 0.0 else -1,
+                after,
+                price,
+                costs * (1.0 - share),
+                f["borrow_cum"],
+            )
             entry_units = abs(after)
             exit_units = 0.0
             continue
@@ -89,7 +101,9 @@ def trades_nb(fills, last_bar, last_close, final_borrow_cum, out):
             trade["exit_price"] += abs(units) * price
             exit_units += abs(units)
         if after == 0.0:
-            _close_trade_nb(trade, f["bar"], f["reason"], f["borrow_cum"], entry_units, exit_units, False)
+            _close_trade_nb(
+                trade, f["bar"], f["reason"], f["borrow_cum"], entry_units, exit_units, False
+            )
             count += 1
             in_trade = False
     if in_trade:
@@ -103,7 +117,9 @@ def trades_nb(fills, last_bar, last_close, final_borrow_cum, out):
     return count
 
 
-def trades_from_fills(fills: np.ndarray, last_bar: int, last_close: float, final_borrow_cum: float) -> np.ndarray:
+def trades_from_fills(
+    fills: np.ndarray, last_bar: int, last_close: float, final_borrow_cum: float
+) -> np.ndarray:
     """Trade records (TRADE_DTYPE) of a run's fills; see `trades_nb`."""
     out = np.zeros(fills.shape[0] + 1, dtype=TRADE_DTYPE)
     count = trades_nb(fills, last_bar, last_close, final_borrow_cum, out)

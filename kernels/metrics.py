@@ -61,7 +61,7 @@ def round_significant_nb(x, digits, out):
 
     Tables are written with these values so their bytes do not depend on the last bit of a
     float. Equals `float(f"{v:.{digits}g}")` except, rarely, for values within an ulp of a
-    decimal half-way point.
+    decimal half-way point. Magnitudes beyond ~1e±288 (never money or prices) are left as they are.
     """
     for i in range(x.shape[0]):
         v = x[i]

@@ -38,7 +38,9 @@ def bars(draw: st.DrawFn, min_size: int = 2, max_size: int = 60, zero_volume: bo
     open_ = prev * np.exp(rng.normal(0.0, vol / 2, n))
     high = np.maximum(open_, close) * np.exp(np.abs(rng.normal(0.0, vol, n)))
     low = np.minimum(open_, close) * np.exp(-np.abs(rng.normal(0.0, vol, n)))
-    volume = rng.integers(0, 5, n).astype(np.float64) * 1000.0 if zero_volume else np.full(n, 1000.0)
+    volume = (
+        rng.integers(0, 5, n).astype(np.float64) * 1000.0 if zero_volume else np.full(n, 1000.0)
+    )
     steps = rng.choice(np.array([1, 1, 1, 3, 4]) * 86_400 * 10**9, n)
     ts = np.cumsum(steps).astype(np.int64) + 1_420_070_400 * 10**9
     return Bars(ts, open_, high, low, close, volume)
@@ -47,7 +49,11 @@ def bars(draw: st.DrawFn, min_size: int = 2, max_size: int = 60, zero_volume: bo
 @st.composite
 def targets(draw: st.DrawFn, n: int) -> np.ndarray:
     """Piecewise-constant targets from a small set of levels, including shorts and leverage."""
-    levels = draw(st.lists(st.sampled_from([-2.0, -1.0, -0.5, 0.0, 0.0, 0.5, 1.0, 1.5]), min_size=1, max_size=8))
+    levels = draw(
+        st.lists(
+            st.sampled_from([-2.0, -1.0, -0.5, 0.0, 0.0, 0.5, 1.0, 1.5]), min_size=1, max_size=8
+        )
+    )
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
     changes = rng.random(n) < draw(st.sampled_from([0.05, 0.2, 0.6]))

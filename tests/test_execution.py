@@ -28,11 +28,15 @@ def run(b: Bars, target: np.ndarray, p: ExecParams, scale: np.ndarray | None = N
 
 @PROPS
 @given(data=st.data(), b=bars(), p=exec_params(), seed=st.integers(0, 10**6))
-def test_kernel_matches_reference_twin(data: st.DataObject, b: Bars, p: ExecParams, seed: int) -> None:
+def test_kernel_matches_reference_twin(
+    data: st.DataObject, b: Bars, p: ExecParams, seed: int
+) -> None:
     target = data.draw(targets(len(b)))
     scale = scale_for(p, len(b), seed)
     out = run(b, target, p, scale)
-    units, cash, equity, borrow, fills, ruined, halted = ref.simulate(*b.arrays(), target, scale, p._asdict())
+    units, cash, equity, borrow, fills, ruined, halted = ref.simulate(
+        *b.arrays(), target, scale, p._asdict()
+    )
     tol = dict(rtol=1e-12, atol=1e-12 * p.initial_cash)
     np.testing.assert_allclose(out.units, units, **tol)
     np.testing.assert_allclose(out.cash, cash, **tol)
@@ -48,7 +52,9 @@ def test_kernel_matches_reference_twin(data: st.DataObject, b: Bars, p: ExecPara
 
 @settings(max_examples=60, deadline=None)
 @given(data=st.data(), b=bars(min_size=5, max_size=80), p=exec_params(), chunk=st.integers(1, 7))
-def test_chunked_runs_are_bit_identical(data: st.DataObject, b: Bars, p: ExecParams, chunk: int) -> None:
+def test_chunked_runs_are_bit_identical(
+    data: st.DataObject, b: Bars, p: ExecParams, chunk: int
+) -> None:
     target = data.draw(targets(len(b)))
     scale = scale_for(p, len(b), chunk)
     whole = run(b, target, p, scale)
@@ -57,7 +63,12 @@ def test_chunked_runs_are_bit_identical(data: st.DataObject, b: Bars, p: ExecPar
     fills = np.empty(3 * n + 2, dtype=FILL_DTYPE)
     outs = [np.empty(n) for _ in range(4)]
     for start in range(0, n, chunk):
-        assert simulate_nb(*b.arrays(), target, scale, p, state, fills, *outs, start, min(n, start + chunk)) == 0
+        assert (
+            simulate_nb(
+                *b.arrays(), target, scale, p, state, fills, *outs, start, min(n, start + chunk)
+            )
+            == 0
+        )
     for got, want in zip(outs, (whole.units, whole.cash, whole.equity, whole.borrow), strict=True):
         assert np.array_equal(got, want)
     assert fills[: int(state[ST_N_FILLS])].tobytes() == whole.fills.tobytes()
@@ -71,7 +82,9 @@ def test_conservation_of_money(data: st.DataObject, b: Bars, p: ExecParams) -> N
     out = run(b, target, p, scale_for(p, len(b), 1))
     f = out.fills
     trading_pnl = float(np.sum(-f["units"] * f["price"])) + out.units[-1] * b.close[-1]
-    costs = float(np.sum(f["spread_cost"] + f["slippage_cost"] + f["commission"]) + np.sum(out.borrow))
+    costs = float(
+        np.sum(f["spread_cost"] + f["slippage_cost"] + f["commission"]) + np.sum(out.borrow)
+    )
     scale = p.initial_cash + float(np.sum(np.abs(f["units"] * f["price"])))
     assert abs((out.equity[-1] - p.initial_cash) - (trading_pnl - costs)) <= 1e-9 * scale
 
@@ -92,7 +105,12 @@ def test_raising_a_proportional_cost_never_raises_final_equity(
 ) -> None:
     """Same targets, same positions (unit sizing, leverage cap never binding): more cost, no more money."""
     p = p._replace(
-        sizing=1, max_leverage=100.0, max_drawdown=0.0, initial_cash=1e9, commission_fixed=0.0, commission_min=0.0
+        sizing=1,
+        max_leverage=100.0,
+        max_drawdown=0.0,
+        initial_cash=1e9,
+        commission_fixed=0.0,
+        commission_min=0.0,
     )
     target = data.draw(targets(len(b)))
     base = run(b, target, p)
@@ -125,8 +143,19 @@ def flat_bars(opens, highs, lows, closes, volume=None, step_days=1) -> Bars:
 
 def test_golden_round_trip_with_every_cost() -> None:
     """Hand-computed: buy 1x at bar 1's open, sell at bar 3's open; 10 bps spread, 5 slippage, 2 commission, min 1."""
-    b = flat_bars([100, 100, 110, 120, 120], [101, 101, 111, 121, 121], [99, 99, 109, 119, 119], [100, 110, 120, 120, 120])
-    p = ExecParams(initial_cash=10_000.0, spread_bps=10.0, slippage_bps=5.0, commission_bps=2.0, commission_min=1.0)
+    b = flat_bars(
+        [100, 100, 110, 120, 120],
+        [101, 101, 111, 121, 121],
+        [99, 99, 109, 119, 119],
+        [100, 110, 120, 120, 120],
+    )
+    p = ExecParams(
+        initial_cash=10_000.0,
+        spread_bps=10.0,
+        slippage_bps=5.0,
+        commission_bps=2.0,
+        commission_min=1.0,
+    )
     out = run(b, np.array([0.0, 1.0, 1.0, 0.0, 0.0]), p)
     buy, sell = out.fills
     assert buy["units"] == pytest.approx(100.0)  # 1.0 * 10_000 / 100
@@ -145,16 +174,29 @@ def test_golden_round_trip_with_every_cost() -> None:
 
 def test_fill_at_close_uses_the_close_and_equity_marks_there() -> None:
     b = flat_bars([100, 100, 100], [105, 105, 105], [95, 95, 95], [100, 102, 104])
-    out = run(b, np.array([0.0, 1.0, 1.0]), ExecParams(initial_cash=1_000.0, fill_at=1, close_at_end=False))
+    out = run(
+        b,
+        np.array([0.0, 1.0, 1.0]),
+        ExecParams(initial_cash=1_000.0, fill_at=1, close_at_end=False),
+    )
     assert out.fills["bar"][0] == 1 and out.fills["price"][0] == 102.0
     assert out.equity[1] == pytest.approx(1_000.0)
     assert out.equity[2] == pytest.approx(1_000.0 / 102 * 104)
 
 
 def test_stop_gapped_through_exits_at_the_open_and_stays_flat_until_target_changes() -> None:
-    b = flat_bars([100, 100, 90, 95, 95, 95], [101, 101, 96, 96, 96, 96], [99, 99, 89, 94, 94, 94], [100, 100, 95, 95, 95, 95])
+    b = flat_bars(
+        [100, 100, 90, 95, 95, 95],
+        [101, 101, 96, 96, 96, 96],
+        [99, 99, 89, 94, 94, 94],
+        [100, 100, 95, 95, 95, 95],
+    )
     target = np.array([0.0, 1.0, 1.0, 1.0, 0.0, 1.0])
-    out = run(b, target, ExecParams(initial_cash=1_000.0, stop_loss=0.05, every_bar=True, close_at_end=False))
+    out = run(
+        b,
+        target,
+        ExecParams(initial_cash=1_000.0, stop_loss=0.05, every_bar=True, close_at_end=False),
+    )
     reasons = [int(r) for r in out.fills["reason"]]
     assert reasons == [Reason.SIGNAL, Reason.STOP_LOSS, Reason.SIGNAL]
     assert out.fills["bar"][1] == 2 and out.fills["price"][1] == 90.0  # the open, not the 95 level
@@ -164,37 +206,57 @@ def test_stop_gapped_through_exits_at_the_open_and_stays_flat_until_target_chang
 
 def test_bar_touching_both_levels_exits_at_the_stop_and_entry_bar_is_checked() -> None:
     b = flat_bars([100, 100, 100], [101, 112, 101], [99, 94, 99], [100, 100, 100])
-    out = run(b, np.array([0.0, 1.0, 1.0]), ExecParams(initial_cash=1_000.0, stop_loss=0.05, take_profit=0.1))
+    out = run(
+        b,
+        np.array([0.0, 1.0, 1.0]),
+        ExecParams(initial_cash=1_000.0, stop_loss=0.05, take_profit=0.1),
+    )
     assert int(out.fills["reason"][1]) == Reason.STOP_LOSS
     assert out.fills["bar"][1] == 1 and out.fills["price"][1] == pytest.approx(95.0)
 
 
 def test_take_profit_on_a_short_and_borrow_by_calendar_time() -> None:
-    b = flat_bars([100, 100, 100, 100], [101, 101, 101, 101], [99, 99, 99, 85], [100, 100, 100, 100], step_days=2)
+    b = flat_bars(
+        [100, 100, 100, 100],
+        [101, 101, 101, 101],
+        [99, 99, 99, 85],
+        [100, 100, 100, 100],
+        step_days=2,
+    )
     p = ExecParams(initial_cash=1_000.0, take_profit=0.1, borrow_rate_annual=0.365)
     out = run(b, np.array([0.0, -1.0, -1.0, -1.0]), p)
-    assert int(out.fills["reason"][-1]) == Reason.TAKE_PROFIT and out.fills["price"][-1] == pytest.approx(90.0)
+    assert int(out.fills["reason"][-1]) == Reason.TAKE_PROFIT and out.fills["price"][
+        -1
+    ] == pytest.approx(90.0)
     # 10 units short at 100 held over two 2-day bars: 10 * 100 * 0.365 * 2 / 365 each
     assert out.borrow[1] == pytest.approx(2.0) and out.borrow[2] == pytest.approx(2.0)
     assert out.borrow[3] == 0.0  # flat before the close
 
 
 def test_zero_volume_defers_the_order_to_the_next_bar_with_volume() -> None:
-    b = flat_bars([100, 100, 101, 102], [101] * 4, [99] * 4, [100, 101, 102, 103], volume=[1, 0, 0, 5])
+    b = flat_bars(
+        [100, 100, 101, 102], [101] * 4, [99] * 4, [100, 101, 102, 103], volume=[1, 0, 0, 5]
+    )
     out = run(b, np.array([0.0, 1.0, 1.0, 1.0]), ExecParams(initial_cash=1_000.0))
     assert list(out.fills["bar"]) == [3, 3]  # entry on bar 3, then the end-of-data exit
-    off = run(b, np.array([0.0, 1.0, 1.0, 1.0]), ExecParams(initial_cash=1_000.0, skip_zero_volume=False))
+    off = run(
+        b, np.array([0.0, 1.0, 1.0, 1.0]), ExecParams(initial_cash=1_000.0, skip_zero_volume=False)
+    )
     assert off.fills["bar"][0] == 1
 
 
 def test_lot_size_and_leverage_cap() -> None:
     b = flat_bars([30, 30], [31, 31], [29, 29], [30, 30])
-    out = run(b, np.array([3.0, 3.0]), ExecParams(initial_cash=1_000.0, max_leverage=2.0, lot_size=5.0))
+    out = run(
+        b, np.array([3.0, 3.0]), ExecParams(initial_cash=1_000.0, max_leverage=2.0, lot_size=5.0)
+    )
     assert out.fills["units"][0] == 65.0  # cap 2 * 1000 / 30 = 66.67, rounded down to lots of 5
 
 
 def test_max_drawdown_halts_at_next_open() -> None:
-    b = flat_bars([100, 100, 80, 70, 60], [101, 101, 81, 71, 61], [99, 79, 69, 59, 59], [100, 80, 70, 60, 60])
+    b = flat_bars(
+        [100, 100, 80, 70, 60], [101, 101, 81, 71, 61], [99, 79, 69, 59, 59], [100, 80, 70, 60, 60]
+    )
     out = run(b, np.array([1.0] * 5), ExecParams(initial_cash=1_000.0, max_drawdown=0.15))
     assert out.flags & Flag.HALTED_MAX_DRAWDOWN and out.halt_bar == 1
     assert int(out.fills["reason"][1]) == Reason.MAX_DRAWDOWN and out.fills["bar"][1] == 2
@@ -202,7 +264,9 @@ def test_max_drawdown_halts_at_next_open() -> None:
 
 
 def test_ruin_closes_and_halts() -> None:
-    b = flat_bars([100, 100, 160, 100], [101, 170, 170, 101], [99, 99, 99, 99], [100, 150, 160, 100])
+    b = flat_bars(
+        [100, 100, 160, 100], [101, 170, 170, 101], [99, 99, 99, 99], [100, 150, 160, 100]
+    )
     out = run(b, np.array([-3.0] * 4), ExecParams(initial_cash=1_000.0, max_leverage=3.0))
     assert out.flags & Flag.RUINED and out.halt_bar == 1
     assert int(out.fills["reason"][-1]) == Reason.RUIN and np.all(out.units[1:] == 0.0)

@@ -39,12 +39,19 @@ TIMESTAMP_FIELDS = ("created_at",)
 
 def engine_versions() -> dict[str, str]:
     """Versions that can change results or artifact bytes."""
-    return {name: version(name) for name in ("numpy", "numba", "pandas", "pyarrow")} | {"btlab": __version__}
+    return {name: version(name) for name in ("numpy", "numba", "pandas", "pyarrow")} | {
+        "btlab": __version__
+    }
 
 
 def _round_column(values: np.ndarray) -> np.ndarray:
     if values.dtype.kind == "f":
-        return round_significant_nb(np.ascontiguousarray(values, dtype=np.float64), SIGNIFICANT_DIGITS, np.empty(values.shape[0]))
+        rounded: np.ndarray = round_significant_nb(
+            np.ascontiguousarray(values, dtype=np.float64),
+            SIGNIFICANT_DIGITS,
+            np.empty(values.shape[0]),
+        )
+        return rounded
     return values
 
 
@@ -54,7 +61,9 @@ def table_bytes(frame: pd.DataFrame) -> bytes:
     for name in frame.columns:
         col = frame[name]
         if isinstance(col.dtype, pd.DatetimeTZDtype):
-            columns[name] = pa.array(col.to_numpy(dtype="datetime64[ns]"), type=pa.timestamp("ns", tz="UTC"))
+            columns[name] = pa.array(
+                col.to_numpy(dtype="datetime64[ns]"), type=pa.timestamp("ns", tz="UTC")
+            )
         elif col.dtype == object or pd.api.types.is_string_dtype(col.dtype):
             columns[name] = pa.array(col.astype(str).tolist(), type=pa.string())
         else:
@@ -82,7 +91,9 @@ def artifact_payloads(result: RunResult) -> dict[str, bytes]:
     """Every artifact's bytes by file name (the manifest excepted)."""
     payloads = {f"{name}.parquet": table_bytes(getattr(result, name)) for name in TABLES}
     payloads["metrics.json"] = canonical_bytes(result.metrics)
-    payloads["validation.json"] = canonical_bytes(result.validation if result.validation is not None else {"enabled": False})
+    payloads["validation.json"] = canonical_bytes(
+        result.validation if result.validation is not None else {"enabled": False}
+    )
     return payloads
 
 
@@ -109,7 +120,9 @@ def _write_files(folder: Path, files: Iterable[tuple[str, bytes]]) -> None:
             os.fsync(fh.fileno())
 
 
-def write_artifacts(result: RunResult, out_dir: str | Path, *, overwrite: bool = False) -> dict[str, Any]:
+def write_artifacts(
+    result: RunResult, out_dir: str | Path, *, overwrite: bool = False
+) -> dict[str, Any]:
     """Write every artifact and `manifest.json` to `out_dir` atomically; returns the manifest.
 
     The files go to a temporary folder beside `out_dir` that is renamed into place only when
@@ -117,7 +130,9 @@ def write_artifacts(result: RunResult, out_dir: str | Path, *, overwrite: bool =
     """
     out = Path(out_dir)
     if out.exists() and not overwrite and any(out.iterdir()):
-        raise RunError(f"output folder {out} already exists and is not empty (pass overwrite to replace it)")
+        raise RunError(
+            f"output folder {out} already exists and is not empty (pass overwrite to replace it)"
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     payloads = artifact_payloads(result)
     manifest = build_manifest(result, payloads)

@@ -11,7 +11,16 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .errors import ConfigError
 
@@ -20,23 +29,50 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _check_timeframe(value: str | None) -> str | None:
+    if value is None:
+        return None
+    from .data import parse_timeframe
+    from .errors import DataError
+
+    try:
+        parse_timeframe(value)
+    except DataError as exc:
+        raise ValueError(str(exc).removeprefix("bad_timeframe: ")) from None
+    return value.strip().lower()
+
+
 class SyntheticData(_Model):
     """The embedded default dataset: seeded, deterministic, no file needed."""
 
-    source: Literal["synthetic"] = Field("synthetic", description="Generate a seeded synthetic dataset.")
-    symbol: str = Field("SYN", min_length=1, max_length=64, description="Symbol name recorded in the metadata.")
+    source: Literal["synthetic"] = Field(
+        "synthetic", description="Generate a seeded synthetic dataset."
+    )
+    symbol: str = Field(
+        "SYN", min_length=1, max_length=64, description="Symbol name recorded in the metadata."
+    )
     bars: int = Field(2520, ge=2, le=50_000_000, description="Number of bars to generate.")
     start: datetime = Field(datetime(2015, 1, 2), description="Timestamp of the first bar (UTC).")
     timeframe: str = Field("1d", description="Bar length: e.g. 1m, 5m, 15m, 1h, 4h, 1d, 1w.")
     calendar: Literal["equities", "24x7"] = Field(
-        "equities", description="'equities': weekdays only (6.5 h sessions intraday); '24x7': every day, all day."
+        "equities",
+        description="'equities': weekdays only (6.5 h sessions intraday); '24x7': every day, all day.",
     )
-    seed: int = Field(7, ge=0, description="Seed of the generator (independent of the run's root seed).")
+    seed: int = Field(
+        7, ge=0, description="Seed of the generator (independent of the run's root seed)."
+    )
     start_price: float = Field(100.0, gt=0, description="Price of the first bar.")
     drift_annual: float = Field(0.06, ge=-5, le=5, description="Annual log drift of the close.")
     vol_annual: float = Field(0.2, gt=0, le=5, description="Annual volatility of the close.")
-    zero_volume_prob: float = Field(0.0, ge=0, lt=1, description="Probability that a bar trades no volume.")
-    adjust: bool = Field(False, description="Scale OHLC by adj_close/close (synthetic data has no adj_close: an error).")
+    zero_volume_prob: float = Field(
+        0.0, ge=0, lt=1, description="Probability that a bar trades no volume."
+    )
+    adjust: bool = Field(
+        False,
+        description="Scale OHLC by adj_close/close (synthetic data has no adj_close: an error).",
+    )
+
+    _timeframe = field_validator("timeframe")(_check_timeframe)
 
 
 class FileData(_Model):
@@ -45,8 +81,14 @@ class FileData(_Model):
     source: Literal["csv", "parquet"] = Field(description="File format.")
     path: str = Field(min_length=1, description="Path of the file.")
     symbol: str | None = Field(None, description="Symbol name (default: the file's stem).")
-    timeframe: str | None = Field(None, description="Bar length (default: inferred from the timestamps).")
-    adjust: bool = Field(False, description="Scale OHLC by adj_close/close; an error where there is no adj_close.")
+    timeframe: str | None = Field(
+        None, description="Bar length (default: inferred from the timestamps)."
+    )
+    adjust: bool = Field(
+        False, description="Scale OHLC by adj_close/close; an error where there is no adj_close."
+    )
+
+    _timeframe = field_validator("timeframe")(_check_timeframe)
 
 
 class StoredData(_Model):
@@ -54,10 +96,29 @@ class StoredData(_Model):
 
     source: Literal["dataset"] = Field(description="A stored dataset.")
     id: str = Field(min_length=1, description="The dataset's id (its content hash).")
-    adjust: bool = Field(False, description="Scale OHLC by adj_close/close; an error where there is no adj_close.")
+    adjust: bool = Field(
+        False, description="Scale OHLC by adj_close/close; an error where there is no adj_close."
+    )
 
 
-DataConfig = Annotated[SyntheticData | FileData | StoredData, Field(discriminator="source")]
+def _data_source(value: Any) -> str:
+    """The data section's kind; a section without `source` is the synthetic default."""
+    if isinstance(value, Mapping):
+        return str(value.get("source", "synthetic"))
+    return str(getattr(value, "source", "synthetic"))
+
+
+DataConfig = Annotated[
+    Annotated[SyntheticData, Tag("synthetic")]
+    | Annotated[FileData, Tag("csv")]
+    | Annotated[FileData, Tag("parquet")]
+    | Annotated[StoredData, Tag("dataset")],
+    Discriminator(
+        _data_source,
+        custom_error_type="unknown_data_source",
+        custom_error_message="data.source must be one of: synthetic, csv, parquet, dataset",
+    ),
+]
 
 
 class FeatureSpec(_Model):
@@ -100,35 +161,64 @@ class ExecutionConfig(_Model):
     """How orders fill and what they cost (SPEC §3)."""
 
     initial_cash: float = Field(100_000.0, gt=0, description="Starting cash.")
-    fill: Literal["open", "close"] = Field("open", description="Fill at the bar's open (default) or close; T+1 either way.")
-    rebalance: Literal["on_change", "every_bar"] = Field(
-        "on_change", description="Trade only when the target changes, or back to the target every bar."
+    fill: Literal["open", "close"] = Field(
+        "open", description="Fill at the bar's open (default) or close; T+1 either way."
     )
-    spread_bps: float = Field(0.0, ge=0, le=10_000, description="Bid-ask spread in bps; each fill pays half.")
-    slippage_bps: float = Field(0.0, ge=0, le=10_000, description="Slippage per fill in bps of the reference price.")
-    commission_bps: float = Field(0.0, ge=0, le=10_000, description="Commission in bps of the filled notional.")
+    rebalance: Literal["on_change", "every_bar"] = Field(
+        "on_change",
+        description="Trade only when the target changes, or back to the target every bar.",
+    )
+    spread_bps: float = Field(
+        0.0, ge=0, le=10_000, description="Bid-ask spread in bps; each fill pays half."
+    )
+    slippage_bps: float = Field(
+        0.0, ge=0, le=10_000, description="Slippage per fill in bps of the reference price."
+    )
+    commission_bps: float = Field(
+        0.0, ge=0, le=10_000, description="Commission in bps of the filled notional."
+    )
     commission_fixed: float = Field(0.0, ge=0, description="Fixed commission per fill.")
     commission_min: float = Field(0.0, ge=0, description="Minimum commission per fill.")
-    borrow_rate_annual: float = Field(0.0, ge=0, le=10, description="Annual borrow rate of shorts (calendar time, 365 days).")
+    borrow_rate_annual: float = Field(
+        0.0, ge=0, le=10, description="Annual borrow rate of shorts (calendar time, 365 days)."
+    )
     skip_zero_volume: bool = Field(True, description="Orders wait for the next bar with volume.")
-    lot_size: float = Field(0.0, ge=0, description="Round order sizes toward zero to this lot (0: fractional units).")
-    close_at_end: bool = Field(True, description="Close an open position at the last bar's close (reason 'end').")
+    lot_size: float = Field(
+        0.0, ge=0, description="Round order sizes toward zero to this lot (0: fractional units)."
+    )
+    close_at_end: bool = Field(
+        True, description="Close an open position at the last bar's close (reason 'end')."
+    )
 
 
 class RiskConfig(_Model):
     """Sizing and risk limits (SPEC §3)."""
 
     sizing: Literal["fraction", "units", "vol_target"] = Field(
-        "fraction", description="Target as a fraction of equity, times a unit count, or scaled to a volatility target."
+        "fraction",
+        description="Target as a fraction of equity, times a unit count, or scaled to a volatility target.",
     )
     units: float = Field(1.0, gt=0, description="Units per 1.0 of target when sizing = 'units'.")
-    vol_target_annual: float = Field(0.15, gt=0, le=5, description="Annual volatility aimed at when sizing = 'vol_target'.")
-    vol_lookback: int = Field(20, ge=2, le=10_000, description="Bars of shifted returns behind the realized volatility.")
-    max_leverage: float = Field(1.0, gt=0, le=100, description="Cap on |units * price| / equity at every order.")
-    stop_loss: float | None = Field(None, gt=0, lt=1, description="Stop-loss as a fraction of the entry price.")
-    take_profit: float | None = Field(None, gt=0, le=100, description="Take-profit as a fraction of the entry price.")
+    vol_target_annual: float = Field(
+        0.15, gt=0, le=5, description="Annual volatility aimed at when sizing = 'vol_target'."
+    )
+    vol_lookback: int = Field(
+        20, ge=2, le=10_000, description="Bars of shifted returns behind the realized volatility."
+    )
+    max_leverage: float = Field(
+        1.0, gt=0, le=100, description="Cap on |units * price| / equity at every order."
+    )
+    stop_loss: float | None = Field(
+        None, gt=0, lt=1, description="Stop-loss as a fraction of the entry price."
+    )
+    take_profit: float | None = Field(
+        None, gt=0, le=100, description="Take-profit as a fraction of the entry price."
+    )
     max_drawdown: float | None = Field(
-        None, gt=0, lt=1, description="Halt: close at the next open and stop trading once the drawdown reaches this."
+        None,
+        gt=0,
+        lt=1,
+        description="Halt: close at the next open and stop trading once the drawdown reaches this.",
     )
 
 
@@ -136,7 +226,9 @@ class MetricsConfig(_Model):
     """How metrics are computed (SPEC §5)."""
 
     periods_per_year: float | None = Field(
-        None, gt=0, description="Bars per year for annualizing; inferred from the timeframe and calendar when unset."
+        None,
+        gt=0,
+        description="Bars per year for annualizing; inferred from the timeframe and calendar when unset.",
     )
 
 
@@ -144,14 +236,20 @@ class BootstrapConfig(_Model):
     enabled: bool = Field(True, description="Run the stationary bootstrap of per-bar returns.")
     n_resamples: int = Field(1000, ge=10, le=100_000, description="Bootstrap resamples.")
     mean_block_length: float | None = Field(
-        None, gt=0, description="Mean block length in bars (default: round(n ** (1/3)), at least 1)."
+        None,
+        gt=0,
+        description="Mean block length in bars (default: round(n ** (1/3)), at least 1).",
     )
-    confidence: float = Field(0.95, gt=0, lt=1, description="Confidence level of the Sharpe interval.")
+    confidence: float = Field(
+        0.95, gt=0, lt=1, description="Confidence level of the Sharpe interval."
+    )
 
 
 class PermutationConfig(_Model):
     enabled: bool = Field(True, description="Run the Monte Carlo permutation test.")
-    n_permutations: int = Field(100, ge=1, le=100_000, description="Permuted price paths to re-run.")
+    n_permutations: int = Field(
+        100, ge=1, le=100_000, description="Permuted price paths to re-run."
+    )
 
 
 class FoldsConfig(_Model):
@@ -163,26 +261,33 @@ class ValidationConfig(_Model):
     """Validation statistics written to validation.json (SPEC §6)."""
 
     enabled: bool = Field(True, description="Run validation at all.")
-    psr: bool = Field(True, description="Probabilistic and deflated Sharpe ratios, minimum track record length.")
-    n_trials: int = Field(1, ge=1, description="Trials behind this result, for the deflated Sharpe ratio.")
-    bootstrap: BootstrapConfig = Field(default_factory=BootstrapConfig)  # type: ignore[arg-type]
-    permutation: PermutationConfig = Field(default_factory=PermutationConfig)  # type: ignore[arg-type]
-    folds: FoldsConfig = Field(default_factory=FoldsConfig)  # type: ignore[arg-type]
+    psr: bool = Field(
+        True, description="Probabilistic and deflated Sharpe ratios, minimum track record length."
+    )
+    n_trials: int = Field(
+        1, ge=1, description="Trials behind this result, for the deflated Sharpe ratio."
+    )
+    bootstrap: BootstrapConfig = Field(default_factory=BootstrapConfig)
+    permutation: PermutationConfig = Field(default_factory=PermutationConfig)
+    folds: FoldsConfig = Field(default_factory=FoldsConfig)
 
 
 class RunConfig(_Model):
     """One backtest request: data, features, strategy, execution, risk, metrics, validation, seed."""
 
-    data: DataConfig = Field(default_factory=SyntheticData, description="Where the bars come from.")  # type: ignore[arg-type]
+    data: DataConfig = Field(default_factory=SyntheticData, description="Where the bars come from.")
     features: list[FeatureSpec] = Field(
-        default_factory=list, description="Extra features to compute (strategies declare what they need themselves)."
+        default_factory=list,
+        description="Extra features to compute (strategies declare what they need themselves).",
     )
-    strategy: StrategyConfig = Field(default_factory=StrategyConfig)  # type: ignore[arg-type]
-    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)  # type: ignore[arg-type]
-    risk: RiskConfig = Field(default_factory=RiskConfig)  # type: ignore[arg-type]
-    metrics: MetricsConfig = Field(default_factory=MetricsConfig)  # type: ignore[arg-type]
-    validation: ValidationConfig = Field(default_factory=ValidationConfig)  # type: ignore[arg-type]
-    seed: int = Field(0, ge=0, le=2**63 - 1, description="Root seed: every random draw derives from it.")
+    strategy: StrategyConfig = Field(default_factory=StrategyConfig)
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
+    risk: RiskConfig = Field(default_factory=RiskConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    seed: int = Field(
+        0, ge=0, le=2**63 - 1, description="Root seed: every random draw derives from it."
+    )
 
     @field_validator("features")
     @classmethod
@@ -209,7 +314,9 @@ def parse_config(obj: RunConfig | Mapping[str, Any] | None = None) -> RunConfig:
     if isinstance(obj, RunConfig):
         return obj
     if obj is not None and not isinstance(obj, Mapping):
-        raise ConfigError("invalid request", [("request", f"expected a JSON object, got {type(obj).__name__}")])
+        raise ConfigError(
+            "invalid request", [("request", f"expected a JSON object, got {type(obj).__name__}")]
+        )
     try:
         return RunConfig.model_validate(dict(obj or {}))
     except ValidationError as exc:

@@ -1,11 +1,11 @@
 """Exceptions raised by btlab. Every one names the problem in its message.
 
-    BtlabError
-    ├── DataError        a dataset breaks a rule of SPEC §1 (`rule`, first offending `rows`)
-    ├── ConfigError      a request / config is invalid (`errors`: field path -> message)
-    ├── RunError         the engine could not complete a run
-    │   └── RunCancelled the run was cancelled
-    └── NotFoundError    an unknown run, dataset, preset, feature or strategy
+BtlabError
+├── DataError        a dataset breaks a rule of SPEC §1 (`rule`, first offending `rows`)
+├── ConfigError      a request / config is invalid (`errors`: field path -> message)
+├── RunError         the engine could not complete a run
+│   └── RunCancelled the run was cancelled
+└── NotFoundError    an unknown run, dataset, preset, feature or strategy
 """
 
 from __future__ import annotations

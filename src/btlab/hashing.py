@@ -40,7 +40,13 @@ def canonicalize(obj: Any) -> Any:
 
 def canonical_json(obj: Any) -> str:
     """Keys sorted, no spaces, UTF-8 text, floats to 12 significant digits, NaN/inf as null."""
-    return json.dumps(canonicalize(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return json.dumps(
+        canonicalize(obj),
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        allow_nan=False,
+    )
 
 
 def canonical_bytes(obj: Any) -> bytes:

@@ -74,7 +74,11 @@ def compute_metrics(
     final = float(equity[-1]) if n else initial_cash
     years = float(ts_ns[-1] - ts_ns[0]) / NS_PER_DAY / DAYS_PER_YEAR if n > 1 else 0.0
     growth = final / initial_cash
-    cagr = growth ** (1.0 / years) - 1.0 if years > 0 and growth > 0 else (-1.0 if growth <= 0 else math.nan)
+    cagr = (
+        growth ** (1.0 / years) - 1.0
+        if years > 0 and growth > 0
+        else (-1.0 if growth <= 0 else math.nan)
+    )
     sharpe = mean / std * root_ppy if std > 0 else math.nan
     sortino = mean / downside * root_ppy if downside > 0 else math.nan
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -128,5 +132,14 @@ def compute_metrics(
 
 def headline(metrics: dict[str, Any]) -> dict[str, Any]:
     """The few numbers shown in tables and run listings."""
-    keys = ("total_return", "cagr", "sharpe", "sortino", "max_drawdown", "trade_count", "win_rate", "final_equity")
+    keys = (
+        "total_return",
+        "cagr",
+        "sharpe",
+        "sortino",
+        "max_drawdown",
+        "trade_count",
+        "win_rate",
+        "final_equity",
+    )
     return {k: metrics.get(k) for k in keys}

@@ -158,7 +158,9 @@ class RunResult:
                 "spread_cost": f["spread_cost"],
                 "slippage_cost": f["slippage_cost"],
                 "commission": f["commission"],
-                "reason": np.array(REASON_NAMES, dtype=object)[f["reason"]] if f.size else np.array([], dtype=object),
+                "reason": np.array(REASON_NAMES, dtype=object)[f["reason"]]
+                if f.size
+                else np.array([], dtype=object),
                 "position_after": f["position_after"],
             }
         )
@@ -189,7 +191,9 @@ class RunResult:
 
 def config_hash(config: RunConfig, dataset_hash: str) -> str:
     """sha256 of the canonical request (defaults filled in) together with the dataset hash."""
-    return sha256_hex(canonical_json({"request": config.hash_payload(), "dataset_hash": dataset_hash}).encode())
+    return sha256_hex(
+        canonical_json({"request": config.hash_payload(), "dataset_hash": dataset_hash}).encode()
+    )
 
 
 def _data_cache_key(config: RunConfig) -> str | None:
@@ -199,7 +203,9 @@ def _data_cache_key(config: RunConfig) -> str | None:
             stat = Path(spec.path).stat()
         except OSError:
             return None  # let the loader report the missing file
-        return canonical_json({**spec.model_dump(mode="json"), "mtime_ns": stat.st_mtime_ns, "size": stat.st_size})
+        return canonical_json(
+            {**spec.model_dump(mode="json"), "mtime_ns": stat.st_mtime_ns, "size": stat.st_size}
+        )
     return canonical_json(spec.model_dump(mode="json"))
 
 
@@ -239,7 +245,9 @@ def resolve_config(
 def exec_params(config: RunConfig) -> ExecParams:
     """The kernel's scalar settings from a request."""
     ex, risk = config.execution, config.risk
-    sizing = {"fraction": Sizing.FRACTION, "units": Sizing.UNITS, "vol_target": Sizing.VOL_TARGET}[risk.sizing]
+    sizing = {"fraction": Sizing.FRACTION, "units": Sizing.UNITS, "vol_target": Sizing.VOL_TARGET}[
+        risk.sizing
+    ]
     return ExecParams(
         initial_cash=ex.initial_cash,
         fill_at=FillAt.OPEN if ex.fill == "open" else FillAt.CLOSE,
@@ -262,7 +270,9 @@ def exec_params(config: RunConfig) -> ExecParams:
     )
 
 
-def size_scale(config: RunConfig, store: FeatureStore, n: int, periods_per_year: float) -> np.ndarray:
+def size_scale(
+    config: RunConfig, store: FeatureStore, n: int, periods_per_year: float
+) -> np.ndarray:
     """Per-bar size multiplier: ones, or `min(max_leverage, vol_target / realized_vol)` for vol_target.
 
     The realized volatility is the registry's (shifted) rolling std of log returns, annualized;
@@ -271,7 +281,9 @@ def size_scale(config: RunConfig, store: FeatureStore, n: int, periods_per_year:
     risk = config.risk
     if risk.sizing != "vol_target":
         return np.ones(n)
-    vol = store.get(FeatureSpec(name="rolling_vol", params={"window": risk.vol_lookback})) * math.sqrt(periods_per_year)
+    vol = store.get(
+        FeatureSpec(name="rolling_vol", params={"window": risk.vol_lookback})
+    ) * math.sqrt(periods_per_year)
     with np.errstate(divide="ignore", invalid="ignore"):
         scale = np.minimum(risk.max_leverage, risk.vol_target_annual / vol)
     scale[~np.isfinite(scale)] = 0.0
@@ -328,7 +340,9 @@ def simulate_chunked(
             )  # fmt: skip
         if status != Status.FILLS_FULL:
             raise RunError(f"execution kernel failed with status {status}")
-    raise RunError("execution kernel ran out of fill buffer")  # unreachable: fill_capacity bounds it
+    raise RunError(
+        "execution kernel ran out of fill buffer"
+    )  # unreachable: fill_capacity bounds it
 
 
 class _Stages:
@@ -349,7 +363,9 @@ class _Stages:
         elapsed = (time.perf_counter() - start) * 1e3
         self.timings[name] = elapsed
         if self.on_event is not None:
-            self.on_event("stage", {"stage": name, "status": "done", "elapsed_ms": round(elapsed, 3)})
+            self.on_event(
+                "stage", {"stage": name, "status": "done", "elapsed_ms": round(elapsed, 3)}
+            )
         return value
 
     def progress(self, stage: str) -> Callable[[int, int], None] | None:
@@ -375,7 +391,9 @@ def run(
     """
     stages = _Stages(on_event, should_cancel)
     cfg = stages.run("validate", lambda: parse_config(config))
-    dataset = stages.run("load_data", lambda: load_dataset(cfg, data, resolve_stored=resolve_stored, cache=cache))
+    dataset = stages.run(
+        "load_data", lambda: load_dataset(cfg, data, resolve_stored=resolve_stored, cache=cache)
+    )
     chash = config_hash(cfg, dataset.hash)
     n = len(dataset)
     ppy = cfg.metrics.periods_per_year or dataset.meta.periods_per_year
@@ -387,13 +405,20 @@ def run(
             store.get(spec)
 
     stages.run("features", features)
-    target = stages.run("strategy", lambda: compute_target(store, cfg.strategy.name, cfg.strategy.params, n))
+    target = stages.run(
+        "strategy", lambda: compute_target(store, cfg.strategy.name, cfg.strategy.params, n)
+    )
     scale = size_scale(cfg, store, n, ppy)
     params = exec_params(cfg)
     sim = stages.run(
         "simulate",
         lambda: simulate_chunked(
-            dataset, target, scale, params, on_progress=stages.progress("simulate"), should_cancel=should_cancel
+            dataset,
+            target,
+            scale,
+            params,
+            on_progress=stages.progress("simulate"),
+            should_cancel=should_cancel,
         ),
     )
     trades = trades_from_fills(sim.fills, n - 1, float(dataset.close[-1]), sim.borrow_total)

@@ -27,7 +27,10 @@ def _files() -> dict[str, Any]:
 
 def list_presets() -> dict[str, dict[str, Any]]:
     """Every preset by name: `{"description": ..., "request": ...}`."""
-    return {name: json.loads(entry.read_text(encoding="utf-8")) for name, entry in sorted(_files().items())}
+    return {
+        name: json.loads(entry.read_text(encoding="utf-8"))
+        for name, entry in sorted(_files().items())
+    }
 
 
 def load_preset(name: str) -> dict[str, Any]:
@@ -44,18 +47,30 @@ def resolve_request(body: Mapping[str, Any] | None) -> RunConfig:
     if body is None:
         return parse_config(load_preset(DEFAULT_PRESET))
     if not isinstance(body, Mapping):
-        raise ConfigError("invalid request", [("request", f"expected a JSON object, got {type(body).__name__}")])
+        raise ConfigError(
+            "invalid request", [("request", f"expected a JSON object, got {type(body).__name__}")]
+        )
     if "preset" not in body:
         if "overrides" in body:
-            raise ConfigError("invalid request", [("overrides", "overrides need a 'preset' to apply to")])
+            raise ConfigError(
+                "invalid request", [("overrides", "overrides need a 'preset' to apply to")]
+            )
         return parse_config(body)
     extra = set(body) - {"preset", "overrides"}
     if extra:
-        raise ConfigError("invalid request", [(k, "not allowed beside 'preset' (put it in 'overrides')") for k in sorted(extra)])
+        raise ConfigError(
+            "invalid request",
+            [(k, "not allowed beside 'preset' (put it in 'overrides')") for k in sorted(extra)],
+        )
     name = body["preset"]
     if not isinstance(name, str):
         raise ConfigError("invalid request", [("preset", "must be a preset name (a string)")])
     overrides = body.get("overrides") or {}
     if not isinstance(overrides, Mapping):
         raise ConfigError("invalid request", [("overrides", "must be a JSON object")])
-    return parse_config(merge_overrides(load_preset(name), overrides))
+    base = load_preset(name)
+    data_override = overrides.get("data")
+    if isinstance(data_override, Mapping) and "source" in data_override:
+        # naming a data source replaces the preset's data section whole (no synthetic leftovers)
+        base = {k: v for k, v in base.items() if k != "data"}
+    return parse_config(merge_overrides(base, overrides))

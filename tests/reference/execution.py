@@ -41,7 +41,10 @@ class Book:
         fill_price = price * (1.0 + sign * (p["spread_bps"] / 2.0 + p["slippage_bps"]) / 1e4)
         spread = abs(units) * price * (p["spread_bps"] / 2.0) / 1e4
         slip = abs(units) * price * p["slippage_bps"] / 1e4
-        commission = max(p["commission_min"], p["commission_bps"] / 1e4 * abs(units) * fill_price + p["commission_fixed"])
+        commission = max(
+            p["commission_min"],
+            p["commission_bps"] / 1e4 * abs(units) * fill_price + p["commission_fixed"],
+        )
         before = self.units
         after = before + units
         self.cash -= units * fill_price + commission
@@ -50,7 +53,20 @@ class Book:
         elif before == 0.0 or (before > 0) != (after > 0):
             self.entry = price
         self.units = after
-        self.fills.append(Fill(bar, units, price, fill_price, spread, slip, commission, REASONS[reason], after, self.borrow_cum))
+        self.fills.append(
+            Fill(
+                bar,
+                units,
+                price,
+                fill_price,
+                spread,
+                slip,
+                commission,
+                REASONS[reason],
+                after,
+                self.borrow_cum,
+            )
+        )
 
     def wanted(self, target: float, scale: float, price: float) -> float:
         p = self.p
@@ -131,7 +147,13 @@ def simulate(ts, open_, high, low, close, volume, target, scale, p: dict):
         # 4. close
         borrow = 0.0
         if book.units < 0 and i > 0 and p["borrow_rate_annual"] > 0:
-            borrow = -book.units * close[i] * p["borrow_rate_annual"] * float(ts[i] - ts[i - 1]) / YEAR_NS
+            borrow = (
+                -book.units
+                * close[i]
+                * p["borrow_rate_annual"]
+                * float(ts[i] - ts[i - 1])
+                / YEAR_NS
+            )
             book.cash -= borrow
             book.borrow_cum += borrow
         if at_close:

@@ -1,0 +1,43 @@
+"""Signal state machines: turn per-bar entry / exit events into a held position, in one pass.
+
+Inputs are boolean arrays of one length; the output is a float64 array of -1, 0 and +1.
+Like every kernel here they are causal: `out[i]` depends on the signals at `0..i` only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._jit import njit
+
+
+@njit
+def hold_state_nb(enter_long, exit_long, enter_short, exit_short):
+    """A latch: go long when `enter_long` fires, stay long until `exit_long` (or `enter_short`)
+    fires; shorts mirrored. Returns the state after each bar's signals: +1, 0 or -1.
+
+    On one bar, exits are read first, then entries, with these rules:
+    - a long exits on `exit_long` or `enter_short` (a short on `exit_short` or `enter_long`);
+    - a flat state (also one that has just exited) enters long only where `enter_long` fires
+      and neither `exit_long` nor `enter_short` does (shorts mirrored), so an exit and a
+      re-entry of one side on the same bar leave the state flat, and so do both entries.
+
+    Pandas-free plain form of the same rule: see tests/reference/indicators.py.
+    """
+    n = enter_long.shape[0]
+    out = np.empty(n, dtype=np.float64)
+    state = 0.0
+    for i in range(n):
+        el = enter_long[i]
+        xl = exit_long[i]
+        es = enter_short[i]
+        xs = exit_short[i]
+        if (state > 0.0 and (xl or es)) or (state < 0.0 and (xs or el)):
+            state = 0.0
+        if state == 0.0:
+            if el and not xl and not es:
+                state = 1.0
+            elif es and not xs and not el:
+                state = -1.0
+        out[i] = state
+    return out

@@ -1,0 +1,245 @@
+"""The `btlab` command line: run a preset or a request, list presets; service commands plug in.
+
+`btlab run` with no argument runs the default preset on the embedded synthetic dataset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .config import merge_overrides
+from .errors import BtlabError, ConfigError
+from .presets import DEFAULT_PRESET, list_presets, resolve_request
+
+console = Console(stderr=True)
+out_console = Console()
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text  # a bare word is a string: --set strategy.name=ma_trend
+
+
+def parse_set(items: Sequence[str]) -> dict[str, Any]:
+    """`a.b.c=VALUE` pairs (VALUE as JSON, else a string) as one nested mapping."""
+    overrides: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(
+                "invalid --set", [(item, "expected KEY.PATH=VALUE, e.g. strategy.params.fast=10")]
+            )
+        node: dict[str, Any] = {}
+        leaf = node
+        *parents, last = key.split(".")
+        for part in parents:
+            leaf[part] = {}
+            leaf = leaf[part]
+        leaf[last] = _parse_value(value)
+        overrides = merge_overrides(overrides, node)
+    return overrides
+
+
+def load_request(source: str | None) -> dict[str, Any]:
+    """A request body from a preset name, a JSON file, or inline JSON (default: the default preset)."""
+    if source is None:
+        return {"preset": DEFAULT_PRESET}
+    text: str | None = None
+    if source.lstrip().startswith("{"):
+        text = source
+    elif source.endswith(".json") or Path(source).is_file():
+        path = Path(source)
+        if not path.is_file():
+            raise ConfigError("invalid request", [("request", f"no such file: {source}")])
+        text = path.read_text(encoding="utf-8")
+    if text is None:
+        return {"preset": source}
+    try:
+        body = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError("invalid request", [("request", f"not valid JSON: {exc}")]) from None
+    if not isinstance(body, dict):
+        raise ConfigError("invalid request", [("request", "expected a JSON object")])
+    return body
+
+
+def build_request(args: argparse.Namespace) -> dict[str, Any]:
+    """The request body `btlab run` sends to the pipeline, with --data, --seed and --set applied."""
+    body = load_request(args.request)
+    extra: dict[str, Any] = parse_set(args.set or [])
+    if args.data:
+        fmt = "parquet" if str(args.data).lower().endswith((".parquet", ".pq")) else "csv"
+        extra = merge_overrides(extra, {"data": {"source": fmt, "path": str(args.data)}})
+    if args.seed is not None:
+        extra["seed"] = args.seed
+    if args.no_validation:
+        extra = merge_overrides(extra, {"validation": {"enabled": False}})
+    if not extra:
+        return body
+    if "preset" in body:
+        return {
+            "preset": body["preset"],
+            "overrides": merge_overrides(body.get("overrides") or {}, extra),
+        }
+    if "data" in extra and "data" in body:
+        body = {**body, "data": {}}  # a new data source replaces the old one whole
+    return merge_overrides(body, extra)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.4f}" if abs(value) < 1e6 else f"{value:,.0f}"
+    return "—" if value is None else str(value)
+
+
+def metrics_table(metrics: dict[str, Any], title: str) -> Table:
+    table = Table(title=title, show_header=True, header_style="bold")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key in (
+        "total_return", "cagr", "sharpe", "sortino", "annual_volatility", "max_drawdown", "calmar",
+        "trade_count", "win_rate", "profit_factor", "exposure", "total_costs", "final_equity",
+    ):  # fmt: skip
+        table.add_row(key, _fmt(metrics.get(key)))
+    return table
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .artifacts import write_artifacts
+    from .pipeline import run
+
+    config = resolve_request(build_request(args))
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(), console=console, transient=True, disable=args.quiet,
+    ) as progress:  # fmt: skip
+        task = progress.add_task("starting", total=None)
+
+        def on_event(kind: str, data: dict[str, Any]) -> None:
+            if kind == "stage" and data["status"] == "started":
+                progress.update(task, description=data["stage"], total=None, completed=0)
+            elif kind == "progress":
+                progress.update(task, total=data["total"], completed=data["done"])
+
+        result = run(config, on_event=on_event)
+    out = Path(args.out) if args.out else Path("btlab-out") / result.config_hash[:12]
+    manifest = write_artifacts(result, out, overwrite=args.force or not args.out)
+    if args.json:
+        out_console.print_json(
+            json.dumps(
+                {"out": str(out), "run_hash": manifest["run_hash"], "metrics": result.metrics},
+                default=str,
+            )
+        )
+        return 0
+    out_console.print(
+        metrics_table(result.metrics, f"{config.strategy.name} on {result.dataset.meta.symbol}")
+    )
+    if result.validation:
+        summary = validation_summary(result.validation)
+        if summary:
+            out_console.print(summary)
+    out_console.print(f"artifacts: [bold]{out}[/]  run_hash {manifest['run_hash'][:16]}…")
+    return 0
+
+
+def validation_summary(validation: dict[str, Any]) -> str:
+    parts = []
+    psr = validation.get("psr") or {}
+    if psr.get("psr") is not None:
+        parts.append(f"PSR {psr['psr']:.3f}")
+    if psr.get("dsr") is not None:
+        parts.append(f"DSR {psr['dsr']:.3f}")
+    boot = validation.get("bootstrap") or {}
+    if boot.get("sharpe_ci"):
+        lo, hi = boot["sharpe_ci"]
+        parts.append(f"Sharpe CI [{_fmt(lo)}, {_fmt(hi)}]")
+    perm = validation.get("permutation") or {}
+    if perm.get("p_value") is not None:
+        parts.append(f"permutation p {perm['p_value']:.3f}")
+    return "validation: " + ", ".join(parts) if parts else ""
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    presets = list_presets()
+    if args.json:
+        out_console.print_json(json.dumps(presets))
+        return 0
+    table = Table(show_header=True, header_style="bold")
+    table.add_column("preset")
+    table.add_column("description")
+    for name, preset in presets.items():
+        table.add_row(
+            name + (" (default)" if name == DEFAULT_PRESET else ""), preset.get("description", "")
+        )
+    out_console.print(table)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="btlab", description="Deterministic backtests with reproducible artifacts."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run_p = sub.add_parser("run", help="run a preset or a JSON request and write its artifacts")
+    run_p.add_argument(
+        "request",
+        nargs="?",
+        help=f"preset name, JSON file or inline JSON (default: {DEFAULT_PRESET})",
+    )
+    run_p.add_argument(
+        "--data", type=Path, help="CSV or Parquet file replacing the request's data source"
+    )
+    run_p.add_argument("--out", help="artifact folder (default: btlab-out/<config hash>)")
+    run_p.add_argument("--force", action="store_true", help="replace a non-empty --out folder")
+    run_p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a field, e.g. strategy.params.fast=10",
+    )
+    run_p.add_argument("--seed", type=int, help="root seed")
+    run_p.add_argument(
+        "--no-validation", action="store_true", help="skip the validation statistics"
+    )
+    run_p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    run_p.add_argument("--quiet", action="store_true", help="no progress bar")
+    run_p.set_defaults(func=cmd_run)
+    presets_p = sub.add_parser("presets", help="list the presets")
+    presets_p.add_argument("--json", action="store_true")
+    presets_p.set_defaults(func=cmd_presets)
+    try:
+        from .service_cli import add_service_commands  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:  # the service commands are optional in a partial install
+        pass
+    else:
+        add_service_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+        return code
+    except BtlabError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        return 2
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

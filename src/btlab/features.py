@@ -1,0 +1,371 @@
+"""The feature registry: named, parameterized per-bar series computed from a dataset.
+
+A feature function computes the RAW value at bar `i` from bars `0..i` (it never shifts). The
+registry shifts every feature by one bar itself (SPEC §2): what a strategy sees at row `i` is
+`raw[i - 1]`, computed from bars `0..i-1` only, and NaN at row 0. The only way out of the
+registry is `FeatureStore.get`, which returns the shifted, read-only array, so no code path
+hands a strategy an unshifted feature.
+
+    @feature("sma", SmaParams, "Simple moving average of a price column.")
+    def _sma(data: Dataset, p: SmaParams) -> np.ndarray:
+        return sma_nb(column(data, p.source), p.window)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, MutableMapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
+
+import numpy as np
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from .errors import ConfigError
+from .kernels.indicators import (
+    atr_nb,
+    ema_nb,
+    log_returns_nb,
+    rolling_max_nb,
+    rolling_min_nb,
+    rolling_std_nb,
+    rsi_nb,
+    simple_returns_nb,
+    sma_nb,
+)
+
+if TYPE_CHECKING:
+    from .config import FeatureSpec
+    from .data import Dataset
+
+__all__ = [
+    "FeatureStore",
+    "Float",
+    "Int",
+    "Params",
+    "column",
+    "feature",
+    "format_validation_error",
+    "list_features",
+    "resolve_feature_params",
+    "shift",
+]
+
+Column = Literal["open", "high", "low", "close", "volume", "adj_close"]
+PriceColumn = Literal["open", "high", "low", "close", "adj_close"]
+
+FeatureFn = Callable[["Dataset", Any], np.ndarray]
+F = TypeVar("F", bound=FeatureFn)
+
+
+def _not_bool(value: Any) -> Any:
+    if isinstance(value, bool | np.bool_):
+        raise ValueError("expected a number, got a boolean")
+    return value
+
+
+#: Parameter types: the usual pydantic int / float, except that a boolean is not a number.
+Int = Annotated[int, BeforeValidator(_not_bool)]
+Float = Annotated[float, BeforeValidator(_not_bool)]
+
+
+class Params(BaseModel):
+    """Base of every feature's (and strategy's) parameter model: unknown fields are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class _Feature:
+    name: str
+    params: type[BaseModel]
+    description: str
+    fn: FeatureFn
+
+
+_REGISTRY: dict[str, _Feature] = {}
+
+
+def feature(name: str, params: type[BaseModel], description: str) -> Callable[[F], F]:
+    """Register `fn(data, p) -> raw array` as feature `name` with parameter model `params`."""
+
+    def register(fn: F) -> F:
+        if name in _REGISTRY:
+            raise ValueError(f"feature {name!r} is already registered")
+        _REGISTRY[name] = _Feature(name, params, description, fn)
+        return fn
+
+    return register
+
+
+def format_validation_error(exc: ValidationError) -> list[tuple[str, str]]:
+    """(field, message) pairs of a pydantic error; model-level rules get the field `params`."""
+    out = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "params"
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        out.append((loc, msg))
+    return out
+
+
+def validate_params(
+    kind: str, name: str, model: type[BaseModel], params: Mapping[str, Any]
+) -> BaseModel:
+    """`params` validated by `model`, or a ConfigError naming each bad field."""
+    if not isinstance(params, Mapping):
+        raise ConfigError(
+            f"invalid parameters for {kind} {name!r}", [("params", "expected an object")]
+        )
+    try:
+        return model.model_validate(dict(params))
+    except ValidationError as exc:
+        raise ConfigError(
+            f"invalid parameters for {kind} {name!r}", format_validation_error(exc)
+        ) from None
+
+
+def _lookup(name: str) -> _Feature:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY))
+        raise ConfigError(f"unknown feature {name!r}; known features: {known}") from None
+
+
+def resolve_feature_params(name: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The feature's parameters validated, with defaults filled in, as JSON-ready values.
+
+    Raises ConfigError (a ValueError) for an unknown name (listing the known ones) or for bad
+    parameters (naming each field, e.g. "window: Input should be greater than or equal to 1").
+    """
+    spec = _lookup(name)
+    dumped: dict[str, Any] = validate_params("feature", name, spec.params, params).model_dump(
+        mode="json"
+    )
+    return dumped
+
+
+def list_features() -> list[dict[str, Any]]:
+    """Every registered feature: name, description and the JSON schema of its parameters."""
+    return [
+        {"name": f.name, "description": f.description, "params": f.params.model_json_schema()}
+        for f in sorted(_REGISTRY.values(), key=lambda f: f.name)
+    ]
+
+
+def shift(raw: np.ndarray) -> np.ndarray:
+    """The registry's +1 bar shift: `out[0] = NaN`, `out[i] = raw[i - 1]`; read-only."""
+    out = np.empty(raw.shape[0], dtype=np.float64)
+    if out.shape[0]:
+        out[0] = np.nan
+        out[1:] = raw[:-1]
+    out.flags.writeable = False
+    return out
+
+
+def column(data: Dataset, source: str) -> np.ndarray:
+    """A source column of the dataset as float64; `adj_close` must exist where asked for."""
+    if source == "adj_close":
+        if data.adj_close is None:
+            raise ConfigError(
+                "feature needs adj_close", [("source", "the dataset has no adj_close column")]
+            )
+        return np.asarray(data.adj_close, dtype=np.float64)
+    if source not in ("open", "high", "low", "close", "volume"):
+        raise ConfigError("unknown source column", [("source", f"no column {source!r}")])
+    arr: np.ndarray = np.asarray(getattr(data, source), dtype=np.float64)
+    return arr
+
+
+class FeatureStore:
+    """Shifted features of one dataset, each distinct (name, params) computed once.
+
+    `cache` (e.g. the service's LRU) shares results across stores and runs; its keys then
+    hold the dataset's content hash (`data.hash`) with the feature key, so it may be shared
+    by stores of different datasets. `computed` counts the raw computations this store did.
+    """
+
+    def __init__(self, data: Dataset, cache: MutableMapping[str, np.ndarray] | None = None) -> None:
+        self.data = data
+        self.n = int(np.asarray(data.close).shape[0])
+        self._shared = cache
+        self._prefix = ""
+        if cache is not None:
+            digest = getattr(data, "hash", None)
+            if not isinstance(digest, str) or not digest:
+                raise ValueError(
+                    "a shared feature cache needs the dataset's content hash (data.hash)"
+                )
+            self._prefix = f"{digest}|"
+        self._local: dict[str, np.ndarray] = {}
+        self.computed = 0
+
+    def get(self, spec: FeatureSpec) -> np.ndarray:
+        """The shifted feature (`value[i] = raw[i - 1]`, NaN at 0), read-only, length n."""
+        key = spec.key()
+        arr = self._local.get(key)
+        if arr is not None:
+            return arr
+        if self._shared is not None:
+            arr = self._shared.get(self._prefix + key)
+            if arr is not None and arr.shape != (self.n,):
+                arr = None
+        if arr is None:
+            arr = shift(self._raw(spec))
+            self.computed += 1
+            if self._shared is not None:
+                self._shared[self._prefix + key] = arr
+        self._local[key] = arr
+        return arr
+
+    def _raw(self, spec: FeatureSpec) -> np.ndarray:
+        f = _lookup(spec.name)
+        p = validate_params("feature", spec.name, f.params, spec.params)
+        raw = np.asarray(f.fn(self.data, p), dtype=np.float64)
+        if raw.shape != (self.n,):
+            raise ValueError(
+                f"feature {spec.name!r} returned shape {raw.shape}, expected ({self.n},)"
+            )
+        return raw
+
+
+# --------------------------------------------------------------------------- built-in features
+
+
+class PriceParams(Params):
+    source: Column = Field(
+        "close", description="The column: open, high, low, close, volume or adj_close."
+    )
+
+
+class WindowParams(Params):
+    window: Int = Field(20, ge=1, le=100_000, description="Bars in the window.")
+    source: PriceColumn = Field("close", description="The price column it is computed on.")
+
+
+class EmaParams(Params):
+    window: Int = Field(
+        20, ge=1, le=100_000, description="Span: alpha = 2 / (window + 1); NaN for window - 1 bars."
+    )
+    source: PriceColumn = Field("close", description="The price column it is computed on.")
+
+
+class ReturnsParams(Params):
+    source: PriceColumn = Field("close", description="The price column it is computed on.")
+
+
+class VolParams(Params):
+    window: Int = Field(
+        20, ge=2, le=100_000, description="Bars of log returns in the window (ddof = 1)."
+    )
+    source: PriceColumn = Field("close", description="The price column it is computed on.")
+
+
+class MaxParams(Params):
+    window: Int = Field(
+        20, ge=1, le=100_000, description="Bars in the window (the current bar included)."
+    )
+    source: Column = Field("high", description="The column whose highest value is taken.")
+
+
+class MinParams(Params):
+    window: Int = Field(
+        20, ge=1, le=100_000, description="Bars in the window (the current bar included)."
+    )
+    source: Column = Field("low", description="The column whose lowest value is taken.")
+
+
+class RsiParams(Params):
+    window: Int = Field(
+        14, ge=1, le=100_000, description="Wilder smoothing length: alpha = 1 / window."
+    )
+    source: PriceColumn = Field("close", description="The price column it is computed on.")
+
+
+class AtrParams(Params):
+    window: Int = Field(
+        14, ge=1, le=100_000, description="Wilder smoothing length: alpha = 1 / window."
+    )
+
+
+@feature(
+    "price",
+    PriceParams,
+    "A column of the dataset itself (shifted like every feature: the previous bar's value).",
+)
+def _price(data: Dataset, p: PriceParams) -> np.ndarray:
+    return column(data, p.source)
+
+
+@feature("sma", WindowParams, "Simple moving average over `window` bars (rolling(window).mean()).")
+def _sma(data: Dataset, p: WindowParams) -> np.ndarray:
+    return np.asarray(sma_nb(column(data, p.source), p.window))
+
+
+@feature(
+    "ema",
+    EmaParams,
+    "Exponential moving average, span `window` (ewm(span, adjust=False, min_periods=span)).",
+)
+def _ema(data: Dataset, p: EmaParams) -> np.ndarray:
+    return np.asarray(ema_nb(column(data, p.source), p.window))
+
+
+@feature(
+    "returns", ReturnsParams, "Simple return of the bar: x[i] / x[i-1] - 1 (NaN at the first bar)."
+)
+def _returns(data: Dataset, p: ReturnsParams) -> np.ndarray:
+    return np.asarray(simple_returns_nb(column(data, p.source)))
+
+
+@feature(
+    "log_returns",
+    ReturnsParams,
+    "Log return of the bar: log(x[i] / x[i-1]) (NaN at the first bar).",
+)
+def _log_returns(data: Dataset, p: ReturnsParams) -> np.ndarray:
+    return np.asarray(log_returns_nb(column(data, p.source)))
+
+
+@feature(
+    "rolling_vol",
+    VolParams,
+    "Rolling standard deviation (ddof 1) of log returns over `window` bars, per bar (not annualized).",
+)
+def _rolling_vol(data: Dataset, p: VolParams) -> np.ndarray:
+    return np.asarray(rolling_std_nb(log_returns_nb(column(data, p.source)), p.window, 1))
+
+
+@feature(
+    "rolling_max",
+    MaxParams,
+    "Highest value of `source` over the last `window` bars (upper channel).",
+)
+def _rolling_max(data: Dataset, p: MaxParams) -> np.ndarray:
+    return np.asarray(rolling_max_nb(column(data, p.source), p.window))
+
+
+@feature(
+    "rolling_min",
+    MinParams,
+    "Lowest value of `source` over the last `window` bars (lower channel).",
+)
+def _rolling_min(data: Dataset, p: MinParams) -> np.ndarray:
+    return np.asarray(rolling_min_nb(column(data, p.source), p.window))
+
+
+@feature(
+    "rsi",
+    RsiParams,
+    "Relative strength index, Wilder smoothing (0..100; first value at bar `window`).",
+)
+def _rsi(data: Dataset, p: RsiParams) -> np.ndarray:
+    return np.asarray(rsi_nb(column(data, p.source), p.window))
+
+
+@feature(
+    "atr", AtrParams, "Average true range, Wilder smoothing (first value at bar `window - 1`)."
+)
+def _atr(data: Dataset, p: AtrParams) -> np.ndarray:
+    return np.asarray(
+        atr_nb(column(data, "high"), column(data, "low"), column(data, "close"), p.window)
+    )

@@ -1,0 +1,133 @@
+"""The validation stage of a run: wires a RunResult into the statistics of `btlab.validation`.
+
+Fold metrics come from the run's own arrays; the permutation test re-runs features, strategy
+and kernel on each permuted price path (same timestamps and volume, fresh feature store).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import RunCancelled
+from .features import FeatureStore
+from .metrics import compute_metrics
+from .strategies import compute_target
+from .validation import run_validation
+
+if TYPE_CHECKING:
+    from .pipeline import RunCache, RunResult
+
+FOLD_METRICS = (
+    "total_return",
+    "cagr",
+    "sharpe",
+    "sortino",
+    "max_drawdown",
+    "annual_volatility",
+    "trade_count",
+    "win_rate",
+)
+
+
+def bar_returns(equity: np.ndarray) -> np.ndarray:
+    """Per-bar returns `equity[i] / equity[i-1] - 1`, i >= 1 (SPEC §5)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = equity[1:] / equity[:-1] - 1.0
+    finite: np.ndarray = r[np.isfinite(r)]
+    return finite
+
+
+def fold_metrics(result: RunResult, k: int) -> dict[str, Any]:
+    """Metrics on k contiguous time folds, each starting from the equity the previous one left."""
+    n = result.equity_values.shape[0]
+    edges = np.linspace(0, n, k + 1).astype(np.int64)
+    ppy = result.metrics["periods_per_year"]
+    ds = result.dataset
+    folds = []
+    for j in range(k):
+        a, b = int(edges[j]), int(edges[j + 1])
+        if b - a < 2:
+            continue
+        start_equity = (
+            result.config.execution.initial_cash if a == 0 else float(result.equity_values[a - 1])
+        )
+        fills = result.fill_records[
+            (result.fill_records["bar"] >= a) & (result.fill_records["bar"] < b)
+        ]
+        trades = result.trade_records[
+            (result.trade_records["exit_bar"] >= a) & (result.trade_records["exit_bar"] < b)
+        ]
+        m = compute_metrics(
+            ds.ts[a:b], ds.close[a:b], result.equity_values[a:b], result.units[a:b], result.borrow[a:b], fills, trades,
+            initial_cash=start_equity, periods_per_year=ppy,
+        )  # fmt: skip
+        folds.append(
+            {"fold": j, "start_bar": a, "end_bar": b - 1} | {name: m[name] for name in FOLD_METRICS}
+        )
+    sharpes = [f["sharpe"] for f in folds if f["sharpe"] is not None and math.isfinite(f["sharpe"])]
+    positive = sum(1 for s in sharpes if s > 0) / len(folds) if folds else math.nan
+    return {"k": k, "folds": folds, "share_positive_sharpe": positive}
+
+
+def permutation_statistic(
+    result: RunResult,
+) -> Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], float]:
+    """Sharpe of the same strategy re-run on a permuted price path (features, strategy and kernel)."""
+    from .pipeline import exec_params, simulate_chunked, size_scale
+
+    cfg = result.config
+    params = exec_params(cfg)
+    ppy = result.metrics["periods_per_year"]
+    base = result.dataset
+    n = len(base)
+
+    def statistic(open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray) -> float:
+        permuted = dataclasses.replace(
+            base, open=open_, high=high, low=low, close=close, adj_close=None
+        )
+        store = FeatureStore(permuted)
+        target = compute_target(store, cfg.strategy.name, cfg.strategy.params, n)
+        sim = simulate_chunked(
+            permuted, target, size_scale(cfg, store, n, ppy), params, chunk=max(n, 1)
+        )
+        r = bar_returns(sim.equity)
+        if r.size < 2:
+            return math.nan
+        std = float(np.std(r, ddof=1))
+        return float(np.mean(r)) / std * math.sqrt(ppy) if std > 0 else math.nan
+
+    return statistic
+
+
+def validate_result(
+    result: RunResult,
+    store: FeatureStore,
+    *,
+    on_progress: Callable[[int, int], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+    cache: RunCache | None = None,
+) -> dict[str, Any]:
+    """validation.json of a run (SPEC §6)."""
+    cfg = result.config.validation
+    ppy = float(result.metrics["periods_per_year"])
+    returns = bar_returns(result.equity_values)
+    folds = fold_metrics(result, cfg.folds.k) if cfg.folds.enabled else None
+
+    def progress(done: int, total: int) -> None:
+        if should_cancel is not None and should_cancel():
+            raise RunCancelled("run cancelled during validation")
+        if on_progress is not None:
+            on_progress(done, total)
+
+    ds = result.dataset
+    return run_validation(
+        returns, cfg, root_seed=result.config.seed, periods_per_year=ppy,
+        permutation_statistic=permutation_statistic(result) if cfg.permutation.enabled else None,
+        ohlc=(ds.open, ds.high, ds.low, ds.close), real_statistic=result.metrics["sharpe"],
+        fold_metrics=folds, on_progress=progress,
+    )  # fmt: skip
