@@ -120,9 +120,27 @@ def stationary_bootstrap_sharpe_nb(
 
 
 @njit
+def shuffled_order_nb(n: int, key: np.uint64) -> np.ndarray:
+    """A permutation of 0..n-1 by Fisher–Yates from the SplitMix64 stream started at `key`.
+
+    Step i (from n-1 down to 1) swaps slot i with slot `draw % (i + 1)`; the modulo bias is
+    below n / 2**64, far under anything a permutation test can see.
+    """
+    order = np.arange(n)
+    state = key
+    for i in range(n - 1, 0, -1):
+        state, x = splitmix64_nb(state)
+        j = int(x % np.uint64(i + 1))
+        tmp = order[i]
+        order[i] = order[j]
+        order[j] = tmp
+    return order
+
+
+@njit
 def rebuild_ohlc_nb(
     first: np.ndarray,
-    log_ret: np.ndarray,
+    growth: np.ndarray,
     shape_open: np.ndarray,
     shape_high: np.ndarray,
     shape_low: np.ndarray,
@@ -134,25 +152,25 @@ def rebuild_ohlc_nb(
 ) -> None:
     """Rebuild a price path whose bars 1..n-1 come in `order` (a permutation of 0..n-2).
 
-    `first` = (open, high, low, close) of bar 0, copied unchanged. `log_ret[j]`, `shape_*[j]` are
-    the close-to-close log return and log(open/close), log(high/close), log(low/close) of bar
-    j + 1. New bar i takes bar `order[i - 1] + 1` whole: its return and its shape. High and low
-    are clamped to bound open and close, so rounding never yields an invalid bar.
+    `first` = (open, high, low, close) of bar 0, copied unchanged. `growth[j]` and `shape_*[j]`
+    are the close-to-close ratio and open/close, high/close, low/close of bar j + 1. New bar i
+    takes bar `order[i - 1] + 1` whole: its return and its shape. Compounding ratios is the
+    same path as summing log returns, without an exp per price. High and low are clamped to
+    bound open and close, so rounding never yields an invalid bar.
     """
     out_open[0] = first[0]
     out_high[0] = first[1]
     out_low[0] = first[2]
     out_close[0] = first[3]
-    log_c = math.log(first[3])
+    c = first[3]
     for i in range(1, out_close.shape[0]):
         j = order[i - 1]
-        log_c += log_ret[j]
-        c = math.exp(log_c)
-        o = math.exp(log_c + shape_open[j])
+        c = c * growth[j]
+        o = c * shape_open[j]
         out_close[i] = c
         out_open[i] = o
-        out_high[i] = max(math.exp(log_c + shape_high[j]), o, c)
-        out_low[i] = min(math.exp(log_c + shape_low[j]), o, c)
+        out_high[i] = max(c * shape_high[j], o, c)
+        out_low[i] = min(c * shape_low[j], o, c)
 
 
 @njit

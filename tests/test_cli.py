@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -63,3 +64,12 @@ def test_bad_input_exits_2_with_a_clear_message(
 
 def test_parse_set_nests_and_parses_json() -> None:
     assert parse_set(["a.b=1", "a.c=x", "d=[1,2]"]) == {"a": {"b": 1, "c": "x"}, "d": [1, 2]}
+
+
+def test_allocator_tuning_is_idempotent() -> None:
+    from btlab.runtime import tune_allocator
+
+    first = tune_allocator()
+    assert tune_allocator() is first
+    if sys.platform.startswith("linux"):
+        assert first  # glibc machines (CI, Docker) get the tuning

@@ -14,7 +14,12 @@ from scipy import stats
 
 from btlab.config import ValidationConfig
 from btlab.hashing import canonical_json, rng_for
-from btlab.kernels.stats import cscv_nb, rebuild_ohlc_nb, stationary_bootstrap_sharpe_nb
+from btlab.kernels.stats import (
+    cscv_nb,
+    rebuild_ohlc_nb,
+    shuffled_order_nb,
+    stationary_bootstrap_sharpe_nb,
+)
 from btlab.validation import (
     PermutationBase,
     bootstrap_keys,
@@ -221,7 +226,7 @@ def test_rebuild_kernel_matches_twin(b: Bars, seed: int) -> None:
     base = PermutationBase(b.open, b.high, b.low, b.close)
     outs = tuple(np.empty(len(b)) for _ in range(4))
     rebuild_ohlc_nb(
-        base.first, base.log_ret, base.shape_open, base.shape_high, base.shape_low, order, *outs
+        base.first, base.growth, base.shape_open, base.shape_high, base.shape_low, order, *outs
     )
     for got, want in zip(
         outs, ref.rebuild_ohlc(b.open, b.high, b.low, b.close, order), strict=True
@@ -299,6 +304,25 @@ def test_permutation_detects_planted_edge() -> None:
         _momentum_sharpe, *_path(lr), n_permutations=99, seed=1, real_value=res["real"]
     )
     assert canonical_json(again) == canonical_json(res)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 60), key=st.integers(0, 2**64 - 1))
+def test_shuffle_kernel_matches_twin(n: int, key: int) -> None:
+    got = shuffled_order_nb(n, np.uint64(key))
+    assert got.tolist() == ref.shuffled_order(n, key)
+    assert sorted(got.tolist()) == list(range(n))
+
+
+def test_permutation_test_same_result_with_any_number_of_threads() -> None:
+    path = _path(np.random.default_rng(5).normal(0.0, 0.01, 300))
+    results = [
+        canonical_json(
+            permutation_test(_momentum_sharpe, *path, n_permutations=40, seed=3, workers=w)
+        )
+        for w in (1, 2, 3)
+    ]
+    assert results[0] == results[1] == results[2]
 
 
 def test_permutation_test_uses_permute_ohlc_draws() -> None:

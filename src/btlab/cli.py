@@ -19,6 +19,7 @@ from rich.table import Table
 from .config import merge_overrides
 from .errors import BtlabError, ConfigError
 from .presets import DEFAULT_PRESET, list_presets, resolve_request
+from .runtime import tune_allocator
 
 console = Console(stderr=True)
 out_console = Console()
@@ -230,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    tune_allocator()  # this process runs btlab's work: keep freed arrays for reuse
     try:
         code: int = args.func(args)
         return code

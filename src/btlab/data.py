@@ -70,9 +70,15 @@ class DatasetMeta(BaseModel):
 
 
 def _frozen(values: np.ndarray, dtype: type) -> np.ndarray:
-    out: np.ndarray = np.ascontiguousarray(values, dtype=dtype)
-    if out is values or out.base is not None:
-        out = out.copy()
+    """A read-only contiguous array; one that is already read-only is shared, not copied."""
+    if (
+        isinstance(values, np.ndarray)
+        and not values.flags.writeable
+        and values.flags.c_contiguous
+        and values.dtype == dtype
+    ):
+        return values
+    out: np.ndarray = np.array(values, dtype=dtype, order="C", copy=True)
     out.flags.writeable = False
     return out
 

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from statistics import NormalDist
 from typing import Any
 
@@ -30,7 +32,13 @@ import numpy as np
 
 from .config import ValidationConfig
 from .hashing import rng_for, seed_for
-from .kernels.stats import VAR_FLOOR, cscv_nb, rebuild_ohlc_nb, stationary_bootstrap_sharpe_nb
+from .kernels.stats import (
+    VAR_FLOOR,
+    cscv_nb,
+    rebuild_ohlc_nb,
+    shuffled_order_nb,
+    stationary_bootstrap_sharpe_nb,
+)
 
 __all__ = [
     "EULER_GAMMA",
@@ -298,31 +306,37 @@ class PermutationBase:
             raise ValueError("open, high, low and close must be > 0 to take log returns")
         self.n = c.size
         self.first = np.array([o[0], h[0], lo[0], c[0]])
-        log_c = np.log(c)
-        self.log_ret = np.diff(log_c)
-        self.shape_open = np.log(o[1:] / c[1:])
-        self.shape_high = np.log(h[1:] / c[1:])
-        self.shape_low = np.log(lo[1:] / c[1:])
+        self.growth = c[1:] / c[:-1]
+        self.shape_open = o[1:] / c[1:]
+        self.shape_high = h[1:] / c[1:]
+        self.shape_low = lo[1:] / c[1:]
+
+    def permute_key(
+        self, key: int | np.uint64
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The permuted path (open, high, low, close) of one 64-bit key; arrays are read-only."""
+        order = shuffled_order_nb(self.n - 1, np.uint64(key))
+        o, h, lo, c = (np.empty(self.n) for _ in range(4))
+        rebuild_ohlc_nb(
+            self.first, self.growth, self.shape_open, self.shape_high, self.shape_low, order,
+            o, h, lo, c,
+        )  # fmt: skip
+        for a in (o, h, lo, c):
+            a.flags.writeable = False
+        return o, h, lo, c
 
     def permute(
         self, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """One permuted path (open, high, low, close); draws one `rng.permutation(n - 1)`."""
-        order = rng.permutation(self.n - 1)
-        o, h, lo, c = (np.empty(self.n) for _ in range(4))
-        rebuild_ohlc_nb(
-            self.first,
-            self.log_ret,
-            self.shape_open,
-            self.shape_high,
-            self.shape_low,
-            order,
-            o,
-            h,
-            lo,
-            c,
-        )
-        return o, h, lo, c
+        """One permuted path (open, high, low, close) from one key drawn from `rng`."""
+        return self.permute_key(permutation_keys(rng, 1)[0])
+
+
+def permutation_keys(rng: np.random.Generator, n_permutations: int) -> np.ndarray:
+    """The per-permutation shuffle keys, drawn in one call from the permutation module's generator."""
+    return rng.integers(
+        0, np.iinfo(np.uint64).max, size=n_permutations, dtype=np.uint64, endpoint=True
+    )
 
 
 def permute_ohlc(
@@ -330,6 +344,11 @@ def permute_ohlc(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """A permutation of the price path: bars 1..n-1 reordered whole (see `PermutationBase`)."""
     return PermutationBase(open, high, low, close).permute(rng)
+
+
+def default_workers() -> int:
+    """Threads for the permutation test: the machine's cores (kernels release the GIL), at most 8."""
+    return max(1, min(8, os.cpu_count() or 1))
 
 
 def permutation_test(
@@ -343,6 +362,7 @@ def permutation_test(
     seed: int | np.random.Generator,
     real_value: float | None = None,
     on_progress: Progress | None = None,
+    workers: int | None = None,
 ) -> dict[str, Any]:
     """Monte Carlo permutation test: p = (1 + #{perm >= real}) / (n + 1).
 
@@ -350,7 +370,9 @@ def permutation_test(
     Sharpe. `real_value` is the statistic on the real path (computed when None). `seed` is the
     root seed (draws come from `rng_for(seed, "permutation")`) or a Generator. A permutation
     whose statistic is NaN counts as not >= real (`n_nan` reports how many); a NaN real value
-    gives a NaN p-value. `on_progress(done, total)` is called after each permutation.
+    gives a NaN p-value. `on_progress(done, total)` is called as permutations complete.
+    Permutation i is shuffled by key i of `permutation_keys`; `workers` threads (default: the
+    cores) run them, and `statistic` must be thread-safe (btlab's kernels release the GIL).
     """
     if n_permutations < 1:
         raise ValueError(f"n_permutations must be >= 1, got {n_permutations}")
@@ -361,11 +383,28 @@ def permutation_test(
         if real_value is None
         else float(real_value)
     )
+    keys = permutation_keys(rng, n_permutations)
     null = np.empty(n_permutations)
-    for i in range(n_permutations):
-        null[i] = float(statistic(*base.permute(rng)))
-        if on_progress is not None:
-            on_progress(i + 1, n_permutations)
+
+    def one(key: np.uint64) -> float:
+        return float(statistic(*base.permute_key(key)))
+
+    # Each permutation depends only on its key, so threads change the speed, never the result.
+    n_workers = default_workers() if workers is None else max(1, workers)
+    if n_workers == 1:
+        for i in range(n_permutations):
+            null[i] = one(keys[i])
+            if on_progress is not None:
+                on_progress(i + 1, n_permutations)
+    else:
+        batch = 4 * n_workers  # bounded memory: a few paths in flight per thread
+        with ThreadPoolExecutor(n_workers, thread_name_prefix="btlab-perm") as pool:
+            for start in range(0, n_permutations, batch):
+                stop = min(n_permutations, start + batch)
+                for i, value in enumerate(pool.map(one, keys[start:stop]), start):
+                    null[i] = value
+                    if on_progress is not None:
+                        on_progress(i + 1, n_permutations)
     finite = null[np.isfinite(null)]
     n_ge = int(np.sum(null >= real)) if math.isfinite(real) else 0
     q = np.quantile(finite, [0.05, 0.5, 0.95]) if finite.size else np.full(3, math.nan)

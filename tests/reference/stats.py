@@ -24,6 +24,17 @@ def splitmix64(state: int) -> tuple[int, int]:
     return state, z ^ (z >> 31)
 
 
+def shuffled_order(n: int, key: int) -> list[int]:
+    """Twin of `shuffled_order_nb`: Fisher–Yates with SplitMix64 draws, slot i <-> draw % (i + 1)."""
+    order = list(range(n))
+    state = key
+    for i in range(n - 1, 0, -1):
+        state, x = splitmix64(state)
+        j = x % (i + 1)
+        order[i], order[j] = order[j], order[i]
+    return order
+
+
 def geometric_length(x: int, p: float) -> int:
     """Geometric(p) length >= 1 by inversion of u = ((x >> 11) + 1) / 2**53 (uncapped)."""
     if p >= 1.0:
@@ -83,16 +94,15 @@ def rebuild_ohlc(
     """Twin of `rebuild_ohlc_nb`: new bar i is old bar order[i-1]+1 moved whole onto the new close."""
     n = len(c)
     oo, hh, ll, cc = [float(o[0])], [float(h[0])], [float(lo[0])], [float(c[0])]
-    log_c = math.log(c[0])
+    new_c = float(c[0])
     for i in range(1, n):
         j = int(order[i - 1]) + 1
-        log_c += math.log(c[j]) - math.log(c[j - 1])
-        new_c = math.exp(log_c)
-        new_o = math.exp(log_c + math.log(o[j] / c[j]))
+        new_c *= float(c[j]) / float(c[j - 1])
+        new_o = new_c * (float(o[j]) / float(c[j]))
         cc.append(new_c)
         oo.append(new_o)
-        hh.append(max(math.exp(log_c + math.log(h[j] / c[j])), new_o, new_c))
-        ll.append(min(math.exp(log_c + math.log(lo[j] / c[j])), new_o, new_c))
+        hh.append(max(new_c * (float(h[j]) / float(c[j])), new_o, new_c))
+        ll.append(min(new_c * (float(lo[j]) / float(c[j])), new_o, new_c))
     return np.array(oo), np.array(hh), np.array(ll), np.array(cc)
 
 
