@@ -29,6 +29,7 @@ from btlab.validation import (
     min_trl_from_moments,
     moments,
     pbo_cscv,
+    permutation_keys,
     permutation_test,
     permute_ohlc,
     psr,
@@ -334,8 +335,13 @@ def test_permutation_test_uses_permute_ohlc_draws() -> None:
         return 0.0
 
     permutation_test(last_close, o, h, lo, c, n_permutations=3, seed=9, real_value=0.0)
-    rng = rng_for(9, "permutation")
-    assert seen == [float(permute_ohlc(o, h, lo, c, rng)[3][10]) for _ in range(3)]
+    keys = permutation_keys(rng_for(9, "permutation"), 3)
+    base = PermutationBase(o, h, lo, c)
+    assert seen == [float(base.permute_key(k)[3][10]) for k in keys]
+    # permute_ohlc draws one key per call from the generator it is given
+    assert permute_ohlc(o, h, lo, c, np.random.default_rng(1))[3].tobytes() == (
+        base.permute_key(permutation_keys(np.random.default_rng(1), 1)[0])[3].tobytes()
+    )
 
 
 # ------------------------------------------------------------------ PBO (CSCV)
