@@ -334,7 +334,8 @@ def test_permutation_test_uses_permute_ohlc_draws() -> None:
         seen.append(float(a[3][10]))
         return 0.0
 
-    permutation_test(last_close, o, h, lo, c, n_permutations=3, seed=9, real_value=0.0)
+    # one worker: `seen` then records the permutations in their order (threads may interleave)
+    permutation_test(last_close, o, h, lo, c, n_permutations=3, seed=9, real_value=0.0, workers=1)
     keys = permutation_keys(rng_for(9, "permutation"), 3)
     base = PermutationBase(o, h, lo, c)
     assert seen == [float(base.permute_key(k)[3][10]) for k in keys]
