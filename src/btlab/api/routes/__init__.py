@@ -1,0 +1,1 @@
+"""One router module per resource: runs (and their events and artifacts), sweeps, datasets, catalog."""

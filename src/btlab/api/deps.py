@@ -1,0 +1,38 @@
+"""Dependencies as `Annotated` aliases: the seam between routes and the service objects."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from ..orchestrator import Orchestrator
+from ..store import Store
+from .events import EventHub
+from .settings import Settings
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_orchestrator(request: Request) -> Orchestrator:
+    orchestrator: Orchestrator = request.app.state.orchestrator
+    return orchestrator
+
+
+def get_store(request: Request) -> Store:
+    store: Store = request.app.state.orchestrator.store
+    return store
+
+
+def get_hub(request: Request) -> EventHub:
+    hub: EventHub = request.app.state.hub
+    return hub
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+OrchestratorDep = Annotated[Orchestrator, Depends(get_orchestrator)]
+StoreDep = Annotated[Store, Depends(get_store)]
+HubDep = Annotated[EventHub, Depends(get_hub)]

@@ -1,0 +1,240 @@
+"""Request and response models of the HTTP API (input, output and storage never mix)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, RootModel
+
+from ..config import RunConfig
+from ..store import DatasetRow, EventRow, RunRow
+
+RunStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
+RunKind = Literal["run", "sweep"]
+EventType = Literal["queued", "started", "stage", "progress", "completed", "failed", "cancelled"]
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+
+class ErrorDetail(_Out):
+    loc: str = Field(description="Where: a field path (strategy.params.fast), header or rule.")
+    msg: str = Field(description="What is wrong there.")
+
+
+class ErrorResponse(_Out):
+    """Every 4xx (and 5xx) answer."""
+
+    code: str = Field(description="Machine-readable error code, e.g. invalid_request, not_found.")
+    message: str = Field(description="Human-readable message naming the problem.")
+    details: list[ErrorDetail] = Field(default_factory=list)
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse, "description": text}
+    for code, text in {
+        400: "Malformed request (e.g. not JSON)",
+        401: "Missing or wrong bearer token",
+        404: "Unknown run, dataset, preset or artifact",
+        409: "Conflict (Idempotency-Key reused with another body; run state)",
+        413: "Request body too large",
+        422: "Invalid request: each bad field is named",
+    }.items()
+}
+
+
+def with_errors(extra: dict[int | str, dict[str, Any]]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI responses: `extra` plus the error shape of every 4xx."""
+    return {**ERRORS, **extra}
+
+
+# -- requests ----------------------------------------------------------------------------------
+
+
+class PresetRequest(BaseModel):
+    """A named preset with overrides merged into it (in depth)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    preset: str = Field(description="A preset name (GET /presets).")
+    overrides: dict[str, Any] = Field(
+        default_factory=dict, description="Parts of a run request replacing the preset's."
+    )
+
+
+class RunRequest(RootModel[PresetRequest | RunConfig]):
+    """POST /runs body: a full run request, or a preset with overrides (empty body: the default preset)."""
+
+
+# -- runs --------------------------------------------------------------------------------------
+
+
+class RunLinks(_Out):
+    run: str
+    events: str
+    artifacts: str
+
+
+class RunSummary(_Out):
+    """A run as listed."""
+
+    id: str = Field(description="Run id (16 hex digits).")
+    kind: RunKind
+    status: RunStatus
+    config_hash: str = Field(
+        description="sha256 of the request with defaults and the dataset hash."
+    )
+    dataset_hash: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str | None = Field(description="Why it failed (e.g. 'interrupted') or was cancelled.")
+    run_hash: str | None = Field(description="sha256 of the manifest without timestamps.")
+    metrics: dict[str, Any] | None = Field(description="Headline metrics of a completed run.")
+    links: RunLinks
+
+
+class RunDetail(RunSummary):
+    """A run with its request as posted and the config as resolved (every default filled in)."""
+
+    request: Any = Field(description="The body as posted (null: the default preset).")
+    config: dict[str, Any]
+
+
+class RunPage(_Out):
+    items: list[RunSummary]
+    total: int = Field(description="Runs matching the filters.")
+    limit: int
+    offset: int
+    next: str | None = Field(description="URL of the next (older) page, or null.")
+
+
+def _links(run_id: str) -> RunLinks:
+    return RunLinks(
+        run=f"/runs/{run_id}",
+        events=f"/runs/{run_id}/events",
+        artifacts=f"/runs/{run_id}/artifacts",
+    )
+
+
+def run_summary(row: RunRow) -> RunSummary:
+    return RunSummary(
+        id=row.id, kind=row.kind, status=row.status, config_hash=row.config_hash,
+        dataset_hash=row.dataset_hash, created_at=row.created_at, started_at=row.started_at,
+        finished_at=row.finished_at, error=row.error, run_hash=row.run_hash,
+        metrics=row.metrics, links=_links(row.id),
+    )  # fmt: skip
+
+
+def run_detail(row: RunRow) -> RunDetail:
+    return RunDetail(**run_summary(row).model_dump(), request=row.request, config=row.config)
+
+
+class EventOut(_Out):
+    """One event as sent over SSE: `id:` is seq, `event:` the type, `data:` this model's data."""
+
+    seq: int
+    type: EventType
+    data: dict[str, Any]
+    created_at: datetime
+
+    @classmethod
+    def of(cls, event: EventRow) -> EventOut:
+        return cls(seq=event.seq, type=event.type, data=event.data, created_at=event.created_at)
+
+
+# -- artifacts ---------------------------------------------------------------------------------
+
+
+class ArtifactEntry(_Out):
+    bytes: int
+    sha256: str
+
+
+class Manifest(BaseModel):
+    """manifest.json of a run (SPEC §4); sweeps add their own fields."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    engine: str
+    engine_version: str
+    versions: dict[str, str]
+    config_hash: str
+    dataset_hash: str
+    request: dict[str, Any]
+    artifacts: dict[str, ArtifactEntry]
+    created_at: str
+    run_hash: str
+
+
+# -- presets, registry, datasets, health -------------------------------------------------------
+
+
+class PresetOut(_Out):
+    name: str
+    description: str
+    default: bool = Field(description="Whether an empty POST /runs runs this preset.")
+    request: dict[str, Any]
+
+
+class FeatureInfo(_Out):
+    name: str
+    description: str
+    params: dict[str, Any] = Field(description="JSON schema of the parameters.")
+
+
+class StrategyInfo(_Out):
+    name: str
+    description: str
+    params: dict[str, Any] = Field(description="JSON schema of the parameters.")
+    features: Any = Field(description="Features the strategy reads, with its default parameters.")
+
+
+class MetricInfo(_Out):
+    name: str
+    description: str
+
+
+class Registry(_Out):
+    features: list[FeatureInfo]
+    strategies: list[StrategyInfo]
+    metrics: list[MetricInfo]
+
+
+class DatasetOut(_Out):
+    id: str = Field(
+        description="Content hash of the bars; use it as data.id with source 'dataset'."
+    )
+    symbol: str
+    timeframe: str
+    rows: int
+    start: datetime | None
+    end: datetime | None
+    gaps: int = Field(description="Places where bars the calendar expects are missing.")
+    largest_gap_seconds: float | None
+    source: str
+    created_at: datetime
+    meta: dict[str, Any]
+
+    @classmethod
+    def of(cls, row: DatasetRow) -> DatasetOut:
+        return cls(
+            id=row.id, symbol=row.symbol, timeframe=row.timeframe, rows=row.rows, start=row.start,
+            end=row.end, gaps=row.gaps, largest_gap_seconds=row.largest_gap_seconds,
+            source=row.source, created_at=row.created_at, meta=row.meta,
+        )  # fmt: skip
+
+
+class Health(_Out):
+    status: Literal["ok"]
+    version: str
+    schema_version: int
+    workers: int
+    active_runs: int = Field(description="Runs queued or running in this process.")
+    runs: dict[str, int] = Field(description="Stored runs by status.")
+    sweeps: bool = Field(description="Whether POST /sweeps is available.")

@@ -1,0 +1,258 @@
+"""Runs: submit (idempotent), list, show, cancel/delete, stream events, fetch artifacts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import FileResponse
+from sse_starlette.sse import EventSourceResponse
+from starlette.concurrency import run_in_threadpool
+
+from ...artifacts import MANIFEST
+from ...errors import NotFoundError
+from ...orchestrator import Orchestrator
+from ...store import RUN_STATUSES
+from ..deps import HubDep, OrchestratorDep, SettingsDep, StoreDep
+from ..errors import ApiError
+from ..events import run_events
+from ..models import ERRORS, Manifest, RunDetail, RunPage, run_detail, run_summary, with_errors
+
+router = APIRouter(tags=["runs"])
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="The same key and body answer the same run; the same key with another body is a 409.",
+    ),
+]
+
+MEDIA_TYPES = {
+    ".json": "application/json",
+    ".parquet": "application/vnd.apache.parquet",
+    ".csv": "text/csv",
+    ".html": "text/html; charset=utf-8",
+}
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+async def read_json(request: Request) -> Any:
+    """The request body as JSON (None when empty); 400 naming the position when malformed."""
+    raw = await request.body()
+    if not raw.strip():
+        return None
+    try:
+        return json.loads(raw, parse_constant=_reject_constant)
+    except UnicodeDecodeError as exc:
+        raise ApiError(
+            400,
+            "malformed_json",
+            f"the request body is not UTF-8 JSON: {exc}",
+            [("body", str(exc))],
+        ) from None
+    except ValueError as exc:
+        raise ApiError(
+            400,
+            "malformed_json",
+            f"the request body is not valid JSON: {exc}",
+            [("body", str(exc))],
+        ) from None
+
+
+async def submit(
+    orchestrator: Orchestrator,
+    request: Request,
+    response: Response,
+    kind: str,
+    idempotency_key: str | None,
+) -> RunDetail:
+    """Shared by POST /runs and POST /sweeps: 201 + Location for a new run, 200 for a known one."""
+    body = await read_json(request)
+    run, created = await run_in_threadpool(
+        orchestrator.submit, body, kind=kind, idempotency_key=idempotency_key
+    )
+    response.status_code = 201 if created else 200
+    response.headers["Location"] = f"/runs/{run.id}"
+    return run_detail(run)
+
+
+@router.post(
+    "/runs",
+    status_code=201,
+    response_model=RunDetail,
+    responses=with_errors(
+        {200: {"model": RunDetail, "description": "A retained run: same config hash or key"}}
+    ),
+    openapi_extra={
+        "requestBody": {
+            "required": False,
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/RunRequest"}}
+            },
+        }
+    },
+)
+async def create_run(
+    request: Request,
+    response: Response,
+    orchestrator: OrchestratorDep,
+    idempotency_key: IdempotencyKey = None,
+) -> RunDetail:
+    """Submit a run request (or a preset with overrides): queued and executed in the background."""
+    return await submit(orchestrator, request, response, "run", idempotency_key)
+
+
+@router.get("/runs", response_model=RunPage, responses=ERRORS)
+def list_runs(
+    store: StoreDep,
+    limit: Annotated[int, Query(ge=1, le=500, description="Page size.")] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    before: Annotated[
+        int | None, Query(ge=1, description="Cursor: runs created before this one's n (see next).")
+    ] = None,
+    status: Annotated[
+        Literal["queued", "running", "completed", "failed", "cancelled"] | None, Query()
+    ] = None,
+    kind: Annotated[Literal["run", "sweep"] | None, Query()] = None,
+) -> RunPage:
+    """Runs, newest first, paged."""
+    assert status is None or status in RUN_STATUSES
+    rows, total = store.list_runs(
+        limit=limit, offset=offset, before=before, status=status, kind=kind
+    )
+    next_url = None
+    if len(rows) == limit:
+        params = {"limit": str(limit), "before": str(rows[-1].n)}
+        if status:
+            params["status"] = status
+        if kind:
+            params["kind"] = kind
+        next_url = "/runs?" + urlencode(params)
+    return RunPage(
+        items=[run_summary(r) for r in rows], total=total, limit=limit, offset=offset, next=next_url
+    )
+
+
+@router.get("/runs/{run_id}", response_model=RunDetail, responses=ERRORS)
+def get_run(run_id: str, store: StoreDep) -> RunDetail:
+    """One run: status, times, hashes, headline metrics, request and resolved config."""
+    return run_detail(store.get_run(run_id))
+
+
+@router.delete(
+    "/runs/{run_id}",
+    status_code=204,
+    response_model=None,
+    responses=with_errors(
+        {202: {"model": RunDetail, "description": "An active run: cancel requested"}}
+    ),
+)
+def delete_run(run_id: str, orchestrator: OrchestratorDep) -> Response:
+    """Delete a finished run and its artifacts (204), or cancel a queued/running one (202)."""
+    run, deleted = orchestrator.delete(run_id)
+    if deleted:
+        return Response(status_code=204)
+    return Response(
+        run_detail(run).model_dump_json(), status_code=202, media_type="application/json"
+    )
+
+
+def _last_event_id(header: str | None, query: int | None) -> int:
+    if query is not None:
+        return query
+    if header is None or header.strip() == "":
+        return 0
+    text = header.strip()
+    if not text.isdigit():
+        raise ApiError(
+            422, "invalid_request", f"Last-Event-ID must be a non-negative integer (a seq), got {header!r}",
+            [("header.last-event-id", "must be a non-negative integer")],
+        )  # fmt: skip
+    return int(text)
+
+
+@router.get(
+    "/runs/{run_id}/events",
+    response_class=EventSourceResponse,
+    responses=with_errors(
+        {200: {"content": {"text/event-stream": {}}, "description": "SSE stream"}}
+    ),
+)
+async def run_events_stream(
+    run_id: str,
+    store: StoreDep,
+    hub: HubDep,
+    settings: SettingsDep,
+    last_event_id: Annotated[
+        str | None,
+        Header(alias="Last-Event-ID", max_length=32, description="Resume after this seq."),
+    ] = None,
+    after: Annotated[
+        int | None, Query(ge=0, description="Resume after this seq (as Last-Event-ID).")
+    ] = None,
+) -> EventSourceResponse:
+    """The run's events as SSE (`id:` seq, `event:` type, `data:` JSON); a finished run replays and closes."""
+    start = _last_event_id(last_event_id, after)
+    await run_in_threadpool(store.get_run, run_id)  # 404 before the stream starts
+    return EventSourceResponse(
+        run_events(store, hub, run_id, start),
+        ping=settings.heartbeat_seconds,
+        send_timeout=30,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def _manifest(store: Any, run_id: str) -> tuple[Path, dict[str, Any]]:
+    run = store.get_run(run_id)
+    if run.status != "completed":
+        raise ApiError(
+            409, "run_not_completed",
+            f"run {run_id} is {run.status}; artifacts exist only for completed runs",
+        )  # fmt: skip
+    folder: Path = store.run_dir(run_id)
+    try:
+        manifest: dict[str, Any] = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise NotFoundError(f"run {run_id} has no artifacts (pruned or deleted)") from None
+    return folder, manifest
+
+
+@router.get("/runs/{run_id}/artifacts", response_model=Manifest, responses=ERRORS)
+def get_manifest(run_id: str, store: StoreDep) -> dict[str, Any]:
+    """The run's manifest: every artifact with its bytes and sha256, the hashes and versions."""
+    return _manifest(store, run_id)[1]
+
+
+@router.get(
+    "/runs/{run_id}/artifacts/{name}",
+    response_class=FileResponse,
+    responses=with_errors(
+        {200: {"content": {"application/octet-stream": {}}, "description": "The file"}}
+    ),
+)
+def get_artifact(run_id: str, name: str, store: StoreDep) -> FileResponse:
+    """One artifact file, by a name listed in the manifest (or manifest.json)."""
+    folder, manifest = _manifest(store, run_id)
+    artifacts = manifest.get("artifacts", {})
+    if name != MANIFEST and name not in artifacts:
+        raise ApiError(
+            404, "not_found",
+            f"run {run_id} has no artifact {name!r}; artifacts: {', '.join(sorted([*artifacts, MANIFEST]))}",
+        )  # fmt: skip
+    path = folder / name
+    if not path.is_file():
+        raise NotFoundError(f"artifact {name!r} of run {run_id} is gone (pruned or deleted)")
+    headers = {}
+    if name in artifacts:
+        headers["ETag"] = f'"{artifacts[name]["sha256"]}"'
+    media = MEDIA_TYPES.get(Path(name).suffix, "application/octet-stream")
+    return FileResponse(path, media_type=media, headers=headers)

@@ -1,0 +1,66 @@
+"""The service's one settings object, read from ``BTLAB_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..errors import ConfigError
+from ..store import DEFAULT_RETENTION, default_home
+
+
+def _default_workers() -> int:
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+class Settings(BaseModel):
+    """Where the service keeps its data and how it behaves. `from_env` reads ``BTLAB_<NAME>``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    home: Path = Field(default_factory=default_home, description="Home folder (BTLAB_HOME).")
+    token: str | None = Field(
+        None,
+        min_length=1,
+        description="When set, every endpoint needs 'Authorization: Bearer <token>' (BTLAB_TOKEN).",
+    )
+    retention: int = Field(
+        DEFAULT_RETENTION, ge=1, description="Runs kept, newest first (BTLAB_RETENTION)."
+    )
+    workers: int = Field(
+        default_factory=_default_workers, ge=1, le=64, description="Runs executing at once."
+    )
+    max_upload_bytes: int = Field(
+        256 << 20, ge=1, description="Largest dataset upload accepted (413 above)."
+    )
+    max_request_bytes: int = Field(
+        1 << 20, ge=1, description="Largest JSON request body accepted (413 above)."
+    )
+    heartbeat_seconds: float = Field(
+        15.0, gt=0, description="Idle SSE connections get a comment line this often."
+    )
+    progress_interval: float = Field(
+        0.05, ge=0, description="Least seconds between two progress events of a run stage."
+    )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Settings from ``BTLAB_HOME``, ``BTLAB_TOKEN``, ``BTLAB_RETENTION``... then `overrides`."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for name in cls.model_fields:
+            raw = env.get(f"BTLAB_{name.upper()}")
+            if raw is not None and raw != "":
+                values[name] = raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            errors = [
+                (f"BTLAB_{'.'.join(map(str, e['loc'])).upper()}", e["msg"]) for e in exc.errors()
+            ]
+            raise ConfigError("invalid service settings", errors) from None

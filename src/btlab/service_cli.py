@@ -1,0 +1,220 @@
+"""Service commands of the `btlab` CLI: serve, runs list|show|rm, data import|list.
+
+`btlab.cli` adds them with `add_service_commands(subparsers)`. The `runs` and `data` commands
+work on the home folder directly (``--home``, else ``BTLAB_HOME``, else ``~/.btlab``), so they
+need no running server; they never run crash recovery (only `serve` does, at start-up).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from .store import RUN_STATUSES, Store, default_home
+
+out = Console()
+err = Console(stderr=True)
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _home(args: argparse.Namespace) -> Path:
+    return Path(args.home).expanduser() if args.home else default_home()
+
+
+def _store(args: argparse.Namespace) -> Store:
+    return Store(_home(args))
+
+
+def _print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .api import Settings, create_app
+
+    settings = Settings.from_env(home=args.home, workers=args.workers)
+    if args.host not in LOOPBACK and not settings.token:
+        err.print(
+            f"[yellow]warning:[/] serving on {args.host} without BTLAB_TOKEN: anyone who can "
+            "reach this port can run backtests and read results"
+        )
+    err.print(f"btlab serving {settings.home} on http://{args.host}:{args.port}  (docs: /docs)")
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def _run_dict(run: Any, *, full: bool) -> dict[str, Any]:
+    keys = ["id", "kind", "status", "created_at", "started_at", "finished_at", "error",
+            "config_hash", "dataset_hash", "run_hash", "metrics"]  # fmt: skip
+    if full:
+        keys += ["request", "config"]
+    return {k: getattr(run, k) for k in keys}
+
+
+def cmd_runs_list(args: argparse.Namespace) -> int:
+    store = _store(args)
+    try:
+        runs, total = store.list_runs(limit=args.limit, status=args.status)
+    finally:
+        store.close()
+    if args.json:
+        _print_json({"total": total, "items": [_run_dict(r, full=False) for r in runs]})
+        return 0
+    table = Table(title=f"{len(runs)} of {total} runs in {_home(args)}", header_style="bold")
+    for col in ("id", "kind", "status", "created", "sharpe", "total_return", "run_hash / error"):
+        table.add_column(col)
+    for r in runs:
+        m = r.metrics or {}
+        table.add_row(
+            r.id, r.kind, r.status, r.created_at[:19], _num(m.get("sharpe")),
+            _num(m.get("total_return")), (r.run_hash or "")[:16] or (r.error or ""),
+        )  # fmt: skip
+    out.print(table)
+    return 0
+
+
+def _num(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, int | float) and not isinstance(value, bool) else "—"
+
+
+def cmd_runs_show(args: argparse.Namespace) -> int:
+    store = _store(args)
+    try:
+        run = store.get_run(args.run_id)
+        events = store.events_after(run.id) if args.events else []
+        folder = store.run_dir(run.id)
+    finally:
+        store.close()
+    info = _run_dict(run, full=True)
+    info["artifacts"] = str(folder) if folder.is_dir() else None
+    if args.events:
+        info["events"] = [
+            {"seq": e.seq, "type": e.type, "data": e.data, "created_at": e.created_at}
+            for e in events
+        ]
+    _print_json(info)
+    return 0
+
+
+def cmd_runs_rm(args: argparse.Namespace) -> int:
+    store = _store(args)
+    try:
+        for run_id in args.run_ids:
+            store.delete_run(run_id)
+            out.print(f"deleted {run_id}")
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_data_import(args: argparse.Namespace) -> int:
+    from .data import load_file
+
+    path = Path(args.file)
+    dataset = load_file(path, symbol=args.symbol, timeframe=args.timeframe)
+    store = _store(args)
+    try:
+        row, created = store.add_dataset(dataset)
+    finally:
+        store.close()
+    if args.json:
+        _print_json({"created": created, **row.__dict__})
+        return 0
+    verb = "imported" if created else "already stored"
+    out.print(f"{verb}: {row.symbol} {row.timeframe}, {row.rows} bars, {row.gaps} gaps")
+    out.print(
+        f'dataset id {row.id}\nuse it as  {{"data": {{"source": "dataset", "id": "{row.id}"}}}}'
+    )
+    return 0
+
+
+def cmd_data_list(args: argparse.Namespace) -> int:
+    store = _store(args)
+    try:
+        rows = store.list_datasets()
+    finally:
+        store.close()
+    if args.json:
+        _print_json([r.__dict__ for r in rows])
+        return 0
+    table = Table(header_style="bold")
+    for col in ("id", "symbol", "timeframe", "rows", "start", "end", "gaps"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r.id[:16], r.symbol, r.timeframe, str(r.rows), (r.start or "")[:19],
+                      (r.end or "")[:19], str(r.gaps))  # fmt: skip
+    out.print(table)
+    return 0
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"port must be an integer, got {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be in 0..65535, got {port}")
+    return port
+
+
+def add_service_commands(sub: Any) -> None:
+    """Add `serve`, `runs` and `data` to the `btlab` subparsers."""
+    home_help = "home folder (default: $BTLAB_HOME or ~/.btlab)"
+
+    serve = sub.add_parser("serve", help="run the HTTP service (SPEC §7)")
+    serve.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=_port, default=8000, help="port (default 8000)")
+    serve.add_argument("--home", help=home_help)
+    serve.add_argument("--workers", type=int, help="runs executing at once (default: up to 2)")
+    serve.add_argument("--log-level", default="info",
+                       choices=["critical", "error", "warning", "info", "debug"])  # fmt: skip
+    serve.set_defaults(func=cmd_serve)
+
+    runs = sub.add_parser("runs", help="list, show or delete stored runs")
+    runs_sub = runs.add_subparsers(dest="runs_command", required=True, metavar="ACTION")
+    lst = runs_sub.add_parser("list", help="runs, newest first")
+    lst.add_argument("--limit", type=int, default=20)
+    lst.add_argument("--status", choices=RUN_STATUSES)
+    lst.add_argument("--json", action="store_true")
+    lst.add_argument("--home", help=home_help)
+    lst.set_defaults(func=cmd_runs_list)
+    show = runs_sub.add_parser("show", help="one run as JSON")
+    show.add_argument("run_id")
+    show.add_argument("--events", action="store_true", help="include its events")
+    show.add_argument("--home", help=home_help)
+    show.set_defaults(func=cmd_runs_show)
+    rm = runs_sub.add_parser("rm", help="delete finished runs and their artifacts")
+    rm.add_argument("run_ids", nargs="+", metavar="RUN_ID")
+    rm.add_argument("--home", help=home_help)
+    rm.set_defaults(func=cmd_runs_rm)
+
+    data = sub.add_parser("data", help="import or list datasets")
+    data_sub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    imp = data_sub.add_parser(
+        "import", help="validate a CSV/Parquet file and store it by content hash"
+    )
+    imp.add_argument("file")
+    imp.add_argument("--symbol", help="symbol (default: the file name's stem)")
+    imp.add_argument("--timeframe", help="bar length, e.g. 1d (default: inferred)")
+    imp.add_argument("--json", action="store_true")
+    imp.add_argument("--home", help=home_help)
+    imp.set_defaults(func=cmd_data_import)
+    dl = data_sub.add_parser("list", help="stored datasets")
+    dl.add_argument("--json", action="store_true")
+    dl.add_argument("--home", help=home_help)
+    dl.set_defaults(func=cmd_data_list)
