@@ -7,7 +7,7 @@ parameters are validated against their registries' schemas and stored with defau
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -305,8 +305,31 @@ class RunConfig(_Model):
         return payload
 
 
-def _loc(parts: tuple[int | str, ...]) -> str:
+_DATA_TAGS = ("synthetic", "csv", "parquet", "dataset")
+
+
+def _loc(parts: Sequence[int | str]) -> str:
+    parts = list(parts)
+    if len(parts) > 1 and parts[0] == "data" and parts[1] in _DATA_TAGS:
+        del parts[1]  # the discriminated union's tag is not a field the user wrote
     return ".".join(str(p) for p in parts) or "request"
+
+
+def field_errors(exc: ValidationError) -> list[tuple[str, str]]:
+    """(field path, message) pairs of a request's validation error, one per bad field.
+
+    A registry check inside a validator (strategy or feature parameters) raises a ConfigError
+    whose own field paths are spliced in, so a bad parameter is named in full, e.g.
+    `strategy.params.fast`, and pydantic's "Value error, " prefix is dropped.
+    """
+    out: list[tuple[str, str]] = []
+    for err in exc.errors():
+        inner = (err.get("ctx") or {}).get("error")
+        if isinstance(inner, ConfigError) and inner.errors:
+            out += [(_loc([*err["loc"], *loc.split(".")]), msg) for loc, msg in inner.errors]
+        else:
+            out.append((_loc(err["loc"]), str(err["msg"]).removeprefix("Value error, ")))
+    return out
 
 
 def parse_config(obj: RunConfig | Mapping[str, Any] | None = None) -> RunConfig:
@@ -320,8 +343,7 @@ def parse_config(obj: RunConfig | Mapping[str, Any] | None = None) -> RunConfig:
     try:
         return RunConfig.model_validate(dict(obj or {}))
     except ValidationError as exc:
-        errors = [(_loc(e["loc"]), e["msg"]) for e in exc.errors()]
-        raise ConfigError("invalid request", errors) from None
+        raise ConfigError("invalid request", field_errors(exc)) from None
 
 
 def merge_overrides(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:

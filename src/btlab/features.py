@@ -98,10 +98,11 @@ def feature(name: str, params: type[BaseModel], description: str) -> Callable[[F
 
 
 def format_validation_error(exc: ValidationError) -> list[tuple[str, str]]:
-    """(field, message) pairs of a pydantic error; model-level rules get the field `params`."""
+    """(field, message) pairs of a parameter model's error, paths under `params`
+    (`params.fast`); rules over several fields get the path `params` itself."""
     out = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "params"
+        loc = ".".join(["params", *(str(p) for p in err["loc"])])
         msg = str(err["msg"]).removeprefix("Value error, ")
         out.append((loc, msg))
     return out
@@ -128,7 +129,9 @@ def _lookup(name: str) -> _Feature:
         return _REGISTRY[name]
     except KeyError:
         known = ", ".join(sorted(_REGISTRY))
-        raise ConfigError(f"unknown feature {name!r}; known features: {known}") from None
+        raise ConfigError(
+            "unknown feature", [("name", f"unknown feature {name!r}; known features: {known}")]
+        ) from None
 
 
 def resolve_feature_params(name: str, params: Mapping[str, Any]) -> dict[str, Any]:

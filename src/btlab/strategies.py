@@ -81,7 +81,9 @@ def _lookup(name: str) -> type[Strategy[Any]]:
         return _REGISTRY[name]
     except KeyError:
         known = ", ".join(sorted(_REGISTRY))
-        raise ConfigError(f"unknown strategy {name!r}; known strategies: {known}") from None
+        raise ConfigError(
+            "unknown strategy", [("name", f"unknown strategy {name!r}; known strategies: {known}")]
+        ) from None
 
 
 def _params(name: str, params: Mapping[str, Any]) -> tuple[type[Strategy[Any]], BaseModel]:
