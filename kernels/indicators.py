@@ -116,9 +116,12 @@ def ewm_nb(x, alpha, min_periods):
 
 @njit
 def ema_nb(x, span):
-    """Exponential moving average: `ewm(span=span, adjust=False, min_periods=span).mean()`.
+    """Exponential moving average: `ewm(span=span, adjust=False, min_periods=span,
+    ignore_na=True).mean()`.
 
     `alpha = 2 / (span + 1)`, seeded with the first value; NaN for the first `span - 1` bars.
+    A NaN observation is skipped (`ignore_na=True`: pandas' default `False` would decay the
+    last value over the gap instead); without NaN the two are the same.
     """
     return ewm_nb(x, 2.0 / (span + 1.0), span)
 
@@ -271,8 +274,9 @@ def rsi_nb(close, window):
     """Relative strength index with Wilder smoothing, in the common pandas formulation::
 
         delta = close.diff()
-        up = delta.clip(lower=0).ewm(alpha=1/window, adjust=False, min_periods=window).mean()
-        down = (-delta.clip(upper=0)).ewm(alpha=1/window, adjust=False, min_periods=window).mean()
+        kw = dict(alpha=1/window, adjust=False, min_periods=window, ignore_na=True)
+        up = delta.clip(lower=0).ewm(**kw).mean()
+        down = (-delta.clip(upper=0)).ewm(**kw).mean()
         rsi = 100 - 100 / (1 + up / down)
 
     The averages are seeded with the first change (not Wilder's SMA of the first `window`
@@ -332,9 +336,9 @@ def true_range_nb(high, low, close):
 @njit
 def atr_nb(high, low, close, window):
     """Average true range, Wilder smoothing: `true_range.ewm(alpha=1/window, adjust=False,
-    min_periods=window).mean()`, seeded with `high[0] - low[0]`; the first value is at index
-    `window - 1`. The true range is `max(high - low, |high - prev_close|, |low - prev_close|)`
-    (`high - low` at bar 0), as `true_range_nb`. One pass, no temporaries.
+    min_periods=window, ignore_na=True).mean()`, seeded with `high[0] - low[0]`; the first
+    value is at index `window - 1`. The true range is `max(high - low, |high - prev_close|,
+    |low - prev_close|)` (`high - low` at bar 0), as `true_range_nb`. One pass, no temporaries.
     """
     n = high.shape[0]
     out = np.empty(n, dtype=np.float64)

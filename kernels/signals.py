@@ -22,7 +22,7 @@ def hold_state_nb(enter_long, exit_long, enter_short, exit_short):
       and neither `exit_long` nor `enter_short` does (shorts mirrored), so an exit and a
       re-entry of one side on the same bar leave the state flat, and so do both entries.
 
-    Pandas-free plain form of the same rule: see tests/reference/indicators.py.
+    Plain-Python form of the same rule: see tests/reference/signals.py.
     """
     n = enter_long.shape[0]
     out = np.empty(n, dtype=np.float64)

@@ -89,3 +89,70 @@ def exec_params(
         max_drawdown=st.sampled_from([0.0, 0.1, 0.3]) if risk else st.just(0.0),
         close_at_end=st.booleans() if close_at_end is None else st.just(close_at_end),
     )
+
+
+SERIES_KINDS = ("walk", "noise", "offset", "steps", "flat_runs")
+
+
+@st.composite
+def series(
+    draw: st.DrawFn,
+    min_size: int = 0,
+    max_size: int = 80,
+    nan: bool = False,
+    positive: bool = False,
+) -> np.ndarray:
+    """Float64 series for the indicator kernels, at magnitudes from 1e-8 to 1e8.
+
+    Kinds: a positive random walk (prices), signed noise, a large level with a tiny spread
+    (cancellation in sums of squares), integer steps (exact ties and exact zero means) and runs
+    of equal values (zero-variance windows). `positive` keeps every value > 0 (for returns);
+    `nan` sprinkles NaN in (none, a few or many, sometimes a leading run).
+    """
+    n = draw(st.integers(min_size, max_size))
+    kind = draw(st.sampled_from(SERIES_KINDS))
+    scale = 10.0 ** draw(st.integers(-8, 8))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    if kind == "walk":
+        x = np.exp(np.cumsum(rng.normal(0.0, draw(st.sampled_from([0.001, 0.02, 0.3])), n)))
+    elif kind == "noise":
+        x = rng.normal(0.0, 1.0, n)
+    elif kind == "offset":
+        x = draw(st.sampled_from([1e3, 1e6, 1e9])) + rng.normal(0.0, 1.0, n)
+    elif kind == "steps":
+        x = np.cumsum(rng.integers(-3, 4, n)).astype(np.float64) + 20.0 * n
+    else:
+        x = np.repeat(rng.normal(0.0, 1.0, n), rng.integers(1, 8, n))[:n]
+    if positive:
+        x = np.abs(x) + 0.5
+    x = np.ascontiguousarray(x * scale, dtype=np.float64)
+    if nan and n:
+        x[rng.random(n) < draw(st.sampled_from([0.0, 0.05, 0.3]))] = np.nan
+        if draw(st.booleans()):
+            x[: draw(st.integers(0, n))] = np.nan
+    return x
+
+
+def windows(max_value: int = 40) -> st.SearchStrategy[int]:
+    """Window lengths: mostly short (1 and 2 included), sometimes longer than the series."""
+    return st.one_of(st.integers(1, 4), st.integers(1, max_value), st.integers(1, 2 * max_value))
+
+
+@st.composite
+def bools(draw: st.DrawFn, n: int) -> np.ndarray:
+    """A boolean array of length n that fires rarely, often or almost always."""
+    p = draw(st.sampled_from([0.0, 0.05, 0.3, 0.7, 1.0]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    return np.ascontiguousarray(rng.random(n) < p)
+
+
+def fixed_bars(n: int, seed: int = 0, vol: float = 0.02) -> Bars:
+    """Deterministic valid daily bars (for example-based tests): a random-walk close, opens at
+    the previous close, ranges 1% beyond both, volume 1000."""
+    rng = np.random.default_rng(seed)
+    close = 100.0 * np.exp(np.cumsum(rng.normal(0.0, vol, n)))
+    open_ = np.concatenate([[100.0], close[:-1]])
+    high = np.maximum(open_, close) * 1.01
+    low = np.minimum(open_, close) * 0.99
+    ts = (np.arange(n, dtype=np.int64) + 16_437) * 86_400 * 10**9
+    return Bars(ts, open_, high, low, close, np.full(n, 1000.0))
