@@ -162,7 +162,10 @@ def shift(raw: np.ndarray) -> np.ndarray:
         out[0] = np.nan
         out[1:] = raw[:-1]
     out.flags.writeable = False
-    return out
+    # A view of a read-only base cannot be made writeable again, so no strategy can alter
+    # a feature that the store (and the service's shared cache) hands to later runs.
+    view: np.ndarray = out.view()
+    return view
 
 
 def column(data: Dataset, source: str) -> np.ndarray:
