@@ -12,7 +12,9 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from functools import cache
 from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,6 +41,11 @@ TIMESTAMP_FIELDS = ("created_at",)
 
 def engine_versions() -> dict[str, str]:
     """Versions that can change results or artifact bytes."""
+    return dict(_engine_versions())
+
+
+@cache
+def _engine_versions() -> dict[str, str]:  # fixed for the life of a process: looked up once
     return {name: version(name) for name in ("numpy", "numba", "pandas", "pyarrow")} | {
         "btlab": __version__
     }
@@ -113,11 +120,20 @@ def build_manifest(result: RunResult, payloads: dict[str, bytes]) -> dict[str, A
 
 
 def _write_files(folder: Path, files: Iterable[tuple[str, bytes]]) -> None:
-    for name, data in files:
-        with open(folder / name, "wb") as fh:
+    """Write the files, then fsync them all at once: concurrent fsyncs share one journal flush
+    of the file system instead of paying one each (about 1 ms per file on ext4)."""
+    handles = []
+    try:
+        for name, data in files:
+            fh = open(folder / name, "wb")  # noqa: SIM115 - closed below, after the fsync
+            handles.append(fh)
             fh.write(data)
             fh.flush()
-            os.fsync(fh.fileno())
+        with ThreadPoolExecutor(max_workers=max(1, len(handles))) as pool:
+            list(pool.map(lambda fh: os.fsync(fh.fileno()), handles))
+    finally:
+        for fh in handles:
+            fh.close()
 
 
 def write_artifacts(

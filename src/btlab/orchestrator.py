@@ -66,6 +66,9 @@ HEADLINE_METRICS = (
 
 _DATA_LOCKS = 16
 
+#: Data sources that read a file named in the request (refused where `allow_files` is off).
+FILE_SOURCES = ("csv", "parquet")
+
 
 @dataclass(frozen=True)
 class Job:
@@ -166,8 +169,10 @@ class Orchestrator:
         cache: RunCache | None = None,
         workers: int = 1,
         progress_interval: float = 0.05,
+        allow_files: bool = True,
     ) -> None:
         self.store = store
+        self.allow_files = allow_files
         self.executor: Executor = executor or ThreadExecutor(workers)
         self.cache = cache if cache is not None else RunCache()
         self.progress_interval = progress_interval
@@ -238,8 +243,8 @@ class Orchestrator:
     def prepare(self, body: Any, kind: str = "run") -> Prepared:
         """Validate a request body and hash it with its dataset (loaded through the warm cache).
 
-        Raises ConfigError naming each bad field (an unknown preset or stored dataset included)
-        or DataError naming the broken data rule.
+        Raises ConfigError naming each bad field (an unknown preset or stored dataset included,
+        and a file path where `allow_files` is off) or DataError naming the broken data rule.
         """
         from .pipeline import config_hash, load_dataset
         from .presets import resolve_request
@@ -261,6 +266,13 @@ class Orchestrator:
             except NotFoundError as exc:
                 raise _config_error("preset", exc) from None
             hasher = config_hash
+        if not self.allow_files and cfg.data.source in FILE_SOURCES:
+            raise ConfigError(
+                "invalid request",
+                [("data.path", f"this server does not read files named in requests (data.source "
+                  f"{cfg.data.source!r}); upload the file with POST /datasets and use "
+                  '{"source": "dataset", "id": <its id>}')],
+            )  # fmt: skip
 
         def load() -> tuple[Any, Dataset, str]:
             ds = load_dataset(cfg, resolve_stored=self.store.load_dataset, cache=self.cache)

@@ -16,7 +16,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from .store import RUN_STATUSES, Store, default_home
+from .store import RUN_STATUSES, RunStateError, Store, default_home
 
 out = Console()
 err = Console(stderr=True)
@@ -76,7 +76,8 @@ def cmd_runs_list(args: argparse.Namespace) -> int:
         _print_json({"total": total, "items": [_run_dict(r, full=False) for r in runs]})
         return 0
     table = Table(title=f"{len(runs)} of {total} runs in {_home(args)}", header_style="bold")
-    for col in ("id", "kind", "status", "created", "sharpe", "total_return", "run_hash / error"):
+    table.add_column("id", no_wrap=True, min_width=16)  # never cut: it is what users copy
+    for col in ("kind", "status", "created", "sharpe", "total_return", "run_hash / error"):
         table.add_column(col)
     for r in runs:
         m = r.metrics or {}
@@ -114,7 +115,12 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
 def cmd_runs_rm(args: argparse.Namespace) -> int:
     store = _store(args)
     try:
-        for run_id in args.run_ids:
+        run_ids = list(dict.fromkeys(args.run_ids))
+        for run_id in run_ids:  # all or nothing: every id must name a finished run
+            run = store.get_run(run_id)
+            if not run.finished:
+                raise RunStateError(f"run {run_id} is {run.status}; cancel it before deleting it")
+        for run_id in run_ids:
             store.delete_run(run_id)
             out.print(f"deleted {run_id}")
     finally:
@@ -153,13 +159,56 @@ def cmd_data_list(args: argparse.Namespace) -> int:
         _print_json([r.__dict__ for r in rows])
         return 0
     table = Table(header_style="bold")
-    for col in ("id", "symbol", "timeframe", "rows", "start", "end", "gaps"):
+    table.add_column("id", no_wrap=True, min_width=16)
+    for col in ("symbol", "timeframe", "rows", "start", "end", "gaps"):
         table.add_column(col)
     for r in rows:
         table.add_row(r.id[:16], r.symbol, r.timeframe, str(r.rows), (r.start or "")[:19],
                       (r.end or "")[:19], str(r.gaps))  # fmt: skip
     out.print(table)
     return 0
+
+
+def report_folder(args: argparse.Namespace) -> Path:
+    """The artifact folder `btlab report` renders: a path holding a manifest, else a stored
+    run's folder (NotFoundError for an unknown run, RunStateError for one not completed)."""
+    from .artifacts import MANIFEST
+    from .errors import NotFoundError
+
+    given = Path(args.run).expanduser()
+    if (given / MANIFEST).is_file():
+        return given
+    if given.exists() or "/" in args.run or args.run.startswith("."):
+        raise NotFoundError(f"{args.run} is not an artifact folder: it has no {MANIFEST}")
+    store = _store(args)
+    try:
+        run = store.get_run(args.run)
+        folder = store.run_dir(run.id)
+    finally:
+        store.close()
+    if run.status != "completed":
+        raise RunStateError(f"run {run.id} is {run.status}; only a completed run has a report")
+    if not (folder / MANIFEST).is_file():
+        raise NotFoundError(f"run {run.id} has no artifacts (pruned or deleted)")
+    return folder
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    path = write_report(report_folder(args), Path(args.out).expanduser() if args.out else None)
+    out.print(f"report: {path}")
+    return 0
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
 
 
 def _port(text: str) -> int:
@@ -173,7 +222,7 @@ def _port(text: str) -> int:
 
 
 def add_service_commands(sub: Any) -> None:
-    """Add `serve`, `runs` and `data` to the `btlab` subparsers."""
+    """Add `serve`, `runs`, `data` and `report` to the `btlab` subparsers."""
     home_help = "home folder (default: $BTLAB_HOME or ~/.btlab)"
 
     serve = sub.add_parser("serve", help="run the HTTP service (SPEC §7)")
@@ -188,7 +237,7 @@ def add_service_commands(sub: Any) -> None:
     runs = sub.add_parser("runs", help="list, show or delete stored runs")
     runs_sub = runs.add_subparsers(dest="runs_command", required=True, metavar="ACTION")
     lst = runs_sub.add_parser("list", help="runs, newest first")
-    lst.add_argument("--limit", type=int, default=20)
+    lst.add_argument("--limit", type=_positive, default=20, help="at most this many (default 20)")
     lst.add_argument("--status", choices=RUN_STATUSES)
     lst.add_argument("--json", action="store_true")
     lst.add_argument("--home", help=home_help)
@@ -218,3 +267,13 @@ def add_service_commands(sub: Any) -> None:
     dl.add_argument("--json", action="store_true")
     dl.add_argument("--home", help=home_help)
     dl.set_defaults(func=cmd_data_list)
+
+    report = sub.add_parser(
+        "report", help="write the HTML report of a stored run, or of an artifact folder"
+    )
+    report.add_argument("run", metavar="RUN_ID", help="a run id, or an artifact folder's path")
+    report.add_argument(
+        "--out", help="the HTML file to write (default: report.html in the run's folder)"
+    )
+    report.add_argument("--home", help=home_help)
+    report.set_defaults(func=cmd_report)

@@ -87,8 +87,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = Store(settings.home, retention=settings.retention)
         orchestrator = Orchestrator(
-            store, workers=settings.workers, progress_interval=settings.progress_interval
-        )
+            store, workers=settings.workers, progress_interval=settings.progress_interval,
+            allow_files=settings.allow_file_paths,
+        )  # fmt: skip
         hub = EventHub(asyncio.get_running_loop())
         orchestrator.add_listener(hub.publish)
         await run_in_threadpool(orchestrator.start)

@@ -108,12 +108,14 @@ async def _validation(_: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "invalid_request", message, details)
 
 
-async def _http(_: Request, exc: Exception) -> JSONResponse:
+async def _http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _STATUS_CODES.get(exc.status_code, "error" if exc.status_code >= 500 else "bad_request")
     message = str(exc.detail)
     if exc.status_code == 404 and message == "Not Found":
-        message = "no such endpoint"
+        message = f"no such endpoint: {request.method} {request.url.path}"
+    elif exc.status_code == 405 and message == "Method Not Allowed":
+        message = f"method {request.method} is not allowed on {request.url.path}"
     headers = dict(exc.headers) if exc.headers else None
     return error_response(exc.status_code, code, message, headers=headers)
 
@@ -143,7 +145,10 @@ async def _run_state(_: Request, exc: Exception) -> JSONResponse:
 
 
 async def _too_large(_: Request, exc: Exception) -> JSONResponse:
-    return error_response(413, "payload_too_large", str(exc))
+    assert isinstance(exc, PayloadTooLarge)
+    return error_response(
+        413, "payload_too_large", str(exc), [("body", f"at most {exc.limit} bytes")]
+    )
 
 
 async def _internal(_: Request, exc: Exception) -> JSONResponse:

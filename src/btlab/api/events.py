@@ -16,6 +16,8 @@ import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
+from sse_starlette import ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
 from ..store import TERMINAL_STATUSES, EventRow, Store
@@ -91,37 +93,87 @@ def sse_message(event: EventRow) -> dict[str, Any]:
     }
 
 
+def wire(event: EventRow) -> bytes:
+    """The bytes of one SSE message as sent (see `sse_message`)."""
+    data: bytes = ServerSentEvent(**sse_message(event)).encode()
+    return data
+
+
+#: The comment a stream ends with when the server shuts down (the client resumes elsewhere).
+FAREWELL = "server shutting down; reconnect with Last-Event-ID to resume"
+_FAREWELL_BYTES = ServerSentEvent(comment=FAREWELL).encode()
+
+#: Stored events sent per write when a stream replays.
+REPLAY_CHUNK = 256
+
+
+async def _close_when(event: anyio.Event, queue: asyncio.Queue[EventRow | None]) -> None:
+    await event.wait()
+    queue.put_nowait(_CLOSE)
+
+
 async def run_events(
-    store: Store, hub: EventHub, run_id: str, after: int = 0
-) -> AsyncIterator[dict[str, Any]]:
-    """The run's events after seq `after`: stored ones, then live ones; ends after the terminal one."""
+    store: Store,
+    hub: EventHub,
+    run_id: str,
+    after: int = 0,
+    shutdown: anyio.Event | None = None,
+) -> AsyncIterator[bytes]:
+    """The run's events after seq `after`: stored ones, then live ones; ends after the terminal one.
+
+    Each yield is the wire bytes of one or more SSE messages: the stored events go in chunks of
+    `REPLAY_CHUNK`, and live events that queued up while the client was being written to go
+    together, so a client that falls behind catches up in a few socket writes, not one per event.
+    When `shutdown` is set (or the hub closes) while waiting for live events, the stream ends
+    cleanly with a `FAREWELL` comment; the client resumes with its Last-Event-ID.
+    """
     queue = hub.subscribe(run_id)
+    watcher = asyncio.create_task(_close_when(shutdown, queue)) if shutdown else None
     try:
         last = after
-        for event in await run_in_threadpool(store.events_after, run_id, after):
-            yield sse_message(event)
-            last = event.seq
-            if event.terminal:
+        stored = await run_in_threadpool(store.events_after, run_id, after)
+        for i in range(0, len(stored), REPLAY_CHUNK):
+            yield b"".join(wire(e) for e in stored[i : i + REPLAY_CHUNK])
+        if stored:
+            last = stored[-1].seq
+            if stored[-1].terminal:
                 return
         run = await run_in_threadpool(store.get_run, run_id)
         if run.status in TERMINAL_STATUSES:
             # finished between the read and the status check, or `after` is past its end
-            for event in await run_in_threadpool(store.events_after, run_id, last):
-                yield sse_message(event)
+            rest = await run_in_threadpool(store.events_after, run_id, last)
+            if rest:
+                yield b"".join(wire(e) for e in rest)
             return
         while True:
-            live = await queue.get()
-            if live is _CLOSE:
+            batch = [await queue.get()]
+            while not queue.empty():
+                batch.append(queue.get_nowait())
+            out: list[bytes] = []
+            done = False
+            for live in batch:
+                if live is _CLOSE:
+                    out.append(_FAREWELL_BYTES)
+                    done = True
+                    break
+                if live.seq <= last:
+                    continue
+                events = [live]
+                if live.seq > last + 1:  # cannot happen with an intact hub; heal from the store
+                    events = await run_in_threadpool(store.events_after, run_id, last)
+                for event in events:
+                    out.append(wire(event))
+                    last = event.seq
+                    if event.terminal:
+                        done = True
+                        break
+                if done:
+                    break
+            if out:
+                yield b"".join(out)
+            if done:
                 return
-            if live.seq <= last:
-                continue
-            batch = [live]
-            if live.seq > last + 1:  # cannot happen with an intact hub; heal from the store
-                batch = await run_in_threadpool(store.events_after, run_id, last)
-            for event in batch:
-                yield sse_message(event)
-                last = event.seq
-                if event.terminal:
-                    return
     finally:
+        if watcher is not None:
+            watcher.cancel()
         hub.unsubscribe(run_id, queue)

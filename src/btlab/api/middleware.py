@@ -62,7 +62,7 @@ class BodyLimit:
         limit = self.upload_limit if path in self.upload_paths else self.limit
         declared = Headers(scope=scope).get("content-length")
         if declared is not None:
-            if not declared.strip().isdigit():
+            if not (declared.strip().isascii() and declared.strip().isdigit()):
                 response = error_response(
                     400, "bad_request", f"invalid Content-Length header {declared!r}",
                     [("header.content-length", "must be a non-negative integer")],

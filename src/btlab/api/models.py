@@ -236,5 +236,6 @@ class Health(_Out):
     schema_version: int
     workers: int
     active_runs: int = Field(description="Runs queued or running in this process.")
+    streams: int = Field(description="Open event streams (SSE clients) of runs.")
     runs: dict[str, int] = Field(description="Stored runs by status.")
     sweeps: bool = Field(description="Whether POST /sweeps is available.")

@@ -46,6 +46,11 @@ class Settings(BaseModel):
     progress_interval: float = Field(
         0.05, ge=0, description="Least seconds between two progress events of a run stage."
     )
+    allow_file_paths: bool = Field(
+        False,
+        description="Whether requests may name files on the server (data.source csv/parquet "
+        "with a path); off, data comes from uploads (POST /datasets) (BTLAB_ALLOW_FILE_PATHS).",
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

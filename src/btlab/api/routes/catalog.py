@@ -11,7 +11,7 @@ from ...features import list_features
 from ...metrics import METRIC_DESCRIPTIONS
 from ...presets import DEFAULT_PRESET, list_presets
 from ...strategies import list_strategies
-from ..deps import OrchestratorDep
+from ..deps import HubDep, OrchestratorDep
 from ..models import (
     ERRORS,
     FeatureInfo,
@@ -60,7 +60,7 @@ def get_registry() -> Registry:
 
 
 @router.get("/health", response_model=Health, tags=["service"], responses=ERRORS)
-def health(orchestrator: OrchestratorDep) -> Health:
+def health(orchestrator: OrchestratorDep, hub: HubDep) -> Health:
     """Liveness and a count of stored runs by status."""
     from ..app import sweeps_available
 
@@ -68,6 +68,6 @@ def health(orchestrator: OrchestratorDep) -> Health:
     workers = getattr(orchestrator.executor, "workers", 0)
     return Health(
         status="ok", version=__version__, schema_version=store.schema_version(),
-        workers=int(workers), active_runs=orchestrator.active_count(), runs=store.count_runs(),
-        sweeps=sweeps_available(),
+        workers=int(workers), active_runs=orchestrator.active_count(),
+        streams=hub.subscriber_count(), runs=store.count_runs(), sweeps=sweeps_available(),
     )  # fmt: skip

@@ -7,14 +7,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
+import anyio
 from fastapi import APIRouter, Header, Query, Request, Response
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, HTMLResponse
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
 from ...artifacts import MANIFEST
 from ...errors import NotFoundError
 from ...orchestrator import Orchestrator
+from ...report import cached_report
 from ...store import RUN_STATUSES
 from ..deps import HubDep, OrchestratorDep, SettingsDep, StoreDep
 from ..errors import ApiError
@@ -32,6 +34,12 @@ IdempotencyKey = Annotated[
         description="The same key and body answer the same run; the same key with another body is a 409.",
     ),
 ]
+
+#: The largest seq or cursor a client may name (SQLite integers are signed 64-bit).
+MAX_SEQ = 2**63 - 1
+
+#: At shutdown, how long an event stream may take to send its farewell and end cleanly.
+SHUTDOWN_GRACE_SECONDS = 2.0
 
 MEDIA_TYPES = {
     ".json": "application/json",
@@ -117,7 +125,8 @@ def list_runs(
     limit: Annotated[int, Query(ge=1, le=500, description="Page size.")] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     before: Annotated[
-        int | None, Query(ge=1, description="Cursor: runs created before this one's n (see next).")
+        int | None,
+        Query(ge=1, le=MAX_SEQ, description="Cursor: runs created before this one's n (see next)."),
     ] = None,
     status: Annotated[
         Literal["queued", "running", "completed", "failed", "cancelled"] | None, Query()
@@ -172,10 +181,11 @@ def _last_event_id(header: str | None, query: int | None) -> int:
     if header is None or header.strip() == "":
         return 0
     text = header.strip()
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()) or int(text) > MAX_SEQ:
         raise ApiError(
-            422, "invalid_request", f"Last-Event-ID must be a non-negative integer (a seq), got {header!r}",
-            [("header.last-event-id", "must be a non-negative integer")],
+            422, "invalid_request",
+            f"Last-Event-ID must be a non-negative integer (a seq) up to {MAX_SEQ}, got {header!r}",
+            [("header.last-event-id", f"must be an integer in 0..{MAX_SEQ}")],
         )  # fmt: skip
     return int(text)
 
@@ -197,17 +207,21 @@ async def run_events_stream(
         Header(alias="Last-Event-ID", max_length=32, description="Resume after this seq."),
     ] = None,
     after: Annotated[
-        int | None, Query(ge=0, description="Resume after this seq (as Last-Event-ID).")
+        int | None,
+        Query(ge=0, le=MAX_SEQ, description="Resume after this seq (as Last-Event-ID)."),
     ] = None,
 ) -> EventSourceResponse:
     """The run's events as SSE (`id:` seq, `event:` type, `data:` JSON); a finished run replays and closes."""
     start = _last_event_id(last_event_id, after)
     await run_in_threadpool(store.get_run, run_id)  # 404 before the stream starts
+    shutdown = anyio.Event()
     return EventSourceResponse(
-        run_events(store, hub, run_id, start),
+        run_events(store, hub, run_id, start, shutdown),
         ping=settings.heartbeat_seconds,
         send_timeout=30,
         headers={"Cache-Control": "no-store"},
+        shutdown_event=shutdown,
+        shutdown_grace_period=SHUTDOWN_GRACE_SECONDS,
     )
 
 
@@ -256,3 +270,20 @@ def get_artifact(run_id: str, name: str, store: StoreDep) -> FileResponse:
         headers["ETag"] = f'"{artifacts[name]["sha256"]}"'
     media = MEDIA_TYPES.get(Path(name).suffix, "application/octet-stream")
     return FileResponse(path, media_type=media, headers=headers)
+
+
+@router.get(
+    "/runs/{run_id}/report",
+    response_class=HTMLResponse,
+    responses=with_errors(
+        {200: {"content": {"text/html": {}}, "description": "One self-contained HTML page"}}
+    ),
+)
+def get_report(run_id: str, store: StoreDep) -> Response:
+    """The run's (or sweep's) offline HTML report: rendered on first request, then kept in its folder."""
+    folder, _ = _manifest(store, run_id)
+    try:
+        body = cached_report(folder).read_bytes()
+    except FileNotFoundError:
+        raise NotFoundError(f"run {run_id} has no artifacts (pruned or deleted)") from None
+    return Response(body, media_type=MEDIA_TYPES[".html"], headers={"Cache-Control": "no-cache"})
