@@ -120,13 +120,16 @@ def stationary_bootstrap_sharpe_nb(
 
 
 @njit
-def shuffled_order_nb(n: int, key: np.uint64) -> np.ndarray:
-    """A permutation of 0..n-1 by Fisher–Yates from the SplitMix64 stream started at `key`.
+def shuffle_into_nb(order, key):
+    """Fill `order` with a permutation of 0..n-1 by Fisher–Yates from the SplitMix64 stream
+    started at `key`.
 
     Step i (from n-1 down to 1) swaps slot i with slot `draw % (i + 1)`; the modulo bias is
     below n / 2**64, far under anything a permutation test can see.
     """
-    order = np.arange(n)
+    n = order.shape[0]
+    for i in range(n):
+        order[i] = i
     state = key
     for i in range(n - 1, 0, -1):
         state, x = splitmix64_nb(state)
@@ -134,29 +137,26 @@ def shuffled_order_nb(n: int, key: np.uint64) -> np.ndarray:
         tmp = order[i]
         order[i] = order[j]
         order[j] = tmp
+
+
+@njit
+def shuffled_order_nb(n, key):
+    """A new array holding the permutation `shuffle_into_nb` makes of 0..n-1 with `key`."""
+    order = np.empty(n, dtype=np.int64)
+    shuffle_into_nb(order, key)
     return order
 
 
 @njit
-def rebuild_ohlc_nb(
-    first: np.ndarray,
-    growth: np.ndarray,
-    shape_open: np.ndarray,
-    shape_high: np.ndarray,
-    shape_low: np.ndarray,
-    order: np.ndarray,
-    out_open: np.ndarray,
-    out_high: np.ndarray,
-    out_low: np.ndarray,
-    out_close: np.ndarray,
-) -> None:
+def rebuild_ohlc_nb(first, bars, order, out_open, out_high, out_low, out_close):
     """Rebuild a price path whose bars 1..n-1 come in `order` (a permutation of 0..n-2).
 
-    `first` = (open, high, low, close) of bar 0, copied unchanged. `growth[j]` and `shape_*[j]`
-    are the close-to-close ratio and open/close, high/close, low/close of bar j + 1. New bar i
-    takes bar `order[i - 1] + 1` whole: its return and its shape. Compounding ratios is the
-    same path as summing log returns, without an exp per price. High and low are clamped to
-    bound open and close, so rounding never yields an invalid bar.
+    `first` = (open, high, low, close) of bar 0, copied unchanged. `bars[j]` = (close-to-close
+    ratio, open/close, high/close, low/close) of bar j + 1, one row per bar so a bar is read
+    from one cache line. New bar i takes bar `order[i - 1] + 1` whole: its return and its
+    shape. Compounding ratios is the same path as summing log returns, without an exp per
+    price. High and low are clamped to bound open and close, so rounding never yields an
+    invalid bar.
     """
     out_open[0] = first[0]
     out_high[0] = first[1]
@@ -165,12 +165,12 @@ def rebuild_ohlc_nb(
     c = first[3]
     for i in range(1, out_close.shape[0]):
         j = order[i - 1]
-        c = c * growth[j]
-        o = c * shape_open[j]
+        c = c * bars[j, 0]
+        o = c * bars[j, 1]
         out_close[i] = c
         out_open[i] = o
-        out_high[i] = max(c * shape_high[j], o, c)
-        out_low[i] = min(c * shape_low[j], o, c)
+        out_high[i] = max(c * bars[j, 2], o, c)
+        out_low[i] = min(c * bars[j, 3], o, c)
 
 
 @njit

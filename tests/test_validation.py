@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import math
+from pathlib import Path
+from typing import Any
 
 import numba
 import numpy as np
@@ -12,14 +15,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
+import btlab
 from btlab.config import ValidationConfig
-from btlab.hashing import canonical_json, rng_for
+from btlab.hashing import canonical_bytes, canonical_json, rng_for, seed_for
 from btlab.kernels.stats import (
     cscv_nb,
     rebuild_ohlc_nb,
     shuffled_order_nb,
     stationary_bootstrap_sharpe_nb,
 )
+from btlab.validate_run import bar_returns, permutation_statistic
 from btlab.validation import (
     PermutationBase,
     bootstrap_keys,
@@ -226,9 +231,7 @@ def test_rebuild_kernel_matches_twin(b: Bars, seed: int) -> None:
     order = np.random.default_rng(seed).permutation(len(b) - 1)
     base = PermutationBase(b.open, b.high, b.low, b.close)
     outs = tuple(np.empty(len(b)) for _ in range(4))
-    rebuild_ohlc_nb(
-        base.first, base.growth, base.shape_open, base.shape_high, base.shape_low, order, *outs
-    )
+    rebuild_ohlc_nb(base.first, base.bars, order, *outs)
     for got, want in zip(
         outs, ref.rebuild_ohlc(b.open, b.high, b.low, b.close, order), strict=True
     ):
@@ -496,3 +499,137 @@ def test_run_validation_sections_follow_config() -> None:
         on_progress=lambda d, t: calls.append((d, t)),
     )
     assert kept["folds"] == section and calls == [(1, 3), (2, 3), (3, 3)]
+
+
+def test_expected_max_sharpe_is_close_to_the_monte_carlo_maximum() -> None:
+    # The (1-γ)Φ⁻¹(1-1/N) + γΦ⁻¹(1-1/(Ne)) approximation (γ Euler–Mascheroni) of E[max of N
+    # standard normals], checked against simulation: it is within ~1 % for N >= 100.
+    draws = np.random.default_rng(0).standard_normal((20_000, 1000))
+    for n in (100, 1000):
+        simulated = float(np.mean(draws[:, :n].max(axis=1)))
+        assert expected_max_sharpe(n, 1.0) == pytest.approx(simulated, rel=0.015)
+        assert expected_max_sharpe(n, 4.0) == 2.0 * expected_max_sharpe(n, 1.0)
+
+
+def test_bootstrap_probability_of_a_non_positive_sharpe_agrees_with_arch() -> None:
+    rng = np.random.default_rng(12)
+    e = rng.standard_normal(3000)
+    r = 0.0002 + 0.01 * (e + 0.5 * np.concatenate([[0.0], e[:-1]]))
+    ours = stationary_bootstrap(
+        r, n_resamples=4000, mean_block_length=10, periods_per_year=252, seed=2
+    )
+
+    def ann_sharpe(x: np.ndarray) -> float:
+        return float(np.mean(x) / np.std(x, ddof=1) * math.sqrt(252))
+
+    draws = StationaryBootstrap(10, r, seed=np.random.default_rng(3)).apply(ann_sharpe, 2000)
+    assert 0.05 < ours["p_sharpe_le_0"] < 0.5  # a case where the probability is informative
+    assert ours["p_sharpe_le_0"] == pytest.approx(float(np.mean(draws <= 0.0)), abs=0.04)
+    assert ours["std"] == pytest.approx(float(np.std(draws, ddof=1)), rel=0.1)
+
+
+# ------------------------------------------------------------------ validation.json of a run
+
+
+RUN = {
+    "data": {"bars": 300, "seed": 5},
+    "strategy": {"name": "sma_cross", "params": {"fast": 5, "slow": 20, "long_short": True}},
+    "execution": {"commission_bps": 1.0},
+    "seed": 9,
+}
+
+
+def test_every_run_has_every_statistic_with_the_documented_defaults(tmp_path: Path) -> None:
+    res = btlab.run(RUN)
+    v = res.validation
+    assert v is not None
+    ppy = res.metrics["periods_per_year"]
+    assert set(v) == {
+        "settings",
+        "n_bars",
+        "psr",
+        "dsr",
+        "bootstrap",
+        "permutation",
+        "folds",
+        "pbo",
+    }
+    assert v["settings"] == ValidationConfig().model_dump(mode="json") | {
+        "root_seed": 9,
+        "periods_per_year": ppy,
+        "module_seeds": {
+            "bootstrap": seed_for(9, "bootstrap"),
+            "permutation": seed_for(9, "permutation"),
+        },
+    }
+    assert v["n_bars"] == 299 and v["pbo"] is None  # PBO is a sweep's statistic
+    r = bar_returns(res.equity_values)
+    assert v["psr"]["psr"] == psr(r) and v["psr"]["n_trials"] == 1 and v["psr"]["dsr"] == psr(r)
+    assert v["psr"]["min_trl"] == min_track_record_length(r)
+    assert v["psr"]["min_trl_years"] == v["psr"]["min_trl"] / ppy
+    assert v["dsr"] == {"dsr": psr(r), "n_trials": 1, "sr_benchmark": 0.0,
+                        "sr_variance": v["dsr"]["sr_variance"], "sr_variance_source": "estimator"}  # fmt: skip
+    boot = v["bootstrap"]
+    assert (boot["n_resamples"], boot["mean_block_length"], boot["confidence"]) == (1000, 7.0, 0.95)
+    assert boot["sharpe"] == pytest.approx(res.metrics["sharpe"], rel=1e-12)
+    perm = v["permutation"]
+    assert perm["n_permutations"] == 100 and perm["real"] == res.metrics["sharpe"]
+    assert perm["p_value"] == (1 + perm["n_ge"]) / 101
+    folds = v["folds"]
+    assert folds["k"] == 5 and [f["fold"] for f in folds["folds"]] == [0, 1, 2, 3, 4]
+    btlab.write_artifacts(res, tmp_path / "run")
+    assert (tmp_path / "run" / "validation.json").read_bytes() == canonical_bytes(v)
+
+
+def test_validation_settings_are_honoured_section_by_section() -> None:
+    cfg = {
+        "n_trials": 20,
+        "bootstrap": {"n_resamples": 50, "mean_block_length": 3, "confidence": 0.8},
+        "permutation": {"n_permutations": 7},
+        "folds": {"k": 3},
+    }
+    v = btlab.run(RUN | {"validation": cfg}).validation
+    assert v is not None
+    assert (v["bootstrap"]["n_resamples"], v["bootstrap"]["mean_block_length"]) == (50, 3.0)
+    assert v["bootstrap"]["confidence"] == 0.8 and v["permutation"]["n_permutations"] == 7
+    assert v["folds"]["k"] == 3 and len(v["folds"]["folds"]) == 3
+    assert v["dsr"]["n_trials"] == 20 and v["dsr"]["sr_benchmark"] > 0
+    assert v["psr"]["dsr"] < v["psr"]["psr"]
+    sections = {"psr": ("psr", "dsr"), "bootstrap": ("bootstrap",), "permutation": ("permutation",),
+                "folds": ("folds",)}  # fmt: skip
+    for name, keys in sections.items():
+        off: dict[str, Any] = {name: False} if name == "psr" else {name: {"enabled": False}}
+        v = btlab.run(RUN | {"validation": cfg | off}).validation
+        assert v is not None
+        for key in ("psr", "dsr", "bootstrap", "permutation", "folds"):
+            assert (v[key] is None) == (key in keys), (name, key)
+    assert btlab.run(RUN | {"validation": {"enabled": False}}).validation is None
+
+
+def test_permutation_statistic_is_the_runs_sharpe_on_the_real_path() -> None:
+    res = btlab.run(RUN | {"validation": {"enabled": False}})
+    ds = res.dataset
+    statistic = permutation_statistic(res)
+    real = (ds.open, ds.high, ds.low, ds.close)
+    assert statistic(*real) == res.metrics["sharpe"]  # the same arithmetic, bit for bit
+    base = PermutationBase(*real)
+    buffers = base.buffers()
+    other = statistic(*base.permute_key(7, out=buffers))
+    assert other != res.metrics["sharpe"]
+    again = statistic(*base.permute_key(8, out=buffers))  # buffers reused: no stale state
+    assert statistic(*base.permute_key(7)) == other and statistic(*real) == res.metrics["sharpe"]
+    assert again != other
+
+
+def test_folds_are_contiguous_and_chain_to_the_total_return() -> None:
+    res = btlab.run(RUN | {"validation": {"bootstrap": {"enabled": False}, "permutation": {"enabled": False},
+                                          "folds": {"k": 4}}})  # fmt: skip
+    assert res.validation is not None
+    folds = res.validation["folds"]["folds"]
+    assert folds[0]["start_bar"] == 0 and folds[-1]["end_bar"] == len(res.dataset) - 1
+    assert all(a["end_bar"] + 1 == b["start_bar"] for a, b in itertools.pairwise(folds))
+    # each fold starts from the equity the previous one left, so the fold returns compound
+    growth = math.prod(1.0 + f["total_return"] for f in folds)
+    assert growth == pytest.approx(1.0 + res.metrics["total_return"], rel=1e-12)
+    positive = sum(1 for f in folds if f["sharpe"] is not None and f["sharpe"] > 0) / 4
+    assert res.validation["folds"]["share_positive_sharpe"] == positive

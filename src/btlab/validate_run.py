@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import RunCancelled
+from .errors import RunCancelled, RunError
 from .features import FeatureStore
+from .kernels.dtypes import FILL_DTYPE, Status
+from .kernels.execution import fill_capacity, new_state, simulate_nb
+from .kernels.metrics import equity_stats_nb
 from .metrics import compute_metrics
 from .strategies import compute_target
 from .validation import run_validation
@@ -77,14 +81,24 @@ def fold_metrics(result: RunResult, k: int) -> dict[str, Any]:
 def permutation_statistic(
     result: RunResult,
 ) -> Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], float]:
-    """Sharpe of the same strategy re-run on a permuted price path (features, strategy and kernel)."""
-    from .pipeline import exec_params, simulate_chunked, size_scale
+    """The run's Sharpe re-computed on a price path: features, strategy and kernel re-run.
+
+    The same arithmetic as the run's `metrics["sharpe"]` (`equity_stats_nb` over the equity
+    path), so the real path gives that value bit for bit. Each calling thread keeps its own
+    kernel buffers across calls (the permutation test calls it once per path), and the
+    timestamps and volume are the run's.
+    """
+    from .pipeline import exec_params, size_scale
 
     cfg = result.config
     params = exec_params(cfg)
-    ppy = result.metrics["periods_per_year"]
+    ppy = float(result.metrics["periods_per_year"])
+    root_ppy = math.sqrt(ppy)
     base = result.dataset
     n = len(base)
+    # as pipeline.simulate_chunked: a small fill buffer first, the bound if it runs out
+    capacities = (min(fill_capacity(n), max(1024, n // 8)), fill_capacity(n))
+    local = threading.local()
 
     def statistic(open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray) -> float:
         permuted = dataclasses.replace(
@@ -92,14 +106,26 @@ def permutation_statistic(
         )
         store = FeatureStore(permuted)
         target = compute_target(store, cfg.strategy.name, cfg.strategy.params, n)
-        sim = simulate_chunked(
-            permuted, target, size_scale(cfg, store, n, ppy), params, chunk=max(n, 1)
-        )
-        r = bar_returns(sim.equity)
-        if r.size < 2:
-            return math.nan
-        std = float(np.std(r, ddof=1))
-        return float(np.mean(r)) / std * math.sqrt(ppy) if std > 0 else math.nan
+        scale = size_scale(cfg, store, n, ppy)
+        buffers = getattr(local, "buffers", None)
+        if buffers is None:
+            buffers = local.buffers = [np.empty(n) for _ in range(4)]
+        units, cash, equity, borrow = buffers
+        status = Status.OK
+        for capacity in capacities:
+            fills = getattr(local, "fills", None)
+            if fills is None or fills.shape[0] < capacity:
+                fills = local.fills = np.empty(capacity, dtype=FILL_DTYPE)
+            status = simulate_nb(
+                base.ts, open_, high, low, close, base.volume, target, scale, params,
+                new_state(params.initial_cash), fills, units, cash, equity, borrow, 0, n,
+            )  # fmt: skip
+            if status != Status.FILLS_FULL:
+                break
+        if status != Status.OK:
+            raise RunError(f"execution kernel failed with status {status} on a permuted path")
+        _count, mean, std, *_ = equity_stats_nb(equity)
+        return float(mean / std * root_ppy) if std > 0 else math.nan
 
     return statistic
 
