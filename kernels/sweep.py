@@ -4,13 +4,16 @@
 crosses, price against a moving average) straight from a matrix of distinct features, each
 computed once by the caller; `sweep_targets_nb` runs combinations whose targets the caller
 computed. Both split the combinations into one contiguous chunk per thread (`prange` over the
-chunks); a chunk owns its per-bar buffers, so memory is threads x bars, never combinations x bars.
+chunks); a chunk owns its per-bar buffers, so memory is threads x bars, never combinations x
+bars.
 
 Per combination the kernels run the same execution kernel (`simulate_nb`, one call over all
-bars) and the same ledger (`trades_nb`) as a single run, and `bar_stats_nb` repeats the
-arithmetic of `metrics.equity_stats_nb` step for step, so those results are bit-identical to a
-single run; the remaining metric sums are compensated (Neumaier), within an ulp or two of
-NumPy's pairwise sums. Outputs, one row per combination:
+bars) and the same ledger (`trades_nb`) as a single run, and `path_stats_nb` repeats the
+arithmetic of `metrics.equity_stats_nb` step for step, so those results are bit-identical to
+a single run; the other metric sums (equity, leverage, borrow, fill costs, trade P&L) are
+added in NumPy's pairwise order (`pairwise_sum_nb`), so every metric a sweep reports equals
+the single run's bit for bit. Divisions whose result is known are skipped, exactly (see
+`path_stats_nb`): the Welford update's division per bar is the floor of the cost. Outputs, one row per combination:
 
 - `stats[c, :]`: the accumulators in `SW_*` order (see `STAT_NAMES`), from which the core builds
   the metrics dict exactly as `btlab.metrics.compute_metrics` would;
@@ -87,14 +90,89 @@ BLOCK_FIELDS = 2  # sum of returns, sum of squared returns
 
 
 @njit
-def neumaier_add_nb(s, c, x):
-    """One step of Neumaier's compensated sum: returns the new `(sum, compensation)`."""
-    t = s + x
-    if abs(s) >= abs(x):
-        c += (s - t) + x
-    else:
-        c += (x - t) + s
-    return t, c
+def _pairwise_block_nb(a, lo, n):
+    """NumPy's pairwise leaf (n <= 128): a plain loop below 8 values, else 8 accumulators."""
+    if n < 8:
+        res = 0.0
+        for i in range(lo, lo + n):
+            res += a[i]
+        return res
+    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+    i = lo + 8
+    stop8 = lo + n - n % 8
+    while i < stop8:
+        r0 += a[i]
+        r1 += a[i + 1]
+        r2 += a[i + 2]
+        r3 += a[i + 3]
+        r4 += a[i + 4]
+        r5 += a[i + 5]
+        r6 += a[i + 6]
+        r7 += a[i + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < lo + n:
+        res += a[i]
+        i += 1
+    return res
+
+
+@njit
+def _left_half_nb(n):
+    """Where NumPy splits n > 128 values: half of n, rounded down to a multiple of 8."""
+    half = n // 2
+    return half - half % 8
+
+
+@njit
+def pairwise_sum_nb(a, lo, n):
+    """Sum of `a[lo:lo + n]` in NumPy's order: equal, bit for bit, to `np.add.reduce` of float64.
+
+    NumPy sums pairwise (numpy/_core/src/umath/loops_utils.h.src): fewer than 8 values in a
+    loop; up to 128 with 8 interleaved accumulators combined as ((r0+r1)+(r2+r3))+((r4+r5)+
+    (r6+r7)), then the rest in a loop; longer runs are split at `_left_half_nb` and the halves'
+    sums added. The recursion is walked with an explicit stack (numba cannot load a cached
+    recursive function): frames hold a segment and, once known, its left half's sum.
+    """
+    if n <= 128:
+        return _pairwise_block_nb(a, lo, n)
+    seg_lo = np.empty(64, np.int64)
+    seg_n = np.empty(64, np.int64)
+    left = np.empty(64)
+    has_left = np.zeros(64, np.bool_)
+    top = 0
+    seg_lo[0] = lo
+    seg_n[0] = n
+    while True:
+        m = seg_n[top]
+        while m > 128:  # descend to the leftmost leaf of this segment
+            half = _left_half_nb(m)
+            seg_lo[top + 1] = seg_lo[top]
+            seg_n[top + 1] = half
+            has_left[top + 1] = False
+            top += 1
+            m = half
+        value = _pairwise_block_nb(a, seg_lo[top], m)
+        top -= 1
+        while top >= 0 and has_left[top]:  # right halves done: add them to their left halves
+            value = left[top] + value
+            top -= 1
+        if top < 0:
+            return value
+        left[top] = value  # a left half done: its sibling (the right half) is next
+        has_left[top] = True
+        half = _left_half_nb(seg_n[top])
+        seg_lo[top + 1] = seg_lo[top] + half
+        seg_n[top + 1] = seg_n[top] - half
+        has_left[top + 1] = False
+        top += 1
+
+
+@njit
+def np_sum_nb(a, n):
+    """`np.sum(a[:n])` of a float64 array, bit for bit: the identity 0.0 plus the pairwise sum."""
+    return 0.0 + pairwise_sum_nb(a, 0, n)
 
 
 @njit
@@ -125,76 +203,97 @@ def fresh_state_nb(state, initial_cash):
 
 
 @njit
-def bar_stats_nb(close, units, equity, borrow, bounds, row, blocks):
-    """One pass over a simulation's bars: the statistics of `metrics.equity_stats_nb` with the
-    same arithmetic in the same order (so bit-identical), the exposure, leverage, equity and
-    borrow sums, and per block of returns their sum and sum of squares (`blocks[g, 0:2]`).
+def _bar_return_nb(e, prev):
+    """`e / prev - 1`, exactly, with the division skipped where equity did not change."""
+    return 0.0 if e == prev and e != 0.0 and math.isfinite(e) else e / prev - 1.0
 
-    Divisions whose result is known are skipped, exactly: a return where equity did not change
-    is 0 (`e / e - 1`), as is its drawdown unchanged; a flat bar's leverage is 0.
+
+@njit
+def _moments_step_nb(r, count, mean, m2, down2):
+    """One Welford update of `metrics.equity_stats_nb` with the count-th return `r`."""
+    delta = r - mean
+    mean += delta / count
+    m2 += delta * (r - mean)
+    if r < 0.0:
+        down2 += r * r
+    return mean, m2, down2
+
+
+@njit
+def _drawdown_gate_nb(peak, max_dd):
+    """Equity above this cannot set a new max drawdown: `peak * (1 + max_dd + 1e-9)`, where the
+    1e-9 margin dwarfs the rounding of the product; +inf (always check) for a peak <= 0."""
+    return peak * (1.0 + (max_dd + 1e-9)) if peak > 0.0 else np.inf
+
+
+@njit
+def _drawdown_step_nb(i, e, prev, peak, gate, max_dd, under, longest):
+    """Bar i of `equity_stats_nb`'s drawdown facts, the same division wherever it can matter:
+    a new peak's drawdown is 0, an unchanged bar's is the last one, and equity above the
+    gate cannot make a new maximum. Returns `(peak, gate, max_dd, under, longest)`."""
+    if e > peak:
+        return e, _drawdown_gate_nb(e, max_dd), max_dd, 0, longest
+    under += 1
+    if under > longest:
+        longest = under
+    if (i == 0 or e != prev) and not e > gate:
+        dd = e / peak - 1.0
+        if dd < max_dd:
+            max_dd = dd
+            gate = _drawdown_gate_nb(peak, max_dd)
+    return peak, gate, max_dd, under, longest
+
+
+@njit
+def _leverage_nb(u, c, e):
+    """`(|u * c| / e, kept)`: a bar's leverage and whether `compute_metrics` keeps it (finite);
+    a flat bar's is 0 without dividing (`0 / e`, kept unless e is 0 or NaN). Scalars only:
+    array arguments would cost reference counting on every bar."""
+    if u != 0.0:
+        lev = abs(u * c) / e
+        return lev, math.isfinite(lev)
+    return 0.0, e != 0.0 and e == e
+
+
+@njit
+def path_stats_nb(close, units, equity, borrow, has_borrow, bounds, row, blocks, scratch):
+    """The per-bar statistics of a simulated path in one pass, into `row`: the return moments
+    and drawdown facts of `metrics.equity_stats_nb` with its arithmetic step for step
+    (bit-identical), the exposure and the leverage, equity and borrow sums of
+    `metrics.compute_metrics` in NumPy's pairwise order (borrow is 0 without `has_borrow`).
+    Per CSCV block g of returns (`bounds[g] <= j < bounds[g + 1]`, return j ending at bar
+    j + 1) the sum and sum of squares of its finite returns go to `blocks[g]`. `scratch`
+    (>= n values) receives the kept leverages.
     """
-    n = equity.shape[0]
-    blocks[:, :] = 0.0
-    mean = 0.0
-    m2 = 0.0
-    down2 = 0.0
-    count = 0
-    peak = -np.inf
-    max_dd = 0.0
-    under = 0
-    longest = 0
-    exposed = 0
-    lev_s, lev_c, lev_n = 0.0, 0.0, 0
-    eq_s, eq_c = 0.0, 0.0
-    br_s, br_c = 0.0, 0.0
-    g = 0
-    next_bound = bounds[1] if bounds.shape[0] > 1 else n
-    last_block = blocks.shape[0] - 1
+    n = close.shape[0]
+    mean, m2, down2 = 0.0, 0.0, 0.0
+    peak, gate, max_dd, under, longest = -np.inf, np.inf, 0.0, 0, 0
+    exposed, n_lev = 0, 0
     prev = 0.0
-    for i in range(n):
-        e = equity[i]
-        u = units[i]
-        # equity_stats_nb, step for step
-        if e > peak:
-            peak = e
-            under = 0
-        else:
-            under += 1
-            if under > longest:
-                longest = under
-        if i == 0 or e != prev:
-            dd = e / peak - 1.0
-            if dd < max_dd:
-                max_dd = dd
-        if i > 0:
-            r = 0.0 if e == prev and e != 0.0 and math.isfinite(e) else e / prev - 1.0
-            count += 1
-            delta = r - mean
-            mean += delta / count
-            m2 += delta * (r - mean)
-            if r < 0.0:
-                down2 += r * r
-            # CSCV blocks over returns j = i - 1
-            while g < last_block and i - 1 >= next_bound:
-                g += 1
-                next_bound = bounds[g + 1]
-            if math.isfinite(r):
-                blocks[g, 0] += r
-                blocks[g, 1] += r * r
-        prev = e
-        # exposure and leverage |u * close| / e (0 / e for a flat bar)
-        if u != 0.0:
-            exposed += 1
-            lev = abs(u * close[i]) / e
-            if math.isfinite(lev):
-                lev_s, lev_c = neumaier_add_nb(lev_s, lev_c, lev)
-                lev_n += 1
-        elif e != 0.0 and e == e:
-            lev_n += 1
-        eq_s, eq_c = neumaier_add_nb(eq_s, eq_c, e)
-        b = borrow[i]
-        if b != 0.0:
-            br_s, br_c = neumaier_add_nb(br_s, br_c, b)
+    for g in range(-1, bounds.shape[0] - 1):  # g = -1: bar 0 alone, which ends no return
+        first, stop = (0, 1) if g < 0 else (bounds[g] + 1, bounds[g + 1] + 1)
+        s1, s2 = 0.0, 0.0
+        for i in range(first, stop):
+            e = equity[i]
+            if i > 0:
+                r = _bar_return_nb(e, prev)
+                mean, m2, down2 = _moments_step_nb(r, i, mean, m2, down2)
+                if math.isfinite(r):
+                    s1 += r
+                    s2 += r * r
+            peak, gate, max_dd, under, longest = _drawdown_step_nb(
+                i, e, prev, peak, gate, max_dd, under, longest
+            )
+            exposed += units[i] != 0.0
+            lev, keep = _leverage_nb(units[i], close[i], e)
+            if keep:
+                scratch[n_lev] = lev
+                n_lev += 1
+            prev = e
+        if g >= 0:
+            blocks[g, 0] = s1
+            blocks[g, 1] = s2
+    count = max(n - 1, 0)
     row[SW_N_RETURNS] = count
     row[SW_MEAN] = mean if count > 0 else np.nan
     row[SW_STD] = math.sqrt(m2 / (count - 1)) if count > 1 else np.nan
@@ -202,80 +301,85 @@ def bar_stats_nb(close, units, equity, borrow, bounds, row, blocks):
     row[SW_MAX_DD] = max_dd
     row[SW_DD_BARS] = longest
     row[SW_EXPOSED] = exposed
-    row[SW_LEV_SUM] = lev_s + lev_c
-    row[SW_LEV_COUNT] = lev_n
-    row[SW_EQUITY_SUM] = eq_s + eq_c
-    row[SW_BORROW] = br_s + br_c
+    row[SW_LEV_SUM] = np_sum_nb(scratch, n_lev)
+    row[SW_LEV_COUNT] = n_lev
+    row[SW_EQUITY_SUM] = np_sum_nb(equity, n)
+    row[SW_BORROW] = np_sum_nb(borrow, n) if has_borrow else 0.0
 
 
 @njit
-def fill_stats_nb(fills, k, row):
-    """Traded notional and cost totals of the first `k` fills into `row`."""
-    tr_s, tr_c = 0.0, 0.0
-    sp_s, sp_c = 0.0, 0.0
-    sl_s, sl_c = 0.0, 0.0
-    co_s, co_c = 0.0, 0.0
+def fill_stats_nb(fills, k, row, scratch):
+    """Traded notional and cost totals of the first `k` fills into `row`, each summed as
+    `compute_metrics` sums its column (`scratch` holds at least `k` values)."""
     for j in range(k):
-        f = fills[j]
-        tr_s, tr_c = neumaier_add_nb(tr_s, tr_c, abs(f["units"]) * f["price"])
-        sp_s, sp_c = neumaier_add_nb(sp_s, sp_c, f["spread_cost"])
-        sl_s, sl_c = neumaier_add_nb(sl_s, sl_c, f["slippage_cost"])
-        co_s, co_c = neumaier_add_nb(co_s, co_c, f["commission"])
+        scratch[j] = abs(fills[j]["units"]) * fills[j]["price"]
+    row[SW_TRADED] = np_sum_nb(scratch, k)
+    for j in range(k):
+        scratch[j] = fills[j]["spread_cost"]
+    row[SW_SPREAD] = np_sum_nb(scratch, k)
+    for j in range(k):
+        scratch[j] = fills[j]["slippage_cost"]
+    row[SW_SLIPPAGE] = np_sum_nb(scratch, k)
+    for j in range(k):
+        scratch[j] = fills[j]["commission"]
+    row[SW_COMMISSION] = np_sum_nb(scratch, k)
     row[SW_FILLS] = k
-    row[SW_TRADED] = tr_s + tr_c
-    row[SW_SPREAD] = sp_s + sp_c
-    row[SW_SLIPPAGE] = sl_s + sl_c
-    row[SW_COMMISSION] = co_s + co_c
 
 
 @njit
-def trade_stats_nb(trades, count, row):
-    """Closed-trade counts and sums of the first `count` trade records into `row`."""
+def trade_stats_nb(trades, count, row, scratch):
+    """Closed-trade counts and sums of the first `count` trade records into `row`: the winning
+    and losing net P&L and the returns each summed in trade order, as `compute_metrics` does
+    (`scratch` holds at least `count` values)."""
     closed = 0
     wins = 0
     losses = 0
     held = 0
-    w_s, w_c = 0.0, 0.0
-    l_s, l_c = 0.0, 0.0
-    r_s, r_c = 0.0, 0.0
     best = -np.inf
     worst = np.inf
     for j in range(count):
         t = trades[j]
         if t["is_open"]:
             continue
-        closed += 1
         net = t["net_pnl"]
         if net > 0.0:
+            scratch[wins] = net
             wins += 1
-            w_s, w_c = neumaier_add_nb(w_s, w_c, net)
-        elif net < 0.0:
+    row[SW_WIN_SUM] = np_sum_nb(scratch, wins)
+    for j in range(count):
+        t = trades[j]
+        if not t["is_open"] and t["net_pnl"] < 0.0:
+            scratch[losses] = t["net_pnl"]
             losses += 1
-            l_s, l_c = neumaier_add_nb(l_s, l_c, net)
+    row[SW_LOSS_SUM] = np_sum_nb(scratch, losses)
+    for j in range(count):
+        t = trades[j]
+        if t["is_open"]:
+            continue
         ret = t["return_"]
-        r_s, r_c = neumaier_add_nb(r_s, r_c, ret)
+        scratch[closed] = ret
+        closed += 1
         best = max(best, ret)
         worst = min(worst, ret)
         held += t["bars_held"]
+    row[SW_RET_SUM] = np_sum_nb(scratch, closed)
     row[SW_CLOSED] = closed
     row[SW_OPEN_TRADE] = 1.0 if count > 0 and trades[count - 1]["is_open"] else 0.0
     row[SW_WINS] = wins
-    row[SW_WIN_SUM] = w_s + w_c
     row[SW_LOSSES] = losses
-    row[SW_LOSS_SUM] = l_s + l_c
-    row[SW_RET_SUM] = r_s + r_c
     row[SW_RET_BEST] = best if closed > 0 else np.nan
     row[SW_RET_WORST] = worst if closed > 0 else np.nan
     row[SW_HELD_SUM] = held
 
 
 @njit
-def run_combo_nb(
-    ts, open_, high, low, close, volume, target, scale, params, bounds,
-    state, units, cash, equity, borrow, fills, trades, row, blocks,
+def simulate_combo_nb(
+    ts, open_, high, low, close, volume, target, scale, params, state, units, cash, equity,
+    borrow, fills, trades,
 ):  # fmt: skip
-    """One combination: simulate, ledger, statistics. Returns `(status, fills, trades)`, the
-    buffers grown to the bound of `execution.fill_capacity` where the first ones were too small."""
+    """One combination's simulation from a fresh state. Returns `(status, fills, trades)`, the
+    buffers grown to the bound of `execution.fill_capacity` where the first ones were too small
+    (the run is then repeated, as `pipeline.simulate_chunked` does)."""
     n = close.shape[0]
     fresh_state_nb(state, params.initial_cash)
     status = simulate_nb(
@@ -290,18 +394,35 @@ def run_combo_nb(
             ts, open_, high, low, close, volume, target, scale, params, state, fills,
             units, cash, equity, borrow, 0, n,
         )  # fmt: skip
+    return status, fills, trades
+
+
+@njit
+def run_combo_nb(
+    ts, open_, high, low, close, volume, target, scale, params, bounds,
+    state, units, cash, equity, borrow, fills, trades, scratch, row, blocks,
+):  # fmt: skip
+    """One combination: simulate, path statistics, fill totals, the ledger (`trades_nb`, as a
+    single run) and its trade statistics, into `row` and `blocks`. Returns `(fills, trades)`,
+    grown where the first buffers were too small. `scratch` holds `3 * n + 3` values."""
+    n = close.shape[0]
+    status, fills, trades = simulate_combo_nb(
+        ts, open_, high, low, close, volume, target, scale, params, state, units, cash, equity,
+        borrow, fills, trades,
+    )  # fmt: skip
     row[SW_STATUS] = status
     if status != Status.OK:
-        return status, fills, trades
-    row[SW_FINAL] = equity[n - 1] if n > 0 else params.initial_cash
+        return fills, trades
+    has_borrow = params.borrow_rate_annual > 0.0  # else every bar's borrow is 0
+    path_stats_nb(close, units, equity, borrow, has_borrow, bounds, row, blocks, scratch)
+    row[SW_FINAL] = equity[n - 1]
     row[SW_FLAGS] = state[ST_FLAGS]
     row[SW_HALT_BAR] = state[ST_HALT_BAR]
-    bar_stats_nb(close, units, equity, borrow, bounds, row, blocks)
     k = int(state[ST_N_FILLS])
-    fill_stats_nb(fills, k, row)
+    fill_stats_nb(fills, k, row, scratch)
     n_trades = trades_nb(fills[:k], n - 1, close[n - 1], state[ST_BORROW_CUM], trades)
-    trade_stats_nb(trades, n_trades, row)
-    return status, fills, trades
+    trade_stats_nb(trades, n_trades, row, scratch)
+    return fills, trades
 
 
 @njit
@@ -335,13 +456,14 @@ def sweep_cross_nb(
         state = np.empty(STATE_SIZE)
         fills = np.empty(cap, dtype=FILL_DTYPE)
         trades = np.empty(cap + 1, dtype=TRADE_DTYPE)
+        scratch = np.empty(3 * n + 3)
         for c in range(lo, hi):
             cross_target_nb(
                 features[a_idx[c]], features[b_idx[c]], long_value[c], short_value[c], target
             )
-            _, fills, trades = run_combo_nb(
+            fills, trades = run_combo_nb(
                 ts, open_, high, low, close, volume, target, scale, params, bounds,
-                state, units, cash, equity, borrow, fills, trades, stats[c], blocks[c],
+                state, units, cash, equity, borrow, fills, trades, scratch, stats[c], blocks[c],
             )  # fmt: skip
 
 
@@ -364,8 +486,9 @@ def sweep_targets_nb(
         state = np.empty(STATE_SIZE)
         fills = np.empty(cap, dtype=FILL_DTYPE)
         trades = np.empty(cap + 1, dtype=TRADE_DTYPE)
+        scratch = np.empty(3 * n + 3)
         for c in range(lo, hi):
-            _, fills, trades = run_combo_nb(
+            fills, trades = run_combo_nb(
                 ts, open_, high, low, close, volume, targets[c], scale, params, bounds,
-                state, units, cash, equity, borrow, fills, trades, stats[c], blocks[c],
+                state, units, cash, equity, borrow, fills, trades, scratch, stats[c], blocks[c],
             )  # fmt: skip

@@ -17,7 +17,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from .config import merge_overrides
-from .errors import BtlabError, ConfigError
+from .errors import BtlabError, ConfigError, RunError
 from .presets import DEFAULT_PRESET, list_presets, resolve_request
 from .runtime import tune_allocator
 
@@ -136,13 +136,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         result = run(config, on_event=on_event)
     out = Path(args.out) if args.out else Path("btlab-out") / result.config_hash[:12]
     manifest = write_artifacts(result, out, overwrite=args.force or not args.out)
+    report = None if args.no_report else write_run_report(out)
     if args.json:
         out_console.print_json(
             json.dumps(
-                {"out": str(out), "run_hash": manifest["run_hash"], "metrics": result.metrics},
+                {"out": str(out), "run_hash": manifest["run_hash"], "metrics": result.metrics,
+                 "report": None if report is None else str(report)},
                 default=str,
             )
-        )
+        )  # fmt: skip
         return 0
     out_console.print(
         metrics_table(result.metrics, f"{config.strategy.name} on {result.dataset.meta.symbol}")
@@ -152,7 +154,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         if summary:
             out_console.print(summary)
     out_console.print(f"artifacts: [bold]{out}[/]  run_hash {manifest['run_hash'][:16]}…")
+    if report is not None:
+        out_console.print(f"report: [bold]{report}[/]")
     return 0
+
+
+def write_run_report(folder: Path) -> Path:
+    """Write `report.html` into an artifact folder just written (the artifacts stay if it fails)."""
+    from .report import write_report
+
+    try:
+        return write_report(folder)
+    except Exception as exc:
+        raise RunError(
+            f"the artifacts are in {folder}, but the report failed: {exc} (--no-report skips it)"
+        ) from exc
 
 
 def validation_summary(validation: dict[str, Any]) -> str:
@@ -188,6 +204,102 @@ def cmd_presets(args: argparse.Namespace) -> int:
     return 0
 
 
+def build_sweep_request(args: argparse.Namespace) -> dict[str, Any]:
+    """The sweep request `btlab sweep` runs: `build_request` plus --grid axes and --objective."""
+    from .sweep import parse_grid_option
+
+    body = build_request(args)
+    grid = dict(body.get("grid") or {})
+    for item in args.grid or []:
+        name, axis = parse_grid_option(item)
+        grid[name] = axis
+    if grid:
+        body["grid"] = grid
+    if args.objective:
+        body["objective"] = args.objective
+    return body
+
+
+def sweep_table(result: Any, top: int = 10) -> Table:
+    """The best `top` combinations by the objective, with a few headline metrics."""
+    objective = result.request.objective
+    frame = result.table.sort_values(objective, ascending=False, kind="stable", na_position="last")
+    axes = list(result.expansion.axes)
+    columns = [
+        objective,
+        *(m for m in ("sharpe", "total_return", "max_drawdown", "trade_count") if m != objective),
+    ]
+    table = Table(
+        title=f"top {min(top, len(frame))} of {len(frame)} by {objective}", header_style="bold"
+    )
+    for name in ["#", *axes, *columns]:
+        table.add_column(name, justify="right")
+    for values in frame.head(top).to_dict("records"):
+        table.add_row(
+            str(values["combo"]),
+            *(str(values[a]) for a in axes),
+            *(_fmt(values[c]) for c in columns),
+        )
+    return table
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweep import parse_sweep_request, run_sweep
+
+    request = parse_sweep_request(build_sweep_request(args))
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(), console=console, transient=True, disable=args.quiet,
+    ) as progress:  # fmt: skip
+        task = progress.add_task("starting", total=None)
+
+        def on_event(kind: str, data: dict[str, Any]) -> None:
+            if kind == "stage" and data["status"] == "started":
+                progress.update(task, description=data["stage"], total=None, completed=0)
+            elif kind == "progress":
+                progress.update(task, total=data["total"], completed=data["done"])
+
+        result = run_sweep(request, on_event=on_event)
+    out = Path(args.out) if args.out else Path("btlab-out") / f"sweep-{result.config_hash[:12]}"
+    manifest = result.write_artifacts(out, overwrite=args.force or not args.out)
+    report = None if args.no_report else write_run_report(out)
+    summary = result.summary()
+    best = {k: result.best["params"][k] for k in result.expansion.axes}
+    objective = request.objective
+    if args.json:
+        out_console.print_json(
+            json.dumps(
+                {"out": str(out), "run_hash": manifest["run_hash"], "objective": objective,
+                 "n_combinations": summary["n_combinations"], "n_valid": summary["n_valid"],
+                 "n_skipped": summary["n_skipped"], "best": result.best,
+                 "report": None if report is None else str(report)},
+                default=str,
+            )
+        )  # fmt: skip
+        return 0
+    out_console.print(
+        f"{request.strategy.name} on {result.dataset.meta.symbol}: {summary['n_valid']} of "
+        f"{summary['n_combinations']} combinations ({summary['n_skipped']} skipped)"
+    )
+    out_console.print(sweep_table(result))
+    best_text = " ".join(f"{k}={v}" for k, v in best.items())
+    value = _fmt(result.best["metrics"].get(objective))
+    out_console.print(f"best: [bold]{best_text}[/]  {objective} {value}", highlight=False)
+    if result.validation:
+        line = validation_summary(result.validation)
+        trials = (result.validation.get("dsr") or {}).get("n_trials")
+        pbo = (result.validation.get("pbo") or {}).get("pbo")
+        extra = [f"DSR trials {trials}"] if trials else []
+        extra += [f"PBO {pbo:.3f}"] if pbo is not None else []
+        parts = [line.removeprefix("validation: ")] if line else []
+        if parts or extra:
+            out_console.print("validation: " + ", ".join(parts + extra), highlight=False)
+    out_console.print(f"artifacts: [bold]{out}[/]  run_hash {manifest['run_hash'][:16]}…")
+    if report is not None:
+        out_console.print(f"report: [bold]{report}[/]")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="btlab", description="Deterministic backtests with reproducible artifacts."
@@ -214,9 +326,45 @@ def build_parser() -> argparse.ArgumentParser:
     run_p.add_argument(
         "--no-validation", action="store_true", help="skip the validation statistics"
     )
+    run_p.add_argument(
+        "--no-report", action="store_true", help="do not write report.html beside the artifacts"
+    )
     run_p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     run_p.add_argument("--quiet", action="store_true", help="no progress bar")
     run_p.set_defaults(func=cmd_run)
+    sweep_p = sub.add_parser("sweep", help="run every combination of a grid of strategy parameters")
+    sweep_p.add_argument(
+        "request",
+        nargs="?",
+        help=f"preset name, JSON file or inline JSON, may hold 'grid' (default: {DEFAULT_PRESET})",
+    )
+    sweep_p.add_argument(
+        "--data", type=Path, help="CSV or Parquet file replacing the request's data source"
+    )
+    sweep_p.add_argument("--out", help="artifact folder (default: btlab-out/sweep-<config hash>)")
+    sweep_p.add_argument("--force", action="store_true", help="replace a non-empty --out folder")
+    sweep_p.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="override a field, e.g. data.bars=500"
+    )
+    sweep_p.add_argument("--seed", type=int, help="root seed")
+    sweep_p.add_argument(
+        "--no-validation", action="store_true", help="skip the validation statistics"
+    )
+    sweep_p.add_argument(
+        "--no-report", action="store_true", help="do not write report.html beside the artifacts"
+    )
+    sweep_p.add_argument("--quiet", action="store_true", help="no progress bar")
+    sweep_p.add_argument(
+        "--grid",
+        action="append",
+        metavar="NAME=VALUES",
+        help="an axis: NAME=START:STOP:STEP (inclusive) or NAME=V1,V2,... (repeat per parameter)",
+    )
+    sweep_p.add_argument(
+        "--objective", help="the metric the best combination maximizes (default: sharpe)"
+    )
+    sweep_p.add_argument("--json", action="store_true", help="print the best combination as JSON")
+    sweep_p.set_defaults(func=cmd_sweep)
     presets_p = sub.add_parser("presets", help="list the presets")
     presets_p.add_argument("--json", action="store_true")
     presets_p.set_defaults(func=cmd_presets)

@@ -11,8 +11,8 @@ not an error; a grid with no valid combination, or more than `MAX_COMBINATIONS`,
 execution kernel in parallel (`btlab.kernels.sweep`): the "feature a above feature b"
 strategies (`sma_cross`, `ma_trend`) straight from the feature matrix, any other strategy from
 targets computed in bounded batches. A combination's metrics equal those of a single
-`btlab.run` of it (`SweepRequest.run_config(params)`): bit for bit, except sums over bars,
-fills or trades that NumPy adds pairwise and the kernel with compensation (within ~1e-15).
+`btlab.run` of it (`SweepRequest.run_config(params)`) bit for bit: the kernel repeats the
+metrics' one-pass arithmetic and adds every other sum in NumPy's pairwise order.
 
 The best combination maximizes `objective` (default `sharpe`; ties: the first in grid order)
 and is re-run in full for its metrics and returns. Validation (SPEC §6) is of the best
@@ -20,13 +20,18 @@ combination with `n_trials` = the number of valid combinations: PSR, DSR (benchm
 variance of the trials' Sharpe ratios), bootstrap, folds, a permutation test whose statistic
 is the best objective over the whole grid on each permuted path (so it accounts for the
 selection), and PBO by CSCV with `pbo_splits` groups (default 16) computed from per-block
-return sums, never a combinations x bars matrix.
+return sums, never a combinations x bars matrix. Combinations whose Sharpe is undefined (no
+variance: never traded) count as trials but not in the variance of the trials' Sharpes.
+
+On the command line: `btlab sweep PRESET --grid fast=5:50:5 --grid slow=20:200:20`
+(`parse_grid_option`: `NAME=START:STOP:STEP` inclusive, or `NAME=V1,V2,...`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import math
 import os
 import shutil
@@ -37,7 +42,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numba
 import numpy as np
@@ -45,7 +50,9 @@ import pandas as pd
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -123,6 +130,7 @@ __all__ = [
     "SweepRequest",
     "SweepResult",
     "expand_grid",
+    "parse_grid_option",
     "parse_sweep_request",
     "pbo_from_blocks",
     "run_sweep",
@@ -176,7 +184,32 @@ class GridRange(BaseModel):
         return [round(self.start + k * self.step, 12) for k in range(count)]
 
 
-GridAxis = list[Scalar] | GridRange
+def _axis_kind(value: Any) -> str | None:
+    if isinstance(value, list | tuple):
+        return "values"
+    if isinstance(value, Mapping | GridRange):
+        return "range"
+    return None
+
+
+#: One axis of a grid: a list of values or an inclusive range.
+GridAxis = Annotated[
+    Annotated[list[Scalar], Tag("values")] | Annotated[GridRange, Tag("range")],
+    Discriminator(
+        _axis_kind,
+        custom_error_type="grid_axis",
+        custom_error_message="expected a list of values or a range {start, stop, step}",
+    ),
+]
+_AXIS_TAGS = ("values", "range")
+
+
+class GridError(ValueError):
+    """An invalid grid, with one (field, message) pair per problem (see `expand_grid`)."""
+
+    def __init__(self, errors: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{loc}: {msg}" for loc, msg in errors))
+        self.errors = errors
 
 
 def _axis_values(axis: GridAxis) -> list[Any]:
@@ -315,7 +348,7 @@ class SweepRequest(RunConfig):
         try:
             expand_grid(strategy.name, strategy.params, value)
         except ConfigError as exc:
-            raise ValueError("; ".join(f"{loc}: {msg}" for loc, msg in exc.errors)) from None
+            raise GridError(exc.errors) from None
         return value
 
     @cached_property
@@ -339,7 +372,22 @@ def _grid_axis(value: Any) -> GridAxis:
 
 
 def _loc(parts: Sequence[int | str]) -> str:
+    """A dotted field path; the union tag of a grid axis (`grid.fast.range.step`) left out."""
+    if len(parts) > 2 and parts[0] == "grid" and parts[2] in _AXIS_TAGS:
+        parts = [*parts[:2], *parts[3:]]
     return ".".join(str(p) for p in parts) or "request"
+
+
+def _errors(exc: ValidationError) -> list[tuple[str, str]]:
+    """(field, message) pairs of a validation error; a grid's own errors name their axis."""
+    errors: list[tuple[str, str]] = []
+    for e in exc.errors():
+        error = (e.get("ctx") or {}).get("error")
+        if isinstance(error, GridError):
+            errors.extend(error.errors)
+        else:
+            errors.append((_loc(e["loc"]), str(e["msg"]).removeprefix("Value error, ")))
+    return errors
 
 
 def parse_sweep_request(obj: SweepRequest | Mapping[str, Any]) -> SweepRequest:
@@ -375,10 +423,39 @@ def parse_sweep_request(obj: SweepRequest | Mapping[str, Any]) -> SweepRequest:
     try:
         return SweepRequest.model_validate(body)
     except ValidationError as exc:
-        errors = [
-            (_loc(e["loc"]), str(e["msg"]).removeprefix("Value error, ")) for e in exc.errors()
-        ]
-        raise ConfigError("invalid sweep request", errors) from None
+        raise ConfigError("invalid sweep request", _errors(exc)) from None
+
+
+def _option_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text  # a bare word is a string: ma=sma,ema
+
+
+def parse_grid_option(text: str) -> tuple[str, list[Any] | dict[str, Any]]:
+    """One command-line grid axis: `NAME=START:STOP:STEP` or `NAME=START:STOP` (an inclusive
+    range, step 1) or `NAME=V1,V2,...` (a list; values read as JSON, else as strings)."""
+    name, sep, spec = text.partition("=")
+    name = name.strip()
+    if not sep or not name or not spec.strip():
+        raise ConfigError(
+            "invalid --grid",
+            [(text, "expected NAME=VALUES: NAME=START:STOP:STEP or NAME=V1,V2,...")],
+        )
+    if ":" not in spec:
+        return name, [_option_value(v.strip()) for v in spec.split(",")]
+    parts = [p.strip() for p in spec.split(":")]
+    if len(parts) not in (2, 3):
+        raise ConfigError(
+            "invalid --grid", [(f"grid.{name}", f"expected START:STOP:STEP, got {spec!r}")]
+        )
+    values = [_option_value(p) for p in parts]
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        raise ConfigError(
+            "invalid --grid", [(f"grid.{name}", f"range bounds must be numbers, got {spec!r}")]
+        )
+    return name, dict(zip(("start", "stop", "step"), [*values, 1][:3], strict=True))
 
 
 def sweep_config_hash(request: SweepRequest, dataset_hash: str) -> str:
@@ -863,6 +940,7 @@ def _validate(
         ohlc=(ds.open, ds.high, ds.low, ds.close), real_statistic=best_value,
         fold_metrics=fold_metrics(best_run, cfg.folds.k) if cfg.folds.enabled else None,
         trial_sharpes=finite if finite.size > 1 else None, on_progress=progress,
+        permutation_workers=1,  # each permuted sweep is itself parallel over the combinations
     )  # fmt: skip
     if not cfg.enabled:
         return out
