@@ -150,7 +150,10 @@ def test_other_data_is_another_run() -> None:
     ("body", "field"),
     [
         ({"strategy": {"name": "nope"}}, "strategy.name"),
-        ({"strategy": {"name": "sma_cross", "params": {"fast": 50, "slow": 10}}}, "strategy.params"),
+        (
+            {"strategy": {"name": "sma_cross", "params": {"fast": 50, "slow": 10}}},
+            "strategy.params",
+        ),
         ({"strategy": {"name": "sma_cross", "params": {"fast": 0}}}, "strategy.params.fast"),
         ({"strategy": {"name": "sma_cross", "params": {"fastt": 5}}}, "strategy.params.fastt"),
         ({"features": [{"name": "no_such_feature"}]}, "features.0.name"),

@@ -4,10 +4,14 @@
     result = btlab.run({"strategy": {"name": "sma_cross", "params": {"fast": 20, "slow": 100}}})
     result.metrics["sharpe"], result.equity, result.fills, result.trades
 
-The numba kernels are importable for direct calls on NumPy arrays: `btlab.kernels`.
+Parameter grids: `btlab.run_sweep(request_with_grid)` (loaded on first use, so `import btlab`
+does not pay for the sweep kernels). The numba kernels are importable for direct calls on NumPy
+arrays: `btlab.kernels`.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
@@ -17,6 +21,21 @@ from .data import Dataset, from_dataframe, load_csv, load_file, load_parquet, sy
 from .errors import BtlabError, ConfigError, DataError, NotFoundError, RunCancelled, RunError
 from .pipeline import RunCache, RunResult, config_hash, resolve_config, run
 from .presets import list_presets, load_preset, resolve_request
+
+if TYPE_CHECKING:
+    from .sweep import SweepRequest, SweepResult, run_sweep
+
+_LAZY = {"SweepRequest", "SweepResult", "run_sweep"}
+
+
+def __getattr__(name: str) -> Any:
+    """The sweep API, imported when first asked for (PEP 562)."""
+    if name in _LAZY:
+        from . import sweep
+
+        return getattr(sweep, name)
+    raise AttributeError(f"module 'btlab' has no attribute {name!r}")
+
 
 __all__ = [
     "BtlabError",
@@ -29,6 +48,8 @@ __all__ = [
     "RunConfig",
     "RunError",
     "RunResult",
+    "SweepRequest",
+    "SweepResult",
     "__version__",
     "config_hash",
     "from_dataframe",
@@ -41,6 +62,7 @@ __all__ = [
     "resolve_config",
     "resolve_request",
     "run",
+    "run_sweep",
     "synthetic",
     "verify_artifacts",
     "write_artifacts",
