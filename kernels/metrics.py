@@ -16,7 +16,8 @@ def equity_stats_nb(equity):
     Returns `(n_returns, mean, std_ddof1, downside_dev, max_drawdown, max_dd_duration_bars)`
     where returns are `equity[i] / equity[i-1] - 1` for i >= 1, the downside deviation is
     `sqrt(mean(min(r, 0)^2))`, `max_drawdown = min(equity / cummax(equity) - 1)` and the
-    duration is the longest run of bars spent below a previous peak. Mean and variance use
+    duration is the longest run of bars spent below the running peak (a bar back at the peak
+    has recovered: flat equity is never in drawdown). Mean and variance use
     Welford's update, equal to numpy's two-pass values to ~1e-15 relative.
     """
     n = equity.shape[0]
@@ -30,7 +31,7 @@ def equity_stats_nb(equity):
     longest = 0
     for i in range(n):
         e = equity[i]
-        if e > peak:
+        if e >= peak:
             peak = e
             under = 0
         else:

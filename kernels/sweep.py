@@ -231,7 +231,7 @@ def _drawdown_step_nb(i, e, prev, peak, gate, max_dd, under, longest):
     """Bar i of `equity_stats_nb`'s drawdown facts, the same division wherever it can matter:
     a new peak's drawdown is 0, an unchanged bar's is the last one, and equity above the
     gate cannot make a new maximum. Returns `(peak, gate, max_dd, under, longest)`."""
-    if e > peak:
+    if e >= peak:  # at or above the peak: not in drawdown (as `equity_stats_nb`)
         return e, _drawdown_gate_nb(e, max_dd), max_dd, 0, longest
     under += 1
     if under > longest:

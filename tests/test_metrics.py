@@ -33,7 +33,9 @@ def test_equity_stats_match_numpy(equity: np.ndarray) -> None:
 
 def test_drawdown_duration_counts_bars_below_the_peak() -> None:
     *_, duration = equity_stats_nb(np.array([1.0, 2.0, 1.5, 1.2, 2.0, 2.5, 2.4, 2.6]))
-    assert duration == 3  # 1.5, 1.2 and the 2.0 that only equals the peak
+    assert duration == 2  # 1.5 and 1.2; the 2.0 back at the peak has recovered
+    *_, flat = equity_stats_nb(np.full(60, 100_000.0))
+    assert flat == 0  # a run that never trades is never in drawdown
 
 
 def test_compute_metrics_formulas() -> None:

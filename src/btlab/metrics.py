@@ -22,7 +22,7 @@ METRIC_DESCRIPTIONS: dict[str, str] = {
     "sharpe": "mean(r) / std(r, ddof=1) * sqrt(periods_per_year).",
     "sortino": "mean(r) / sqrt(mean(min(r, 0)^2)) * sqrt(periods_per_year).",
     "max_drawdown": "min(equity / cummax(equity) - 1) (a negative number).",
-    "max_drawdown_duration_bars": "Longest run of bars below a previous equity peak.",
+    "max_drawdown_duration_bars": "Longest run of bars below the running equity peak (back at the peak is recovered).",
     "calmar": "cagr / |max_drawdown|.",
     "exposure": "Share of bars ending with an open position.",
     "avg_gross_leverage": "Mean of |units * close| / equity over the bars.",

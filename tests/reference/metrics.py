@@ -11,7 +11,7 @@ def equity_stats(equity: Sequence[float]) -> tuple[int, float, float, float, flo
 
     Returns `r[i] = e[i] / e[i-1] - 1` from bar 1 on; downside deviation
     `sqrt(mean(min(r, 0)^2))`; drawdown `e / running peak - 1`; the duration is the longest run
-    of consecutive bars that do not set a new high (a bar equal to the peak is still under it).
+    of consecutive bars below the running peak (a bar back at the peak has recovered).
     """
     e = [float(v) for v in equity]
     r = [e[i] / e[i - 1] - 1.0 for i in range(1, len(e))]
@@ -25,7 +25,7 @@ def equity_stats(equity: Sequence[float]) -> tuple[int, float, float, float, flo
     for i, v in enumerate(e):
         peak = max(e[: i + 1])
         max_dd = min(max_dd, v / peak - 1.0)
-        new_high = i == 0 or v > max(e[:i])
-        run = 0 if new_high else run + 1
+        at_peak = i == 0 or v >= max(e[:i])
+        run = 0 if at_peak else run + 1
         longest = max(longest, run)
     return n, mean, std, downside, max_dd, longest

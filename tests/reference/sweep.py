@@ -62,8 +62,8 @@ def combination(
     std = math.sqrt(sum((x - mean) ** 2 for x in r) / (len(r) - 1)) if len(r) > 1 else math.nan
     peaks = [max(equity[: i + 1]) for i in range(n)]
     longest = run = 0
-    for i in range(1, n):  # bars that did not make a new high (ties included)
-        run = 0 if equity[i] > peaks[i - 1] else run + 1
+    for i in range(1, n):  # bars below the running peak (a bar back at the peak has recovered)
+        run = 0 if equity[i] >= peaks[i - 1] else run + 1
         longest = max(longest, run)
     leverage = [_ratio(abs(units[i] * close[i]), equity[i]) for i in range(n)]
     finite_leverage = [x for x in leverage if math.isfinite(x)]
