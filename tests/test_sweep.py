@@ -438,6 +438,25 @@ def test_preset_form_and_base_params_do_not_change_the_hash() -> None:
     ) != sweep_config_hash(b, "d")
 
 
+def test_preset_with_a_data_source_override_replaces_the_data_section() -> None:
+    """As POST /runs: naming a source drops the preset's synthetic fields (no 'extra' errors)."""
+    req = parse_sweep_request(
+        {"preset": "sma_cross_daily", "grid": GRID,
+         "overrides": {"data": {"source": "dataset", "id": "ab" * 32}}}
+    )  # fmt: skip
+    assert req.data.source == "dataset" and req.data.id == "ab" * 32  # type: ignore[union-attr]
+
+
+def test_bad_data_fields_are_named_as_in_a_run_request() -> None:
+    """No union tag in the path: `data.bars`, as a run request names it."""
+    with pytest.raises(ConfigError) as info:
+        parse_sweep_request(request(data={"bars": -1}))
+    assert [where for where, _ in info.value.errors] == ["data.bars"], info.value.errors
+    with pytest.raises(ConfigError) as info:
+        parse_sweep_request(request(strategy={"name": "sma_cross", "params": {"ma": "nope"}}))
+    assert [where for where, _ in info.value.errors] == ["strategy.params.ma"], info.value.errors
+
+
 # ------------------------------------------------------------------ best, heatmap
 
 

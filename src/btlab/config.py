@@ -322,14 +322,15 @@ def field_errors(exc: ValidationError) -> list[tuple[str, str]]:
     whose own field paths are spliced in, so a bad parameter is named in full, e.g.
     `strategy.params.fast`, and pydantic's "Value error, " prefix is dropped.
     """
-    out: list[tuple[str, str]] = []
-    for err in exc.errors():
-        inner = (err.get("ctx") or {}).get("error")
-        if isinstance(inner, ConfigError) and inner.errors:
-            out += [(_loc([*err["loc"], *loc.split(".")]), msg) for loc, msg in inner.errors]
-        else:
-            out.append((_loc(err["loc"]), str(err["msg"]).removeprefix("Value error, ")))
-    return out
+    return [pair for err in exc.errors() for pair in error_fields(err)]
+
+
+def error_fields(err: Any) -> list[tuple[str, str]]:
+    """The (field path, message) pairs of one pydantic error dict (see `field_errors`)."""
+    inner = (err.get("ctx") or {}).get("error")
+    if isinstance(inner, ConfigError) and inner.errors:
+        return [(_loc([*err["loc"], *loc.split(".")]), msg) for loc, msg in inner.errors]
+    return [(_loc(err["loc"]), str(err["msg"]).removeprefix("Value error, "))]
 
 
 def parse_config(obj: RunConfig | Mapping[str, Any] | None = None) -> RunConfig:

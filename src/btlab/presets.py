@@ -68,9 +68,14 @@ def resolve_request(body: Mapping[str, Any] | None) -> RunConfig:
     overrides = body.get("overrides") or {}
     if not isinstance(overrides, Mapping):
         raise ConfigError("invalid request", [("overrides", "must be a JSON object")])
+    return parse_config(preset_with_overrides(name, overrides))
+
+
+def preset_with_overrides(name: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Preset `name`'s request with `overrides` merged in depth; overrides naming a data
+    `source` replace the preset's data section whole (no synthetic leftovers beside a file)."""
     base = load_preset(name)
     data_override = overrides.get("data")
     if isinstance(data_override, Mapping) and "source" in data_override:
-        # naming a data source replaces the preset's data section whole (no synthetic leftovers)
         base = {k: v for k, v in base.items() if k != "data"}
-    return parse_config(merge_overrides(base, overrides))
+    return merge_overrides(base, overrides)

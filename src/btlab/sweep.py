@@ -101,7 +101,7 @@ from btlab.kernels.sweep import (
 
 from . import data as data_mod
 from .artifacts import MANIFEST, engine_versions, run_hash, table_bytes
-from .config import RunConfig, merge_overrides
+from .config import RunConfig, error_fields
 from .errors import ConfigError, RunCancelled, RunError
 from .features import FeatureStore
 from .hashing import canonical_bytes, canonical_json, sha256_hex
@@ -117,7 +117,7 @@ from .pipeline import (
     simulate_chunked,
     size_scale,
 )
-from .presets import load_preset
+from .presets import preset_with_overrides
 from .strategies import compute_target, required_features, resolve_strategy_params
 from .validate_run import bar_returns, fold_metrics
 from .validation import run_validation
@@ -371,22 +371,23 @@ def _grid_axis(value: Any) -> GridAxis:
     raise TypeError("grid values must be lists or ranges")
 
 
-def _loc(parts: Sequence[int | str]) -> str:
-    """A dotted field path; the union tag of a grid axis (`grid.fast.range.step`) left out."""
+def _without_axis_tag(parts: Sequence[int | str]) -> tuple[int | str, ...]:
+    """A grid axis's union tag (`grid.fast.range.step`) is not a field the user wrote."""
     if len(parts) > 2 and parts[0] == "grid" and parts[2] in _AXIS_TAGS:
-        parts = [*parts[:2], *parts[3:]]
-    return ".".join(str(p) for p in parts) or "request"
+        return (*parts[:2], *parts[3:])
+    return tuple(parts)
 
 
 def _errors(exc: ValidationError) -> list[tuple[str, str]]:
-    """(field, message) pairs of a validation error; a grid's own errors name their axis."""
+    """(field, message) pairs of a validation error, named as a run request's are
+    (`config.error_fields`); a grid's own errors name their axis."""
     errors: list[tuple[str, str]] = []
     for e in exc.errors():
         error = (e.get("ctx") or {}).get("error")
         if isinstance(error, GridError):
             errors.extend(error.errors)
         else:
-            errors.append((_loc(e["loc"]), str(e["msg"]).removeprefix("Value error, ")))
+            errors.extend(error_fields({**e, "loc": _without_axis_tag(e["loc"])}))
     return errors
 
 
@@ -419,7 +420,7 @@ def parse_sweep_request(obj: SweepRequest | Mapping[str, Any]) -> SweepRequest:
                 "invalid sweep request",
                 [(k, "not allowed beside 'preset' (put it in 'overrides')") for k in sorted(body)],
             )
-        body = {**merge_overrides(load_preset(name), overrides), **sweep_fields}
+        body = {**preset_with_overrides(name, overrides), **sweep_fields}
     try:
         return SweepRequest.model_validate(body)
     except ValidationError as exc:
