@@ -159,13 +159,14 @@ def cmd_data_list(args: argparse.Namespace) -> int:
         _print_json([r.__dict__ for r in rows])
         return 0
     table = Table(header_style="bold")
-    table.add_column("id", no_wrap=True, min_width=16)
+    table.add_column("id", no_wrap=True, min_width=64)  # never cut: runs name it in full
     for col in ("symbol", "timeframe", "rows", "start", "end", "gaps"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r.id[:16], r.symbol, r.timeframe, str(r.rows), (r.start or "")[:19],
+        table.add_row(r.id, r.symbol, r.timeframe, str(r.rows), (r.start or "")[:19],
                       (r.end or "")[:19], str(r.gaps))  # fmt: skip
-    out.print(table)
+    # room for the 64-digit ids even where the terminal (or a pipe's 80 columns) is narrower
+    Console(width=max(out.width, 150), file=out.file).print(table)
     return 0
 
 

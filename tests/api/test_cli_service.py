@@ -129,7 +129,7 @@ def test_data_import_and_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     code, out, _ = _run(["data", "list", "--json", "--home", local], capsys)
     assert code == 0 and [d["id"] for d in json.loads(out)] == [imported["id"]]
     code, out, _ = _run(["data", "list", "--home", local], capsys)
-    assert code == 0 and "SPY" in out and imported["id"][:16] in out
+    assert code == 0 and "SPY" in out and imported["id"] in out  # the full id, as runs need it
 
 
 def _bad_csv(tmp_path: Path) -> str:
@@ -161,7 +161,7 @@ BAD = [
     ("runs-no-action", lambda t: ["runs"], "required: ACTION"),
     ("data-no-action", lambda t: ["data"], "required: ACTION"),
     ("serve-bad-port", lambda t: ["serve", "--port", "99999"], "port must be in 0..65535"),
-    ("serve-bad-workers", lambda t: ["serve", "--workers", "0"], "WORKERS"),
+    ("serve-bad-workers", lambda t: ["serve", "--workers", "0"], "--workers"),
 ]  # fmt: skip
 
 
@@ -192,3 +192,16 @@ def test_the_installed_command_exits_2(tmp_path: Path) -> None:
 def test_serve_defaults_to_loopback() -> None:
     args = build_parser().parse_args(["serve"])
     assert (args.host, args.port) == ("127.0.0.1", 8000)
+
+
+def test_bad_settings_name_their_source() -> None:
+    """A bad value is named where it came from: the BTLAB_* variable or the command-line flag."""
+    from btlab.api.settings import Settings
+    from btlab.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"BTLAB_RETENTION": "0"})
+    assert [loc for loc, _ in info.value.errors] == ["BTLAB_RETENTION"]
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"BTLAB_WORKERS": "2"}, workers=0)
+    assert [loc for loc, _ in info.value.errors] == ["--workers"]

@@ -142,6 +142,14 @@ def test_list_runs_is_paged_newest_first(client: httpx.Client) -> None:
     assert page["next"] and page["total"] >= 3
     older = client.get(page["next"]).json()
     assert older["items"][0]["id"] == ids[0]
+    # walking `next` visits every run once and stops at the last non-empty page
+    seen, url, total = [], "/runs?limit=1", page["total"]
+    while url:
+        walked = client.get(url).json()
+        assert walked["items"], f"{url} is an empty page"
+        seen += [r["id"] for r in walked["items"]]
+        url = walked["next"]
+    assert len(seen) == len(set(seen)) >= total
     for run_id in ids:
         wait_status(client, run_id, ("completed",))
 

@@ -61,11 +61,15 @@ class Settings(BaseModel):
             raw = env.get(f"BTLAB_{name.upper()}")
             if raw is not None and raw != "":
                 values[name] = raw
-        values.update({k: v for k, v in overrides.items() if v is not None})
+        given = {k: v for k, v in overrides.items() if v is not None}
+        values.update(given)
+
+        def source(loc: tuple[Any, ...]) -> str:  # the flag or variable the value came from
+            name = ".".join(map(str, loc))
+            return f"--{name.replace('_', '-')}" if name in given else f"BTLAB_{name.upper()}"
+
         try:
             return cls.model_validate(values)
         except ValidationError as exc:
-            errors = [
-                (f"BTLAB_{'.'.join(map(str, e['loc'])).upper()}", e["msg"]) for e in exc.errors()
-            ]
+            errors = [(source(tuple(e["loc"])), e["msg"]) for e in exc.errors()]
             raise ConfigError("invalid service settings", errors) from None

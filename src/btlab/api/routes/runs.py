@@ -135,11 +135,13 @@ def list_runs(
 ) -> RunPage:
     """Runs, newest first, paged."""
     assert status is None or status in RUN_STATUSES
+    # one row more than the page: `next` only where another page really follows
     rows, total = store.list_runs(
-        limit=limit, offset=offset, before=before, status=status, kind=kind
+        limit=limit + 1, offset=offset, before=before, status=status, kind=kind
     )
     next_url = None
-    if len(rows) == limit:
+    if len(rows) > limit:
+        rows = rows[:limit]
         params = {"limit": str(limit), "before": str(rows[-1].n)}
         if status:
             params["status"] = status
