@@ -449,6 +449,9 @@ def test_btlab_run_writes_the_report(tmp_path: Path, capsys: pytest.CaptureFixtu
     page = parse_report((out / REPORT_NAME).read_text(encoding="utf-8"))
     for chart_id in CHARTS:
         element(page, chart_id)
+    # readable as the artifacts beside it are, not private to its writer as a temporary file is
+    mode = (out / REPORT_NAME).stat().st_mode & 0o777
+    assert mode == 0o644, oct(mode)
     assert (
         main(["run", "--quiet", "--json", "--no-validation", "--no-report", "--out", str(bare)])
         == 0

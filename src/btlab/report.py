@@ -83,7 +83,7 @@ __all__ = [
 
 REPORT_NAME = "report.html"
 #: Bump when the page changes: a cached report of another format is rendered again.
-REPORT_FORMAT = 1
+REPORT_FORMAT = 2
 #: Buckets per drawn series (two points each): about one point per pixel of the chart.
 BUCKETS = 600
 #: Trade markers: at most one of each kind per this many equal slices of the time axis.
@@ -420,7 +420,8 @@ def _drawdown_chart(x: np.ndarray, drawdown: np.ndarray) -> str:
             edgecolor=_COLORS["drawdown"], linewidth=0.8)  # fmt: skip
     if np.isfinite(dd).any() and np.nanmin(dd) < 0:
         trough = int(np.nanargmin(dd))
-        ax.plot([x[trough]], [dd[trough]], marker="o", markersize=4, color=_COLORS["drawdown"])
+        ax.plot([x[trough]], [dd[trough]], marker="o", markersize=4, color=_COLORS["drawdown"],
+                clip_on=False)  # fmt: skip
         right_half = x[trough] > (x[0] + x[-1]) / 2  # label on the side with room
         ax.annotate(
             f"max {dd[trough] * 100:.2f}%", (x[trough], dd[trough]),
@@ -482,11 +483,11 @@ def _position_chart(
             shown += pick.size
             if pick.size:
                 ax.plot(x[pick], expo[pick], linestyle="none", marker=marker, markersize=5,
-                        color=color, label=label)  # fmt: skip
+                        color=color, label=label, clip_on=False)  # fmt: skip
         pick_exit = _thin(x[exit_bar], lo, hi)
         shown += pick_exit.size
         ax.plot(x[exit_bar[pick_exit]], expo[held[pick_exit]], linestyle="none", marker="x",
-                markersize=4, color=_COLORS["exit"], label="exit")  # fmt: skip
+                markersize=4, color=_COLORS["exit"], label="exit", clip_on=False)  # fmt: skip
     finite = np.concatenate([target[np.isfinite(target)], expo[np.isfinite(expo)], [0.0]])
     top, bottom = float(finite.max()), float(finite.min())
     if top - bottom < 0.05:  # never in the market: show the scale of a full position
@@ -521,7 +522,8 @@ def _heatmap_chart(heatmap: Mapping[str, Any]) -> str:
     )
     height = min(7.0, max(2.4, 0.9 + 0.32 * len(ys)))
     fig = _figure(height)
-    fig.subplots_adjust(left=0.1, right=0.97, top=0.88, bottom=0.2 if len(ys) > 1 else 0.35)
+    top, bottom = 1 - 0.4 / height, 0.62 / height  # margins in inches, whatever the height
+    fig.subplots_adjust(left=0.1, right=0.97, top=top, bottom=bottom)
     ax = fig.add_subplot()
     ax.grid(False)
     cmap = matplotlib.colormaps["viridis"].with_extremes(bad="#e3e6ea")
@@ -529,7 +531,9 @@ def _heatmap_chart(heatmap: Mapping[str, Any]) -> str:
     vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
     image = ax.imshow(np.ma.masked_invalid(z), cmap=cmap, aspect="auto", origin="lower",
                       vmin=vmin, vmax=vmax if vmax > vmin else vmin + 1e-12)  # fmt: skip
-    colorbar = fig.colorbar(image, ax=ax, pad=0.01, fraction=0.04)
+    # at most 0.2 in wide: on a tall heatmap a wider bar pushes its label out of the figure
+    aspect = max(20.0, (top - bottom) * height / 0.2)
+    colorbar = fig.colorbar(image, ax=ax, pad=0.01, fraction=0.04, aspect=aspect)
     colorbar.set_label(str(heatmap.get("metric", "")))
     step_x = max(1, math.ceil(len(xs) / 25))
     step_y = max(1, math.ceil(len(ys) / 20))
@@ -655,8 +659,9 @@ def _monthly_table(table: pd.DataFrame) -> str:
             )
         rows.append(f'<tr data-year="{year}"><th scope="row">{year}</th>{"".join(cells)}</tr>')
     return (
-        '<table id="table-monthly" class="monthly"><thead><tr><th scope="col">Year</th>'
-        f'{head}<th scope="col">Total</th></tr></thead><tbody>{"".join(rows)}</tbody></table>'
+        '<div class="wide"><table id="table-monthly" class="monthly"><thead><tr>'
+        f'<th scope="col">Year</th>{head}<th scope="col">Total</th></tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
     )
 
 
@@ -772,13 +777,13 @@ def _folds_table(folds: Sequence[Mapping[str, Any]], ts: np.ndarray | None) -> s
         )
         rows.append(
             f'<tr data-fold="{_esc(fold.get("fold"))}"><th scope="row">{_esc(fold.get("fold"))}</th>'
-            f"<td>{_esc(_fold_dates(ts, fold.get('start_bar')))}</td>"
-            f"<td>{_esc(_fold_dates(ts, fold.get('end_bar')))}</td>{cells}</tr>"
+            f'<td class="date">{_esc(_fold_dates(ts, fold.get("start_bar")))}</td>'
+            f'<td class="date">{_esc(_fold_dates(ts, fold.get("end_bar")))}</td>{cells}</tr>'
         )
     return (
-        '<table id="table-folds"><caption>Time folds</caption><thead><tr><th scope="col">Fold</th>'
-        f'<th scope="col">From</th><th scope="col">To</th>{head}</tr></thead>'
-        f"<tbody>{''.join(rows)}</tbody></table>"
+        '<div class="wide"><table id="table-folds"><caption>Time folds</caption><thead><tr>'
+        f'<th scope="col">Fold</th><th scope="col">From</th><th scope="col">To</th>{head}</tr>'
+        f"</thead><tbody>{''.join(rows)}</tbody></table></div>"
     )
 
 
@@ -979,9 +984,9 @@ def _sweep_body(data: ReportData) -> str:
         "<code>grid</code>, <code>objective</code> and <code>pbo_splits</code>, with "
         f"<code>{_esc(sets)}</code>.</p></div>"
         + _figure_html("chart-heatmap", _heatmap_chart(heatmap), caption)
-        + f'<table id="table-top"><caption>Top {len(top)} of {len(table):,} combinations by '
-        f"{_esc(objective)}</caption><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}"
-        "</tbody></table></section>"
+        + f'<div class="wide"><table id="table-top"><caption>Top {len(top)} of {len(table):,} '
+        f"combinations by {_esc(objective)}</caption><thead><tr>{head}</tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table></div></section>"
     )
 
 
@@ -999,7 +1004,7 @@ thead th{font-weight:600;color:var(--muted);border-bottom:2px solid var(--line)}
 tbody th{font-weight:500}
 td.num{text-align:right;white-space:nowrap}
 .pos{color:var(--pos)}.neg{color:var(--neg)}
-table.identity td{word-break:break-all}table.identity td.hash{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12.5px}
+table.identity td{overflow-wrap:anywhere}table.identity td.hash{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12.5px}
 .metric-grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(300px,1fr));gap:8px 24px;align-items:start}
 .metric-grid table{width:100%}
 figure.chart{margin:8px 0 16px}figure.chart svg{display:block;width:100%;height:auto}
@@ -1009,6 +1014,7 @@ table.monthly td.total{font-weight:600;border-left:2px solid var(--line)}
 table.monthly td.pos,table.monthly td.neg{color:var(--fg)}
 td.detail{color:var(--muted);font-size:12.5px}td.meaning{font-size:12.5px;max-width:300px}
 .note{color:var(--muted);font-size:12.5px}.warning{background:#fdecea;border-left:4px solid var(--neg);padding:6px 10px}
+.wide{overflow-x:auto}td.date{white-space:nowrap}
 .two{display:grid;grid-template-columns:minmax(240px,1fr) 2fr;gap:16px;align-items:start}
 code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px;background:var(--band);padding:1px 4px;overflow-wrap:anywhere}
 footer{color:var(--muted);font-size:12px;margin-top:32px}
@@ -1057,6 +1063,7 @@ def _write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
     try:
+        os.fchmod(fd, 0o644)  # as the artifacts beside it (mkstemp makes files 0600)
         with os.fdopen(fd, "wb") as fh:
             fh.write(text.encode("utf-8"))
             fh.flush()
