@@ -271,6 +271,14 @@ def configuration_reference() -> str:
     return "\n".join(parts) + "\n"
 
 
+def test_every_service_setting_is_documented() -> None:
+    from btlab.api.settings import Settings
+
+    doc = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    missing = [n for n in Settings.model_fields if f"| `BTLAB_{n.upper()}` |" not in doc]
+    assert not missing, f"docs/configuration.md's service settings lack {missing}"
+
+
 REFERENCE_START = "<!-- reference:start -->"
 REFERENCE_END = "<!-- reference:end -->"
 
