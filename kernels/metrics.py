@@ -1,4 +1,4 @@
-"""One-pass statistics of an equity path (SPEC §5), the heavy part of the metrics."""
+"""Statistics of an equity path (SPEC §5), the heavy part of the metrics, and NumPy-order sums."""
 
 from __future__ import annotations
 
@@ -10,50 +10,197 @@ from ._jit import njit
 
 
 @njit
-def equity_stats_nb(equity):
-    """Per-bar return moments and drawdown facts of `equity` in one pass.
+def _pairwise_block_nb(a, lo, n):
+    """NumPy's pairwise leaf (n <= 128): a plain loop below 8 values, else 8 accumulators."""
+    if n < 8:
+        res = 0.0
+        for i in range(lo, lo + n):
+            res += a[i]
+        return res
+    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+    i = lo + 8
+    stop8 = lo + n - n % 8
+    while i < stop8:
+        r0 += a[i]
+        r1 += a[i + 1]
+        r2 += a[i + 2]
+        r3 += a[i + 3]
+        r4 += a[i + 4]
+        r5 += a[i + 5]
+        r6 += a[i + 6]
+        r7 += a[i + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < lo + n:
+        res += a[i]
+        i += 1
+    return res
 
-    Returns `(n_returns, mean, std_ddof1, downside_dev, max_drawdown, max_dd_duration_bars)`
-    where returns are `equity[i] / equity[i-1] - 1` for i >= 1, the downside deviation is
-    `sqrt(mean(min(r, 0)^2))`, `max_drawdown = min(equity / cummax(equity) - 1)` and the
-    duration is the longest run of bars spent below the running peak (a bar back at the peak
-    has recovered: flat equity is never in drawdown). Mean and variance use
-    Welford's update, equal to numpy's two-pass values to ~1e-15 relative.
+
+@njit
+def _left_half_nb(n):
+    """Where NumPy splits n > 128 values: half of n, rounded down to a multiple of 8."""
+    half = n // 2
+    return half - half % 8
+
+
+@njit
+def pairwise_sum_nb(a, lo, n):
+    """Sum of `a[lo:lo + n]` in NumPy's order: equal, bit for bit, to `np.add.reduce` of float64.
+
+    NumPy sums pairwise (numpy/_core/src/umath/loops_utils.h.src): fewer than 8 values in a
+    loop; up to 128 with 8 interleaved accumulators combined as ((r0+r1)+(r2+r3))+((r4+r5)+
+    (r6+r7)), then the rest in a loop; longer runs are split at `_left_half_nb` and the halves'
+    sums added. The recursion is walked with an explicit stack (numba cannot load a cached
+    recursive function): frames hold a segment and, once known, its left half's sum.
     """
-    n = equity.shape[0]
-    mean = 0.0
-    m2 = 0.0
-    down2 = 0.0
-    count = 0
-    peak = -np.inf
-    max_dd = 0.0
-    under = 0
-    longest = 0
-    for i in range(n):
+    if n <= 128:
+        return _pairwise_block_nb(a, lo, n)
+    seg_lo = np.empty(64, np.int64)
+    seg_n = np.empty(64, np.int64)
+    left = np.empty(64)
+    has_left = np.zeros(64, np.bool_)
+    top = 0
+    seg_lo[0] = lo
+    seg_n[0] = n
+    while True:
+        m = seg_n[top]
+        while m > 128:  # descend to the leftmost leaf of this segment
+            half = _left_half_nb(m)
+            seg_lo[top + 1] = seg_lo[top]
+            seg_n[top + 1] = half
+            has_left[top + 1] = False
+            top += 1
+            m = half
+        value = _pairwise_block_nb(a, seg_lo[top], m)
+        top -= 1
+        while top >= 0 and has_left[top]:  # right halves done: add them to their left halves
+            value = left[top] + value
+            top -= 1
+        if top < 0:
+            return value
+        left[top] = value  # a left half done: its sibling (the right half) is next
+        has_left[top] = True
+        half = _left_half_nb(seg_n[top])
+        seg_lo[top + 1] = seg_lo[top] + half
+        seg_n[top + 1] = seg_n[top] - half
+        has_left[top + 1] = False
+        top += 1
+
+
+@njit
+def np_sum_nb(a, n):
+    """`np.sum(a[:n])` of a float64 array, bit for bit: the identity 0.0 plus the pairwise sum."""
+    return 0.0 + pairwise_sum_nb(a, 0, n)
+
+
+@njit
+def _drawdown_gate_nb(peak, max_dd):
+    """Equity above this cannot set a new max drawdown: `peak * (1 + max_dd + 1e-9)`, where the
+    1e-9 margin dwarfs the rounding of the product; +inf (always check) for a peak <= 0."""
+    return peak * (1.0 + (max_dd + 1e-9)) if peak > 0.0 else np.inf
+
+
+@njit
+def drawdown_stats_nb(equity):
+    """`(max_drawdown, max_dd_duration_bars)` of `equity`: `min(equity / cummax(equity) - 1)`
+    and the longest run of bars below the running peak (a bar back at the peak has recovered).
+
+    The division `e / peak - 1` is done only where it can set a new minimum: never at or above
+    the peak (drawdown 0), never for a bar equal to the one before (the same value), never
+    above the gate `peak * (1 + max_dd + 1e-9)`. The result is the full division's, exactly.
+    """
+    peak, gate, max_dd, under, longest = -np.inf, np.inf, 0.0, 0, 0
+    prev = 0.0
+    for i in range(equity.shape[0]):
         e = equity[i]
         if e >= peak:
-            peak = e
-            under = 0
+            peak, under = e, 0
+            gate = _drawdown_gate_nb(e, max_dd)
         else:
             under += 1
             if under > longest:
                 longest = under
-        dd = e / peak - 1.0
-        if dd < max_dd:
-            max_dd = dd
-        if i > 0:
-            r = e / equity[i - 1] - 1.0
-            count += 1
-            delta = r - mean
-            mean += delta / count
-            m2 += delta * (r - mean)
-            if r < 0.0:
-                down2 += r * r
-    std = math.sqrt(m2 / (count - 1)) if count > 1 else np.nan
-    downside = math.sqrt(down2 / count) if count > 0 else np.nan
-    if count == 0:
-        mean = np.nan
+            if (i == 0 or e != prev) and not e > gate:
+                dd = e / peak - 1.0
+                if dd < max_dd:
+                    max_dd = dd
+                    gate = _drawdown_gate_nb(peak, max_dd)
+        prev = e
+    return max_dd, longest
+
+
+@njit
+def return_moments_nb(equity, scratch):
+    """`(n_returns, mean, std_ddof1, downside_dev)` of the per-bar returns
+    `r = equity[1:] / equity[:-1] - 1`, as NumPy computes them, bit for bit:
+    `np.mean(r)`, `np.std(r, ddof=1)` (the mean, then the pairwise sum of squared deviations)
+    and `sqrt(np.mean(np.minimum(r, 0) ** 2))`.
+
+    `scratch` (>= n - 1 values) holds the returns, then their squared deviations, then the
+    squared losses (the returns re-computed: a division is cheaper than a second buffer's
+    page faults). Unlike a one-pass (Welford) update, no division sits on a loop-carried
+    chain, so every pass runs at memory speed.
+    """
+    m = max(equity.shape[0] - 1, 0)
+    if m == 0:
+        return 0, np.nan, np.nan, np.nan
+    buf = scratch[:m]
+    for j in range(m):
+        buf[j] = equity[j + 1] / equity[j] - 1.0
+    mean = np_sum_nb(buf, m) / m
+    for j in range(m):
+        d = buf[j] - mean
+        buf[j] = d * d
+    std = math.sqrt(np_sum_nb(buf, m) / (m - 1)) if m > 1 else np.nan
+    for j in range(m):
+        v = min(equity[j + 1] / equity[j] - 1.0, 0.0)
+        buf[j] = v * v
+    downside = math.sqrt(np_sum_nb(buf, m) / m)
+    return m, mean, std, downside
+
+
+@njit
+def equity_stats_nb(equity):
+    """Per-bar return moments and drawdown facts of `equity`.
+
+    Returns `(n_returns, mean, std_ddof1, downside_dev, max_drawdown, max_dd_duration_bars)`
+    where returns are `equity[i] / equity[i-1] - 1` for i >= 1 (`return_moments_nb`: equal to
+    NumPy's mean and std, ddof 1), the downside deviation is `sqrt(mean(min(r, 0)^2))`, and
+    `drawdown_stats_nb` gives `min(equity / cummax(equity) - 1)` and the longest run of bars
+    below the running peak (a bar back at the peak has recovered: flat equity is never in
+    drawdown).
+    """
+    scratch = np.empty(max(equity.shape[0] - 1, 0))
+    count, mean, std, downside = return_moments_nb(equity, scratch)
+    max_dd, longest = drawdown_stats_nb(equity)
     return count, mean, std, downside, max_dd, longest
+
+
+@njit
+def leverage_stats_nb(units, close, equity, scratch):
+    """`(exposed_bars, leverage_sum, leverage_count)`: bars holding a position, and the
+    pairwise (NumPy's) sum and count of the finite `|units * close| / equity` — what
+    `np.abs(units * close) / equity` then `np.mean` of its finite values would use (a flat
+    bar counts 0, unless its equity is 0 or NaN). `scratch` holds >= n values."""
+    n = equity.shape[0]
+    exposed = 0
+    all_finite = True
+    for i in range(n):  # no stores that depend on earlier bars: this loop vectorizes
+        u = units[i]
+        exposed += u != 0.0
+        lev = abs(u * close[i]) / equity[i]
+        scratch[i] = lev
+        all_finite &= math.isfinite(lev)
+    kept = n
+    if not all_finite:  # rare (equity at 0 or NaN): keep the finite ones, in order
+        kept = 0
+        for i in range(n):
+            if math.isfinite(scratch[i]):
+                scratch[kept] = scratch[i]
+                kept += 1
+    return exposed, np_sum_nb(scratch, kept), kept
 
 
 @njit

@@ -1,10 +1,13 @@
-"""Signal state machines: turn per-bar entry / exit events into a held position, in one pass.
+"""Signal kernels: per-bar rules and state machines that turn shifted features into a target.
 
-Inputs are boolean arrays of one length; the output is a float64 array of -1, 0 and +1.
-Like every kernel here they are causal: `out[i]` depends on the signals at `0..i` only.
+`hold_state_nb` latches entry / exit events (boolean arrays of one length) into a held
+position of -1, 0 and +1; `cross_target_nb` is the "a above b" rule of the crossover
+strategies. Like every kernel here they are causal: `out[i]` depends on inputs at `0..i` only.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -41,3 +44,20 @@ def hold_state_nb(enter_long, exit_long, enter_short, exit_short):
                 state = -1.0
         out[i] = state
     return out
+
+
+@njit
+def cross_target_nb(a, b, long_value, short_value, out):
+    """`out[i]`: `long_value` where `a[i] > b[i]`, `short_value` where `a[i] < b[i]`, else 0,
+    and 0 where either is NaN (warm-up): the sma_cross / ma_trend rule on shifted features."""
+    for i in range(out.shape[0]):
+        x = a[i]
+        y = b[i]
+        if not (math.isfinite(x) and math.isfinite(y)):
+            out[i] = 0.0
+        elif x > y:
+            out[i] = long_value
+        elif x < y:
+            out[i] = short_value
+        else:
+            out[i] = 0.0

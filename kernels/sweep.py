@@ -8,12 +8,11 @@ chunks); a chunk owns its per-bar buffers, so memory is threads x bars, never co
 bars.
 
 Per combination the kernels run the same execution kernel (`simulate_nb`, one call over all
-bars) and the same ledger (`trades_nb`) as a single run, and `path_stats_nb` repeats the
-arithmetic of `metrics.equity_stats_nb` step for step, so those results are bit-identical to
-a single run; the other metric sums (equity, leverage, borrow, fill costs, trade P&L) are
-added in NumPy's pairwise order (`pairwise_sum_nb`), so every metric a sweep reports equals
-the single run's bit for bit. Divisions whose result is known are skipped, exactly (see
-`path_stats_nb`): the Welford update's division per bar is the floor of the cost. Outputs, one row per combination:
+bars), the same ledger (`trades_nb`) and the same path statistics (`metrics.return_moments_nb`,
+`drawdown_stats_nb`, `leverage_stats_nb`) as a single run, and add every other metric sum
+(equity, borrow, fill costs, trade P&L) in NumPy's pairwise order (`metrics.np_sum_nb`), so
+every metric a sweep reports equals the single run's bit for bit. Outputs, one row per
+combination:
 
 - `stats[c, :]`: the accumulators in `SW_*` order (see `STAT_NAMES`), from which the core builds
   the metrics dict exactly as `btlab.metrics.compute_metrics` would;
@@ -45,11 +44,18 @@ from .execution import (
     simulate_nb,
 )
 from .ledger import trades_nb
+from .metrics import (
+    drawdown_stats_nb,
+    leverage_stats_nb,
+    np_sum_nb,
+    return_moments_nb,
+)
+from .signals import cross_target_nb
 
 STAT_NAMES: tuple[str, ...] = (
     "status",  # dtypes.Status of the execution kernel
     "n_returns",
-    "mean",  # per-bar return mean (Welford, as equity_stats_nb)
+    "mean",  # per-bar return mean (as equity_stats_nb: NumPy's mean)
     "std",  # ddof 1
     "downside",  # sqrt(mean(min(r, 0)^2))
     "max_drawdown",
@@ -90,109 +96,6 @@ BLOCK_FIELDS = 2  # sum of returns, sum of squared returns
 
 
 @njit
-def _pairwise_block_nb(a, lo, n):
-    """NumPy's pairwise leaf (n <= 128): a plain loop below 8 values, else 8 accumulators."""
-    if n < 8:
-        res = 0.0
-        for i in range(lo, lo + n):
-            res += a[i]
-        return res
-    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
-    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
-    i = lo + 8
-    stop8 = lo + n - n % 8
-    while i < stop8:
-        r0 += a[i]
-        r1 += a[i + 1]
-        r2 += a[i + 2]
-        r3 += a[i + 3]
-        r4 += a[i + 4]
-        r5 += a[i + 5]
-        r6 += a[i + 6]
-        r7 += a[i + 7]
-        i += 8
-    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-    while i < lo + n:
-        res += a[i]
-        i += 1
-    return res
-
-
-@njit
-def _left_half_nb(n):
-    """Where NumPy splits n > 128 values: half of n, rounded down to a multiple of 8."""
-    half = n // 2
-    return half - half % 8
-
-
-@njit
-def pairwise_sum_nb(a, lo, n):
-    """Sum of `a[lo:lo + n]` in NumPy's order: equal, bit for bit, to `np.add.reduce` of float64.
-
-    NumPy sums pairwise (numpy/_core/src/umath/loops_utils.h.src): fewer than 8 values in a
-    loop; up to 128 with 8 interleaved accumulators combined as ((r0+r1)+(r2+r3))+((r4+r5)+
-    (r6+r7)), then the rest in a loop; longer runs are split at `_left_half_nb` and the halves'
-    sums added. The recursion is walked with an explicit stack (numba cannot load a cached
-    recursive function): frames hold a segment and, once known, its left half's sum.
-    """
-    if n <= 128:
-        return _pairwise_block_nb(a, lo, n)
-    seg_lo = np.empty(64, np.int64)
-    seg_n = np.empty(64, np.int64)
-    left = np.empty(64)
-    has_left = np.zeros(64, np.bool_)
-    top = 0
-    seg_lo[0] = lo
-    seg_n[0] = n
-    while True:
-        m = seg_n[top]
-        while m > 128:  # descend to the leftmost leaf of this segment
-            half = _left_half_nb(m)
-            seg_lo[top + 1] = seg_lo[top]
-            seg_n[top + 1] = half
-            has_left[top + 1] = False
-            top += 1
-            m = half
-        value = _pairwise_block_nb(a, seg_lo[top], m)
-        top -= 1
-        while top >= 0 and has_left[top]:  # right halves done: add them to their left halves
-            value = left[top] + value
-            top -= 1
-        if top < 0:
-            return value
-        left[top] = value  # a left half done: its sibling (the right half) is next
-        has_left[top] = True
-        half = _left_half_nb(seg_n[top])
-        seg_lo[top + 1] = seg_lo[top] + half
-        seg_n[top + 1] = seg_n[top] - half
-        has_left[top + 1] = False
-        top += 1
-
-
-@njit
-def np_sum_nb(a, n):
-    """`np.sum(a[:n])` of a float64 array, bit for bit: the identity 0.0 plus the pairwise sum."""
-    return 0.0 + pairwise_sum_nb(a, 0, n)
-
-
-@njit
-def cross_target_nb(a, b, long_value, short_value, out):
-    """`out[i]`: `long_value` where `a[i] > b[i]`, `short_value` where `a[i] < b[i]`, else 0,
-    and 0 where either is NaN (warm-up): the sma_cross / ma_trend rule on shifted features."""
-    for i in range(out.shape[0]):
-        x = a[i]
-        y = b[i]
-        if not (math.isfinite(x) and math.isfinite(y)):
-            out[i] = 0.0
-        elif x > y:
-            out[i] = long_value
-        elif x < y:
-            out[i] = short_value
-        else:
-            out[i] = 0.0
-
-
-@njit
 def fresh_state_nb(state, initial_cash):
     """Reset `state` to `execution.new_state(initial_cash)`."""
     state[:] = 0.0
@@ -203,106 +106,36 @@ def fresh_state_nb(state, initial_cash):
 
 
 @njit
-def _bar_return_nb(e, prev):
-    """`e / prev - 1`, exactly, with the division skipped where equity did not change."""
-    return 0.0 if e == prev and e != 0.0 and math.isfinite(e) else e / prev - 1.0
-
-
-@njit
-def _moments_step_nb(r, count, mean, m2, down2):
-    """One Welford update of `metrics.equity_stats_nb` with the count-th return `r`."""
-    delta = r - mean
-    mean += delta / count
-    m2 += delta * (r - mean)
-    if r < 0.0:
-        down2 += r * r
-    return mean, m2, down2
-
-
-@njit
-def _drawdown_gate_nb(peak, max_dd):
-    """Equity above this cannot set a new max drawdown: `peak * (1 + max_dd + 1e-9)`, where the
-    1e-9 margin dwarfs the rounding of the product; +inf (always check) for a peak <= 0."""
-    return peak * (1.0 + (max_dd + 1e-9)) if peak > 0.0 else np.inf
-
-
-@njit
-def _drawdown_step_nb(i, e, prev, peak, gate, max_dd, under, longest):
-    """Bar i of `equity_stats_nb`'s drawdown facts, the same division wherever it can matter:
-    a new peak's drawdown is 0, an unchanged bar's is the last one, and equity above the
-    gate cannot make a new maximum. Returns `(peak, gate, max_dd, under, longest)`."""
-    if e >= peak:  # at or above the peak: not in drawdown (as `equity_stats_nb`)
-        return e, _drawdown_gate_nb(e, max_dd), max_dd, 0, longest
-    under += 1
-    if under > longest:
-        longest = under
-    if (i == 0 or e != prev) and not e > gate:
-        dd = e / peak - 1.0
-        if dd < max_dd:
-            max_dd = dd
-            gate = _drawdown_gate_nb(peak, max_dd)
-    return peak, gate, max_dd, under, longest
-
-
-@njit
-def _leverage_nb(u, c, e):
-    """`(|u * c| / e, kept)`: a bar's leverage and whether `compute_metrics` keeps it (finite);
-    a flat bar's is 0 without dividing (`0 / e`, kept unless e is 0 or NaN). Scalars only:
-    array arguments would cost reference counting on every bar."""
-    if u != 0.0:
-        lev = abs(u * c) / e
-        return lev, math.isfinite(lev)
-    return 0.0, e != 0.0 and e == e
-
-
-@njit
 def path_stats_nb(close, units, equity, borrow, has_borrow, bounds, row, blocks, scratch):
-    """The per-bar statistics of a simulated path in one pass, into `row`: the return moments
-    and drawdown facts of `metrics.equity_stats_nb` with its arithmetic step for step
-    (bit-identical), the exposure and the leverage, equity and borrow sums of
-    `metrics.compute_metrics` in NumPy's pairwise order (borrow is 0 without `has_borrow`).
-    Per CSCV block g of returns (`bounds[g] <= j < bounds[g + 1]`, return j ending at bar
-    j + 1) the sum and sum of squares of its finite returns go to `blocks[g]`. `scratch`
-    (>= n values) receives the kept leverages.
+    """The per-bar statistics of a simulated path into `row`: the return moments and drawdown
+    facts of `metrics.equity_stats_nb` (the same kernels, so bit-identical), the exposure and
+    the leverage, equity and borrow sums of `metrics.compute_metrics` in NumPy's pairwise
+    order (borrow is 0 without `has_borrow`). Per CSCV block g of returns
+    (`bounds[g] <= j < bounds[g + 1]`, return j ending at bar j + 1) the sum and sum of squares
+    of its finite returns go to `blocks[g]`. `scratch` holds >= n values.
     """
     n = close.shape[0]
-    mean, m2, down2 = 0.0, 0.0, 0.0
-    peak, gate, max_dd, under, longest = -np.inf, np.inf, 0.0, 0, 0
-    exposed, n_lev = 0, 0
-    prev = 0.0
-    for g in range(-1, bounds.shape[0] - 1):  # g = -1: bar 0 alone, which ends no return
-        first, stop = (0, 1) if g < 0 else (bounds[g] + 1, bounds[g + 1] + 1)
+    count, mean, std, downside = return_moments_nb(equity, scratch)
+    for g in range(bounds.shape[0] - 1):
         s1, s2 = 0.0, 0.0
-        for i in range(first, stop):
-            e = equity[i]
-            if i > 0:
-                r = _bar_return_nb(e, prev)
-                mean, m2, down2 = _moments_step_nb(r, i, mean, m2, down2)
-                if math.isfinite(r):
-                    s1 += r
-                    s2 += r * r
-            peak, gate, max_dd, under, longest = _drawdown_step_nb(
-                i, e, prev, peak, gate, max_dd, under, longest
-            )
-            exposed += units[i] != 0.0
-            lev, keep = _leverage_nb(units[i], close[i], e)
-            if keep:
-                scratch[n_lev] = lev
-                n_lev += 1
-            prev = e
-        if g >= 0:
-            blocks[g, 0] = s1
-            blocks[g, 1] = s2
-    count = max(n - 1, 0)
+        for j in range(bounds[g], bounds[g + 1]):
+            r = equity[j + 1] / equity[j] - 1.0
+            if math.isfinite(r):
+                s1 += r
+                s2 += r * r
+        blocks[g, 0] = s1
+        blocks[g, 1] = s2
+    max_dd, longest = drawdown_stats_nb(equity)
+    exposed, lev_sum, lev_count = leverage_stats_nb(units, close, equity, scratch)
     row[SW_N_RETURNS] = count
-    row[SW_MEAN] = mean if count > 0 else np.nan
-    row[SW_STD] = math.sqrt(m2 / (count - 1)) if count > 1 else np.nan
-    row[SW_DOWNSIDE] = math.sqrt(down2 / count) if count > 0 else np.nan
+    row[SW_MEAN] = mean
+    row[SW_STD] = std
+    row[SW_DOWNSIDE] = downside
     row[SW_MAX_DD] = max_dd
     row[SW_DD_BARS] = longest
     row[SW_EXPOSED] = exposed
-    row[SW_LEV_SUM] = np_sum_nb(scratch, n_lev)
-    row[SW_LEV_COUNT] = n_lev
+    row[SW_LEV_SUM] = lev_sum
+    row[SW_LEV_COUNT] = lev_count
     row[SW_EQUITY_SUM] = np_sum_nb(equity, n)
     row[SW_BORROW] = np_sum_nb(borrow, n) if has_borrow else 0.0
 

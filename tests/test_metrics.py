@@ -31,6 +31,17 @@ def test_equity_stats_match_numpy(equity: np.ndarray) -> None:
     np.testing.assert_allclose([mean, std, downside, max_dd], want, rtol=1e-9, atol=1e-14)
 
 
+@settings(max_examples=200, deadline=None)
+@given(arrays(np.float64, st.integers(2, 2000), elements=st.floats(1.0, 1e6)))
+def test_return_moments_are_numpys_bit_for_bit(equity: np.ndarray) -> None:
+    """mean and std (ddof 1) as NumPy computes them: the same pairwise sums, the same bits."""
+    count, mean, std, downside, _, _ = equity_stats_nb(equity)
+    r = equity[1:] / equity[:-1] - 1
+    assert count == r.size and mean == np.mean(r)
+    assert std == np.std(r, ddof=1) if r.size > 1 else math.isnan(std)
+    assert downside == math.sqrt(np.mean(np.minimum(r, 0) ** 2))
+
+
 def test_drawdown_duration_counts_bars_below_the_peak() -> None:
     *_, duration = equity_stats_nb(np.array([1.0, 2.0, 1.5, 1.2, 2.0, 2.5, 2.4, 2.6]))
     assert duration == 2  # 1.5 and 1.2; the 2.0 back at the peak has recovered

@@ -1,4 +1,4 @@
-"""The hold-state latch (kernels/signals.py) against its plain-Python twin and its stated rules."""
+"""The signal kernels (kernels/signals.py) against their plain-Python twins and stated rules."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from btlab.kernels.signals import hold_state_nb
+from btlab.kernels.signals import cross_target_nb, hold_state_nb
 from tests.reference import signals as ref
 from tests.strategies import bools
 
@@ -75,3 +75,29 @@ def test_hold_state_documented_rules(bars: list[tuple[bool, ...]], want: list[in
     cols = [np.array(c, dtype=bool) for c in zip(*bars, strict=True)]
     np.testing.assert_array_equal(hold_state_nb(*cols), np.array(want, dtype=np.float64))
     np.testing.assert_array_equal(ref.hold_state(*cols), np.array(want, dtype=np.float64))
+
+
+@st.composite
+def two_features(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray]:
+    """Shifted-feature-like arrays: NaN warm-up, ties, infinities now and then."""
+    n = draw(st.integers(0, 150))
+    values = st.one_of(st.sampled_from([np.nan, np.inf, -np.inf, 1.0, 2.0]), st.floats(-1e6, 1e6))
+    a = np.array(draw(st.lists(values, min_size=n, max_size=n)), dtype=np.float64)
+    b = np.array(draw(st.lists(values, min_size=n, max_size=n)), dtype=np.float64)
+    return a, b
+
+
+@settings(max_examples=300, deadline=None)
+@given(ab=two_features(), long_short=st.booleans())
+def test_cross_target_matches_twin_and_numpy(
+    ab: tuple[np.ndarray, np.ndarray], long_short: bool
+) -> None:
+    a, b = ab
+    short = -0.5 if long_short else 0.0
+    out = np.empty(a.size)
+    cross_target_nb(a, b, 0.5, short, out)
+    assert out.tolist() == ref.cross_target(a.tolist(), b.tolist(), 0.5, short)
+    with np.errstate(invalid="ignore"):  # the vectorized form the strategies used to spell out
+        want = np.where(a > b, 0.5, np.where(a < b, short, 0.0))
+    want[~(np.isfinite(a) & np.isfinite(b))] = 0.0
+    np.testing.assert_array_equal(out, want)

@@ -21,14 +21,13 @@ from btlab.errors import ConfigError, RunCancelled
 from btlab.kernels import ExecParams
 from btlab.kernels.dtypes import FILL_DTYPE, Flag, Status
 from btlab.kernels.ledger import trades_from_fills
-from btlab.kernels.metrics import equity_stats_nb
+from btlab.kernels.metrics import equity_stats_nb, np_sum_nb
 from btlab.kernels.sweep import (
     BLOCK_FIELDS,
     N_STATS,
     STAT_NAMES,
     SW_FLAGS,
     SW_STATUS,
-    np_sum_nb,
     path_stats_nb,
     sweep_cross_nb,
     sweep_targets_nb,

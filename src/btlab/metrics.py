@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from btlab.kernels.metrics import equity_stats_nb
+from btlab.kernels.metrics import drawdown_stats_nb, leverage_stats_nb, return_moments_nb
 
 NS_PER_DAY = 86_400 * 1_000_000_000
 DAYS_PER_YEAR = 365.25
@@ -69,7 +69,10 @@ def compute_metrics(
 ) -> dict[str, Any]:
     """Every metric of SPEC §5 as a flat dict of plain Python values (NaN where undefined)."""
     n = equity.shape[0]
-    _count, mean, std, downside, max_dd, dd_bars = equity_stats_nb(equity)
+    scratch = np.empty(max(n, 1))  # the kernels' working memory, one value per bar
+    _count, mean, std, downside = return_moments_nb(equity, scratch)
+    max_dd, dd_bars = drawdown_stats_nb(equity)
+    exposed, leverage_sum, leverage_count = leverage_stats_nb(units, close, equity, scratch)
     root_ppy = math.sqrt(periods_per_year)
     final = float(equity[-1]) if n else initial_cash
     years = float(ts_ns[-1] - ts_ns[0]) / NS_PER_DAY / DAYS_PER_YEAR if n > 1 else 0.0
@@ -81,8 +84,6 @@ def compute_metrics(
     )
     sharpe = mean / std * root_ppy if std > 0 else math.nan
     sortino = mean / downside * root_ppy if downside > 0 else math.nan
-    with np.errstate(divide="ignore", invalid="ignore"):
-        leverage = np.abs(units * close) / equity
     traded = float(np.sum(np.abs(fills["units"]) * fills["price"])) if fills.size else 0.0
     mean_equity = float(np.mean(equity)) if n else initial_cash
     turnover = traded / mean_equity if mean_equity > 0 else math.nan
@@ -105,8 +106,9 @@ def compute_metrics(
         "max_drawdown": max_dd,
         "max_drawdown_duration_bars": int(dd_bars),
         "calmar": cagr / abs(max_dd) if max_dd < 0 else math.nan,
-        "exposure": float(np.mean(units != 0.0)) if n else 0.0,
-        "avg_gross_leverage": _nan_if_empty(leverage[np.isfinite(leverage)], np.mean),
+        "exposure": exposed / n if n else 0.0,
+        # the mean of the finite |units * close| / equity (flat bars count 0)
+        "avg_gross_leverage": leverage_sum / leverage_count if leverage_count else math.nan,
         "turnover": turnover,
         "turnover_annual": turnover / years if years > 0 else math.nan,
         "trade_count": int(closed.shape[0]),

@@ -28,7 +28,7 @@ from pydantic import BaseModel, Field, model_validator
 from .config import FeatureSpec
 from .errors import ConfigError
 from .features import FeatureStore, Float, Int, Params, validate_params
-from .kernels.signals import hold_state_nb
+from .kernels.signals import cross_target_nb, hold_state_nb
 
 __all__ = [
     "Strategy",
@@ -168,6 +168,15 @@ def known(*arrays: np.ndarray) -> np.ndarray:
     return ok
 
 
+def cross_target(a: np.ndarray, b: np.ndarray, long_value: float, short_value: float) -> np.ndarray:
+    """`long_value` where `a > b`, `short_value` where `a < b`, 0 where equal or either is NaN:
+    `np.where(a > b, long, np.where(a < b, short, 0))` with the warm-up zeroed, in one pass
+    (`kernels.signals.cross_target_nb`, the kernel the sweep runs too)."""
+    out = np.empty(a.shape[0], dtype=np.float64)
+    cross_target_nb(a, b, float(long_value), float(short_value), out)
+    return out
+
+
 def _size_field() -> Any:
     return Field(
         1.0,
@@ -234,13 +243,7 @@ class SmaCross(Strategy[SmaCrossParams]):
 
     @classmethod
     def target(cls, f: Mapping[str, np.ndarray], p: SmaCrossParams, n: int) -> np.ndarray:
-        fast, slow = f["fast"], f["slow"]
-        ok = known(fast, slow)
-        short = -p.size if p.long_short else 0.0
-        with np.errstate(invalid="ignore"):
-            t = np.where(fast > slow, p.size, np.where(fast < slow, short, 0.0))
-        t[~ok] = 0.0
-        return t
+        return cross_target(f["fast"], f["slow"], p.size, -p.size if p.long_short else 0.0)
 
 
 class MaTrendParams(Params):
@@ -265,13 +268,7 @@ class MaTrend(Strategy[MaTrendParams]):
 
     @classmethod
     def target(cls, f: Mapping[str, np.ndarray], p: MaTrendParams, n: int) -> np.ndarray:
-        price, ma = f["price"], f["ma"]
-        ok = known(price, ma)
-        short = -p.size if p.long_short else 0.0
-        with np.errstate(invalid="ignore"):
-            t = np.where(price > ma, p.size, np.where(price < ma, short, 0.0))
-        t[~ok] = 0.0
-        return t
+        return cross_target(f["price"], f["ma"], p.size, -p.size if p.long_short else 0.0)
 
 
 class ChannelBreakoutParams(Params):

@@ -62,6 +62,7 @@ from pydantic import (
 from btlab import __version__
 from btlab.kernels.dtypes import Flag, Status
 from btlab.kernels.ledger import trades_from_fills
+from btlab.kernels.signals import cross_target_nb
 from btlab.kernels.stats import VAR_FLOOR, cscv_nb
 from btlab.kernels.sweep import (
     BLOCK_FIELDS,
@@ -94,7 +95,6 @@ from btlab.kernels.sweep import (
     SW_TRADED,
     SW_WIN_SUM,
     SW_WINS,
-    cross_target_nb,
     sweep_cross_nb,
     sweep_targets_nb,
 )  # fmt: skip

@@ -18,7 +18,7 @@ from .errors import RunCancelled, RunError
 from .features import FeatureStore
 from .kernels.dtypes import FILL_DTYPE, Status
 from .kernels.execution import fill_capacity, new_state, simulate_nb
-from .kernels.metrics import equity_stats_nb
+from .kernels.metrics import return_moments_nb
 from .metrics import compute_metrics
 from .strategies import compute_target
 from .validation import run_validation
@@ -83,7 +83,7 @@ def permutation_statistic(
 ) -> Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], float]:
     """The run's Sharpe re-computed on a price path: features, strategy and kernel re-run.
 
-    The same arithmetic as the run's `metrics["sharpe"]` (`equity_stats_nb` over the equity
+    The same arithmetic as the run's `metrics["sharpe"]` (`return_moments_nb` over the equity
     path), so the real path gives that value bit for bit. Each calling thread keeps its own
     kernel buffers across calls (the permutation test calls it once per path), and the
     timestamps and volume are the run's.
@@ -109,8 +109,8 @@ def permutation_statistic(
         scale = size_scale(cfg, store, n, ppy)
         buffers = getattr(local, "buffers", None)
         if buffers is None:
-            buffers = local.buffers = [np.empty(n) for _ in range(4)]
-        units, cash, equity, borrow = buffers
+            buffers = local.buffers = [np.empty(n) for _ in range(5)]
+        units, cash, equity, borrow, scratch = buffers
         status = Status.OK
         for capacity in capacities:
             fills = getattr(local, "fills", None)
@@ -124,7 +124,7 @@ def permutation_statistic(
                 break
         if status != Status.OK:
             raise RunError(f"execution kernel failed with status {status} on a permuted path")
-        _count, mean, std, *_ = equity_stats_nb(equity)
+        _count, mean, std, _downside = return_moments_nb(equity, scratch)
         return float(mean / std * root_ppy) if std > 0 else math.nan
 
     return statistic

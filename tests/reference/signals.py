@@ -1,4 +1,5 @@
-"""Plain-Python twin of kernels/signals.py: the hold-state latch as a table of transitions."""
+"""Plain-Python twins of kernels/signals.py: the hold-state latch as a table of transitions,
+the crossover rule as a comparison per bar."""
 
 from __future__ import annotations
 
@@ -35,3 +36,16 @@ def hold_state(
         state = _next_state(state, bool(el), bool(xl), bool(es), bool(xs))
         out.append(float(state))
     return np.array(out, dtype=np.float64)
+
+
+def cross_target(
+    a: Sequence[float], b: Sequence[float], long_value: float, short_value: float
+) -> list[float]:
+    """long where a > b, short where a < b, 0 where equal or either is not finite."""
+    out = []
+    for x, y in zip(a, b, strict=True):
+        if not (np.isfinite(x) and np.isfinite(y)):
+            out.append(0.0)
+        else:
+            out.append(long_value if x > y else short_value if x < y else 0.0)
+    return out
