@@ -32,12 +32,10 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -56,13 +54,9 @@ GRID = {
 
 def timed(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
     """(best, median) wall seconds over `repeat` calls after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times), statistics.median(times)
+    from bench_core import best_of  # this folder is the script's first path entry
+
+    return best_of(fn, repeat)
 
 
 def bars() -> Any:

@@ -8,7 +8,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -116,14 +117,15 @@ def metrics_table(metrics: dict[str, Any], title: str) -> Table:
     return table
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from .artifacts import write_artifacts
-    from .pipeline import run
-
-    config = resolve_request(build_request(args))
+@contextmanager
+def stage_progress(
+    quiet: bool, count_column: str
+) -> Iterator[Callable[[str, dict[str, Any]], None]]:
+    """A transient progress bar fed by a run's or sweep's events: the stage as its description,
+    `progress` events as its count (shown with `count_column`); yields the event sink."""
     with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-        TimeElapsedColumn(), console=console, transient=True, disable=args.quiet,
+        TextColumn("[bold]{task.description}"), BarColumn(), TextColumn(count_column),
+        TimeElapsedColumn(), console=console, transient=True, disable=quiet,
     ) as progress:  # fmt: skip
         task = progress.add_task("starting", total=None)
 
@@ -133,6 +135,15 @@ def cmd_run(args: argparse.Namespace) -> int:
             elif kind == "progress":
                 progress.update(task, total=data["total"], completed=data["done"])
 
+        yield on_event
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .artifacts import write_artifacts
+    from .pipeline import run
+
+    config = resolve_request(build_request(args))
+    with stage_progress(args.quiet, "{task.percentage:>3.0f}%") as on_event:
         result = run(config, on_event=on_event)
     out = Path(args.out) if args.out else Path("btlab-out") / result.config_hash[:12]
     manifest = write_artifacts(result, out, overwrite=args.force or not args.out)
@@ -247,18 +258,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from .sweep import parse_sweep_request, run_sweep
 
     request = parse_sweep_request(build_sweep_request(args))
-    with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(), console=console, transient=True, disable=args.quiet,
-    ) as progress:  # fmt: skip
-        task = progress.add_task("starting", total=None)
-
-        def on_event(kind: str, data: dict[str, Any]) -> None:
-            if kind == "stage" and data["status"] == "started":
-                progress.update(task, description=data["stage"], total=None, completed=0)
-            elif kind == "progress":
-                progress.update(task, total=data["total"], completed=data["done"])
-
+    with stage_progress(args.quiet, "{task.completed}/{task.total}") as on_event:
         result = run_sweep(request, on_event=on_event)
     out = Path(args.out) if args.out else Path("btlab-out") / f"sweep-{result.config_hash[:12]}"
     manifest = result.write_artifacts(out, overwrite=args.force or not args.out)
@@ -300,60 +300,45 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_request_arguments(parser: argparse.ArgumentParser, holds: str, default_out: str) -> None:
+    """The arguments `btlab run` and `btlab sweep` share: the request, its overrides, the output."""
+    parser.add_argument(
+        "request",
+        nargs="?",
+        help=f"preset name, JSON file or inline JSON{holds} (default: {DEFAULT_PRESET})",
+    )
+    parser.add_argument(
+        "--data", type=Path, help="CSV or Parquet file replacing the request's data source"
+    )
+    parser.add_argument("--out", help=f"artifact folder (default: {default_out})")
+    parser.add_argument("--force", action="store_true", help="replace a non-empty --out folder")
+    parser.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a field, e.g. strategy.params.fast=10",
+    )
+    parser.add_argument("--seed", type=int, help="root seed")
+    parser.add_argument(
+        "--no-validation", action="store_true", help="skip the validation statistics"
+    )
+    parser.add_argument(
+        "--no-report", action="store_true", help="do not write report.html beside the artifacts"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="btlab", description="Deterministic backtests with reproducible artifacts."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run_p = sub.add_parser("run", help="run a preset or a JSON request and write its artifacts")
-    run_p.add_argument(
-        "request",
-        nargs="?",
-        help=f"preset name, JSON file or inline JSON (default: {DEFAULT_PRESET})",
-    )
-    run_p.add_argument(
-        "--data", type=Path, help="CSV or Parquet file replacing the request's data source"
-    )
-    run_p.add_argument("--out", help="artifact folder (default: btlab-out/<config hash>)")
-    run_p.add_argument("--force", action="store_true", help="replace a non-empty --out folder")
-    run_p.add_argument(
-        "--set",
-        action="append",
-        metavar="KEY=VALUE",
-        help="override a field, e.g. strategy.params.fast=10",
-    )
-    run_p.add_argument("--seed", type=int, help="root seed")
-    run_p.add_argument(
-        "--no-validation", action="store_true", help="skip the validation statistics"
-    )
-    run_p.add_argument(
-        "--no-report", action="store_true", help="do not write report.html beside the artifacts"
-    )
+    add_request_arguments(run_p, "", "btlab-out/<config hash>")
     run_p.add_argument("--json", action="store_true", help="print the metrics as JSON")
-    run_p.add_argument("--quiet", action="store_true", help="no progress bar")
     run_p.set_defaults(func=cmd_run)
     sweep_p = sub.add_parser("sweep", help="run every combination of a grid of strategy parameters")
-    sweep_p.add_argument(
-        "request",
-        nargs="?",
-        help=f"preset name, JSON file or inline JSON, may hold 'grid' (default: {DEFAULT_PRESET})",
-    )
-    sweep_p.add_argument(
-        "--data", type=Path, help="CSV or Parquet file replacing the request's data source"
-    )
-    sweep_p.add_argument("--out", help="artifact folder (default: btlab-out/sweep-<config hash>)")
-    sweep_p.add_argument("--force", action="store_true", help="replace a non-empty --out folder")
-    sweep_p.add_argument(
-        "--set", action="append", metavar="KEY=VALUE", help="override a field, e.g. data.bars=500"
-    )
-    sweep_p.add_argument("--seed", type=int, help="root seed")
-    sweep_p.add_argument(
-        "--no-validation", action="store_true", help="skip the validation statistics"
-    )
-    sweep_p.add_argument(
-        "--no-report", action="store_true", help="do not write report.html beside the artifacts"
-    )
-    sweep_p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_request_arguments(sweep_p, ", may hold 'grid'", "btlab-out/sweep-<config hash>")
     sweep_p.add_argument(
         "--grid",
         action="append",
