@@ -36,7 +36,7 @@ def best_of(fn: Callable[[], object], repeat: int = 15) -> tuple[float, float]:
 def bench_kernel(n: int) -> None:
     from btlab.config import SyntheticData
     from btlab.data import synthetic
-    from btlab.kernels import ExecParams, simulate
+    from btlab.kernels import FILL_DTYPE, ExecParams, Status, new_state, simulate, simulate_nb
 
     ds = synthetic(SyntheticData(bars=n, calendar="24x7", timeframe="1h"))
     rng = np.random.default_rng(0)
@@ -46,10 +46,23 @@ def bench_kernel(n: int) -> None:
         stop_loss=0.05, take_profit=0.1, max_drawdown=0.0, max_leverage=1.0,
     )  # fmt: skip
     arrays = (ds.ts, ds.open, ds.high, ds.low, ds.close, ds.volume)
-    best, median = best_of(lambda: simulate(*arrays, target, params))
     out = simulate(*arrays, target, params)
-    print(f"kernel, costs+stops on, {n:,} bars: best {best * 1e3:.2f} ms ({n / best / 1e6:.0f} M bars/s), "
-          f"median {median * 1e3:.2f} ms, {len(out.fills):,} fills")  # fmt: skip
+    # the kernel itself, as the pipeline calls it: preallocated outputs, reused
+    fills = np.empty(len(out.fills) + 16, dtype=FILL_DTYPE)
+    buffers = [np.empty(n) for _ in range(4)]
+    scale = np.ones(n)
+
+    def kernel() -> None:
+        status = simulate_nb(*arrays, target, scale, params, new_state(params.initial_cash),
+                             fills, *buffers, 0, n)  # fmt: skip
+        assert status == Status.OK
+
+    best, median = best_of(kernel)
+    print(f"kernel, costs+stops on, {n:,} bars, preallocated outputs: best {best * 1e3:.2f} ms "
+          f"({n / best / 1e6:.0f} M bars/s), median {median * 1e3:.2f} ms, {len(out.fills):,} fills")  # fmt: skip
+    best, median = best_of(lambda: simulate(*arrays, target, params))
+    print(f"  simulate() allocating its {4 * n * 8 >> 20} MB of outputs per call: best {best * 1e3:.2f} ms "
+          f"({n / best / 1e6:.0f} M bars/s), median {median * 1e3:.2f} ms")  # fmt: skip
 
 
 def bench_pipeline(n: int, vectorbt_python: str | None) -> None:
