@@ -72,6 +72,16 @@ def new_state(initial_cash: float) -> np.ndarray:
     return state
 
 
+@njit
+def fresh_state_nb(state, initial_cash):
+    """Reset `state` in place to what `new_state(initial_cash)` returns."""
+    state[:] = 0.0
+    state[ST_CASH] = initial_cash
+    state[ST_ENTRY] = np.nan
+    state[ST_PEAK] = initial_cash
+    state[ST_HALT_BAR] = -1.0
+
+
 def fill_capacity(n_bars: int) -> int:
     """Fills one run can produce at most: gap exit, order and intrabar exit per bar, plus the end."""
     return 3 * n_bars + 2

@@ -34,13 +34,11 @@ from ._jit import njit
 from .dtypes import FILL_DTYPE, TRADE_DTYPE, Status
 from .execution import (
     ST_BORROW_CUM,
-    ST_CASH,
-    ST_ENTRY,
     ST_FLAGS,
     ST_HALT_BAR,
     ST_N_FILLS,
-    ST_PEAK,
     STATE_SIZE,
+    fresh_state_nb,
     simulate_nb,
 )
 from .ledger import trades_nb
@@ -93,16 +91,6 @@ N_STATS = len(STAT_NAMES)
     SW_HALT_BAR,
 ) = range(N_STATS)  # fmt: skip
 BLOCK_FIELDS = 2  # sum of returns, sum of squared returns
-
-
-@njit
-def fresh_state_nb(state, initial_cash):
-    """Reset `state` to `execution.new_state(initial_cash)`."""
-    state[:] = 0.0
-    state[ST_CASH] = initial_cash
-    state[ST_ENTRY] = np.nan
-    state[ST_PEAK] = initial_cash
-    state[ST_HALT_BAR] = -1.0
 
 
 @njit

@@ -24,7 +24,7 @@ from btlab.kernels.stats import (
     shuffled_order_nb,
     stationary_bootstrap_sharpe_nb,
 )
-from btlab.validate_run import bar_returns, permutation_statistic
+from btlab.validate_run import bar_returns, permutation_batch, permutation_statistic
 from btlab.validation import (
     PermutationBase,
     bootstrap_keys,
@@ -619,6 +619,59 @@ def test_permutation_statistic_is_the_runs_sharpe_on_the_real_path() -> None:
     again = statistic(*base.permute_key(8, out=buffers))  # buffers reused: no stale state
     assert statistic(*base.permute_key(7)) == other and statistic(*real) == res.metrics["sharpe"]
     assert again != other
+
+
+FUSED_CASES = [
+    {"strategy": {"name": "sma_cross", "params": {"fast": 5, "slow": 30}}},
+    {"strategy": {"name": "sma_cross", "params": {"fast": 8, "slow": 21, "ma": "ema",
+                                                  "long_short": True, "size": 0.7}},
+     "execution": {"fill": "close", "borrow_rate_annual": 0.05, "lot_size": 1.0}},
+    {"strategy": {"name": "ma_trend", "params": {"window": 40, "long_short": True}},
+     "risk": {"stop_loss": 0.03, "take_profit": 0.06, "max_leverage": 2.0},
+     "execution": {"rebalance": "every_bar", "commission_min": 1.0}},
+    {"strategy": {"name": "ma_trend", "params": {"window": 25}}, "risk": {"max_drawdown": 0.05},
+     "data": {"bars": 700, "zero_volume_prob": 0.2}},
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("extra", FUSED_CASES, ids=["sma", "ema_ls_close", "trend_stops", "halt"])
+def test_fused_permutations_equal_the_generic_path_bit_for_bit(extra: dict[str, Any]) -> None:
+    res = btlab.run(RUN | extra | {"validation": {"enabled": False}})
+    ds = res.dataset
+    batch = permutation_batch(res)
+    assert batch is not None
+    statistic = permutation_statistic(res)
+    base = PermutationBase(ds.open, ds.high, ds.low, ds.close)
+    keys = np.array([0, 1, 7, 2**63 + 5, 2**64 - 1, 12345], dtype=np.uint64)
+    fused = batch(base, keys)
+    generic = [statistic(*base.permute_key(k)) for k in keys]
+    np.testing.assert_array_equal(fused, generic)  # NaN where both are NaN
+    assert len(set(fused.tolist())) > 1  # the paths differ
+
+
+def test_fused_and_generic_permutation_tests_give_the_same_validation() -> None:
+    res = btlab.run(RUN | {"validation": {"enabled": False}})
+    ds = res.dataset
+    ohlc = (ds.open, ds.high, ds.low, ds.close)
+    kwargs: dict[str, Any] = {"n_permutations": 37, "seed": 11, "real_value": res.metrics["sharpe"]}
+    seen: list[tuple[int, int]] = []
+    fused = permutation_test(
+        permutation_statistic(res), *ohlc, batch_statistic=permutation_batch(res),
+        on_progress=lambda done, total: seen.append((done, total)), **kwargs,
+    )  # fmt: skip
+    generic = permutation_test(permutation_statistic(res), *ohlc, workers=2, **kwargs)
+    assert canonical_json(fused) == canonical_json(generic)
+    assert seen == [(i, 37) for i in range(1, 38)]  # every permutation reported, in order
+
+
+def test_only_crossovers_of_the_close_without_vol_targeting_are_fused() -> None:
+    base = RUN | {"validation": {"enabled": False}}
+    for extra in (
+        {"strategy": {"name": "channel_breakout", "params": {}}},
+        {"strategy": {"name": "sma_cross", "params": {"fast": 5, "slow": 30}},
+         "risk": {"sizing": "vol_target"}},
+    ):  # fmt: skip
+        assert permutation_batch(btlab.run(base | extra)) is None
 
 
 def test_folds_are_contiguous_and_chain_to_the_total_return() -> None:

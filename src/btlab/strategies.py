@@ -168,6 +168,26 @@ def known(*arrays: np.ndarray) -> np.ndarray:
     return ok
 
 
+#: Strategies whose target is `cross_target` of their two features (declared order: a, b).
+CROSS_STRATEGIES = ("sma_cross", "ma_trend")
+
+
+def cross_rule(
+    name: str, params: Mapping[str, Any]
+) -> tuple[FeatureSpec, FeatureSpec, float, float] | None:
+    """`(a, b, long_value, short_value)` of a crossover strategy: its target is
+    `cross_target(a, b, long_value, short_value)` of the two shifted features. None for any
+    other strategy. Lets fused kernels (sweeps, permutation tests) run the rule themselves."""
+    if name not in CROSS_STRATEGIES:
+        return None
+    cls, p = _params(name, params)
+    specs = list(cls.features(p).values())
+    if len(specs) != 2:
+        return None
+    size = float(p.size)  # type: ignore[attr-defined]
+    return specs[0], specs[1], size, -size if p.long_short else 0.0  # type: ignore[attr-defined]
+
+
 def cross_target(a: np.ndarray, b: np.ndarray, long_value: float, short_value: float) -> np.ndarray:
     """`long_value` where `a > b`, `short_value` where `a < b`, 0 where equal or either is NaN:
     `np.where(a > b, long, np.where(a < b, short, 0))` with the warm-up zeroed, in one pass

@@ -118,7 +118,13 @@ from .pipeline import (
     size_scale,
 )
 from .presets import preset_with_overrides
-from .strategies import compute_target, required_features, resolve_strategy_params
+from .strategies import (
+    CROSS_STRATEGIES,
+    compute_target,
+    cross_rule,
+    required_features,
+    resolve_strategy_params,
+)
 from .validate_run import bar_returns, fold_metrics
 from .validation import run_validation
 
@@ -147,8 +153,6 @@ Objective = Literal[
     "profit_factor", "win_rate", "avg_trade_return",
 ]  # fmt: skip
 OBJECTIVES: tuple[str, ...] = Objective.__args__  # type: ignore[attr-defined]
-#: Strategies whose target is "size where feature a > feature b, short where a < b, else 0".
-CROSS_STRATEGIES = ("sma_cross", "ma_trend")
 #: Memory the generic path may use for one batch of targets.
 TARGET_BATCH_BYTES = 64 << 20
 _MAX_REASONS = 5
@@ -630,18 +634,16 @@ def _cross_plan(
     a_idx, b_idx = np.empty(len(combos), np.int64), np.empty(len(combos), np.int64)
     long_value, short_value = np.empty(len(combos)), np.empty(len(combos))
     for c, params in enumerate(combos):
-        specs = required_features(name, params)
-        if len(specs) != 2:
+        rule = cross_rule(name, params)
+        if rule is None:
             return None
-        for j, spec in enumerate(specs):
+        for j, spec in enumerate(rule[:2]):
             key = spec.key()
             if key not in index:
                 index[key] = len(arrays)
                 arrays.append(store.get(spec))
             (a_idx if j == 0 else b_idx)[c] = index[key]
-        size = float(params["size"])
-        long_value[c] = size
-        short_value[c] = -size if params.get("long_short") else 0.0
+        long_value[c], short_value[c] = rule[2], rule[3]
     plan = _CrossPlan(np.stack(arrays), a_idx, b_idx, long_value, short_value)
     for c in sorted({0, len(combos) - 1}):  # the registry's own target must agree
         target = np.empty(store.n)

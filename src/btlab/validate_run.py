@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import numba
 import numpy as np
 
 from .errors import RunCancelled, RunError
@@ -19,9 +20,10 @@ from .features import FeatureStore
 from .kernels.dtypes import FILL_DTYPE, Status
 from .kernels.execution import fill_capacity, new_state, simulate_nb
 from .kernels.metrics import return_moments_nb
+from .kernels.permutation import LINE_CLOSE, LINE_EMA, LINE_SMA, permuted_cross_sharpe_nb
 from .metrics import compute_metrics
-from .strategies import compute_target
-from .validation import run_validation
+from .strategies import compute_target, cross_rule
+from .validation import BatchStatistic, PermutationBase, run_validation
 
 if TYPE_CHECKING:
     from .pipeline import RunCache, RunResult
@@ -130,6 +132,55 @@ def permutation_statistic(
     return statistic
 
 
+#: The lines `kernels.permutation.line_nb` computes, by feature name.
+_LINE_KINDS = {"price": LINE_CLOSE, "sma": LINE_SMA, "ema": LINE_EMA}
+
+
+def permutation_batch(result: RunResult) -> BatchStatistic | None:
+    """The fused form of `permutation_statistic(result)` where one exists, else None.
+
+    For a crossover strategy (`strategies.cross_rule`) on lines of the close (the close, its
+    SMA or EMA) sized without vol targeting, `kernels.permutation.permuted_cross_sharpe_nb`
+    runs a whole batch of permutations in one parallel pass: the same kernels as the generic
+    path, so the same values bit for bit, without a feature store or the GIL per path.
+    """
+    from .pipeline import exec_params
+
+    cfg = result.config
+    rule = cross_rule(cfg.strategy.name, cfg.strategy.params)
+    if rule is None or cfg.risk.sizing == "vol_target":
+        return None
+    lines = []
+    for spec in rule[:2]:
+        kind = _LINE_KINDS.get(spec.name)
+        if kind is None or spec.params.get("source") != "close":
+            return None
+        lines.append((kind, int(spec.params.get("window", 0))))
+    (a_kind, a_window), (b_kind, b_window) = lines
+    long_value, short_value = rule[2], rule[3]
+    params = exec_params(cfg)
+    root_ppy = math.sqrt(float(result.metrics["periods_per_year"]))
+    ds = result.dataset
+
+    def batch(base: PermutationBase, keys: np.ndarray) -> np.ndarray:
+        out = np.empty(keys.shape[0])
+        status = np.empty(keys.shape[0], dtype=np.int64)
+        chunks = max(1, min(keys.shape[0], numba.get_num_threads()))
+        permuted_cross_sharpe_nb(
+            ds.ts, ds.volume, base.first, base.bars, np.ascontiguousarray(keys, np.uint64),
+            a_kind, a_window, b_kind, b_window, long_value, short_value, params, root_ppy,
+            chunks, out, status,
+        )  # fmt: skip
+        bad = np.flatnonzero(status != Status.OK)
+        if bad.size:
+            raise RunError(
+                f"execution kernel failed with status {int(status[bad[0]])} on a permuted path"
+            )
+        return out
+
+    return batch
+
+
 def validate_result(
     result: RunResult,
     store: FeatureStore,
@@ -154,6 +205,7 @@ def validate_result(
     return run_validation(
         returns, cfg, root_seed=result.config.seed, periods_per_year=ppy,
         permutation_statistic=permutation_statistic(result) if cfg.permutation.enabled else None,
+        permutation_batch=permutation_batch(result) if cfg.permutation.enabled else None,
         ohlc=(ds.open, ds.high, ds.low, ds.close), real_statistic=result.metrics["sharpe"],
         fold_metrics=folds, on_progress=progress,
     )  # fmt: skip

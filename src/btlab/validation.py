@@ -67,6 +67,9 @@ _NORMAL = NormalDist()
 _MAX_CSCV_SPLITS = 20
 
 Statistic = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], float]
+#: `(base, keys) -> values`: the statistic of every path `base.permute_key(k)` for k in `keys`,
+#: equal to `Statistic` on each path (e.g. one fused parallel kernel for the whole batch).
+BatchStatistic = Callable[["PermutationBase", np.ndarray], np.ndarray]
 Progress = Callable[[int, int], None]
 
 
@@ -371,6 +374,7 @@ def permutation_test(
     real_value: float | None = None,
     on_progress: Progress | None = None,
     workers: int | None = None,
+    batch_statistic: BatchStatistic | None = None,
 ) -> dict[str, Any]:
     """Monte Carlo permutation test: p = (1 + #{perm >= real}) / (n + 1).
 
@@ -382,7 +386,9 @@ def permutation_test(
     Permutation i is shuffled by key i of `permutation_keys`; `workers` threads (default: the
     cores) run them, and `statistic` must be thread-safe (btlab's kernels release the GIL).
     The arrays `statistic` receives are read-only and are overwritten by the same thread's
-    next permutation: copy anything kept beyond the call.
+    next permutation: copy anything kept beyond the call. With `batch_statistic` (which must
+    equal `statistic` path by path) the permutations run in batches of `4 * workers` keys,
+    one call each (it parallelizes itself), and progress is reported after each batch.
     """
     if n_permutations < 1:
         raise ValueError(f"n_permutations must be >= 1, got {n_permutations}")
@@ -405,7 +411,17 @@ def permutation_test(
 
     # Each permutation depends only on its key, so threads change the speed, never the result.
     n_workers = default_workers() if workers is None else max(1, workers)
-    if n_workers == 1:
+    if (
+        batch_statistic is not None
+    ):  # batches as the threaded path's: same progress, same cancel points
+        size = 4 * n_workers
+        for start in range(0, n_permutations, size):
+            stop = min(n_permutations, start + size)
+            null[start:stop] = batch_statistic(base, keys[start:stop])
+            if on_progress is not None:
+                for i in range(start, stop):
+                    on_progress(i + 1, n_permutations)
+    elif n_workers == 1:
         for i in range(n_permutations):
             null[i] = one(keys[i])
             if on_progress is not None:
@@ -532,6 +548,7 @@ def run_validation(
     root_seed: int,
     periods_per_year: float,
     permutation_statistic: Statistic | None = None,
+    permutation_batch: BatchStatistic | None = None,
     ohlc: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
     real_statistic: float | None = None,
     fold_metrics: list[dict[str, Any]] | dict[str, Any] | None = None,
@@ -556,7 +573,8 @@ def run_validation(
     - `pbo`: `pbo_cscv(returns_matrix)` when a sweep passes its T×N matrix.
     `on_progress(done, total)` is called after each permutation (it may raise to cancel).
     `permutation_workers` threads run the permutations (default: the cores; a statistic that is
-    itself a parallel kernel, as a sweep's, runs them one at a time).
+    itself a parallel kernel, as a sweep's, runs them one at a time); `permutation_batch`, where
+    given, runs them in batches instead (see `permutation_test`).
     """
     r = _returns(returns)
     out: dict[str, Any] = {
@@ -622,6 +640,7 @@ def run_validation(
             real_value=real_statistic,
             on_progress=on_progress,
             workers=permutation_workers,
+            batch_statistic=permutation_batch,
         )
     if cfg.folds.enabled and fold_metrics is not None:
         out["folds"] = (

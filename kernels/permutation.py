@@ -1,0 +1,113 @@
+"""The permutation test of a crossover strategy in one parallel pass (SPEC §6).
+
+`permuted_cross_sharpe_nb` does, for each shuffle key, what the core's generic path does with
+a feature store and the strategy registry: shuffle the bars (`stats.shuffle_into_nb`),
+rebuild the price path (`stats.rebuild_ohlc_nb`), compute the two lines the rule compares
+(the close, its SMA or its EMA: the registry's own feature kernels), shift them by one bar,
+apply the crossover rule (`signals.cross_target_nb`), run the execution kernel and take the
+annualized Sharpe from `metrics.return_moments_nb` — the same kernels in the same order, so
+each value equals the generic path's bit for bit. Keys are split into one contiguous chunk per
+thread (`prange` over the chunks); a chunk owns its buffers, so memory is threads x bars.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from ._jit import njit
+from .dtypes import FILL_DTYPE, Status
+from .execution import STATE_SIZE, fresh_state_nb, simulate_nb
+from .indicators import ema_nb, sma_nb
+from .metrics import return_moments_nb
+from .signals import cross_target_nb
+from .stats import rebuild_ohlc_nb, shuffle_into_nb
+
+# What a line of the rule is: the close itself, or a moving average of it.
+LINE_CLOSE = 0
+LINE_SMA = 1
+LINE_EMA = 2
+
+
+@njit
+def line_nb(close, kind, window):
+    """The unshifted line `kind` of `close`: the close itself, `sma_nb` or `ema_nb`."""
+    if kind == LINE_SMA:
+        return sma_nb(close, window)
+    if kind == LINE_EMA:
+        return ema_nb(close, window)
+    return close
+
+
+@njit
+def _simulate_fresh_nb(
+    ts, open_, high, low, close, volume, target, scale, params, state, fills,
+    units, cash, equity, borrow,
+):  # fmt: skip
+    """One simulation from a fresh state over all bars; the fill buffer grows to the bound of
+    `execution.fill_capacity` where the first is too small. Returns `(status, fills)`."""
+    n = close.shape[0]
+    fresh_state_nb(state, params.initial_cash)
+    status = simulate_nb(
+        ts, open_, high, low, close, volume, target, scale, params, state, fills,
+        units, cash, equity, borrow, 0, n,
+    )  # fmt: skip
+    if status == Status.FILLS_FULL:
+        fills = np.empty(3 * n + 2, dtype=FILL_DTYPE)
+        fresh_state_nb(state, params.initial_cash)
+        status = simulate_nb(
+            ts, open_, high, low, close, volume, target, scale, params, state, fills,
+            units, cash, equity, borrow, 0, n,
+        )  # fmt: skip
+    return status, fills
+
+
+@njit(parallel=True)
+def permuted_cross_sharpe_nb(
+    ts, volume, first, bars, keys, a_kind, a_window, b_kind, b_window, long_value, short_value,
+    params, root_ppy, n_chunks, out, status_out,
+):  # fmt: skip
+    """`out[k]`: the annualized Sharpe `mean / std * root_ppy` (NaN where std is 0) of the
+    crossover rule "`long_value` where line a > line b, `short_value` where a < b" re-run on
+    the price path that key `keys[k]` permutes; `status_out[k]` its execution status.
+
+    `first` and `bars` are `validation.PermutationBase`'s split of the real path; `ts` and
+    `volume` stay the real ones. Sizing is by equity fraction or units (scale 1 on every bar).
+    """
+    n = ts.shape[0]
+    n_keys = keys.shape[0]
+    cap = min(3 * n + 2, max(1024, n // 8))  # as pipeline.simulate_chunked's first buffer
+    for t in numba.prange(n_chunks):
+        lo = t * n_keys // n_chunks
+        hi = (t + 1) * n_keys // n_chunks
+        order = np.empty(max(n - 1, 0), dtype=np.int64)
+        open_ = np.empty(n)
+        high = np.empty(n)
+        low = np.empty(n)
+        close = np.empty(n)
+        target = np.empty(n)
+        scale = np.ones(n)
+        units = np.empty(n)
+        cash = np.empty(n)
+        equity = np.empty(n)
+        borrow = np.empty(n)
+        scratch = np.empty(n)
+        state = np.empty(STATE_SIZE)
+        fills = np.empty(cap, dtype=FILL_DTYPE)
+        for k in range(lo, hi):
+            shuffle_into_nb(order, keys[k])
+            rebuild_ohlc_nb(first, bars, order, open_, high, low, close)
+            a = line_nb(close, a_kind, a_window)
+            b = line_nb(close, b_kind, b_window)
+            # the registry's +1 shift: row i compares the lines of bar i - 1; row 0 is warm-up
+            target[0] = 0.0
+            cross_target_nb(a[: n - 1], b[: n - 1], long_value, short_value, target[1:])
+            status, fills = _simulate_fresh_nb(
+                ts, open_, high, low, close, volume, target, scale, params, state, fills,
+                units, cash, equity, borrow,
+            )  # fmt: skip
+            status_out[k] = status
+            _count, mean, std, _downside = return_moments_nb(equity, scratch)
+            out[k] = mean / std * root_ppy if std > 0 else math.nan
