@@ -86,7 +86,12 @@ def sma_nb(x, window):
     `window` results that see it NaN (a second, checked pass runs only then; both passes do
     the same arithmetic on finite values, so results do not depend on later data).
     """
-    out = np.empty(x.shape[0], dtype=np.float64)
+    return sma_into_nb(x, window, np.empty(x.shape[0], dtype=np.float64))
+
+
+@njit
+def sma_into_nb(x, window, out):
+    """`sma_nb` written into `out` (length of `x`), which it returns."""
     if not _sma_fast_nb(x, window, out):
         _sma_checked_nb(x, window, out)
     return out
@@ -100,8 +105,13 @@ def ewm_nb(x, alpha, min_periods):
     `y = x[first]`, then `y = (1 - alpha) * y + alpha * x[i]`; NaN observations are skipped
     (the last value carries). The result is NaN until `min_periods` observations were seen.
     """
+    return ewm_into_nb(x, alpha, min_periods, np.empty(x.shape[0], dtype=np.float64))
+
+
+@njit
+def ewm_into_nb(x, alpha, min_periods, out):
+    """`ewm_nb` written into `out` (length of `x`), which it returns."""
     n = x.shape[0]
-    out = np.empty(n, dtype=np.float64)
     y = np.nan
     seen = 0
     keep = 1.0 - alpha

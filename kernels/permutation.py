@@ -20,7 +20,7 @@ import numpy as np
 from ._jit import njit
 from .dtypes import FILL_DTYPE, Status
 from .execution import STATE_SIZE, fresh_state_nb, simulate_nb
-from .indicators import ema_nb, sma_nb
+from .indicators import ewm_into_nb, sma_into_nb
 from .metrics import return_moments_nb
 from .signals import cross_target_nb
 from .stats import rebuild_ohlc_nb, shuffle_into_nb
@@ -32,13 +32,18 @@ LINE_EMA = 2
 
 
 @njit
-def line_nb(close, kind, window):
-    """The unshifted line `kind` of `close`: the close itself, `sma_nb` or `ema_nb`."""
+def line_nb(close, kind, window, out):
+    """The unshifted line `kind` of `close`: the close itself, or `sma_nb` / `ema_nb` of it
+    written into `out` (the same arithmetic as the registry's features)."""
     if kind == LINE_SMA:
-        return sma_nb(close, window)
+        return sma_into_nb(close, window, out)
     if kind == LINE_EMA:
-        return ema_nb(close, window)
+        return ewm_into_nb(close, 2.0 / (window + 1.0), window, out)  # = ema_nb(close, window)
     return close
+
+
+#: Per-bar work arrays of one chunk of `permuted_cross_sharpe_nb` (rows of `work[t]`).
+WORK_ROWS = 12
 
 
 @njit
@@ -64,10 +69,15 @@ def _simulate_fresh_nb(
     return status, fills
 
 
+def fused_capacity(n_bars: int) -> int:
+    """The first fill buffer of a chunk, as `pipeline.simulate_chunked` sizes it."""
+    return min(3 * n_bars + 2, max(1024, n_bars // 8))
+
+
 @njit(parallel=True)
 def permuted_cross_sharpe_nb(
     ts, volume, first, bars, keys, a_kind, a_window, b_kind, b_window, long_value, short_value,
-    params, root_ppy, n_chunks, out, status_out,
+    params, root_ppy, work, orders, fills, out, status_out,
 ):  # fmt: skip
     """`out[k]`: the annualized Sharpe `mean / std * root_ppy` (NaN where std is 0) of the
     crossover rule "`long_value` where line a > line b, `short_value` where a < b" re-run on
@@ -75,39 +85,36 @@ def permuted_cross_sharpe_nb(
 
     `first` and `bars` are `validation.PermutationBase`'s split of the real path; `ts` and
     `volume` stay the real ones. Sizing is by equity fraction or units (scale 1 on every bar).
+    The keys run in `work.shape[0]` contiguous chunks, in parallel; chunk t works in
+    `work[t]` (`WORK_ROWS` x n floats), `orders[t]` (n - 1 ints) and `fills[t]` (fill records,
+    `fused_capacity(n)` of them), so a caller that keeps them pays no allocation per call.
     """
     n = ts.shape[0]
     n_keys = keys.shape[0]
-    cap = min(3 * n + 2, max(1024, n // 8))  # as pipeline.simulate_chunked's first buffer
+    n_chunks = work.shape[0]
     for t in numba.prange(n_chunks):
         lo = t * n_keys // n_chunks
         hi = (t + 1) * n_keys // n_chunks
-        order = np.empty(max(n - 1, 0), dtype=np.int64)
-        open_ = np.empty(n)
-        high = np.empty(n)
-        low = np.empty(n)
-        close = np.empty(n)
-        target = np.empty(n)
-        scale = np.ones(n)
-        units = np.empty(n)
-        cash = np.empty(n)
-        equity = np.empty(n)
-        borrow = np.empty(n)
-        scratch = np.empty(n)
+        w = work[t]
+        order = orders[t]
+        open_, high, low, close = w[0], w[1], w[2], w[3]
+        target, scale, units, cash = w[4], w[5], w[6], w[7]
+        equity, borrow, line_a, line_b = w[8], w[9], w[10], w[11]
+        scale[:] = 1.0
         state = np.empty(STATE_SIZE)
-        fills = np.empty(cap, dtype=FILL_DTYPE)
+        chunk_fills = fills[t]
         for k in range(lo, hi):
             shuffle_into_nb(order, keys[k])
             rebuild_ohlc_nb(first, bars, order, open_, high, low, close)
-            a = line_nb(close, a_kind, a_window)
-            b = line_nb(close, b_kind, b_window)
+            a = line_nb(close, a_kind, a_window, line_a)
+            b = line_nb(close, b_kind, b_window, line_b)
             # the registry's +1 shift: row i compares the lines of bar i - 1; row 0 is warm-up
             target[0] = 0.0
             cross_target_nb(a[: n - 1], b[: n - 1], long_value, short_value, target[1:])
-            status, fills = _simulate_fresh_nb(
-                ts, open_, high, low, close, volume, target, scale, params, state, fills,
+            status, chunk_fills = _simulate_fresh_nb(
+                ts, open_, high, low, close, volume, target, scale, params, state, chunk_fills,
                 units, cash, equity, borrow,
             )  # fmt: skip
             status_out[k] = status
-            _count, mean, std, _downside = return_moments_nb(equity, scratch)
+            _count, mean, std, _downside = return_moments_nb(equity, line_a)  # a: used up
             out[k] = mean / std * root_ppy if std > 0 else math.nan

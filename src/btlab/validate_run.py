@@ -20,7 +20,14 @@ from .features import FeatureStore
 from .kernels.dtypes import FILL_DTYPE, Status
 from .kernels.execution import fill_capacity, new_state, simulate_nb
 from .kernels.metrics import return_moments_nb
-from .kernels.permutation import LINE_CLOSE, LINE_EMA, LINE_SMA, permuted_cross_sharpe_nb
+from .kernels.permutation import (
+    LINE_CLOSE,
+    LINE_EMA,
+    LINE_SMA,
+    WORK_ROWS,
+    fused_capacity,
+    permuted_cross_sharpe_nb,
+)
 from .metrics import compute_metrics
 from .strategies import compute_target, cross_rule
 from .validation import BatchStatistic, PermutationBase, run_validation
@@ -162,14 +169,24 @@ def permutation_batch(result: RunResult) -> BatchStatistic | None:
     root_ppy = math.sqrt(float(result.metrics["periods_per_year"]))
     ds = result.dataset
 
+    n = len(ds)
+    threads = numba.get_num_threads()
+    buffers: list[np.ndarray] = []  # the chunks' work arrays, made on the first call, reused
+
     def batch(base: PermutationBase, keys: np.ndarray) -> np.ndarray:
+        if not buffers:
+            buffers.extend((
+                np.empty((threads, WORK_ROWS, n)), np.empty((threads, n - 1), np.int64),
+                np.empty((threads, fused_capacity(n)), FILL_DTYPE),
+            ))  # fmt: skip
+        chunks = max(1, min(keys.shape[0], threads))
+        work, orders, fills = (b[:chunks] for b in buffers)
         out = np.empty(keys.shape[0])
         status = np.empty(keys.shape[0], dtype=np.int64)
-        chunks = max(1, min(keys.shape[0], numba.get_num_threads()))
         permuted_cross_sharpe_nb(
             ds.ts, ds.volume, base.first, base.bars, np.ascontiguousarray(keys, np.uint64),
             a_kind, a_window, b_kind, b_window, long_value, short_value, params, root_ppy,
-            chunks, out, status,
+            work, orders, fills, out, status,
         )  # fmt: skip
         bad = np.flatnonzero(status != Status.OK)
         if bad.size:
