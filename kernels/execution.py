@@ -14,7 +14,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._jit import njit
-from .dtypes import FillAt, Flag, Reason, Sizing, Status
+from .dtypes import FILL_DTYPE, FillAt, Flag, Reason, Sizing, Status
 
 NS_PER_YEAR_365 = 365.0 * 86_400.0 * 1e9
 
@@ -310,6 +310,30 @@ def simulate_nb(
     return Status.OK
 
 
+@njit
+def simulate_fresh_nb(
+    ts, open_, high, low, close, volume, target, scale, params, state, fills,
+    units, cash, equity, borrow,
+):  # fmt: skip
+    """One simulation from a fresh state over all bars. Returns `(status, fills)`: where the
+    first fill buffer is too small the run is repeated with one of `fill_capacity(n)` records
+    (the bound), as `pipeline.simulate_chunked` does."""
+    n = close.shape[0]
+    fresh_state_nb(state, params.initial_cash)
+    status = simulate_nb(
+        ts, open_, high, low, close, volume, target, scale, params, state, fills,
+        units, cash, equity, borrow, 0, n,
+    )  # fmt: skip
+    if status == Status.FILLS_FULL:
+        fills = np.empty(3 * n + 2, dtype=FILL_DTYPE)
+        fresh_state_nb(state, params.initial_cash)
+        status = simulate_nb(
+            ts, open_, high, low, close, volume, target, scale, params, state, fills,
+            units, cash, equity, borrow, 0, n,
+        )  # fmt: skip
+    return status, fills
+
+
 class SimulationOutput(NamedTuple):
     """Per-bar arrays and the fill records of one simulation."""
 
@@ -338,7 +362,6 @@ def simulate(
     `ts_ns` are int64 nanoseconds since the epoch; `target` the wanted signed fraction of equity
     per bar (decided before the bar opens); `scale` an optional per-bar size multiplier.
     """
-    from .dtypes import FILL_DTYPE
 
     n = close.shape[0]
     arrays = [

@@ -18,8 +18,7 @@ import numba
 import numpy as np
 
 from ._jit import njit
-from .dtypes import FILL_DTYPE, Status
-from .execution import STATE_SIZE, fresh_state_nb, simulate_nb
+from .execution import STATE_SIZE, simulate_fresh_nb
 from .indicators import ewm_into_nb, sma_into_nb
 from .metrics import return_moments_nb
 from .signals import cross_target_nb
@@ -44,29 +43,6 @@ def line_nb(close, kind, window, out):
 
 #: Per-bar work arrays of one chunk of `permuted_cross_sharpe_nb` (rows of `work[t]`).
 WORK_ROWS = 12
-
-
-@njit
-def _simulate_fresh_nb(
-    ts, open_, high, low, close, volume, target, scale, params, state, fills,
-    units, cash, equity, borrow,
-):  # fmt: skip
-    """One simulation from a fresh state over all bars; the fill buffer grows to the bound of
-    `execution.fill_capacity` where the first is too small. Returns `(status, fills)`."""
-    n = close.shape[0]
-    fresh_state_nb(state, params.initial_cash)
-    status = simulate_nb(
-        ts, open_, high, low, close, volume, target, scale, params, state, fills,
-        units, cash, equity, borrow, 0, n,
-    )  # fmt: skip
-    if status == Status.FILLS_FULL:
-        fills = np.empty(3 * n + 2, dtype=FILL_DTYPE)
-        fresh_state_nb(state, params.initial_cash)
-        status = simulate_nb(
-            ts, open_, high, low, close, volume, target, scale, params, state, fills,
-            units, cash, equity, borrow, 0, n,
-        )  # fmt: skip
-    return status, fills
 
 
 def fused_capacity(n_bars: int) -> int:
@@ -111,7 +87,7 @@ def permuted_cross_sharpe_nb(
             # the registry's +1 shift: row i compares the lines of bar i - 1; row 0 is warm-up
             target[0] = 0.0
             cross_target_nb(a[: n - 1], b[: n - 1], long_value, short_value, target[1:])
-            status, chunk_fills = _simulate_fresh_nb(
+            status, chunk_fills = simulate_fresh_nb(
                 ts, open_, high, low, close, volume, target, scale, params, state, chunk_fills,
                 units, cash, equity, borrow,
             )  # fmt: skip

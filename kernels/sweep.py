@@ -38,8 +38,7 @@ from .execution import (
     ST_HALT_BAR,
     ST_N_FILLS,
     STATE_SIZE,
-    fresh_state_nb,
-    simulate_nb,
+    simulate_fresh_nb,
 )
 from .ledger import trades_nb
 from .metrics import (
@@ -201,20 +200,13 @@ def simulate_combo_nb(
     """One combination's simulation from a fresh state. Returns `(status, fills, trades)`, the
     buffers grown to the bound of `execution.fill_capacity` where the first ones were too small
     (the run is then repeated, as `pipeline.simulate_chunked` does)."""
-    n = close.shape[0]
-    fresh_state_nb(state, params.initial_cash)
-    status = simulate_nb(
+    first = fills.shape[0]
+    status, fills = simulate_fresh_nb(
         ts, open_, high, low, close, volume, target, scale, params, state, fills,
-        units, cash, equity, borrow, 0, n,
+        units, cash, equity, borrow,
     )  # fmt: skip
-    if status == Status.FILLS_FULL:
-        fills = np.empty(3 * n + 2, dtype=FILL_DTYPE)
-        trades = np.empty(3 * n + 3, dtype=TRADE_DTYPE)
-        fresh_state_nb(state, params.initial_cash)
-        status = simulate_nb(
-            ts, open_, high, low, close, volume, target, scale, params, state, fills,
-            units, cash, equity, borrow, 0, n,
-        )  # fmt: skip
+    if fills.shape[0] > first:  # the fills grew: the ledger needs room for their trades
+        trades = np.empty(fills.shape[0] + 1, dtype=TRADE_DTYPE)
     return status, fills, trades
 
 
