@@ -82,9 +82,17 @@ def fresh_state_nb(state, initial_cash):
     state[ST_HALT_BAR] = -1.0
 
 
-def fill_capacity(n_bars: int) -> int:
+@njit
+def fill_capacity(n_bars):
     """Fills one run can produce at most: gap exit, order and intrabar exit per bar, plus the end."""
     return 3 * n_bars + 2
+
+
+@njit
+def first_fill_capacity(n_bars):
+    """The fill buffer a run starts with: enough for nearly every strategy; a run that fills it
+    (status FILLS_FULL) is repeated with `fill_capacity(n_bars)`, which never overflows."""
+    return min(fill_capacity(n_bars), max(1024, n_bars // 8))
 
 
 @njit
@@ -325,7 +333,7 @@ def simulate_fresh_nb(
         units, cash, equity, borrow, 0, n,
     )  # fmt: skip
     if status == Status.FILLS_FULL:
-        fills = np.empty(3 * n + 2, dtype=FILL_DTYPE)
+        fills = np.empty(fill_capacity(n), dtype=FILL_DTYPE)
         fresh_state_nb(state, params.initial_cash)
         status = simulate_nb(
             ts, open_, high, low, close, volume, target, scale, params, state, fills,
@@ -370,7 +378,7 @@ def simulate(
     scale_arr = np.ones(n) if scale is None else np.ascontiguousarray(scale, dtype=np.float64)
     ts = np.ascontiguousarray(ts_ns, dtype=np.int64)
     # A first pass with a modest buffer covers nearly every strategy; the bound never overflows.
-    for capacity in (min(fill_capacity(n), max(1024, n // 8)), fill_capacity(n)):
+    for capacity in (first_fill_capacity(n), fill_capacity(n)):
         state = new_state(params.initial_cash)
         fills = np.empty(capacity, dtype=FILL_DTYPE)
         units, cash, equity, borrow = (np.empty(n) for _ in range(4))

@@ -133,7 +133,13 @@ def ema_nb(x, span):
     A NaN observation is skipped (`ignore_na=True`: pandas' default `False` would decay the
     last value over the gap instead); without NaN the two are the same.
     """
-    return ewm_nb(x, 2.0 / (span + 1.0), span)
+    return ema_into_nb(x, span, np.empty(x.shape[0], dtype=np.float64))
+
+
+@njit
+def ema_into_nb(x, span, out):
+    """`ema_nb` written into `out` (length of `x`), which it returns."""
+    return ewm_into_nb(x, 2.0 / (span + 1.0), span, out)
 
 
 @njit

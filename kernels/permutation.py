@@ -19,7 +19,7 @@ import numpy as np
 
 from ._jit import njit
 from .execution import STATE_SIZE, simulate_fresh_nb
-from .indicators import ewm_into_nb, sma_into_nb
+from .indicators import ema_into_nb, sma_into_nb
 from .metrics import return_moments_nb
 from .signals import cross_target_nb
 from .stats import rebuild_ohlc_nb, shuffle_into_nb
@@ -37,17 +37,12 @@ def line_nb(close, kind, window, out):
     if kind == LINE_SMA:
         return sma_into_nb(close, window, out)
     if kind == LINE_EMA:
-        return ewm_into_nb(close, 2.0 / (window + 1.0), window, out)  # = ema_nb(close, window)
+        return ema_into_nb(close, window, out)
     return close
 
 
 #: Per-bar work arrays of one chunk of `permuted_cross_sharpe_nb` (rows of `work[t]`).
 WORK_ROWS = 12
-
-
-def fused_capacity(n_bars: int) -> int:
-    """The first fill buffer of a chunk, as `pipeline.simulate_chunked` sizes it."""
-    return min(3 * n_bars + 2, max(1024, n_bars // 8))
 
 
 @njit(parallel=True)
@@ -63,7 +58,7 @@ def permuted_cross_sharpe_nb(
     `volume` stay the real ones. Sizing is by equity fraction or units (scale 1 on every bar).
     The keys run in `work.shape[0]` contiguous chunks, in parallel; chunk t works in
     `work[t]` (`WORK_ROWS` x n floats), `orders[t]` (n - 1 ints) and `fills[t]` (fill records,
-    `fused_capacity(n)` of them), so a caller that keeps them pays no allocation per call.
+    `execution.first_fill_capacity(n)` of them), so a caller that keeps them pays no allocation per call.
     """
     n = ts.shape[0]
     n_keys = keys.shape[0]

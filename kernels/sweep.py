@@ -38,6 +38,7 @@ from .execution import (
     ST_HALT_BAR,
     ST_N_FILLS,
     STATE_SIZE,
+    first_fill_capacity,
     simulate_fresh_nb,
 )
 from .ledger import trades_nb
@@ -238,12 +239,6 @@ def run_combo_nb(
     return fills, trades
 
 
-@njit
-def _first_capacity_nb(n):
-    """The first fill buffer of a chunk, as `pipeline.simulate_chunked` sizes it."""
-    return min(3 * n + 2, max(1024, n // 8))
-
-
 @njit(parallel=True)
 def sweep_cross_nb(
     ts, open_, high, low, close, volume, scale, features, a_idx, b_idx, long_value, short_value,
@@ -257,7 +252,7 @@ def sweep_cross_nb(
     """
     n = close.shape[0]
     n_combos = a_idx.shape[0]
-    cap = _first_capacity_nb(n)
+    cap = first_fill_capacity(n)
     for t in numba.prange(n_chunks):
         lo = t * n_combos // n_chunks
         hi = (t + 1) * n_combos // n_chunks
@@ -288,7 +283,7 @@ def sweep_targets_nb(
     otherwise as `sweep_cross_nb`."""
     n = close.shape[0]
     n_combos = targets.shape[0]
-    cap = _first_capacity_nb(n)
+    cap = first_fill_capacity(n)
     for t in numba.prange(n_chunks):
         lo = t * n_combos // n_chunks
         hi = (t + 1) * n_combos // n_chunks

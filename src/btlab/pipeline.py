@@ -28,6 +28,7 @@ from btlab.kernels.execution import (
     ST_N_FILLS,
     ExecParams,
     fill_capacity,
+    first_fill_capacity,
     new_state,
     simulate_nb,
 )
@@ -314,7 +315,7 @@ def simulate_chunked(
 ) -> Simulation:
     """Run the execution kernel over the dataset in chunks (bit-identical to one call)."""
     n = len(dataset)
-    capacities = (min(fill_capacity(n), max(1024, n // 8)), fill_capacity(n))
+    capacities = (first_fill_capacity(n), fill_capacity(n))
     for capacity in capacities:
         state = new_state(params.initial_cash)
         fills = np.empty(capacity, dtype=FILL_DTYPE)

@@ -18,14 +18,13 @@ import numpy as np
 from .errors import RunCancelled, RunError
 from .features import FeatureStore
 from .kernels.dtypes import FILL_DTYPE, Status
-from .kernels.execution import fill_capacity, new_state, simulate_nb
+from .kernels.execution import first_fill_capacity, new_state, simulate_fresh_nb
 from .kernels.metrics import return_moments_nb
 from .kernels.permutation import (
     LINE_CLOSE,
     LINE_EMA,
     LINE_SMA,
     WORK_ROWS,
-    fused_capacity,
     permuted_cross_sharpe_nb,
 )
 from .metrics import compute_metrics
@@ -105,8 +104,6 @@ def permutation_statistic(
     root_ppy = math.sqrt(ppy)
     base = result.dataset
     n = len(base)
-    # as pipeline.simulate_chunked: a small fill buffer first, the bound if it runs out
-    capacities = (min(fill_capacity(n), max(1024, n // 8)), fill_capacity(n))
     local = threading.local()
 
     def statistic(open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray) -> float:
@@ -116,21 +113,15 @@ def permutation_statistic(
         store = FeatureStore(permuted)
         target = compute_target(store, cfg.strategy.name, cfg.strategy.params, n)
         scale = size_scale(cfg, store, n, ppy)
-        buffers = getattr(local, "buffers", None)
-        if buffers is None:
-            buffers = local.buffers = [np.empty(n) for _ in range(5)]
-        units, cash, equity, borrow, scratch = buffers
-        status = Status.OK
-        for capacity in capacities:
-            fills = getattr(local, "fills", None)
-            if fills is None or fills.shape[0] < capacity:
-                fills = local.fills = np.empty(capacity, dtype=FILL_DTYPE)
-            status = simulate_nb(
-                base.ts, open_, high, low, close, base.volume, target, scale, params,
-                new_state(params.initial_cash), fills, units, cash, equity, borrow, 0, n,
-            )  # fmt: skip
-            if status != Status.FILLS_FULL:
-                break
+        if not hasattr(local, "buffers"):  # this thread's kernel buffers, reused across paths
+            local.buffers = [np.empty(n) for _ in range(5)]
+            local.state = new_state(params.initial_cash)
+            local.fills = np.empty(first_fill_capacity(n), dtype=FILL_DTYPE)
+        units, cash, equity, borrow, scratch = local.buffers
+        status, local.fills = simulate_fresh_nb(
+            base.ts, open_, high, low, close, base.volume, target, scale, params, local.state,
+            local.fills, units, cash, equity, borrow,
+        )  # fmt: skip
         if status != Status.OK:
             raise RunError(f"execution kernel failed with status {status} on a permuted path")
         _count, mean, std, _downside = return_moments_nb(equity, scratch)
@@ -177,7 +168,7 @@ def permutation_batch(result: RunResult) -> BatchStatistic | None:
         if not buffers:
             buffers.extend((
                 np.empty((threads, WORK_ROWS, n)), np.empty((threads, n - 1), np.int64),
-                np.empty((threads, fused_capacity(n)), FILL_DTYPE),
+                np.empty((threads, first_fill_capacity(n)), FILL_DTYPE),
             ))  # fmt: skip
         chunks = max(1, min(keys.shape[0], threads))
         work, orders, fills = (b[:chunks] for b in buffers)
