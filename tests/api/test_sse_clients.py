@@ -27,10 +27,13 @@ def _wait_streams(client: httpx.Client, count: int, timeout: float = 10.0) -> No
 
 
 def _blocker(client: httpx.Client, seed: int) -> str:
-    """A long run holding the one worker, so runs posted after it stay queued."""
-    run_id: str = client.post("/runs", json=slow(permutations=20_000, bars=4000, seed=seed)).json()[
-        "id"
-    ]
+    """A long run holding the one worker, so runs posted after it stay queued.
+
+    The fused permutation kernel does 20,000 paths of 4,000 bars in about 2 s, short enough to end
+    before a test is done with it; the maximum count on 20,000 bars holds the worker for minutes,
+    and every test cancels it."""
+    request = slow(permutations=100_000, bars=20_000, seed=seed)
+    run_id: str = client.post("/runs", json=request).json()["id"]
     wait_status(client, run_id, ("running",))
     return run_id
 
