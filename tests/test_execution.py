@@ -20,12 +20,7 @@ def run(b: Bars, target: np.ndarray, p: ExecParams, scale: np.ndarray | None = N
     return simulate(*b.arrays(), target, p, scale=scale)
 
 
-@PROPS
-@given(data=st.data(), b=bars(), p=exec_params())
-def test_kernel_matches_reference_twin(data: st.DataObject, b: Bars, p: ExecParams) -> None:
-    """Bar by bar against the twin, unknown (NaN) scales, waiting orders and stops included."""
-    target = data.draw(targets(len(b)))
-    scale = data.draw(scales(len(b), p.sizing))
+def assert_matches_twin(b: Bars, target: np.ndarray, scale: np.ndarray, p: ExecParams) -> None:
     out = run(b, target, p, scale)
     units, cash, equity, borrow, fills, ruined, halted = ref.simulate(
         *b.arrays(), target, scale, p._asdict()
@@ -41,6 +36,28 @@ def test_kernel_matches_reference_twin(data: st.DataObject, b: Bars, p: ExecPara
         np.testing.assert_allclose(out.fills[name], expected, **tol, err_msg=name)
     assert bool(out.flags & Flag.RUINED) == ruined
     assert bool(out.flags & Flag.HALTED_MAX_DRAWDOWN) == halted
+
+
+@PROPS
+@given(data=st.data(), b=bars(), p=exec_params())
+def test_kernel_matches_reference_twin(data: st.DataObject, b: Bars, p: ExecParams) -> None:
+    """Bar by bar against the twin, unknown (NaN) scales included."""
+    target = data.draw(targets(len(b)))
+    assert_matches_twin(b, target, data.draw(scales(len(b), p.sizing)), p)
+
+
+@PROPS
+@given(data=st.data(), b=bars(min_size=10), p=exec_params(), volume_seed=st.integers(0, 2**32 - 1))
+def test_kernel_matches_twin_where_orders_wait_through_stops(
+    data: st.DataObject, b: Bars, p: ExecParams, volume_seed: int
+) -> None:
+    """Half the bars without volume and a stop always on: orders wait often, and stops hit
+    while they wait (a target change kept, an every_bar re-size dropped)."""
+    p = p._replace(skip_zero_volume=True, stop_loss=p.stop_loss or 0.02, max_drawdown=0.0)
+    no_volume = np.random.default_rng(volume_seed).random(len(b)) < 0.5
+    b = Bars(b.ts, b.open, b.high, b.low, b.close, np.where(no_volume, 0.0, 1000.0))
+    target = data.draw(targets(len(b)))
+    assert_matches_twin(b, target, data.draw(scales(len(b), p.sizing)), p)
 
 
 @settings(max_examples=60, deadline=None)
