@@ -369,3 +369,18 @@ def test_a_stop_drops_a_waiting_every_bar_resize(fill_at: int) -> None:
     out = run(stop_bars(False), np.array([0.0, 1.0, 1.0, 1.0, 1.0, 1.0]), p)
     assert [int(r) for r in out.fills["reason"]] == [Reason.SIGNAL, Reason.STOP_LOSS]
     assert np.all(out.units[3:] == 0.0)
+
+
+def test_a_close_order_filled_after_a_stop_on_its_bar_ends_the_flat_spell() -> None:
+    """fill = "close", every bar has volume: the target drops to 0.5 on bar 3, whose low hits
+    the stop; the order placed for bar 3's close still fills, and as a target change's order it
+    ends the stop's flat spell, so every_bar re-sizes at bar 5's new price."""
+    b = stop_bars(False)
+    b = Bars(b.ts, b.open, b.high, b.low, b.close, np.full(len(b), 1.0))
+    p = ExecParams(initial_cash=1_000.0, stop_loss=0.05, fill_at=1, every_bar=True)
+    out = run(b, np.array([0.0, 1.0, 1.0, 0.5, 0.5, 0.5]), p._replace(close_at_end=False))
+    assert [int(r) for r in out.fills["reason"]] == [Reason.SIGNAL, Reason.STOP_LOSS] + [
+        Reason.SIGNAL
+    ] * 2
+    assert list(out.fills["bar"]) == [1, 3, 3, 5]
+    assert out.fills["units"][2] == pytest.approx(0.5 * 950.0 / 100.0)
