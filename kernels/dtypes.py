@@ -92,8 +92,10 @@ TRADE_DTYPE = np.dtype(
         ("exit_bar", np.int64),
         ("side", np.int64),
         ("units", np.float64),  # largest absolute position held in the trade
-        ("entry_price", np.float64),  # unit-weighted reference price of the fills that built it
-        ("exit_price", np.float64),  # unit-weighted reference price of the fills that reduced it
+        # units-weighted mean reference price of the fills that built / reduced the trade (one
+        # fill's price exactly where it is one fill, or fills at one price; see kernels/ledger.py)
+        ("entry_price", np.float64),
+        ("exit_price", np.float64),
         ("gross_pnl", np.float64),
         ("costs", np.float64),  # spread + slippage + commission + borrow
         ("borrow", np.float64),

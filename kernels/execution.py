@@ -29,10 +29,16 @@ ST_N_FILLS = 6
 ST_FLAGS = 7  # bit set of dtypes.Flag
 ST_HALTED = 8  # 1.0 once trading has halted (ruin or max drawdown)
 ST_DD_CLOSE_PENDING = 9  # 1.0: max drawdown reached, close at the next bar's open
-ST_STOPPED_OUT = 10  # 1.0: flat after a stop / take-profit until the target changes
-ST_PENDING = 11  # 1.0: an order waits for a bar with volume
+ST_STOPPED_OUT = 10  # 1.0: after a stop / take-profit, until a target change's order fills
+ST_PENDING = 11  # a PENDING_* code: an order waits for a bar with volume and a known size
 ST_HALT_BAR = 12
 STATE_SIZE = 13
+
+# What a waiting order (ST_PENDING) carries. A target change survives a stop or take-profit exit
+# (it was decided before it); an every-bar re-size of an unchanged target does not.
+PENDING_NONE = 0.0
+PENDING_RESIZE = 1.0
+PENDING_CHANGE = 2.0
 
 
 class ExecParams(NamedTuple):
@@ -153,8 +159,8 @@ def target_units_nb(target, scale, price, equity, params):
     Sized by equity fraction (times `scale`, the vol-target multiplier) or by a fixed unit
     count, clipped to `max_leverage`, rounded toward zero to `lot_size` where it is > 0.
     """
-    if equity <= 0.0 or price <= 0.0:
-        return 0.0
+    if equity <= 0.0 or price <= 0.0 or target == 0.0:
+        return 0.0  # flat needs no scale (it may be unknown: NaN)
     if params.sizing == Sizing.UNITS:
         wanted = target * params.unit_size
     else:
@@ -167,6 +173,13 @@ def target_units_nb(target, scale, price, equity, params):
     if params.lot_size > 0.0:
         wanted = math.trunc(wanted / params.lot_size) * params.lot_size
     return wanted
+
+
+@njit
+def size_known_nb(target, scale, params):
+    """Whether `target_units_nb` can size `target`: False only where the size needs a scale
+    that is still unknown (NaN, the vol-target warm-up); such an order waits."""
+    return params.sizing == Sizing.UNITS or target == 0.0 or not math.isnan(scale)
 
 
 @njit
@@ -197,6 +210,21 @@ def _exit_reason_at_open_nb(units, entry, open_price, params):
 
 
 @njit
+def _exit_nb(fills, state, bar, price, reason, params):
+    """A stop / take-profit exit of the whole position at `price`: flat until the target changes.
+
+    A waiting target change is kept (it was decided before the exit, and fills when it can); a
+    waiting every-bar re-size of the old position is dropped.
+    """
+    if not _fill_nb(fills, state, bar, -state[ST_UNITS], price, reason, params):
+        return False
+    state[ST_STOPPED_OUT] = 1.0
+    if state[ST_PENDING] == PENDING_RESIZE:
+        state[ST_PENDING] = PENDING_NONE
+    return True
+
+
+@njit
 def simulate_nb(
     ts_ns, open_, high, low, close, volume, target, scale, params, state, fills,
     units_out, cash_out, equity_out, borrow_out, start, stop,
@@ -205,9 +233,10 @@ def simulate_nb(
 
     Per bar (SPEC §3): (1) a max-drawdown close or a stop/take-profit gap exits at the open;
     (2) a changed target (or every bar) sends an order, filled now at the open or at the
-    close, deferred past zero-volume bars; (3) stop-loss / take-profit levels touched by the
-    bar's range exit there, the stop first where both are touched; (4) close fills, borrow on
-    a short held over the bar, the end-of-data exit, marking, ruin and max-drawdown checks.
+    close, deferred past zero-volume bars and past bars whose size scale is unknown (NaN);
+    (3) stop-loss / take-profit levels touched by the bar's range exit there, the stop first
+    where both are touched, keeping a waiting target change; (4) close fills, borrow on a
+    short held over the bar, the end-of-data exit, marking, ruin and max-drawdown checks.
     """
     n = close.shape[0]
     if (
@@ -232,27 +261,30 @@ def simulate_nb(
         elif has_exits and state[ST_UNITS] != 0.0:
             reason = _exit_reason_at_open_nb(state[ST_UNITS], state[ST_ENTRY], open_[i], params)
             if reason >= 0:
-                if not _fill_nb(fills, state, i, -state[ST_UNITS], open_[i], reason, params):
+                if not _exit_nb(fills, state, i, open_[i], reason, params):
                     return Status.FILLS_FULL
-                state[ST_STOPPED_OUT] = 1.0
-        # 2. Order: sent where the target changed (or every bar), unless halted or stopped out.
-        order_at_close = False
+        # 2. Order: where the target changed (or every bar, unless stopped out), or one waits.
+        # It waits on a bar without volume or without a known size, then reads the target then
+        # current; a target change ends a stop's flat spell once its order fills.
+        order_at_close = PENDING_NONE
         if state[ST_HALTED] == 0.0:
-            changed = tgt != state[ST_PREV_TARGET]
-            if changed:
-                state[ST_STOPPED_OUT] = 0.0
-            if (changed or params.every_bar or state[ST_PENDING] != 0.0) and state[
-                ST_STOPPED_OUT
-            ] == 0.0:
-                if params.skip_zero_volume and volume[i] == 0.0:
-                    state[ST_PENDING] = 1.0
+            if tgt != state[ST_PREV_TARGET]:
+                state[ST_PENDING] = PENDING_CHANGE
+            elif params.every_bar and state[ST_STOPPED_OUT] == 0.0 and state[ST_PENDING] == 0.0:
+                state[ST_PENDING] = PENDING_RESIZE
+            pending = state[ST_PENDING]
+            if pending != PENDING_NONE and not (
+                (params.skip_zero_volume and volume[i] == 0.0)
+                or not size_known_nb(tgt, scale[i], params)
+            ):
+                state[ST_PENDING] = PENDING_NONE
+                if fill_at_open:
+                    if not _order_nb(fills, state, i, tgt, scale[i], open_[i], params):
+                        return Status.FILLS_FULL
+                    if pending == PENDING_CHANGE:
+                        state[ST_STOPPED_OUT] = 0.0
                 else:
-                    state[ST_PENDING] = 0.0
-                    if fill_at_open:
-                        if not _order_nb(fills, state, i, tgt, scale[i], open_[i], params):
-                            return Status.FILLS_FULL
-                    else:
-                        order_at_close = True
+                    order_at_close = pending
         state[ST_PREV_TARGET] = tgt
         # 3. Intrabar: stop / take-profit levels inside the bar's range.
         units = state[ST_UNITS]
@@ -275,9 +307,8 @@ def simulate_nb(
                     reason = Reason.TAKE_PROFIT
                     level = entry * (1.0 - params.take_profit)
             if reason >= 0:
-                if not _fill_nb(fills, state, i, -units, level, reason, params):
+                if not _exit_nb(fills, state, i, level, reason, params):
                     return Status.FILLS_FULL
-                state[ST_STOPPED_OUT] = 1.0
         # 4. Close: borrow for a short held over the bar, close fills, end exit, mark, checks.
         borrow = 0.0
         units = state[ST_UNITS]
@@ -287,9 +318,11 @@ def simulate_nb(
             state[ST_CASH] -= borrow
             state[ST_BORROW_CUM] += borrow
         borrow_out[i] = borrow
-        if order_at_close:
+        if order_at_close != PENDING_NONE:  # also after a stop on this bar: it was placed first
             if not _order_nb(fills, state, i, tgt, scale[i], close[i], params):
                 return Status.FILLS_FULL
+            if order_at_close == PENDING_CHANGE:
+                state[ST_STOPPED_OUT] = 0.0
         if i == n - 1 and params.close_at_end and state[ST_UNITS] != 0.0:
             if not _fill_nb(fills, state, i, -state[ST_UNITS], close[i], Reason.END, params):
                 return Status.FILLS_FULL
@@ -368,7 +401,8 @@ def simulate(
     """Run `simulate_nb` over all bars with freshly allocated outputs (the research entry point).
 
     `ts_ns` are int64 nanoseconds since the epoch; `target` the wanted signed fraction of equity
-    per bar (decided before the bar opens); `scale` an optional per-bar size multiplier.
+    per bar (decided before the bar opens); `scale` an optional per-bar size multiplier, NaN
+    where it is not yet known (an order that needs it waits, as on a bar without volume).
     """
 
     n = close.shape[0]

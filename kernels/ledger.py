@@ -2,6 +2,11 @@
 
 A trade runs from flat to flat; a fill that flips the side closes one trade and opens the
 next, its units and costs split pro rata. Adding to or trimming a position stays in the trade.
+
+A trade's entry (exit) price is the units-weighted mean of the reference prices of the fills
+that built (reduced) it, taken as the first such price plus the weighted mean of the others'
+differences from it: a trade entered by one fill, or by fills at one price, reports that price
+exactly, not `notional / units` with its float noise. The return divides by the entry notional.
 """
 
 from __future__ import annotations
@@ -17,24 +22,35 @@ def _open_trade_nb(trade, bar, side, units, price, costs, borrow_cum):
     trade["entry_bar"] = bar
     trade["side"] = side
     trade["units"] = abs(units)
-    trade["entry_price"] = abs(units) * price  # notional until the trade closes
-    trade["exit_price"] = 0.0  # notional of reducing fills until the trade closes
+    trade["entry_price"] = price  # the first entry price until the trade closes
+    trade["exit_price"] = np.nan  # the first exit price once there is one
     trade["gross_pnl"] = -units * price
     trade["costs"] = costs
     trade["borrow"] = borrow_cum  # borrow_cum at entry until the trade closes
 
 
 @njit
-def _close_trade_nb(trade, bar, reason, borrow_cum, entry_units, exit_units, is_open):
-    entry_notional = trade["entry_price"]
-    trade["entry_price"] = entry_notional / entry_units
-    trade["exit_price"] = trade["exit_price"] / exit_units if exit_units > 0.0 else np.nan
+def _reduce_nb(trade, out_units, out_dev, units, price):
+    """`units` (> 0) of a fill at `price` reduce the trade: the exit sums `(out_units, out_dev)`
+    with it, `out_dev` the units-weighted differences from the first exit price."""
+    if out_units == 0.0:
+        trade["exit_price"] = price
+    return out_units + units, out_dev + units * (price - trade["exit_price"])
+
+
+@njit
+def _close_trade_nb(
+    trade, bar, reason, borrow_cum, in_notional, in_units, in_dev, out_units, out_dev, is_open
+):
+    trade["entry_price"] += in_dev / in_units
+    if out_units > 0.0:
+        trade["exit_price"] += out_dev / out_units
     trade["exit_bar"] = bar
     trade["exit_reason"] = reason
     trade["borrow"] = borrow_cum - trade["borrow"]
     trade["costs"] += trade["borrow"]
     trade["net_pnl"] = trade["gross_pnl"] - trade["costs"]
-    trade["return_"] = trade["net_pnl"] / entry_notional
+    trade["return_"] = trade["net_pnl"] / in_notional
     trade["bars_held"] = bar - trade["entry_bar"]
     trade["is_open"] = is_open
 
@@ -48,8 +64,9 @@ def trades_nb(fills, last_bar, last_close, final_borrow_cum, out):
     """
     count = 0
     in_trade = False
-    entry_units = 0.0
-    exit_units = 0.0
+    # the open trade's sums: entry notional and units, the entry and exit units-weighted
+    # differences from the first entry / exit price, and the exit units
+    in_notional = in_units = in_dev = out_units = out_dev = 0.0
     for k in range(fills.shape[0]):
         f = fills[k]
         units = f["units"]
@@ -62,8 +79,9 @@ def trades_nb(fills, last_bar, last_close, final_borrow_cum, out):
                 out[count], f["bar"], 1 if units > 0.0 else -1, units, price, costs, f["borrow_cum"]
             )
             in_trade = True
-            entry_units = abs(units)
-            exit_units = 0.0
+            in_notional, in_units, in_dev, out_units, out_dev = (
+                abs(units) * price, abs(units), 0.0, 0.0, 0.0
+            )  # fmt: skip
             continue
         trade = out[count]
         flips = after != 0.0 and (after > 0.0) != (before > 0.0)
@@ -72,11 +90,11 @@ def trades_nb(fills, last_bar, last_close, final_borrow_cum, out):
             share = abs(closing) / abs(units)
             trade["gross_pnl"] += -closing * price
             trade["costs"] += costs * share
-            trade["exit_price"] += abs(closing) * price
-            exit_units += abs(closing)
+            out_units, out_dev = _reduce_nb(trade, out_units, out_dev, abs(closing), price)
             _close_trade_nb(
-                trade, f["bar"], f["reason"], f["borrow_cum"], entry_units, exit_units, False
-            )
+                trade, f["bar"], f["reason"], f["borrow_cum"], in_notional, in_units, in_dev,
+                out_units, out_dev, False,
+            )  # fmt: skip
             count += 1
             _open_trade_nb(
                 out[count],
@@ -87,32 +105,36 @@ def trades_nb(fills, last_bar, last_close, final_borrow_cum, out):
                 costs * (1.0 - share),
                 f["borrow_cum"],
             )
-            entry_units = abs(after)
-            exit_units = 0.0
+            in_notional, in_units, in_dev, out_units, out_dev = (
+                abs(after) * price, abs(after), 0.0, 0.0, 0.0
+            )  # fmt: skip
             continue
         trade["gross_pnl"] += -units * price
         trade["costs"] += costs
         if abs(after) > abs(before):
-            trade["entry_price"] += abs(units) * price
-            entry_units += abs(units)
+            in_notional += abs(units) * price
+            in_units += abs(units)
+            in_dev += abs(units) * (price - trade["entry_price"])
             if abs(after) > trade["units"]:
                 trade["units"] = abs(after)
         else:
-            trade["exit_price"] += abs(units) * price
-            exit_units += abs(units)
+            out_units, out_dev = _reduce_nb(trade, out_units, out_dev, abs(units), price)
         if after == 0.0:
             _close_trade_nb(
-                trade, f["bar"], f["reason"], f["borrow_cum"], entry_units, exit_units, False
-            )
+                trade, f["bar"], f["reason"], f["borrow_cum"], in_notional, in_units, in_dev,
+                out_units, out_dev, False,
+            )  # fmt: skip
             count += 1
             in_trade = False
     if in_trade:
         trade = out[count]
         position = fills[fills.shape[0] - 1]["position_after"]
         trade["gross_pnl"] += position * last_close
-        trade["exit_price"] += abs(position) * last_close
-        exit_units += abs(position)
-        _close_trade_nb(trade, last_bar, -1, final_borrow_cum, entry_units, exit_units, True)
+        out_units, out_dev = _reduce_nb(trade, out_units, out_dev, abs(position), last_close)
+        _close_trade_nb(
+            trade, last_bar, -1, final_borrow_cum, in_notional, in_units, in_dev, out_units,
+            out_dev, True,
+        )  # fmt: skip
         count += 1
     return count
 

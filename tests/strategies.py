@@ -61,6 +61,20 @@ def targets(draw: st.DrawFn, n: int) -> np.ndarray:
     return np.array(levels, dtype=np.float64)[idx]
 
 
+@st.composite
+def scales(draw: st.DrawFn, n: int, sizing: int) -> np.ndarray:
+    """Per-bar size multipliers: ones for fraction and unit sizing (as the pipeline passes), a
+    random scale for vol_target; either sometimes unknown (NaN) over a leading run of bars, as
+    the vol-target scale is during its warm-up, and now and then on a later bar too."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    scale = rng.uniform(0.0, 2.0, n) if sizing == 2 else np.ones(n)
+    if draw(st.booleans()):
+        scale[: draw(st.integers(0, n))] = np.nan
+    if draw(st.booleans()):
+        scale[rng.random(n) < 0.1] = np.nan
+    return scale
+
+
 def exec_params(
     *, costs: bool = True, risk: bool = True, lots: bool = True, close_at_end: bool | None = None
 ) -> st.SearchStrategy[ExecParams]:

@@ -10,29 +10,17 @@ from hypothesis import strategies as st
 from btlab.kernels import FILL_DTYPE, ExecParams, Flag, Reason, simulate
 from btlab.kernels.execution import ST_N_FILLS, new_state, simulate_nb
 from tests.reference import execution as ref
-from tests.strategies import Bars, bars, exec_params, targets
+from tests.strategies import Bars, bars, exec_params, scales, targets
 
 DAY = 86_400 * 10**9
 PROPS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-def scale_for(p: ExecParams, n: int, seed: int) -> np.ndarray:
-    if p.sizing != 2:
-        return np.ones(n)
-    return np.random.default_rng(seed).uniform(0.0, 2.0, n)
 
 
 def run(b: Bars, target: np.ndarray, p: ExecParams, scale: np.ndarray | None = None):
     return simulate(*b.arrays(), target, p, scale=scale)
 
 
-@PROPS
-@given(data=st.data(), b=bars(), p=exec_params(), seed=st.integers(0, 10**6))
-def test_kernel_matches_reference_twin(
-    data: st.DataObject, b: Bars, p: ExecParams, seed: int
-) -> None:
-    target = data.draw(targets(len(b)))
-    scale = scale_for(p, len(b), seed)
+def assert_matches_twin(b: Bars, target: np.ndarray, scale: np.ndarray, p: ExecParams) -> None:
     out = run(b, target, p, scale)
     units, cash, equity, borrow, fills, ruined, halted = ref.simulate(
         *b.arrays(), target, scale, p._asdict()
@@ -50,13 +38,35 @@ def test_kernel_matches_reference_twin(
     assert bool(out.flags & Flag.HALTED_MAX_DRAWDOWN) == halted
 
 
+@PROPS
+@given(data=st.data(), b=bars(), p=exec_params())
+def test_kernel_matches_reference_twin(data: st.DataObject, b: Bars, p: ExecParams) -> None:
+    """Bar by bar against the twin, unknown (NaN) scales included."""
+    target = data.draw(targets(len(b)))
+    assert_matches_twin(b, target, data.draw(scales(len(b), p.sizing)), p)
+
+
+@PROPS
+@given(data=st.data(), b=bars(min_size=10), p=exec_params(), volume_seed=st.integers(0, 2**32 - 1))
+def test_kernel_matches_twin_where_orders_wait_through_stops(
+    data: st.DataObject, b: Bars, p: ExecParams, volume_seed: int
+) -> None:
+    """Half the bars without volume and a stop always on: orders wait often, and stops hit
+    while they wait (a target change kept, an every_bar re-size dropped)."""
+    p = p._replace(skip_zero_volume=True, stop_loss=p.stop_loss or 0.02, max_drawdown=0.0)
+    no_volume = np.random.default_rng(volume_seed).random(len(b)) < 0.5
+    b = Bars(b.ts, b.open, b.high, b.low, b.close, np.where(no_volume, 0.0, 1000.0))
+    target = data.draw(targets(len(b)))
+    assert_matches_twin(b, target, data.draw(scales(len(b), p.sizing)), p)
+
+
 @settings(max_examples=60, deadline=None)
 @given(data=st.data(), b=bars(min_size=5, max_size=80), p=exec_params(), chunk=st.integers(1, 7))
 def test_chunked_runs_are_bit_identical(
     data: st.DataObject, b: Bars, p: ExecParams, chunk: int
 ) -> None:
     target = data.draw(targets(len(b)))
-    scale = scale_for(p, len(b), chunk)
+    scale = data.draw(scales(len(b), p.sizing))
     whole = run(b, target, p, scale)
     n = len(b)
     state = new_state(p.initial_cash)
@@ -79,7 +89,7 @@ def test_chunked_runs_are_bit_identical(
 def test_conservation_of_money(data: st.DataObject, b: Bars, p: ExecParams) -> None:
     """final - initial = P&L of the fills at reference prices (+ open position marked) - every cost."""
     target = data.draw(targets(len(b)))
-    out = run(b, target, p, scale_for(p, len(b), 1))
+    out = run(b, target, p, data.draw(scales(len(b), p.sizing)))
     f = out.fills
     trading_pnl = float(np.sum(-f["units"] * f["price"])) + out.units[-1] * b.close[-1]
     costs = float(
@@ -125,7 +135,7 @@ def test_prefix_property(data: st.DataObject, b: Bars, p: ExecParams) -> None:
     """Running on bars[:t] gives the prefix of running on bars (without the end-of-data exit)."""
     target = data.draw(targets(len(b)))
     t = data.draw(st.integers(1, len(b) - 1))
-    scale = scale_for(p, len(b), 3)
+    scale = data.draw(scales(len(b), p.sizing))
     full = run(b, target, p, scale)
     cut = Bars(*(a[:t] for a in b.arrays()))
     part = run(cut, target[:t], p, scale[:t])
@@ -277,3 +287,100 @@ def test_bad_lengths_are_rejected() -> None:
     b = flat_bars([1, 1], [1, 1], [1, 1], [1, 1])
     with pytest.raises(ValueError, match="lengths"):
         simulate(*b.arrays(), np.zeros(3), ExecParams())
+
+
+def test_an_order_with_unknown_scale_waits_for_the_first_bar_where_it_is_known() -> None:
+    """Buy-and-hold sized by a scale unknown (NaN) for 3 bars, rebalanced on change only: the
+    order decided at bar 0 fills at bar 3, sized by the target and the scale of bar 3."""
+    b = flat_bars(
+        [100, 101, 102, 103, 104, 105], [106] * 6, [99] * 6, [101, 102, 103, 104, 105, 105]
+    )
+    scale = np.array([np.nan, np.nan, np.nan, 0.5, 0.8, 0.8])
+    target = np.ones(6)
+    for fill_at, price in ((0, 103.0), (1, 104.0)):
+        p = ExecParams(initial_cash=1_000.0, sizing=2, fill_at=fill_at, close_at_end=False)
+        out = run(b, target, p, scale)
+        assert list(out.fills["bar"]) == [3], fill_at
+        assert out.fills["price"][0] == price
+        assert out.fills["units"][0] == pytest.approx(0.5 * 1_000.0 / price)
+        assert np.all(out.units[:3] == 0.0) and np.all(np.isfinite(out.equity))
+
+
+def test_an_order_to_go_flat_needs_no_scale() -> None:
+    """Target 0 sizes to 0 units whatever the scale: an unknown scale does not hold it back."""
+    b = flat_bars([100] * 5, [101] * 5, [99] * 5, [100] * 5)
+    p = ExecParams(initial_cash=1_000.0, sizing=2, close_at_end=False)
+    scale = np.array([1.0, 1.0, np.nan, np.nan, np.nan])
+    out = run(b, np.array([0.0, 1.0, 1.0, 0.0, 0.0]), p, scale)
+    assert list(out.fills["bar"]) == [1, 3] and out.units[3] == 0.0
+    # unit sizing reads no scale at all
+    units = run(b, np.array([0.0, 1.0, 1.0, 2.0, 2.0]), p._replace(sizing=1), scale)
+    assert list(units.fills["bar"]) == [1, 3] and units.units[3] == 2.0
+
+
+def stop_bars(gap: bool) -> Bars:
+    """Long from bar 1 at 100 with a 5% stop (95); bar 3 trades no volume. Intrabar: bar 3's low
+    touches 95; gap: bar 4 opens at 90, through the stop. Bar 5 jumps to 110."""
+    lows = [99, 99, 99, 99 if gap else 94, 89 if gap else 99, 99]
+    opens = [100, 100, 100, 100, 90 if gap else 100, 110]
+    highs = [101, 101, 101, 101, 101, 111]
+    closes = [100, 100, 100, 100, 100, 110]
+    return flat_bars(opens, highs, lows, closes, volume=[1, 1, 1, 0, 1, 1])
+
+
+@pytest.mark.parametrize("gap", [False, True])
+@pytest.mark.parametrize("fill_at", [0, 1])
+@pytest.mark.parametrize("every_bar", [False, True])
+def test_a_stop_keeps_an_order_that_waits_for_volume(
+    gap: bool, fill_at: int, every_bar: bool
+) -> None:
+    """The target drops 1 -> 0.5 on bar 3, which has no volume, so the order waits; the stop
+    exits (bar 3 intrabar, or bar 4 at the open); the waiting order is kept and fills on bar 4,
+    sized from the target then current (0.5), and every_bar re-sizes normally after it."""
+    b = stop_bars(gap)
+    p = ExecParams(
+        initial_cash=1_000.0,
+        stop_loss=0.05,
+        fill_at=fill_at,
+        every_bar=every_bar,
+        close_at_end=False,
+    )
+    out = run(b, np.array([0.0, 1.0, 1.0, 0.5, 0.5, 0.5]), p)
+    stop_bar, stop_price = (4, 90.0) if gap else (3, 95.0)
+    reasons = [int(r) for r in out.fills["reason"]]
+    assert reasons[:3] == [Reason.SIGNAL, Reason.STOP_LOSS, Reason.SIGNAL]
+    assert out.fills["bar"][1] == stop_bar and out.fills["price"][1] == stop_price
+    order = out.fills[2]
+    price = (b.open if fill_at == 0 else b.close)[4]
+    assert order["bar"] == 4 and order["price"] == price
+    # 10 units bought at 100 and sold at the stop: equity 10 * stop_price, half of it re-invested
+    assert order["units"] == pytest.approx(0.5 * 10.0 * stop_price / price)
+    # the order that re-entered ends the stop's hold: every_bar re-sizes at bar 5's new price
+    assert list(out.fills["bar"][3:]) == ([5] if every_bar else [])
+
+
+@pytest.mark.parametrize("fill_at", [0, 1])
+def test_a_stop_drops_a_waiting_every_bar_resize(fill_at: int) -> None:
+    """With every_bar and an unchanged target, the order waiting on bar 3 is only a re-size: the
+    stop's "flat until the target changes" wins and nothing re-enters."""
+    p = ExecParams(
+        initial_cash=1_000.0, stop_loss=0.05, fill_at=fill_at, every_bar=True, close_at_end=False
+    )
+    out = run(stop_bars(False), np.array([0.0, 1.0, 1.0, 1.0, 1.0, 1.0]), p)
+    assert [int(r) for r in out.fills["reason"]] == [Reason.SIGNAL, Reason.STOP_LOSS]
+    assert np.all(out.units[3:] == 0.0)
+
+
+def test_a_close_order_filled_after_a_stop_on_its_bar_ends_the_flat_spell() -> None:
+    """fill = "close", every bar has volume: the target drops to 0.5 on bar 3, whose low hits
+    the stop; the order placed for bar 3's close still fills, and as a target change's order it
+    ends the stop's flat spell, so every_bar re-sizes at bar 5's new price."""
+    b = stop_bars(False)
+    b = Bars(b.ts, b.open, b.high, b.low, b.close, np.full(len(b), 1.0))
+    p = ExecParams(initial_cash=1_000.0, stop_loss=0.05, fill_at=1, every_bar=True)
+    out = run(b, np.array([0.0, 1.0, 1.0, 0.5, 0.5, 0.5]), p._replace(close_at_end=False))
+    assert [int(r) for r in out.fills["reason"]] == [Reason.SIGNAL, Reason.STOP_LOSS] + [
+        Reason.SIGNAL
+    ] * 2
+    assert list(out.fills["bar"]) == [1, 3, 3, 5]
+    assert out.fills["units"][2] == pytest.approx(0.5 * 950.0 / 100.0)

@@ -118,6 +118,31 @@ def test_default_run_produces_every_table_and_metric() -> None:
     )
 
 
+@pytest.mark.parametrize("fill", ["open", "close"])
+@pytest.mark.parametrize(
+    "strategy",
+    [{"name": "sma_cross", "params": {"fast": 10, "slow": 20}}, {"name": "buy_and_hold"}],
+)
+def test_vol_target_order_waits_for_the_volatility_instead_of_being_dropped(
+    strategy: dict, fill: str
+) -> None:
+    """With a 20-bar vol lookback the volatility is known from bar 21 (20 log returns, bars
+    1..20, shifted a bar). A target set before that (buy-and-hold: bar 0; sma_cross 10/20: bar
+    20) waits, as a zero-volume order does, and fills at bar 21 even when rebalancing on change."""
+    result = btlab.run(
+        {
+            "strategy": strategy,
+            "execution": {"fill": fill, "rebalance": "on_change"},
+            "risk": {"sizing": "vol_target", "vol_lookback": 20},
+            "validation": {"enabled": False},
+        }
+    )
+    assert np.flatnonzero(result.target)[0] <= 20 and result.target[21] != 0.0
+    first = result.fill_records[0]
+    assert first["bar"] == 21 and first["position_after"] > 0.0
+    assert np.all(result.units[:21] == 0.0)
+
+
 @pytest.mark.parametrize("name", sorted(list_presets()))
 def test_every_preset_runs(name: str) -> None:
     result = btlab.run(load_preset(name) | {"validation": {"enabled": False}})

@@ -49,7 +49,7 @@ from btlab.sweep import (
 from btlab.validate_run import bar_returns
 from btlab.validation import dsr, pbo_cscv
 from tests.reference import sweep as ref
-from tests.strategies import Bars, bars, exec_params, series, targets
+from tests.strategies import Bars, bars, exec_params, scales, series, targets
 
 NO_VALIDATION = {"enabled": False}
 #: A small sweep: 9 combinations of which 8 are valid ((20, 20) is not: fast must be < slow).
@@ -226,6 +226,7 @@ def _compare(got: np.ndarray, got_blocks: np.ndarray, want: list[Any], cash: flo
 
 @settings(max_examples=40, deadline=None)
 @given(
+    data=st.data(),
     b=bars(min_size=3, max_size=50),
     p=exec_params(),
     seed=st.integers(0, 2**32 - 1),
@@ -234,7 +235,7 @@ def _compare(got: np.ndarray, got_blocks: np.ndarray, want: list[Any], cash: flo
     chunks=st.integers(1, 3),
 )
 def test_cross_kernel_matches_twin(
-    b: Bars, p: ExecParams, seed: int, n_combos: int, splits: int, chunks: int
+    data: st.DataObject, b: Bars, p: ExecParams, seed: int, n_combos: int, splits: int, chunks: int
 ) -> None:
     rng = np.random.default_rng(seed)
     n = len(b)
@@ -245,7 +246,7 @@ def test_cross_kernel_matches_twin(
     b_idx = rng.integers(0, features.shape[0], n_combos)  # equal rows or features: ties, target 0
     long_value = rng.choice([0.5, 1.0, 2.0], n_combos)
     short_value = rng.choice([0.0, -1.0], n_combos)
-    scale = rng.uniform(0.0, 2.0, n) if p.sizing == 2 else np.ones(n)
+    scale = data.draw(scales(n, p.sizing))
     bounds = block_bounds(n - 1, splits)
     stats = np.zeros((n_combos, N_STATS))
     blocks = np.zeros((n_combos, splits, BLOCK_FIELDS))
@@ -267,7 +268,7 @@ def test_targets_kernel_matches_twin(
 ) -> None:
     n = len(b)
     tgts = np.stack([data.draw(targets(n)) for _ in range(n_combos)])
-    scale = np.ones(n)
+    scale = data.draw(scales(n, p.sizing))
     bounds = block_bounds(n - 1, 2)
     stats = np.zeros((n_combos, N_STATS))
     blocks = np.zeros((n_combos, 2, BLOCK_FIELDS))

@@ -276,8 +276,10 @@ def size_scale(
 ) -> np.ndarray:
     """Per-bar size multiplier: ones, or `min(max_leverage, vol_target / realized_vol)` for vol_target.
 
-    The realized volatility is the registry's (shifted) rolling std of log returns, annualized;
-    where it is not yet known (warm-up) or zero the scale is 0, so the position stays flat.
+    The realized volatility is the registry's (shifted) rolling std of log returns, annualized.
+    Where it is not yet known (warm-up) the scale is NaN: unknown, not zero, so the kernel holds
+    an order that needs it until the first bar where it is known (SPEC §3, as on a bar without
+    volume). A zero volatility gives the leverage cap.
     """
     risk = config.risk
     if risk.sizing != "vol_target":
@@ -286,8 +288,7 @@ def size_scale(
         FeatureSpec(name="rolling_vol", params={"window": risk.vol_lookback})
     ) * math.sqrt(periods_per_year)
     with np.errstate(divide="ignore", invalid="ignore"):
-        scale = np.minimum(risk.max_leverage, risk.vol_target_annual / vol)
-    scale[~np.isfinite(scale)] = 0.0
+        scale: np.ndarray = np.minimum(risk.max_leverage, risk.vol_target_annual / vol)
     return scale
 
 

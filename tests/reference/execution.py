@@ -71,7 +71,7 @@ class Book:
     def wanted(self, target: float, scale: float, price: float) -> float:
         p = self.p
         equity = self.cash + self.units * price
-        if equity <= 0 or price <= 0:
+        if equity <= 0 or price <= 0 or target == 0:
             return 0.0
         w = target * p["unit_size"] if p["sizing"] == 1 else target * scale * equity / price
         cap = p["max_leverage"] * equity / price
@@ -100,9 +100,20 @@ def simulate(ts, open_, high, low, close, volume, target, scale, p: dict):
     book = Book(p, p["initial_cash"])
     units_out, cash_out, equity_out, borrow_out = [], [], [], []
     halted = ruined = halted_dd = False
-    close_at_next_open = stopped = waiting = False
+    close_at_next_open = stopped = False
+    # the order waiting for a bar with volume and a known size: None, "resize" (every_bar, same
+    # target) or "change" (a target change, which a stop exit does not cancel)
+    waiting: str | None = None
     peak = p["initial_cash"]
     last_target = 0.0
+
+    def exit_at(bar: int, price: float, reason: str) -> None:
+        nonlocal stopped, waiting
+        book.trade(bar, -book.units, price, reason)
+        stopped = True
+        if waiting == "resize":
+            waiting = None
+
     for i in range(n):
         # 1. open
         if close_at_next_open:
@@ -113,37 +124,35 @@ def simulate(ts, open_, high, low, close, volume, target, scale, p: dict):
             stop, take = levels(p, book.units, book.entry)
             long = book.units > 0
             if stop is not None and (open_[i] <= stop if long else open_[i] >= stop):
-                book.trade(i, -book.units, open_[i], "stop_loss")
-                stopped = True
+                exit_at(i, open_[i], "stop_loss")
             elif take is not None and (open_[i] >= take if long else open_[i] <= take):
-                book.trade(i, -book.units, open_[i], "take_profit")
-                stopped = True
+                exit_at(i, open_[i], "take_profit")
         # 2. order
-        at_close = False
+        at_close: str | None = None
         if not halted:
-            changed = target[i] != last_target
-            if changed:
-                stopped = False
-            if (changed or p["every_bar"] or waiting) and not stopped:
-                if p["skip_zero_volume"] and volume[i] == 0:
-                    waiting = True
+            if target[i] != last_target:
+                waiting = "change"
+            elif p["every_bar"] and not stopped and waiting is None:
+                waiting = "resize"
+            no_volume = p["skip_zero_volume"] and volume[i] == 0
+            unknown_size = p["sizing"] != 1 and target[i] != 0 and math.isnan(scale[i])
+            if waiting is not None and not no_volume and not unknown_size:
+                kind, waiting = waiting, None
+                if p["fill_at"] == 0:
+                    book.rebalance(i, target[i], scale[i], open_[i])
+                    if kind == "change":
+                        stopped = False
                 else:
-                    waiting = False
-                    if p["fill_at"] == 0:
-                        book.rebalance(i, target[i], scale[i], open_[i])
-                    else:
-                        at_close = True
+                    at_close = kind
         last_target = target[i]
         # 3. intrabar
         if book.units != 0 and (p["stop_loss"] > 0 or p["take_profit"] > 0):
             stop, take = levels(p, book.units, book.entry)
             long = book.units > 0
             if stop is not None and (low[i] <= stop if long else high[i] >= stop):
-                book.trade(i, -book.units, stop, "stop_loss")
-                stopped = True
+                exit_at(i, stop, "stop_loss")
             elif take is not None and (high[i] >= take if long else low[i] <= take):
-                book.trade(i, -book.units, take, "take_profit")
-                stopped = True
+                exit_at(i, take, "take_profit")
         # 4. close
         borrow = 0.0
         if book.units < 0 and i > 0 and p["borrow_rate_annual"] > 0:
@@ -156,8 +165,10 @@ def simulate(ts, open_, high, low, close, volume, target, scale, p: dict):
             )
             book.cash -= borrow
             book.borrow_cum += borrow
-        if at_close:
+        if at_close is not None:  # placed before any stop on this bar, so it still fills
             book.rebalance(i, target[i], scale[i], close[i])
+            if at_close == "change":
+                stopped = False
         if i == n - 1 and p["close_at_end"] and book.units != 0:
             book.trade(i, -book.units, close[i], "end")
         equity = book.cash + book.units * close[i]
