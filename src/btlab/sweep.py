@@ -163,7 +163,7 @@ Scalar = int | float | str | bool
 class GridRange(BaseModel):
     """An inclusive arithmetic range: start, start + step, ... up to stop (ints stay ints)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
     start: int | float = Field(description="First value.")
     stop: int | float = Field(description="Last value (included when on the step).")
