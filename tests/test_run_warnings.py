@@ -104,6 +104,28 @@ def test_ruin_is_a_warning_and_the_drawdown_stops_at_minus_one() -> None:
     assert result.equity["drawdown"].min() == -1.0
 
 
+def test_fold_drawdowns_of_a_ruined_run_stop_at_minus_one() -> None:
+    result = btlab.run({**RUINOUS, "validation": {"bootstrap": {"enabled": False},
+                                                  "permutation": {"enabled": False}}})  # fmt: skip
+    assert result.validation is not None
+    folds = result.validation["folds"]["folds"]
+    assert folds and all(f["max_drawdown"] == -1.0 for f in folds), folds
+
+
+def test_a_max_drawdown_halt_is_a_warning_and_a_status_row(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    body = {"risk": {"max_drawdown": 0.05}, "validation": {"enabled": False}}
+    result = btlab.run(body)
+    assert result.halted and not result.ruined
+    (message,) = by_code(result.warnings, "halted")
+    assert message.startswith("halted at ") and "risk.max_drawdown (5.00%)" in message
+    assert (
+        main(["run", json.dumps(body), "--quiet", "--no-report", "--out", str(tmp_path / "r")]) == 0
+    )
+    assert "halted at" in " ".join(capsys.readouterr().out.split())
+
+
 def test_warnings_are_in_the_manifest_and_its_hash(
     short_run: btlab.RunResult, tmp_path: Path
 ) -> None:
@@ -178,8 +200,9 @@ def test_validation_summary_says_what_is_undefined(short_run: btlab.RunResult) -
     assert "undefined" in line and "permutation p" in line
 
 
-def test_repeated_grid_axis_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["sweep", "--quiet", "--grid", "fast=5,10", "--grid", "fast=20", "--grid", "slow=50"]
+def test_repeated_grid_axis_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["sweep", "--quiet", "--grid", "fast=5,10", "--grid", "fast=20", "--grid", "slow=50",
+            "--out", str(tmp_path / "s")]  # fmt: skip
     assert main(argv) == 2
     assert "grid.fast" in " ".join(capsys.readouterr().err.split())
 

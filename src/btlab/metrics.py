@@ -65,7 +65,8 @@ def drawdown_path(equity: np.ndarray) -> np.ndarray:
 
 
 def reported_max_drawdown(max_drawdown: float, ruined: bool) -> float:
-    """`min(drawdown_path(equity))` from the kernel's raw minimum: -1 for a ruined run."""
+    """`min(drawdown_path(equity))` from the kernel's raw minimum: -1 where equity reached 0 or
+    below (a ruined run: the kernel flags it at the first such close)."""
     return -1.0 if ruined else max_drawdown
 
 
@@ -92,7 +93,8 @@ def compute_metrics(
     scratch = np.empty(max(n, 1))  # the kernels' working memory, one value per bar
     _count, mean, std, downside = return_moments_nb(equity, scratch)
     max_dd, dd_bars = drawdown_stats_nb(equity)
-    max_dd = reported_max_drawdown(max_dd, ruined)
+    # a fold of a ruined run may hold the ruin without its flag: equity <= 0 says it
+    max_dd = reported_max_drawdown(max_dd, ruined or (n > 0 and float(np.min(equity)) <= 0.0))
     exposed, leverage_sum, leverage_count = leverage_stats_nb(units, close, equity, scratch)
     root_ppy = math.sqrt(periods_per_year)
     final = float(equity[-1]) if n else initial_cash
