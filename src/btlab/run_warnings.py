@@ -21,8 +21,9 @@ warnings, and the same manifest bytes, every time.
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -36,10 +37,13 @@ if TYPE_CHECKING:
     from .data import Dataset
     from .features import FeatureStore
     from .pipeline import RunResult
+    from .sweep import GridExpansion
 
 __all__ = [
     "RunWarning",
+    "combination_warnings",
     "dataset_warnings",
+    "grid_warnings",
     "halt_status",
     "outcome_warnings",
     "undefined_metric_warnings",
@@ -248,3 +252,46 @@ def validation_warnings(
     if sweep.get("pbo_skipped"):
         out.append(f"pbo: not computed: {sweep['pbo_skipped']}")
     return [RunWarning("validation_undefined", text) for text in out]
+
+
+#: Distinct reasons for skipped combinations spelled out; the rest are counted together.
+MAX_GRID_REASONS = 5
+
+
+def grid_warnings(expansion: GridExpansion) -> list[RunWarning]:
+    """`grid_skipped`: per reason, how many combinations it skipped and the first of them."""
+    out = []
+    reasons = list(expansion.skipped_by_reason.items())
+    for reason, (count, first) in reasons[:MAX_GRID_REASONS]:
+        combo = ", ".join(f"{name}={json.dumps(value)}" for name, value in first.items())
+        example = "" if count == 1 else "the first: "
+        out.append(
+            RunWarning(
+                "grid_skipped",
+                f"{count} of {expansion.size} combinations skipped ({example}{combo}): {reason}",
+            )
+        )
+    rest = sum(count for _, (count, _) in reasons[MAX_GRID_REASONS:])
+    if rest:
+        out.append(
+            RunWarning("grid_skipped", f"{rest} more combinations skipped for other reasons")
+        )
+    return out
+
+
+def combination_warnings(rows: Sequence[Mapping[str, Any]]) -> list[RunWarning]:
+    """A sweep's combinations that were ruined or never traded (each row of sweep.parquet)."""
+    out = []
+    ruined = sum(1 for r in rows if r["ruined"])
+    idle = sum(1 for r in rows if r["fill_count"] == 0)
+    if ruined:
+        out.append(
+            RunWarning(
+                "ruined",
+                f"{ruined} of {len(rows)} combinations were ruined (equity <= 0, trading "
+                "halted): see the ruined column of sweep.parquet",
+            )
+        )
+    if idle:
+        out.append(RunWarning("no_trades", f"{idle} of {len(rows)} combinations never traded"))
+    return out

@@ -121,7 +121,9 @@ from .pipeline import (
 from .presets import preset_with_overrides
 from .run_warnings import (
     RunWarning,
+    combination_warnings,
     dataset_warnings,
+    grid_warnings,
     outcome_warnings,
     validation_warnings,
     warmup_warnings,
@@ -309,27 +311,6 @@ def expand_grid(
             [("grid", f"no valid combination of {size}: {'; '.join(reasons)}")],
         )
     return GridExpansion(axes, size, params, points, size - len(params), reasons, by_reason)
-
-
-def grid_warnings(expansion: GridExpansion) -> list[RunWarning]:
-    """`grid_skipped`: per reason, how many combinations it skipped and the first of them."""
-    out = []
-    for k, (reason, (count, first)) in enumerate(expansion.skipped_by_reason.items()):
-        if k == _MAX_REASONS:
-            rest = sum(c for c, _ in list(expansion.skipped_by_reason.values())[k:])
-            out.append(
-                RunWarning("grid_skipped", f"{rest} more combinations skipped for other reasons")
-            )
-            break
-        combo = ", ".join(f"{name}={json.dumps(value)}" for name, value in first.items())
-        example = "" if count == 1 else "the first: "
-        out.append(
-            RunWarning(
-                "grid_skipped",
-                f"{count} of {expansion.size} combinations skipped ({example}{combo}): {reason}",
-            )
-        )
-    return out
 
 
 class SweepRequest(RunConfig):
@@ -1083,7 +1064,7 @@ def run_sweep(
     warnings = [
         *dataset_warnings(dataset), *grid_warnings(expansion),
         *warmup_warnings(store, [s for p in combos for s in run_features(req, p)]),
-        *_combination_warnings(rows),
+        *combination_warnings(rows),
         *(RunWarning(w.code, f"best combination ({best_text}): {w.message}")
           for w in outcome_warnings(best_run)),
         *validation_warnings(validation, best_run.metrics),
@@ -1102,16 +1083,3 @@ def run_sweep(
         timings_ms=stages.timings,
         warnings=warnings,
     )
-
-
-def _combination_warnings(rows: Sequence[Mapping[str, Any]]) -> list[RunWarning]:
-    """How many combinations were ruined, or never traded (each has its row in sweep.parquet)."""
-    out = []
-    ruined = sum(1 for r in rows if r["ruined"])
-    idle = sum(1 for r in rows if r["fill_count"] == 0)
-    if ruined:
-        out.append(RunWarning("ruined", f"{ruined} of {len(rows)} combinations were ruined "
-                              "(equity <= 0, trading halted): see the ruined column of sweep.parquet"))  # fmt: skip
-    if idle:
-        out.append(RunWarning("no_trades", f"{idle} of {len(rows)} combinations never traded"))
-    return out
