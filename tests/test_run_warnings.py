@@ -236,3 +236,13 @@ def test_the_cli_sweep_prints_skipped_grid_values(
     assert main(argv) == 0
     err = " ".join(capsys.readouterr().err.split())
     assert "warning: grid_skipped: 1 of 2 combinations skipped (fast=5.5, slow=50)" in err, err
+
+
+def test_short_data_names_what_the_strategy_and_sizing_read_only() -> None:
+    base = {"data": {"bars": 60}, "validation": {"enabled": False},
+            "strategy": {"name": "sma_cross", "params": {"fast": 5, "slow": 20}}}  # fmt: skip
+    extra = btlab.run({**base, "features": [{"name": "sma", "params": {"window": 100}}]})
+    assert "short_data" not in codes(extra.warnings)  # computed on request, read by nothing
+    sized = btlab.run({**base, "risk": {"sizing": "vol_target", "vol_lookback": 100}})
+    (message,) = by_code(sized.warnings, "short_data")
+    assert "rolling_vol" in message and "sma" not in message

@@ -288,13 +288,13 @@ def sizing_features(config: RunConfig) -> list[FeatureSpec]:
     return [FeatureSpec(name="rolling_vol", params={"window": risk.vol_lookback})]
 
 
-def run_features(config: RunConfig, params: Mapping[str, Any] | None = None) -> list[FeatureSpec]:
-    """Every feature a run reads: the request's extra ones, the strategy's (with `params`, default
-    the request's), the sizing's."""
+def read_features(config: RunConfig, params: Mapping[str, Any] | None = None) -> list[FeatureSpec]:
+    """The features a run's targets and sizes are made from: the strategy's (with `params`,
+    default the request's) and the sizing's (the request's extra `features` are only computed)."""
     strategy = required_features(
         config.strategy.name, config.strategy.params if params is None else params
     )
-    return [*config.features, *strategy, *sizing_features(config)]
+    return [*strategy, *sizing_features(config)]
 
 
 def size_scale(
@@ -425,10 +425,10 @@ def run(
     feature_cache = cache.features if cache is not None else None
     store = FeatureStore(dataset, cache=feature_cache)
 
-    specs = run_features(cfg)
+    read = read_features(cfg)
 
     def features() -> None:
-        for spec in specs:
+        for spec in [*cfg.features, *read]:
             store.get(spec)
 
     stages.run("features", features)
@@ -470,7 +470,7 @@ def run(
                                                   should_cancel=should_cancel, cache=cache)
         )  # fmt: skip
     result.warnings = [
-        *dataset_warnings(dataset), *warmup_warnings(store, specs), *outcome_warnings(result),
+        *dataset_warnings(dataset), *warmup_warnings(store, read), *outcome_warnings(result),
         *validation_warnings(result.validation, result.metrics),
     ]  # fmt: skip
     result.timings_ms = stages.timings

@@ -114,7 +114,7 @@ from .pipeline import (
     config_hash,
     exec_params,
     load_dataset,
-    run_features,
+    read_features,
     simulate_chunked,
     size_scale,
 )
@@ -1063,7 +1063,7 @@ def run_sweep(
     )
     warnings = [
         *dataset_warnings(dataset), *grid_warnings(expansion),
-        *warmup_warnings(store, [s for p in combos for s in run_features(req, p)]),
+        *warmup_warnings(store, [s for p in combos for s in read_features(req, p)]),
         *combination_warnings(rows),
         *(RunWarning(w.code, f"best combination ({best_text}): {w.message}")
           for w in outcome_warnings(best_run)),
