@@ -899,9 +899,9 @@ def _warnings_box(manifest: Mapping[str, Any], metrics: Mapping[str, Any]) -> st
     )
     noun = "warning" if len(warnings) == 1 else "warnings"
     return (
-        f'<section id="warnings" class="warning"><strong>{len(warnings)} {noun}: this result is '
-        f"degenerate in the ways below; read its numbers with them.</strong><ul>{items}</ul>"
-        "</section>"
+        f'<section id="warnings" class="warning"><strong>{len(warnings)} {noun}: read this '
+        f"result's numbers with {'it' if len(warnings) == 1 else 'them'}.</strong>"
+        f"<ul>{items}</ul></section>"
     )
 
 
