@@ -73,3 +73,30 @@ def test_allocator_tuning_is_idempotent() -> None:
     assert tune_allocator() is first
     if sys.platform.startswith("linux"):
         assert first  # glibc machines (CI, Docker) get the tuning
+
+
+def test_set_values_are_json_so_numbers_stay_numbers() -> None:
+    from btlab.presets import resolve_request
+
+    args = build_parser().parse_args(
+        ["run", "--set", "execution.commission_bps=2", "--set", "data.start=2020-01-02"]
+    )
+    config = resolve_request(build_request(args))
+    assert config.execution.commission_bps == 2.0
+    assert str(config.data.start) == "2020-01-02 00:00:00"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("setting", "field", "message"),
+    [
+        ("execution.spread_bps=NaN", "execution.spread_bps", "must be a finite number"),
+        ('execution.commission_bps="2"', "execution.commission_bps", "number"),
+        ("data.bars=true", "data.bars", "integer"),
+    ],
+)
+def test_set_rejects_what_the_api_rejects(
+    setting: str, field: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["run", "--quiet", "--set", setting]) == 2
+    err = capsys.readouterr().err.replace("\n", " ")
+    assert field in err and message in err, err

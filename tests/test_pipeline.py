@@ -208,3 +208,88 @@ def test_preset_overrides_merge_in_depth() -> None:
         resolve_request({"preset": "nope"})
     with pytest.raises(ConfigError, match="overrides"):
         resolve_request({"overrides": {}})
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        ({"data": {"bars": True}}, "data.bars", "integer"),
+        ({"seed": True}, "seed", "integer"),
+        ({"execution": {"commission_bps": "2"}}, "execution.commission_bps", "number"),
+        ({"execution": {"initial_cash": "1e5"}}, "execution.initial_cash", "number"),
+        ({"risk": {"max_leverage": False}}, "risk.max_leverage", "number"),
+        ({"execution": {"close_at_end": 1}}, "execution.close_at_end", "boolean"),
+        ({"validation": {"bootstrap": {"n_resamples": 100.0}}}, "validation.bootstrap.n_resamples",
+         "integer"),
+        ({"strategy": {"name": "sma_cross", "params": {"fast": "10"}}}, "strategy.params.fast",
+         "integer"),
+        ({"strategy": {"name": "sma_cross", "params": {"fast": 10.0}}}, "strategy.params.fast",
+         "integer"),
+        ({"features": [{"name": "sma", "params": {"window": "5"}}]}, "features.0.params.window",
+         "integer"),
+    ],
+)  # fmt: skip
+def test_request_types_are_strict(body: dict, field: str, message: str) -> None:
+    """A JSON bool is not a number, a string is not a number, a float is not an int."""
+    with pytest.raises(ConfigError) as info:
+        parse_config(body)
+    errors = dict(info.value.errors)
+    assert field in errors, info.value.errors
+    assert message in errors[field], errors[field]
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+@pytest.mark.parametrize(
+    "field",
+    ["execution.spread_bps", "execution.commission_fixed", "execution.initial_cash",
+     "risk.max_leverage", "risk.stop_loss", "metrics.periods_per_year", "data.vol_annual"],
+)  # fmt: skip
+def test_nan_and_inf_are_rejected_by_name(field: str, value: float) -> None:
+    section, name = field.split(".")
+    with pytest.raises(ConfigError) as info:
+        parse_config({section: {name: value}})
+    errors = dict(info.value.errors)
+    assert errors.get(field) == "must be a finite number", info.value.errors
+
+
+@pytest.mark.parametrize(
+    ("field", "too_big"),
+    [
+        ("execution.initial_cash", 1e13),
+        ("execution.commission_fixed", 1e12),
+        ("execution.commission_fixed", 1e308),
+        ("execution.commission_min", 1e12),
+        ("execution.lot_size", 1e12),
+        ("risk.units", 1e13),
+        ("metrics.periods_per_year", 1e10),
+        ("validation.bootstrap.mean_block_length", 1e12),
+        ("validation.n_trials", 10**13),
+    ],
+)
+def test_every_cost_and_size_has_an_upper_bound(field: str, too_big: float) -> None:
+    *sections, name = field.split(".")
+    body: dict = {name: too_big}
+    for section in reversed(sections):
+        body = {section: body}
+    with pytest.raises(ConfigError) as info:
+        parse_config(body)
+    errors = dict(info.value.errors)
+    assert "less than or equal to" in errors.get(field, ""), info.value.errors
+
+
+def test_lax_where_json_has_no_type_of_its_own() -> None:
+    """Ints fill float fields; ISO text (and datetime objects) fill timestamps."""
+    from datetime import datetime
+
+    cfg = parse_config({"execution": {"commission_bps": 2, "initial_cash": 50_000},
+                        "data": {"start": "2020-01-02T00:00:00"}})  # fmt: skip
+    assert cfg.execution.commission_bps == 2.0 and isinstance(cfg.execution.initial_cash, float)
+    assert cfg.data.start == datetime(2020, 1, 2)  # type: ignore[union-attr]
+    assert parse_config({"data": {"start": datetime(2020, 1, 2)}}) == cfg.model_copy(
+        update={"execution": parse_config({}).execution}
+    )
+    assert parse_config(cfg.model_dump(mode="json")) == cfg
+    with pytest.raises(ConfigError, match=r"data\.start"):
+        parse_config({"data": {"start": "not a date"}})
+    with pytest.raises(ConfigError, match=r"data\.start"):
+        parse_config({"data": {"start": 1_600_000_000}})

@@ -21,6 +21,7 @@ from .data import Dataset, from_dataframe, load_csv, load_file, load_parquet, sy
 from .errors import BtlabError, ConfigError, DataError, NotFoundError, RunCancelled, RunError
 from .pipeline import RunCache, RunResult, config_hash, resolve_config, run
 from .presets import list_presets, load_preset, resolve_request
+from .run_warnings import RunWarning
 
 if TYPE_CHECKING:
     from .sweep import SweepRequest, SweepResult, run_sweep
@@ -48,6 +49,7 @@ __all__ = [
     "RunConfig",
     "RunError",
     "RunResult",
+    "RunWarning",
     "SweepRequest",
     "SweepResult",
     "__version__",

@@ -113,6 +113,7 @@ def build_manifest(result: RunResult, payloads: dict[str, bytes]) -> dict[str, A
         "dataset_hash": result.dataset.hash,
         "request": result.config.model_dump(mode="json"),
         "artifacts": {name: _entry(data) for name, data in sorted(payloads.items())},
+        "warnings": [w.to_json() for w in result.warnings],
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     manifest["run_hash"] = run_hash(manifest)

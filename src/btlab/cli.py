@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from .config import merge_overrides
 from .errors import BtlabError, ConfigError, RunError
@@ -101,20 +103,35 @@ def build_request(args: argparse.Namespace) -> dict[str, Any]:
 
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
+        if math.isnan(value):
+            return "undefined"  # the reason is in the run's warnings
         return f"{value:,.4f}" if abs(value) < 1e6 else f"{value:,.0f}"
     return "—" if value is None else str(value)
 
 
-def metrics_table(metrics: dict[str, Any], title: str) -> Table:
+def _defined(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+def metrics_table(metrics: dict[str, Any], title: str, status: str | None = None) -> Table:
+    """The headline metrics; `status` (a ruin or halt, `run_warnings.halt_status`) as a first row."""
     table = Table(title=title, show_header=True, header_style="bold")
     table.add_column("metric")
     table.add_column("value", justify="right")
+    if status is not None:
+        table.add_row(Text("status", style="bold red"), Text(status, style="bold red"))
     for key in (
         "total_return", "cagr", "sharpe", "sortino", "annual_volatility", "max_drawdown", "calmar",
         "trade_count", "win_rate", "profit_factor", "exposure", "total_costs", "final_equity",
     ):  # fmt: skip
         table.add_row(key, _fmt(metrics.get(key)))
     return table
+
+
+def print_warnings(warnings: Sequence[Any]) -> None:
+    """One `warning: code: message` line per run warning, on stderr (never parsed as markup)."""
+    for warning in warnings:
+        console.print(Text.assemble(("warning: ", "bold yellow"), str(warning)))
 
 
 @contextmanager
@@ -141,6 +158,7 @@ def stage_progress(
 def cmd_run(args: argparse.Namespace) -> int:
     from .artifacts import write_artifacts
     from .pipeline import run
+    from .run_warnings import halt_status
 
     config = resolve_request(build_request(args))
     with stage_progress(args.quiet, "{task.percentage:>3.0f}%") as on_event:
@@ -148,18 +166,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("btlab-out") / result.config_hash[:12]
     manifest = write_artifacts(result, out, overwrite=args.force or not args.out)
     report = None if args.no_report else write_run_report(out)
+    print_warnings(result.warnings)
     if args.json:
         out_console.print_json(
             json.dumps(
                 {"out": str(out), "run_hash": manifest["run_hash"], "metrics": result.metrics,
-                 "report": None if report is None else str(report)},
+                 "warnings": manifest["warnings"], "report": None if report is None else str(report)},
                 default=str,
             )
         )  # fmt: skip
         return 0
-    out_console.print(
-        metrics_table(result.metrics, f"{config.strategy.name} on {result.dataset.meta.symbol}")
-    )
+    title = f"{config.strategy.name} on {result.dataset.meta.symbol}"
+    out_console.print(metrics_table(result.metrics, title, halt_status(result)))
     if result.validation:
         summary = validation_summary(result.validation)
         if summary:
@@ -183,19 +201,32 @@ def write_run_report(folder: Path) -> Path:
 
 
 def validation_summary(validation: dict[str, Any]) -> str:
-    parts = []
-    psr = validation.get("psr") or {}
-    if psr.get("psr") is not None:
-        parts.append(f"PSR {psr['psr']:.3f}")
-    if psr.get("dsr") is not None:
-        parts.append(f"DSR {psr['dsr']:.3f}")
-    boot = validation.get("bootstrap") or {}
-    if boot.get("sharpe_ci"):
-        lo, hi = boot["sharpe_ci"]
-        parts.append(f"Sharpe CI [{_fmt(lo)}, {_fmt(hi)}]")
-    perm = validation.get("permutation") or {}
-    if perm.get("p_value") is not None:
-        parts.append(f"permutation p {perm['p_value']:.3f}")
+    """One line: the statistics that are defined, then those computed but undefined (the
+    warnings say why); sections not computed (disabled) are left out."""
+    parts: list[str] = []
+    undefined: list[str] = []
+
+    def show(label: str, value: Any, text: Callable[[], str]) -> None:
+        if _defined(value):
+            parts.append(text())
+        else:
+            undefined.append(label)
+
+    psr = validation.get("psr")
+    if psr is not None:
+        show("PSR", psr.get("psr"), lambda: f"PSR {psr['psr']:.3f}")
+        show("DSR", psr.get("dsr"), lambda: f"DSR {psr['dsr']:.3f}")
+    boot = validation.get("bootstrap")
+    if boot is not None:
+        ci = list(boot.get("sharpe_ci") or [None, None])
+        lo, hi = ci[0], ci[-1]
+        both = lo if _defined(lo) and _defined(hi) else None
+        show("Sharpe CI", both, lambda: f"Sharpe CI [{_fmt(lo)}, {_fmt(hi)}]")
+    perm = validation.get("permutation")
+    if perm is not None:
+        show("permutation p", perm.get("p_value"), lambda: f"permutation p {perm['p_value']:.3f}")
+    if undefined:
+        parts.append(f"undefined: {', '.join(undefined)} (see the warnings)")
     return "validation: " + ", ".join(parts) if parts else ""
 
 
@@ -221,9 +252,21 @@ def build_sweep_request(args: argparse.Namespace) -> dict[str, Any]:
 
     body = build_request(args)
     grid = dict(body.get("grid") or {})
+    given: set[str] = set()
     for item in args.grid or []:
         name, axis = parse_grid_option(item)
-        grid[name] = axis
+        if name in given:  # the last one silently winning hides a typo; merging guesses
+            raise ConfigError(
+                "invalid --grid",
+                [
+                    (
+                        f"grid.{name}",
+                        "given twice; list every value in one --grid, e.g. fast=5,10,20",
+                    )
+                ],
+            )
+        given.add(name)
+        grid[name] = axis  # replaces the request's own axis of that name, as --set does
     if grid:
         body["grid"] = grid
     if args.objective:
@@ -266,13 +309,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     summary = result.summary()
     best = {k: result.best["params"][k] for k in result.expansion.axes}
     objective = request.objective
+    print_warnings(result.warnings)
     if args.json:
         out_console.print_json(
             json.dumps(
                 {"out": str(out), "run_hash": manifest["run_hash"], "objective": objective,
                  "n_combinations": summary["n_combinations"], "n_valid": summary["n_valid"],
                  "n_skipped": summary["n_skipped"], "best": result.best,
-                 "report": None if report is None else str(report)},
+                 "warnings": manifest["warnings"], "report": None if report is None else str(report)},
                 default=str,
             )
         )  # fmt: skip

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from functools import cache
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -17,16 +18,54 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
 )
 
-from .errors import ConfigError
+from .errors import ConfigError, pydantic_message
+
+#: Upper bounds of money amounts and sizes: far above any real account, far below where float
+#: arithmetic on them loses the cents (a cost of 1e12 against 1e5 of cash is a typo, not a test).
+MAX_CASH = 1e12
+MAX_FEE = 1e9
+MAX_UNITS = 1e9
+
+_LAX_DATETIME: TypeAdapter[datetime] = TypeAdapter(datetime)
+
+
+@cache
+def _datetime_fields(model: type[BaseModel]) -> tuple[str, ...]:
+    def is_datetime(annotation: Any) -> bool:
+        return annotation is datetime or datetime in get_args(annotation)
+
+    return tuple(n for n, f in model.model_fields.items() if is_datetime(f.annotation))
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Base of every request section: strict types (a JSON bool is not a number, a string is not
+    a number, a float is not an int; an int fills a float field), finite floats only, no
+    unknown fields. JSON has no timestamp type, so ISO 8601 text fills a datetime field."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _timestamps_from_text(cls, data: Any) -> Any:
+        names = _datetime_fields(cls)
+        if not names or not isinstance(data, Mapping):
+            return data
+        out = dict(data)
+        for name in names:
+            value = out.get(name)
+            if isinstance(value, str):
+                try:
+                    datetime.fromisoformat(value)  # ISO text only: "1600000000" is not a date
+                except ValueError:
+                    continue  # left as text: strict validation names the field
+                out[name] = _LAX_DATETIME.validate_python(value)
+        return out
 
 
 def _check_timeframe(value: str | None) -> str | None:
@@ -160,7 +199,7 @@ class StrategyConfig(_Model):
 class ExecutionConfig(_Model):
     """How orders fill and what they cost (SPEC §3)."""
 
-    initial_cash: float = Field(100_000.0, gt=0, description="Starting cash.")
+    initial_cash: float = Field(100_000.0, gt=0, le=MAX_CASH, description="Starting cash.")
     fill: Literal["open", "close"] = Field(
         "open", description="Fill at the bar's open (default) or close; T+1 either way."
     )
@@ -177,14 +216,17 @@ class ExecutionConfig(_Model):
     commission_bps: float = Field(
         0.0, ge=0, le=10_000, description="Commission in bps of the filled notional."
     )
-    commission_fixed: float = Field(0.0, ge=0, description="Fixed commission per fill.")
-    commission_min: float = Field(0.0, ge=0, description="Minimum commission per fill.")
+    commission_fixed: float = Field(0.0, ge=0, le=MAX_FEE, description="Fixed commission per fill.")
+    commission_min: float = Field(0.0, ge=0, le=MAX_FEE, description="Minimum commission per fill.")
     borrow_rate_annual: float = Field(
         0.0, ge=0, le=10, description="Annual borrow rate of shorts (calendar time, 365 days)."
     )
     skip_zero_volume: bool = Field(True, description="Orders wait for the next bar with volume.")
     lot_size: float = Field(
-        0.0, ge=0, description="Round order sizes toward zero to this lot (0: fractional units)."
+        0.0,
+        ge=0,
+        le=MAX_UNITS,
+        description="Round order sizes toward zero to this lot (0: fractional units).",
     )
     close_at_end: bool = Field(
         True, description="Close an open position at the last bar's close (reason 'end')."
@@ -198,7 +240,9 @@ class RiskConfig(_Model):
         "fraction",
         description="Target as a fraction of equity, times a unit count, or scaled to a volatility target.",
     )
-    units: float = Field(1.0, gt=0, description="Units per 1.0 of target when sizing = 'units'.")
+    units: float = Field(
+        1.0, gt=0, le=MAX_UNITS, description="Units per 1.0 of target when sizing = 'units'."
+    )
     vol_target_annual: float = Field(
         0.15, gt=0, le=5, description="Annual volatility aimed at when sizing = 'vol_target'."
     )
@@ -228,6 +272,7 @@ class MetricsConfig(_Model):
     periods_per_year: float | None = Field(
         None,
         gt=0,
+        le=1e8,
         description="Bars per year for annualizing; inferred from the timeframe and calendar when unset.",
     )
 
@@ -238,6 +283,7 @@ class BootstrapConfig(_Model):
     mean_block_length: float | None = Field(
         None,
         gt=0,
+        le=1e8,
         description="Mean block length in bars (default: round(n ** (1/3)), at least 1).",
     )
     confidence: float = Field(
@@ -265,7 +311,7 @@ class ValidationConfig(_Model):
         True, description="Probabilistic and deflated Sharpe ratios, minimum track record length."
     )
     n_trials: int = Field(
-        1, ge=1, description="Trials behind this result, for the deflated Sharpe ratio."
+        1, ge=1, le=10**9, description="Trials behind this result, for the deflated Sharpe ratio."
     )
     bootstrap: BootstrapConfig = Field(default_factory=BootstrapConfig)
     permutation: PermutationConfig = Field(default_factory=PermutationConfig)
@@ -330,7 +376,7 @@ def error_fields(err: Any) -> list[tuple[str, str]]:
     inner = (err.get("ctx") or {}).get("error")
     if isinstance(inner, ConfigError) and inner.errors:
         return [(_loc([*err["loc"], *loc.split(".")]), msg) for loc, msg in inner.errors]
-    return [(_loc(err["loc"]), str(err["msg"]).removeprefix("Value error, "))]
+    return [(_loc(err["loc"]), pydantic_message(err))]
 
 
 def parse_config(obj: RunConfig | Mapping[str, Any] | None = None) -> RunConfig:

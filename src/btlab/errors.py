@@ -10,7 +10,7 @@ BtlabError
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 
@@ -50,3 +50,11 @@ class RunCancelled(RunError):
 
 class NotFoundError(BtlabError, LookupError):
     """Something named does not exist."""
+
+
+def pydantic_message(err: Mapping[str, Any]) -> str:
+    """The message of one pydantic error dict as btlab words it (no "Value error, " prefix;
+    NaN or infinity "must be a finite number", not a bound it happens to fail)."""
+    if err.get("type") == "finite_number":
+        return "must be a finite number"
+    return str(err.get("msg", "")).removeprefix("Value error, ")

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from .errors import ConfigError
+from .errors import ConfigError, pydantic_message
 from .kernels.indicators import (
     atr_nb,
     ema_nb,
@@ -69,9 +69,10 @@ Float = Annotated[float, BeforeValidator(_not_bool)]
 
 
 class Params(BaseModel):
-    """Base of every feature's (and strategy's) parameter model: unknown fields are errors."""
+    """Base of every feature's (and strategy's) parameter model: unknown fields are errors,
+    types are strict as in the request (`config._Model`) and floats finite."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 @dataclass(frozen=True)
@@ -103,8 +104,7 @@ def format_validation_error(exc: ValidationError) -> list[tuple[str, str]]:
     out = []
     for err in exc.errors():
         loc = ".".join(["params", *(str(p) for p in err["loc"])])
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        out.append((loc, msg))
+        out.append((loc, pydantic_message(err)))
     return out
 
 

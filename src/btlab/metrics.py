@@ -21,7 +21,7 @@ METRIC_DESCRIPTIONS: dict[str, str] = {
     "annual_volatility": "std(r, ddof=1) * sqrt(periods_per_year), r[i] = equity[i]/equity[i-1] - 1.",
     "sharpe": "mean(r) / std(r, ddof=1) * sqrt(periods_per_year).",
     "sortino": "mean(r) / sqrt(mean(min(r, 0)^2)) * sqrt(periods_per_year).",
-    "max_drawdown": "min(equity / cummax(equity) - 1) (a negative number).",
+    "max_drawdown": "min(equity / cummax(equity) - 1) (a negative number); -1 where ruined (equity <= 0).",
     "max_drawdown_duration_bars": "Longest run of bars below the running equity peak (back at the peak is recovered).",
     "calmar": "cagr / |max_drawdown|.",
     "exposure": "Share of bars ending with an open position.",
@@ -49,6 +49,27 @@ METRIC_DESCRIPTIONS: dict[str, str] = {
 }
 
 
+def drawdown_path(equity: np.ndarray) -> np.ndarray:
+    """Per bar `equity / cummax(equity) - 1`, and -1 (-100 %) wherever equity is at or below 0.
+
+    Equity reaches zero or below only in a ruined run (costs or a gap beyond the capital; the
+    kernel closes the position and halts at that close). Then `equity / peak - 1` is below -1
+    (or, where the very first bar is ruined, 0 against a negative "peak"), and neither says what
+    happened: everything was lost, which -100 % says, and `ruined` flags it. The loss beyond the
+    capital stays in `final_equity` and `total_return`.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        drawdown = equity / np.maximum.accumulate(equity) - 1.0
+    out: np.ndarray = np.where(equity <= 0.0, -1.0, drawdown)
+    return out
+
+
+def reported_max_drawdown(max_drawdown: float, ruined: bool) -> float:
+    """`min(drawdown_path(equity))` from the kernel's raw minimum: -1 where equity reached 0 or
+    below (a ruined run: the kernel flags it at the first such close)."""
+    return -1.0 if ruined else max_drawdown
+
+
 def _nan_if_empty(values: np.ndarray, fn: Any) -> float:
     return float(fn(values)) if values.size else math.nan
 
@@ -72,6 +93,8 @@ def compute_metrics(
     scratch = np.empty(max(n, 1))  # the kernels' working memory, one value per bar
     _count, mean, std, downside = return_moments_nb(equity, scratch)
     max_dd, dd_bars = drawdown_stats_nb(equity)
+    # a fold of a ruined run may hold the ruin without its flag: equity <= 0 says it
+    max_dd = reported_max_drawdown(max_dd, ruined or (n > 0 and float(np.min(equity)) <= 0.0))
     exposed, leverage_sum, leverage_count = leverage_stats_nb(units, close, equity, scratch)
     root_ppy = math.sqrt(periods_per_year)
     final = float(equity[-1]) if n else initial_cash

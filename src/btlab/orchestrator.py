@@ -17,7 +17,8 @@ Event types and their data:
 - ``started``   ``{run_id}``
 - ``stage``     ``{stage, status: "started"|"done", elapsed_ms?, pruned?}``
 - ``progress``  ``{stage, done, total}`` (at most one per `progress_interval` per run, and the last)
-- ``completed`` ``{run_id, run_hash, metrics, elapsed_ms}`` (headline metrics)
+- ``completed`` ``{run_id, run_hash, metrics, warnings, elapsed_ms}`` (headline metrics; the
+  run's warnings as ``[{code, message}]``, empty when nothing is degenerate: `btlab.run_warnings`)
 - ``failed``    ``{run_id, code, error}`` (code: config_error, data_error, run_error,
   internal_error, interrupted)
 - ``cancelled`` ``{run_id, reason}``
@@ -413,7 +414,8 @@ class Orchestrator:
                     ("stage", {"stage": "prune", "status": "started"}),
                     ("stage", {"stage": "prune", "status": "done"}),
                     ("completed", {"run_id": run_id, "run_hash": manifest["run_hash"],
-                                   "metrics": metrics, "elapsed_ms": _ms(start)}),
+                                   "metrics": metrics, "warnings": result.warnings,
+                                   "elapsed_ms": _ms(start)}),
                 ],
             )  # fmt: skip
             if not done.changed:  # finished meanwhile (shutdown): its artifacts must not stay
@@ -462,7 +464,10 @@ class Orchestrator:
                 job.config, on_event=on_event, should_cancel=should_cancel,
                 resolve_stored=self.store.load_dataset, cache=self.cache,
             )  # fmt: skip
-            return _Outcome(sweep.config_hash, sweep.best["metrics"], sweep.write_artifacts)
+            return _Outcome(
+                sweep.config_hash, sweep.best["metrics"], sweep.write_artifacts,
+                [w.to_json() for w in sweep.warnings],
+            )  # fmt: skip
         from .artifacts import write_artifacts
         from .pipeline import run
 
@@ -471,8 +476,9 @@ class Orchestrator:
             resolve_stored=self.store.load_dataset, cache=self.cache,
         )  # fmt: skip
         return _Outcome(
-            result.config_hash, result.metrics, lambda out: write_artifacts(result, out)
-        )
+            result.config_hash, result.metrics, lambda out: write_artifacts(result, out),
+            [w.to_json() for w in result.warnings],
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -480,6 +486,7 @@ class _Outcome:
     config_hash: str
     metrics: Mapping[str, Any]
     write_artifacts: Callable[[Any], dict[str, Any]]
+    warnings: list[dict[str, str]]
 
 
 def _ms(start: float) -> float:

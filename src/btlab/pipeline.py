@@ -39,7 +39,14 @@ from .config import FeatureSpec, FileData, RunConfig, parse_config
 from .errors import RunCancelled, RunError
 from .features import FeatureStore
 from .hashing import canonical_json, sha256_hex
-from .metrics import compute_metrics
+from .metrics import compute_metrics, drawdown_path
+from .run_warnings import (
+    RunWarning,
+    dataset_warnings,
+    outcome_warnings,
+    validation_warnings,
+    warmup_warnings,
+)
 from .strategies import compute_target, required_features
 
 EventSink = Callable[[str, dict[str, Any]], None]
@@ -112,6 +119,8 @@ class RunResult:
     flags: int
     halt_bar: int
     timings_ms: dict[str, float] = field(default_factory=dict)
+    #: What makes this result degenerate (short data, no trades, undefined numbers, ruin...).
+    warnings: list[RunWarning] = field(default_factory=list)
 
     @property
     def ruined(self) -> bool:
@@ -130,7 +139,7 @@ class RunResult:
         eq = self.equity_values
         with np.errstate(divide="ignore", invalid="ignore"):
             exposure = self.units * self.dataset.close / eq
-            drawdown = eq / np.maximum.accumulate(eq) - 1.0
+        drawdown = drawdown_path(eq)
         return pd.DataFrame(
             {
                 "ts": self._ts(np.arange(eq.shape[0])),
@@ -271,6 +280,23 @@ def exec_params(config: RunConfig) -> ExecParams:
     )
 
 
+def sizing_features(config: RunConfig) -> list[FeatureSpec]:
+    """The features the sizing reads: the realized volatility for vol_target, else none."""
+    risk = config.risk
+    if risk.sizing != "vol_target":
+        return []
+    return [FeatureSpec(name="rolling_vol", params={"window": risk.vol_lookback})]
+
+
+def read_features(config: RunConfig, params: Mapping[str, Any] | None = None) -> list[FeatureSpec]:
+    """The features a run's targets and sizes are made from: the strategy's (with `params`,
+    default the request's) and the sizing's (the request's extra `features` are only computed)."""
+    strategy = required_features(
+        config.strategy.name, config.strategy.params if params is None else params
+    )
+    return [*strategy, *sizing_features(config)]
+
+
 def size_scale(
     config: RunConfig, store: FeatureStore, n: int, periods_per_year: float
 ) -> np.ndarray:
@@ -284,9 +310,7 @@ def size_scale(
     risk = config.risk
     if risk.sizing != "vol_target":
         return np.ones(n)
-    vol = store.get(
-        FeatureSpec(name="rolling_vol", params={"window": risk.vol_lookback})
-    ) * math.sqrt(periods_per_year)
+    vol = store.get(sizing_features(config)[0]) * math.sqrt(periods_per_year)
     with np.errstate(divide="ignore", invalid="ignore"):
         scale: np.ndarray = np.minimum(risk.max_leverage, risk.vol_target_annual / vol)
     return scale
@@ -402,8 +426,10 @@ def run(
     feature_cache = cache.features if cache is not None else None
     store = FeatureStore(dataset, cache=feature_cache)
 
+    read = read_features(cfg)
+
     def features() -> None:
-        for spec in [*cfg.features, *required_features(cfg.strategy.name, cfg.strategy.params)]:
+        for spec in [*cfg.features, *read]:
             store.get(spec)
 
     stages.run("features", features)
@@ -444,5 +470,9 @@ def run(
             "validation", lambda: validate_result(result, store, on_progress=stages.progress("validation"),
                                                   should_cancel=should_cancel, cache=cache)
         )  # fmt: skip
+    result.warnings = [
+        *dataset_warnings(dataset), *warmup_warnings(store, read), *outcome_warnings(result),
+        *validation_warnings(result.validation, result.metrics),
+    ]  # fmt: skip
     result.timings_ms = stages.timings
     return result

@@ -83,7 +83,7 @@ __all__ = [
 
 REPORT_NAME = "report.html"
 #: Bump when the page changes: a cached report of another format is rendered again.
-REPORT_FORMAT = 2
+REPORT_FORMAT = 3
 #: Buckets per drawn series (two points each): about one point per pixel of the chart.
 BUCKETS = 600
 #: Trade markers: at most one of each kind per this many equal slices of the time axis.
@@ -883,6 +883,28 @@ def _identity(data: ReportData, ts: np.ndarray | None) -> tuple[str, str]:
     return title, f'<table id="table-identity" class="identity"><tbody>{body}</tbody></table>'
 
 
+def _warnings_box(manifest: Mapping[str, Any], metrics: Mapping[str, Any]) -> str:
+    """The run's warnings (`btlab.run_warnings`, from the manifest) in a box under the title;
+    a folder written before warnings existed shows the ruin / halt flags of its metrics."""
+    warnings = manifest.get("warnings")
+    if not isinstance(warnings, list):
+        return _flags(metrics)
+    if not warnings:
+        return ""
+    items = "".join(
+        f'<li data-code="{_esc(w.get("code", ""))}"><code>{_esc(w.get("code", ""))}</code> '
+        f"{_esc(w.get('message', ''))}</li>"
+        for w in warnings
+        if isinstance(w, Mapping)
+    )
+    noun = "warning" if len(warnings) == 1 else "warnings"
+    return (
+        f'<section id="warnings" class="warning"><strong>{len(warnings)} {noun}: read this '
+        f"result's numbers with {'it' if len(warnings) == 1 else 'them'}.</strong>"
+        f"<ul>{items}</ul></section>"
+    )
+
+
 def _flags(metrics: Mapping[str, Any]) -> str:
     notes = []
     if metrics.get("ruined"):
@@ -1014,6 +1036,7 @@ table.monthly td.total{font-weight:600;border-left:2px solid var(--line)}
 table.monthly td.pos,table.monthly td.neg{color:var(--fg)}
 td.detail{color:var(--muted);font-size:12.5px}td.meaning{font-size:12.5px;max-width:300px}
 .note{color:var(--muted);font-size:12.5px}.warning{background:#fdecea;border-left:4px solid var(--neg);padding:6px 10px}
+#warnings ul{margin:6px 0 0;padding-left:20px}#warnings li{margin:2px 0}
 .wide{overflow-x:auto}td.date{white-space:nowrap}
 .two{display:grid;grid-template-columns:minmax(240px,1fr) 2fr;gap:16px;align-items:start}
 code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px;background:var(--band);padding:1px 4px;overflow-wrap:anywhere}
@@ -1046,7 +1069,8 @@ def render_html(data: ReportData) -> str:
         f"<title>{_esc(title)} — btlab report</title><style>{_CSS.strip()}</style></head>"
         f'<body><main><header id="identity"><h1>{_esc(title)}</h1>'
         f'<p class="sub">btlab {"sweep" if data.is_sweep else "run"} report · run hash '
-        f"<code>{_esc(run_hash[:16])}</code></p>{_flags(data.metrics)}{identity}</header>"
+        f"<code>{_esc(run_hash[:16])}</code></p>{_warnings_box(data.manifest, data.metrics)}"
+        f"{identity}</header>"
         + (body + metrics if data.is_sweep else metrics + body)
         + validation
         + f"<footer>Rendered from the run's artifacts by {_esc(generator_tag())}. The report is "

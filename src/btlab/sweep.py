@@ -105,7 +105,7 @@ from .config import RunConfig, error_fields
 from .errors import ConfigError, RunCancelled, RunError
 from .features import FeatureStore
 from .hashing import canonical_bytes, canonical_json, sha256_hex
-from .metrics import DAYS_PER_YEAR, NS_PER_DAY, compute_metrics
+from .metrics import DAYS_PER_YEAR, NS_PER_DAY, compute_metrics, reported_max_drawdown
 from .pipeline import (
     CancelCheck,
     EventSink,
@@ -114,10 +114,20 @@ from .pipeline import (
     config_hash,
     exec_params,
     load_dataset,
+    read_features,
     simulate_chunked,
     size_scale,
 )
 from .presets import preset_with_overrides
+from .run_warnings import (
+    RunWarning,
+    combination_warnings,
+    dataset_warnings,
+    grid_warnings,
+    outcome_warnings,
+    validation_warnings,
+    warmup_warnings,
+)
 from .strategies import (
     CROSS_STRATEGIES,
     compute_target,
@@ -163,7 +173,7 @@ Scalar = int | float | str | bool
 class GridRange(BaseModel):
     """An inclusive arithmetic range: start, start + step, ... up to stop (ints stay ints)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
     start: int | float = Field(description="First value.")
     stop: int | float = Field(description="Last value (included when on the step).")
@@ -231,6 +241,8 @@ class GridExpansion:
     points: list[tuple[Any, ...]]
     skipped: int
     reasons: list[str]
+    #: reason -> (combinations skipped for it, the first of them as {param: value}), in grid order
+    skipped_by_reason: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
 
 
 def _combination_error(exc: ConfigError) -> str:
@@ -280,6 +292,7 @@ def expand_grid(
     params: list[dict[str, Any]] = []
     points: list[tuple[Any, ...]] = []
     reasons: list[str] = []
+    by_reason: dict[str, tuple[int, dict[str, Any]]] = {}
     for point in itertools.product(*axes.values()):
         combo = dict(zip(axes, point, strict=True))
         try:
@@ -288,6 +301,8 @@ def expand_grid(
             reason = _combination_error(exc)
             if len(reasons) < _MAX_REASONS and reason not in reasons:
                 reasons.append(reason)
+            count, first = by_reason.get(reason, (0, combo))
+            by_reason[reason] = (count + 1, first)
             continue
         points.append(point)
     if not params:
@@ -295,7 +310,7 @@ def expand_grid(
             "invalid sweep grid",
             [("grid", f"no valid combination of {size}: {'; '.join(reasons)}")],
         )
-    return GridExpansion(axes, size, params, points, size - len(params), reasons)
+    return GridExpansion(axes, size, params, points, size - len(params), reasons, by_reason)
 
 
 class SweepRequest(RunConfig):
@@ -480,7 +495,8 @@ def metrics_from_stats(
 ) -> dict[str, Any]:
     """The metrics dict of `compute_metrics` from one row of the sweep kernel's statistics."""
     mean, std, downside = float(row[SW_MEAN]), float(row[SW_STD]), float(row[SW_DOWNSIDE])
-    max_dd = float(row[SW_MAX_DD])
+    flags = int(row[SW_FLAGS])
+    max_dd = reported_max_drawdown(float(row[SW_MAX_DD]), bool(flags & Flag.RUINED))
     root_ppy = math.sqrt(periods_per_year)
     final = float(row[SW_FINAL]) if n else initial_cash
     growth = final / initial_cash
@@ -495,7 +511,6 @@ def metrics_from_stats(
     closed, wins, losses = int(row[SW_CLOSED]), int(row[SW_WINS]), int(row[SW_LOSSES])
     spread, slippage = float(row[SW_SPREAD]), float(row[SW_SLIPPAGE])
     commission, borrow = float(row[SW_COMMISSION]), float(row[SW_BORROW])
-    flags = int(row[SW_FLAGS])
     nan_if_none = math.nan
     return {
         "initial_cash": initial_cash,
@@ -732,6 +747,9 @@ class SweepResult:
     validation: dict[str, Any] | None
     fused: bool
     timings_ms: dict[str, float] = field(default_factory=dict)
+    #: What the user must know: skipped grid values, short data, the best's ruin, ... (see
+    #: `btlab.run_warnings`); in the manifest, the completed event, the CLI and the report.
+    warnings: list[RunWarning] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         """sweep.json: the grid, its size, what was skipped, the objective and the best."""
@@ -773,6 +791,7 @@ class SweepResult:
                 name: {"bytes": len(data), "sha256": sha256_hex(data)}
                 for name, data in sorted(payloads.items())
             },
+            "warnings": [w.to_json() for w in self.warnings],
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         manifest["run_hash"] = run_hash(manifest)
@@ -1039,6 +1058,17 @@ def run_sweep(
                 statistic, ppy, stages.progress("validation"), should_cancel,
             ),
         )  # fmt: skip
+    best_text = ", ".join(
+        f"{k}={json.dumps(v)}" for k, v in combos[best].items() if k in expansion.axes
+    )
+    warnings = [
+        *dataset_warnings(dataset), *grid_warnings(expansion),
+        *warmup_warnings(store, [s for p in combos for s in read_features(req, p)]),
+        *combination_warnings(rows),
+        *(RunWarning(w.code, f"best combination ({best_text}): {w.message}")
+          for w in outcome_warnings(best_run)),
+        *validation_warnings(validation, best_run.metrics),
+    ]  # fmt: skip
     return SweepResult(
         request=req,
         config_hash=chash,
@@ -1051,4 +1081,5 @@ def run_sweep(
         validation=validation,
         fused=out.fused,
         timings_ms=stages.timings,
+        warnings=warnings,
     )
