@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -73,3 +74,30 @@ def test_allocator_tuning_is_idempotent() -> None:
     assert tune_allocator() is first
     if sys.platform.startswith("linux"):
         assert first  # glibc machines (CI, Docker) get the tuning
+
+
+HEAVY_MODULES = ("numba", "pandas", "pyarrow", "matplotlib", "fastapi")
+
+
+@pytest.mark.parametrize("argv", [["presets"], ["presets", "--json"], ["--help"]])
+def test_light_commands_import_no_heavy_module(argv: list[str]) -> None:
+    """`btlab presets` and `btlab --help` start in a fraction of a second: they never import
+    numba's compiler, pandas, pyarrow, matplotlib or fastapi (each costs 0.1-1 s of start-up)."""
+    code = (
+        "import sys\nfrom btlab.cli import main\n"
+        f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
+        f"print(sorted(m for m in {HEAVY_MODULES!r} if m in sys.modules), file=sys.stderr)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stderr.strip().splitlines()[-1] == "[]", done.stderr
+    assert done.stdout.strip()  # the command did print something
+
+
+def test_import_btlab_is_light_and_names_load_on_use() -> None:
+    code = (
+        "import sys, btlab\n"
+        f"print(sorted(m for m in {HEAVY_MODULES!r} if m in sys.modules))\n"
+        "btlab.run\nprint('btlab.pipeline' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["[]", "True"]

@@ -17,7 +17,6 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .config import merge_overrides
 from .errors import BtlabError, ConfigError, RunError
 from .presets import DEFAULT_PRESET, list_presets, resolve_request
 from .runtime import tune_allocator
@@ -35,6 +34,8 @@ def _parse_value(text: str) -> Any:
 
 def parse_set(items: Sequence[str]) -> dict[str, Any]:
     """`a.b.c=VALUE` pairs (VALUE as JSON, else a string) as one nested mapping."""
+    from .config import merge_overrides
+
     overrides: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -78,6 +79,8 @@ def load_request(source: str | None) -> dict[str, Any]:
 
 def build_request(args: argparse.Namespace) -> dict[str, Any]:
     """The request body `btlab run` sends to the pipeline, with --data, --seed and --set applied."""
+    from .config import merge_overrides
+
     body = load_request(args.request)
     extra: dict[str, Any] = parse_set(args.set or [])
     if args.data:
