@@ -101,3 +101,83 @@ def test_import_btlab_is_light_and_names_load_on_use() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["[]", "True"]
+
+
+def _no_run(*args: object, **kwargs: object) -> None:
+    raise AssertionError("the run was computed before the output folder was checked")
+
+
+def test_a_taken_out_folder_is_refused_before_computing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import btlab.pipeline
+    import btlab.sweep
+
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "notes.txt").write_text("mine")
+    monkeypatch.setattr(btlab.pipeline, "run", _no_run)
+    monkeypatch.setattr(btlab.sweep, "run_sweep", _no_run)
+    for command in (["run"], ["sweep", "--grid", "fast=5,10"]):
+        assert main([*command, "--quiet", "--out", str(tmp_path / "taken")]) == 2
+        err = " ".join(capsys.readouterr().err.split())
+        assert "not a btlab run" in err and "(pass --force to replace it)" in err, err
+    assert (tmp_path / "taken" / "notes.txt").read_text() == "mine"
+
+
+def test_one_rule_for_default_and_explicit_out_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same bars in a.csv and b.csv: one config hash (so one default folder), two runs (the
+    symbol differs). The second is refused, default folder or not; the same run replaces itself;
+    --force replaces another."""
+    import btlab
+
+    monkeypatch.chdir(tmp_path)
+    frame = btlab.synthetic(bars=300, seed=2).to_frame()
+    frame.to_csv("a.csv", index=False)
+    frame.to_csv("b.csv", index=False)
+    base = ["run", "--quiet", "--json", "--no-validation", "--no-report"]
+
+    def run(*extra: str) -> tuple[int, str]:
+        code = main([*base, *extra])
+        captured = capsys.readouterr()
+        return code, captured.out if code == 0 else " ".join(captured.err.split())
+
+    code, out = run("--data", "a.csv")
+    assert code == 0
+    first = json.loads(out)
+    folder = Path(first["out"])
+    assert folder.parent == Path("btlab-out")
+    code, err = run("--data", "b.csv")
+    assert code == 2 and "already holds another run" in err and "--force" in err, err
+    assert json.loads((folder / "manifest.json").read_text())["run_hash"] == first["run_hash"]
+    code, out = run("--data", "a.csv")  # the identical run: the same bytes replace themselves
+    assert code == 0 and json.loads(out)["run_hash"] == first["run_hash"]
+    code, out = run("--data", "b.csv", "--force")
+    assert code == 0 and json.loads(out)["out"] == str(folder)
+    assert json.loads(out)["run_hash"] != first["run_hash"]
+    # an explicit --out follows the same rule
+    code, out = run("--data", "a.csv", "--out", "mine")
+    assert code == 0
+    code, out = run("--data", "a.csv", "--out", "mine")
+    assert code == 0
+    code, err = run("--data", "a.csv", "--out", "mine", "--seed", "9")
+    assert code == 2 and "already holds another run" in err
+
+
+def test_output_folders_and_files_get_the_usual_modes(tmp_path: Path) -> None:
+    import os
+
+    old = os.umask(0o022)
+    try:
+        assert (
+            main(["run", "--quiet", "--no-validation", "--out", str(tmp_path / "a" / "run")]) == 0
+        )
+    finally:
+        os.umask(old)
+    folder = tmp_path / "a" / "run"
+    assert oct(folder.stat().st_mode & 0o777) == oct(0o755)
+    assert oct((tmp_path / "a").stat().st_mode & 0o777) == oct(0o755)
+    modes = {p.name: oct(p.stat().st_mode & 0o777) for p in folder.iterdir()}
+    assert set(modes.values()) == {oct(0o644)}, modes
+    assert "report.html" in modes

@@ -141,15 +141,75 @@ def stage_progress(
         yield on_event
 
 
+def home_datasets(args: argparse.Namespace) -> Callable[[str], Any]:
+    """The `resolve_stored` of a CLI run: stored datasets (`data.source = "dataset"`) come from
+    the home's store, as in the service. Read-only: a missing home is an error naming it, never
+    created."""
+    home = Path(args.home).expanduser() if args.home else None
+
+    def resolve(dataset_id: str) -> Any:
+        from .errors import DataError, NotFoundError
+        from .store import DB_NAME, Store, default_home
+
+        folder = home or default_home()
+        if not (folder / DB_NAME).is_file():
+            raise DataError(
+                "no_store",
+                f"data.source 'dataset' reads the btlab home {folder}, which holds no datasets; "
+                "import the file there first with `btlab data import FILE` "
+                "(or name another home with --home / BTLAB_HOME)",
+            )
+        store = Store(folder)
+        try:
+            return store.load_dataset(dataset_id)  # the service's own path to a stored dataset
+        except NotFoundError as exc:
+            raise NotFoundError(f"{exc} in home {folder}") from None
+        finally:
+            store.close()
+
+    return resolve
+
+
+def check_out_folder(out: Path, config_hash: str, request: Any, force: bool) -> None:
+    """Refuse, before any work, an output folder holding anything but this very run (README,
+    "Output folders"): the rule for the default folder and for --out alike."""
+    from .artifacts import OutputFolderTaken, folder_conflict, run_identity
+
+    if force:
+        return
+    reason = folder_conflict(out, run_identity(config_hash, request.model_dump(mode="json")))
+    if reason is not None:
+        raise OutputFolderTaken(out, reason, "--force")
+
+
+@contextmanager
+def force_hint() -> Iterator[None]:
+    """An OutputFolderTaken raised while writing names the CLI's flag, not the Python argument."""
+    from .artifacts import OutputFolderTaken
+
+    try:
+        yield
+    except OutputFolderTaken as exc:
+        raise OutputFolderTaken(exc.folder, exc.reason, "--force") from None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .artifacts import write_artifacts
-    from .pipeline import run
+    from .pipeline import RunCache, resolve_config, run
 
-    config = resolve_request(build_request(args))
+    resolve_stored = home_datasets(args)
+    cache = RunCache(
+        max_datasets=1
+    )  # the data loaded to name and check the folder, kept for the run
+    config, _, chash = resolve_config(
+        resolve_request(build_request(args)), resolve_stored=resolve_stored, cache=cache
+    )
+    out = Path(args.out) if args.out else Path("btlab-out") / chash[:12]
+    check_out_folder(out, chash, config, args.force)
     with stage_progress(args.quiet, "{task.percentage:>3.0f}%") as on_event:
-        result = run(config, on_event=on_event)
-    out = Path(args.out) if args.out else Path("btlab-out") / result.config_hash[:12]
-    manifest = write_artifacts(result, out, overwrite=args.force or not args.out)
+        result = run(config, on_event=on_event, resolve_stored=resolve_stored, cache=cache)
+    with force_hint():
+        manifest = write_artifacts(result, out, overwrite=args.force, replace_same_run=True)
     report = None if args.no_report else write_run_report(out)
     if args.json:
         out_console.print_json(
@@ -258,13 +318,20 @@ def sweep_table(result: Any, top: int = 10) -> Table:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from .sweep import parse_sweep_request, run_sweep
+    from .pipeline import RunCache, load_dataset
+    from .sweep import parse_sweep_request, run_sweep, sweep_config_hash
 
     request = parse_sweep_request(build_sweep_request(args))
+    resolve_stored = home_datasets(args)
+    cache = RunCache(max_datasets=1)
+    dataset = load_dataset(request, resolve_stored=resolve_stored, cache=cache)
+    chash = sweep_config_hash(request, dataset.hash)
+    out = Path(args.out) if args.out else Path("btlab-out") / f"sweep-{chash[:12]}"
+    check_out_folder(out, chash, request, args.force)
     with stage_progress(args.quiet, "{task.completed}/{task.total}") as on_event:
-        result = run_sweep(request, on_event=on_event)
-    out = Path(args.out) if args.out else Path("btlab-out") / f"sweep-{result.config_hash[:12]}"
-    manifest = result.write_artifacts(out, overwrite=args.force or not args.out)
+        result = run_sweep(request, on_event=on_event, resolve_stored=resolve_stored, cache=cache)
+    with force_hint():
+        manifest = result.write_artifacts(out, overwrite=args.force, replace_same_run=True)
     report = None if args.no_report else write_run_report(out)
     summary = result.summary()
     best = {k: result.best["params"][k] for k in result.expansion.axes}
@@ -314,7 +381,15 @@ def add_request_arguments(parser: argparse.ArgumentParser, holds: str, default_o
         "--data", type=Path, help="CSV or Parquet file replacing the request's data source"
     )
     parser.add_argument("--out", help=f"artifact folder (default: {default_out})")
-    parser.add_argument("--force", action="store_true", help="replace a non-empty --out folder")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an output folder holding another run or other files",
+    )
+    parser.add_argument(
+        "--home",
+        help="home of stored datasets, for data.source 'dataset' (default: $BTLAB_HOME or ~/.btlab)",
+    )
     parser.add_argument(
         "--set",
         action="append",

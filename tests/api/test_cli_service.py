@@ -205,3 +205,42 @@ def test_bad_settings_name_their_source() -> None:
     with pytest.raises(ConfigError) as info:
         Settings.from_env({"BTLAB_WORKERS": "2"}, workers=0)
     assert [loc for loc, _ in info.value.errors] == ["--workers"]
+
+
+def test_run_reads_a_dataset_imported_into_the_home(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`btlab data import` prints a request; `btlab run` with it loads the dataset from the home."""
+    local = str(tmp_path / "home")
+    code, out, _ = _run(["data", "import", _good_csv(tmp_path), "--json", "--home", local], capsys)
+    assert code == 0
+    dataset_id = json.loads(out)["id"]
+    request = json.dumps(
+        {"data": {"source": "dataset", "id": dataset_id}, "validation": {"enabled": False}}
+    )
+    argv = [
+        "run",
+        request,
+        "--quiet",
+        "--json",
+        "--no-report",
+        "--out",
+        str(tmp_path / "r"),
+        "--home",
+        local,
+    ]
+    code, out, err = _run(argv, capsys)
+    assert code == 0, err
+    manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
+    assert (
+        manifest["dataset_hash"] == dataset_id and manifest["request"]["data"]["id"] == dataset_id
+    )
+    assert json.loads(out)["run_hash"] == manifest["run_hash"]
+    code, _, err = _run([*argv[:-1], str(tmp_path / "elsewhere")], capsys)
+    assert code == 2 and str(tmp_path / "elsewhere") in err and "btlab data import" in err
+    assert not (tmp_path / "elsewhere").exists()  # read-only: no home is created
+    missing = request.replace(dataset_id, "f" * 64)
+    code, _, err = _run(
+        ["run", missing, "--quiet", "--home", local, "--out", str(tmp_path / "m")], capsys
+    )
+    assert code == 2 and "unknown dataset id" in err and local in err
