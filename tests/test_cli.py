@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -181,3 +182,41 @@ def test_output_folders_and_files_get_the_usual_modes(tmp_path: Path) -> None:
     modes = {p.name: oct(p.stat().st_mode & 0o777) for p in folder.iterdir()}
     assert set(modes.values()) == {oct(0o644)}, modes
     assert "report.html" in modes
+
+
+def test_the_documented_output_folders_are_git_ignored() -> None:
+    """The default `btlab-out/` and every `--out` folder of the README and docs examples."""
+    import re
+
+    root = Path(__file__).resolve().parent.parent
+    ignored = (root / ".gitignore").read_text().splitlines()
+    docs = [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+    folders = {"btlab-out"} | {
+        m.group(1).split("/")[0]
+        for doc in docs
+        for m in re.finditer(r"--out ([\w.-]+/[^\s`)]*)", doc.read_text())
+    }
+    assert folders >= {"btlab-out", "runs"}
+    assert {f for f in folders if f"/{f}/" not in ignored and f"{f}/" not in ignored} == set()
+
+
+def test_messages_are_never_hard_wrapped(tmp_path: Path) -> None:
+    """Errors and the artifacts line are one line each in a pipe (a CI log), however long."""
+    bad = tmp_path / ("a-long-file-name-so-the-message-passes-eighty-columns" * 2 + ".csv")
+    bad.write_text("ts,open,high,low,close,volume\n2020-01-01,1,1,1,1,1\n2020-01-01,1,1,1,1,1\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "btlab.cli", "run", "--quiet", "--data", str(bad)],
+        capture_output=True, text=True, env={**os.environ, "COLUMNS": "80"},
+    )  # fmt: skip
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and len(lines[0]) > 80, lines
+    assert lines[0].endswith("(first offending rows: 1)")
+    out = tmp_path / ("an-output-folder-whose-name-is-long-enough-to-pass-eighty-columns" * 2)
+    done = subprocess.run(
+        [sys.executable, "-m", "btlab.cli", "run", "--quiet", "--no-validation", "--no-report",
+         "--set", "data.bars=300", "--out", str(out)],
+        capture_output=True, text=True, env={**os.environ, "COLUMNS": "80"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert f"artifacts: {out}  run_hash " in done.stdout

@@ -21,8 +21,9 @@ from .errors import BtlabError, ConfigError, RunError
 from .presets import DEFAULT_PRESET, list_presets, resolve_request
 from .runtime import tune_allocator
 
-console = Console(stderr=True)
-out_console = Console()
+# soft_wrap: a message is one line however narrow the terminal or pipe (CI logs, grep)
+console = Console(stderr=True, soft_wrap=True)
+out_console = Console(soft_wrap=True)
 
 
 def _parse_value(text: str) -> Any:

@@ -244,3 +244,30 @@ def test_run_reads_a_dataset_imported_into_the_home(
         ["run", missing, "--quiet", "--home", local, "--out", str(tmp_path / "m")], capsys
     )
     assert code == 2 and "unknown dataset id" in err and local in err
+
+
+def test_read_only_commands_create_no_home_and_name_it(
+    tmp_path: Path, home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "no-home"
+    code, out, _ = _run(["runs", "list", "--json", "--home", str(missing)], capsys)
+    assert code == 0 and json.loads(out) == {"total": 0, "items": []}
+    code, out, _ = _run(["runs", "list", "--home", str(missing)], capsys)
+    assert code == 0 and "no btlab home there yet" in " ".join(out.split())
+    for argv, message in [
+        (["runs", "show", "0123456789abcdef"], f"there is no btlab home at {missing}"),
+        (["runs", "rm", "0123456789abcdef"], f"there is no btlab home at {missing}"),
+        (
+            ["report", "nosuch"],
+            f"there is no btlab home at {missing}; nor is there an artifact folder nosuch",
+        ),
+    ]:
+        code, _, err = _run([*argv, "--home", str(missing)], capsys)
+        assert code == 2 and message in err, err
+    assert not missing.exists()
+    code, _, err = _run(["runs", "show", "0123456789abcdef", "--home", str(home)], capsys)
+    assert code == 2 and f"unknown run id '0123456789abcdef' in home {home}" in err
+    code, _, err = _run(
+        ["report", str(tmp_path / "btlab-out" / "typo"), "--home", str(home)], capsys
+    )
+    assert code == 2 and f"no such artifact folder: {tmp_path / 'btlab-out' / 'typo'}" in err
