@@ -220,3 +220,30 @@ def test_messages_are_never_hard_wrapped(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert f"artifacts: {out}  run_hash " in done.stdout
+
+
+def test_sweep_table_ranks_the_best_first() -> None:
+    import io
+    from types import SimpleNamespace
+
+    import pandas as pd
+    from rich.console import Console
+
+    from btlab.cli import sweep_table
+
+    frame = pd.DataFrame(
+        {"combo": [0, 1, 2], "fast": [5, 10, 15], "sharpe": [0.1, 0.9, 0.5],
+         "total_return": [0.0] * 3, "max_drawdown": [-0.1] * 3, "trade_count": [3] * 3}
+    )  # fmt: skip
+    result = SimpleNamespace(
+        request=SimpleNamespace(objective="sharpe"), table=frame,
+        expansion=SimpleNamespace(axes={"fast": [5, 10, 15]}),
+    )  # fmt: skip
+    console = Console(width=120, record=True, file=io.StringIO())
+    console.print(sweep_table(result))
+    rows = [
+        line.split()
+        for line in console.export_text().replace("│", " ").splitlines()
+        if "0.9000" in line or "0.5000" in line
+    ]
+    assert [r[:3] for r in rows] == [["1", "1", "10"], ["2", "2", "15"]]  # rank, combo, fast

@@ -296,7 +296,8 @@ def build_sweep_request(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def sweep_table(result: Any, top: int = 10) -> Table:
-    """The best `top` combinations by the objective, with a few headline metrics."""
+    """The best `top` combinations by the objective, ranked (#), with their index in the grid
+    (combo, as in the sweep's table artifact) and a few headline metrics."""
     objective = result.request.objective
     frame = result.table.sort_values(objective, ascending=False, kind="stable", na_position="last")
     axes = list(result.expansion.axes)
@@ -307,10 +308,11 @@ def sweep_table(result: Any, top: int = 10) -> Table:
     table = Table(
         title=f"top {min(top, len(frame))} of {len(frame)} by {objective}", header_style="bold"
     )
-    for name in ["#", *axes, *columns]:
+    for name in ["#", "combo", *axes, *columns]:  # the rank, then the index in the grid
         table.add_column(name, justify="right")
-    for values in frame.head(top).to_dict("records"):
+    for rank, values in enumerate(frame.head(top).to_dict("records"), start=1):
         table.add_row(
+            str(rank),
             str(values["combo"]),
             *(str(values[a]) for a in axes),
             *(_fmt(values[c]) for c in columns),

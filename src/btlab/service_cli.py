@@ -99,22 +99,57 @@ def cmd_runs_list(args: argparse.Namespace) -> int:
         _print_json({"total": total, "items": [_run_dict(r, full=False) for r in runs]})
         return 0
     where = f"{_home(args)}" + (" (no btlab home there yet)" if store is None else "")
-    table = Table(title=f"{len(runs)} of {total} runs in {where}", header_style="bold")
-    table.add_column("id", no_wrap=True, min_width=16)  # never cut: it is what users copy
-    for col in ("kind", "status", "created", "sharpe", "total_return", "run_hash / error"):
-        table.add_column(col)
-    for r in runs:
-        m = r.metrics or {}
-        table.add_row(
-            r.id, r.kind, r.status, r.created_at[:19], _num(m.get("sharpe")),
-            _num(m.get("total_return")), (r.run_hash or "")[:16] or (r.error or ""),
-        )  # fmt: skip
-    out.print(table)
+    out.print(runs_table(runs, f"{len(runs)} of {total} runs in {where}"))
+    for line in runs_errors(runs):
+        out.print(line, highlight=False, markup=False)
     return 0
 
 
-def _num(value: Any) -> str:
-    return f"{value:.4f}" if isinstance(value, int | float) and not isinstance(value, bool) else "—"
+def _symbol(config: dict[str, Any]) -> str:
+    """The symbol a run's request names (a file's stem where it names none; a stored dataset's
+    id prefix, its symbol being in the home's datasets table)."""
+    data = config.get("data") or {}
+    if data.get("symbol"):
+        return str(data["symbol"])
+    if data.get("path"):
+        return Path(str(data["path"])).stem
+    return f"dataset {str(data.get('id', ''))[:8]}" if data.get("id") else "—"
+
+
+def runs_table(runs: list[Any], title: str) -> Table:
+    """Runs as a table that fits 80 columns: id and status never cut (users copy and grep
+    them); a failed run's error goes on a line of its own below (`runs_errors`)."""
+    table = Table(title=title, header_style="bold", box=None, pad_edge=False, padding=(0, 1))
+    table.add_column("id", no_wrap=True, min_width=16)
+    table.add_column("status", no_wrap=True, min_width=9)
+    table.add_column("strategy", no_wrap=True, overflow="ellipsis", min_width=9, max_width=24)
+    table.add_column("symbol", no_wrap=True, overflow="ellipsis", min_width=6, max_width=12)
+    table.add_column("created", no_wrap=True, min_width=11)
+    table.add_column("sharpe", justify="right", no_wrap=True, min_width=6)
+    table.add_column("return", justify="right", no_wrap=True, min_width=6)
+    for r in runs:
+        m = r.metrics or {}
+        strategy = str((r.config.get("strategy") or {}).get("name", "—"))
+        ret = m.get("total_return")
+        table.add_row(
+            r.id, r.status, ("sweep " if r.kind == "sweep" else "") + strategy, _symbol(r.config),
+            r.created_at[5:16].replace("T", " "), _num(m.get("sharpe"), 2),
+            f"{ret:.1%}" if isinstance(ret, int | float) and not isinstance(ret, bool) else "—",
+        )  # fmt: skip
+    return table
+
+
+def runs_errors(runs: list[Any]) -> list[str]:
+    """One line per run that failed: its id and its error, uncut."""
+    return [f"{r.id} {r.status}: {r.error}" for r in runs if r.error]
+
+
+def _num(value: Any, digits: int = 4) -> str:
+    return (
+        f"{value:.{digits}f}"
+        if isinstance(value, int | float) and not isinstance(value, bool)
+        else "—"
+    )
 
 
 def cmd_runs_show(args: argparse.Namespace) -> int:

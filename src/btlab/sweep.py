@@ -751,7 +751,19 @@ class SweepResult:
             "objective": self.request.objective,
             "best": {"combo": self.best["combo"], "params": self.best["params"]},
             "pbo_splits": self.request.pbo_splits,
+            "fold_dates": self.fold_dates(),
         }
+
+    def fold_dates(self) -> list[list[str]]:
+        """The first and last bar's timestamp (ISO 8601, UTC) of each validation fold: a sweep
+        folder has no equity table to read them from."""
+        folds = ((self.validation or {}).get("folds") or {}).get("folds") or []
+        ts = self.dataset.ts
+
+        def iso(bar: int) -> str:
+            return str(pd.Timestamp(int(ts[bar]), tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+        return [[iso(f["start_bar"]), iso(f["end_bar"])] for f in folds]
 
     def artifact_payloads(self) -> dict[str, bytes]:
         """Every artifact's bytes by file name (the manifest excepted)."""

@@ -6,6 +6,7 @@ problem and changes nothing.
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -271,3 +272,37 @@ def test_read_only_commands_create_no_home_and_name_it(
         ["report", str(tmp_path / "btlab-out" / "typo"), "--home", str(home)], capsys
     )
     assert code == 2 and f"no such artifact folder: {tmp_path / 'btlab-out' / 'typo'}" in err
+
+
+def test_runs_table_fits_80_columns_with_strategy_and_symbol() -> None:
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from btlab.service_cli import runs_errors, runs_table
+
+    def row(i: int, **extra: Any) -> Any:
+        config = {
+            "strategy": {"name": "sma_cross"},
+            "data": {"source": "csv", "path": "/d/SPY.csv"},
+        }
+        fields = {"id": f"{i:016x}", "kind": "run", "status": "completed", "config": config,
+                  "created_at": "2026-12-01T20:33:21.123Z", "error": None,
+                  "metrics": {"sharpe": 1.2345, "total_return": -0.1234}}  # fmt: skip
+        return SimpleNamespace(**(fields | extra))
+
+    runs = [
+        row(1),
+        row(2, kind="sweep", config={"strategy": {"name": "breakout"}, "data": {"symbol": "QQQ"}}),
+        row(3, status="failed", metrics=None, error="interrupted: the server stopped"),
+    ]
+    console = Console(width=80, record=True, file=io.StringIO())
+    console.print(runs_table(runs, "3 of 3 runs"))
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    for expected in ("completed", "failed", "sharpe", "return", "strategy", "symbol", "SPY",
+                     "QQQ", "sma_cross", "sweep breakout", "1.23", "-12.3%", "12-01 20:33",
+                     *(r.id for r in runs)):  # fmt: skip
+        assert expected in text, (expected, text)
+    assert "…" not in text
+    assert runs_errors(runs) == [f"{runs[2].id} failed: interrupted: the server stopped"]
