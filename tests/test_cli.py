@@ -247,3 +247,16 @@ def test_sweep_table_ranks_the_best_first() -> None:
         if "0.9000" in line or "0.5000" in line
     ]
     assert [r[:3] for r in rows] == [["1", "1", "10"], ["2", "2", "15"]]  # rank, combo, fast
+
+
+def test_preset_descriptions_name_their_risk_rules() -> None:
+    """`btlab presets` is where users choose: a stop, a take-profit or a drawdown halt that
+    changes how a preset trades is in its description."""
+    from btlab.presets import list_presets
+
+    for name, preset in list_presets().items():
+        risk, text = preset["request"].get("risk", {}), preset["description"]
+        for key, words in (("stop_loss", "stop-loss"), ("take_profit", "take-profit"),
+                           ("max_drawdown", "drawdown")):  # fmt: skip
+            if risk.get(key):
+                assert f"{round(risk[key] * 100)}% {words}" in text, (name, key, text)
