@@ -260,3 +260,58 @@ def test_preset_descriptions_name_their_risk_rules() -> None:
                            ("max_drawdown", "drawdown")):  # fmt: skip
             if risk.get(key):
                 assert f"{round(risk[key] * 100)}% {words}" in text, (name, key, text)
+
+
+def _btlab(argv: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """The CLI in its own process (a plugin's registrations stay out of this one)."""
+    root = str(Path(__file__).resolve().parent.parent)
+    return subprocess.run(
+        [sys.executable, "-m", "btlab.cli", *argv], cwd=cwd, capture_output=True, text=True,
+        env={**os.environ, "PYTHONPATH": root, **env}, timeout=300,
+    )  # fmt: skip
+
+
+def test_plugins_register_strategies_for_the_cli_and_the_service(tmp_path: Path) -> None:
+    request = json.dumps({"strategy": {"name": "plugin_constant", "params": {"weight": 0.25}},
+                          "data": {"bars": 300}, "validation": {"enabled": False}})  # fmt: skip
+    run = ["run", request, "--quiet", "--no-report", "--json"]
+    without = _btlab([*run, "--out", "a"], tmp_path)
+    assert without.returncode == 2 and "unknown strategy 'plugin_constant'" in without.stderr
+    flag = _btlab([*run, "--out", "b", "--plugin", "tests.plugin_example"], tmp_path)
+    assert flag.returncode == 0, flag.stderr
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert manifest["request"]["strategy"] == {
+        "name": "plugin_constant",
+        "params": {"weight": 0.25},
+    }
+    env = _btlab([*run, "--out", "c"], tmp_path, BTLAB_PLUGINS=" tests.plugin_example, ")
+    assert env.returncode == 0, env.stderr
+    assert json.loads(env.stdout)["run_hash"] == json.loads(flag.stdout)["run_hash"]
+    grid = json.dumps({"strategy": {"name": "plugin_constant", "params": {}}, "data": {"bars": 300},
+                       "grid": {"weight": [0.1, 0.2]}, "validation": {"enabled": False}})  # fmt: skip
+    sweep = [
+        "sweep",
+        grid,
+        "--quiet",
+        "--no-report",
+        "--out",
+        "d",
+        "--plugin",
+        "tests.plugin_example",
+    ]
+    swept = _btlab(sweep, tmp_path)
+    assert swept.returncode == 0, swept.stderr
+    missing = _btlab([*run, "--out", "e", "--plugin", "no_such_plugin"], tmp_path)
+    assert missing.returncode == 2
+    assert "--plugin: no_such_plugin: No module named 'no_such_plugin'" in missing.stderr
+    assert "PYTHONPATH" in missing.stderr
+    service = (
+        "from btlab.api import Settings, create_app\n"
+        "from btlab.strategies import list_strategies\n"
+        "create_app(Settings.from_env({'BTLAB_PLUGINS': 'tests.plugin_example'}))\n"
+        "print('plugin_constant' in [s['name'] for s in list_strategies()])"
+    )
+    root = str(Path(__file__).resolve().parent.parent)
+    done = subprocess.run([sys.executable, "-c", service], cwd=tmp_path, capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": root}, timeout=300)  # fmt: skip
+    assert done.stdout.strip() == "True", done.stderr

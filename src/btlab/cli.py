@@ -407,6 +407,18 @@ def add_request_arguments(parser: argparse.ArgumentParser, holds: str, default_o
         "--no-report", action="store_true", help="do not write report.html beside the artifacts"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_plugin_argument(parser)
+
+
+def add_plugin_argument(parser: argparse.ArgumentParser) -> None:
+    """`--plugin MODULE` (repeatable): user code registering features or strategies."""
+    parser.add_argument(
+        "--plugin",
+        action="append",
+        metavar="MODULE",
+        help="import MODULE first, to register its features and strategies (repeatable; "
+        "also $BTLAB_PLUGINS, comma-separated)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -443,10 +455,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def load_command_plugins(args: argparse.Namespace) -> None:
+    """For the commands that take `--plugin` (run, sweep, serve): import $BTLAB_PLUGINS, then
+    the --plugin modules, before the request is resolved."""
+    if not hasattr(args, "plugin"):
+        return
+    from .plugins import ENV, env_plugins, load_plugins
+
+    load_plugins(env_plugins(), ENV)
+    load_plugins(args.plugin or [], "--plugin")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     tune_allocator()  # this process runs btlab's work: keep freed arrays for reuse
     try:
+        load_command_plugins(args)
         code: int = args.func(args)
         return code
     except BtlabError as exc:

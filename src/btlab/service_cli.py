@@ -302,6 +302,9 @@ def add_service_commands(sub: Any) -> None:
     serve.add_argument("--workers", type=int, help="runs executing at once (default: up to 2)")
     serve.add_argument("--log-level", default="info",
                        choices=["critical", "error", "warning", "info", "debug"])  # fmt: skip
+    from .cli import add_plugin_argument
+
+    add_plugin_argument(serve)
     serve.set_defaults(func=cmd_serve)
 
     runs = sub.add_parser("runs", help="list, show or delete stored runs")
