@@ -26,17 +26,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from btlab import __version__
-from btlab.kernels.metrics import round_significant_nb
 
 from .errors import RunError
 from .hashing import SIGNIFICANT_DIGITS, canonical_bytes, sha256_hex
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from .pipeline import RunResult
 
 TABLES = ("equity", "fills", "trades")
@@ -108,6 +106,8 @@ def _engine_versions() -> dict[str, str]:  # fixed for the life of a process: lo
 
 
 def _round_column(values: np.ndarray) -> np.ndarray:
+    from btlab.kernels.metrics import round_significant_nb
+
     if values.dtype.kind == "f":
         rounded: np.ndarray = round_significant_nb(
             np.ascontiguousarray(values, dtype=np.float64),
@@ -120,6 +120,11 @@ def _round_column(values: np.ndarray) -> np.ndarray:
 
 def table_bytes(frame: pd.DataFrame) -> bytes:
     """Deterministic Parquet bytes of a frame: rounded floats, fixed writer settings, no pandas metadata."""
+    # imported here: checking or verifying a folder (the CLI's `report`, `--out`) needs neither
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     columns: dict[str, pa.Array] = {}
     for name in frame.columns:
         col = frame[name]

@@ -264,9 +264,10 @@ def report_folder(args: argparse.Namespace) -> Path:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    folder = report_folder(args)  # before importing the report: a mistake is told at once
     from .report import write_report
 
-    path = write_report(report_folder(args), Path(args.out).expanduser() if args.out else None)
+    path = write_report(folder, Path(args.out).expanduser() if args.out else None)
     out.print(f"report: {path}")
     return 0
 
