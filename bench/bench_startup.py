@@ -21,7 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
-BTLAB = [sys.executable, "-m", "btlab.cli"]
+# the installed entry point, as users run it (python -m btlab.cli where there is none)
+_SCRIPT = Path(sys.executable).with_name("btlab")
+BTLAB = [str(_SCRIPT)] if _SCRIPT.is_file() else [sys.executable, "-m", "btlab.cli"]
 SMALL_RUN = ["run", "--quiet", "--no-validation", "--set", "data.bars=10000", "--force"]
 
 

@@ -18,6 +18,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from .errors import BtlabError, ConfigError, RunError
+from .plugins import add_plugin_argument
 from .presets import DEFAULT_PRESET, list_presets, resolve_request
 from .runtime import tune_allocator
 
@@ -408,17 +409,6 @@ def add_request_arguments(parser: argparse.ArgumentParser, holds: str, default_o
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_plugin_argument(parser)
-
-
-def add_plugin_argument(parser: argparse.ArgumentParser) -> None:
-    """`--plugin MODULE` (repeatable): user code registering features or strategies."""
-    parser.add_argument(
-        "--plugin",
-        action="append",
-        metavar="MODULE",
-        help="import MODULE first, to register its features and strategies (repeatable; "
-        "also $BTLAB_PLUGINS, comma-separated)",
-    )
 
 
 def build_parser() -> argparse.ArgumentParser:

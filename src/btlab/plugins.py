@@ -10,6 +10,7 @@ harmless. The module must be importable: installed, or its folder on ``PYTHONPAT
 
 from __future__ import annotations
 
+import argparse
 import os
 from collections.abc import Iterable, Mapping
 from importlib import import_module
@@ -48,3 +49,14 @@ def load_plugins(modules: Iterable[str], source: str = ENV) -> list[str]:
             ) from exc
         loaded.append(name)
     return loaded
+
+
+def add_plugin_argument(parser: argparse.ArgumentParser) -> None:
+    """`--plugin MODULE` (repeatable) on a command of the CLI."""
+    parser.add_argument(
+        "--plugin",
+        action="append",
+        metavar="MODULE",
+        help="import MODULE first, to register its features and strategies (repeatable; "
+        f"also ${ENV}, comma-separated)",
+    )

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .errors import NotFoundError
+from .plugins import add_plugin_argument
 from .store import DB_NAME, RUN_STATUSES, RunStateError, Store, default_home
 
 # soft_wrap: a message is one line however narrow the terminal or pipe (CI logs, grep)
@@ -303,8 +304,6 @@ def add_service_commands(sub: Any) -> None:
     serve.add_argument("--workers", type=int, help="runs executing at once (default: up to 2)")
     serve.add_argument("--log-level", default="info",
                        choices=["critical", "error", "warning", "info", "debug"])  # fmt: skip
-    from .cli import add_plugin_argument
-
     add_plugin_argument(serve)
     serve.set_defaults(func=cmd_serve)
 
