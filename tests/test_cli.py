@@ -125,7 +125,7 @@ def test_a_taken_out_folder_is_refused_before_computing(
     (tmp_path / "taken" / "notes.txt").write_text("mine")
     monkeypatch.setattr(btlab.pipeline, "run", _no_run)
     monkeypatch.setattr(btlab.sweep, "run_sweep", _no_run)
-    for command in (["run"], ["sweep", "--grid", "fast=5,10"]):
+    for command in (["run"], ["sweep", "--grid", "fast=5,10"], ["run", "--data", "/no/such.csv"]):
         assert main([*command, "--quiet", "--out", str(tmp_path / "taken")]) == 2
         err = " ".join(capsys.readouterr().err.split())
         assert "not a btlab run" in err and "(pass --force to replace it)" in err, err

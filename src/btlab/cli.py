@@ -172,14 +172,20 @@ def home_datasets(args: argparse.Namespace) -> Callable[[str], Any]:
     return resolve
 
 
-def check_out_folder(out: Path, config_hash: str, request: Any, force: bool) -> None:
+def check_out_folder(
+    out: Path, force: bool, config_hash: str | None = None, request: Any = None
+) -> None:
     """Refuse, before any work, an output folder holding anything but this very run (README,
-    "Output folders"): the rule for the default folder and for --out alike."""
+    "Output folders"): the rule for the default folder and for --out alike. Without a config
+    hash (before the data is read) only a folder that holds no run at all is refused."""
     from .artifacts import OutputFolderTaken, folder_conflict, run_identity
 
     if force:
         return
-    reason = folder_conflict(out, run_identity(config_hash, request.model_dump(mode="json")))
+    identity = (
+        {} if config_hash is None else run_identity(config_hash, request.model_dump(mode="json"))
+    )
+    reason = folder_conflict(out, identity)
     if reason is not None:
         raise OutputFolderTaken(out, reason, "--force")
 
@@ -207,7 +213,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         resolve_request(build_request(args)), resolve_stored=resolve_stored, cache=cache
     )
     out = Path(args.out) if args.out else Path("btlab-out") / chash[:12]
-    check_out_folder(out, chash, config, args.force)
+    check_out_folder(out, args.force, chash, config)
     with stage_progress(args.quiet, "{task.percentage:>3.0f}%") as on_event:
         result = run(config, on_event=on_event, resolve_stored=resolve_stored, cache=cache)
     with force_hint():
@@ -326,12 +332,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from .sweep import parse_sweep_request, run_sweep, sweep_config_hash
 
     request = parse_sweep_request(build_sweep_request(args))
+    if args.out:
+        check_out_folder(Path(args.out), args.force)
     resolve_stored = home_datasets(args)
     cache = RunCache(max_datasets=1)
     dataset = load_dataset(request, resolve_stored=resolve_stored, cache=cache)
     chash = sweep_config_hash(request, dataset.hash)
     out = Path(args.out) if args.out else Path("btlab-out") / f"sweep-{chash[:12]}"
-    check_out_folder(out, chash, request, args.force)
+    check_out_folder(out, args.force, chash, request)
     with stage_progress(args.quiet, "{task.completed}/{task.total}") as on_event:
         result = run_sweep(request, on_event=on_event, resolve_stored=resolve_stored, cache=cache)
     with force_hint():
