@@ -205,10 +205,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .artifacts import write_artifacts
     from .pipeline import RunCache, resolve_config, run
 
+    if args.out:  # stray files in --out: said before the data is even read
+        check_out_folder(Path(args.out), args.force)
     resolve_stored = home_datasets(args)
-    cache = RunCache(
-        max_datasets=1
-    )  # the data loaded to name and check the folder, kept for the run
+    cache = RunCache(max_datasets=1)  # the data that names the folder, kept for the run
     config, _, chash = resolve_config(
         resolve_request(build_request(args)), resolve_stored=resolve_stored, cache=cache
     )
