@@ -157,8 +157,8 @@ def home_datasets(args: argparse.Namespace) -> Callable[[str], Any]:
         if not (folder / DB_NAME).is_file():
             raise DataError(
                 "no_store",
-                f"data.source 'dataset' reads the btlab home {folder}, which holds no datasets; "
-                "import the file there first with `btlab data import FILE` "
+                f"data.source 'dataset' reads stored datasets from the btlab home {folder}, "
+                "and there is no home there; import the file first with `btlab data import FILE` "
                 "(or name another home with --home / BTLAB_HOME)",
             )
         store = Store(folder)

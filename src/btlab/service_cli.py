@@ -91,33 +91,36 @@ def cmd_runs_list(args: argparse.Namespace) -> int:
     store = _existing_store(args)
     runs: list[Any] = []
     total = 0
+    symbols: dict[str, str] = {}  # a stored dataset's symbol, by id
     if store is not None:
         try:
             runs, total = store.list_runs(limit=args.limit, status=args.status)
+            if any((r.config.get("data") or {}).get("id") for r in runs):
+                symbols = {d.id: d.symbol for d in store.list_datasets()}
         finally:
             store.close()
     if args.json:
         _print_json({"total": total, "items": [_run_dict(r, full=False) for r in runs]})
         return 0
     where = f"{_home(args)}" + (" (no btlab home there yet)" if store is None else "")
-    out.print(runs_table(runs, f"{len(runs)} of {total} runs in {where}"))
+    out.print(runs_table(runs, f"{len(runs)} of {total} runs in {where}", symbols))
     for line in runs_errors(runs):
         out.print(line, highlight=False, markup=False)
     return 0
 
 
-def _symbol(config: dict[str, Any]) -> str:
-    """The symbol a run's request names (a file's stem where it names none; a stored dataset's
-    id prefix, its symbol being in the home's datasets table)."""
+def _symbol(config: dict[str, Any], symbols: dict[str, str]) -> str:
+    """The symbol of a run's data: as the request names it, else a file's stem (as the loader
+    infers it), else a stored dataset's symbol from the home."""
     data = config.get("data") or {}
     if data.get("symbol"):
         return str(data["symbol"])
     if data.get("path"):
         return Path(str(data["path"])).stem
-    return f"dataset {str(data.get('id', ''))[:8]}" if data.get("id") else "—"
+    return symbols.get(str(data.get("id")), "—")
 
 
-def runs_table(runs: list[Any], title: str) -> Table:
+def runs_table(runs: list[Any], title: str, symbols: dict[str, str] | None = None) -> Table:
     """Runs as a table that fits 80 columns: id and status never cut (users copy and grep
     them); a failed run's error goes on a line of its own below (`runs_errors`)."""
     table = Table(title=title, header_style="bold", box=None, pad_edge=False, padding=(0, 1))
@@ -133,7 +136,7 @@ def runs_table(runs: list[Any], title: str) -> Table:
         strategy = str((r.config.get("strategy") or {}).get("name", "—"))
         ret = m.get("total_return")
         table.add_row(
-            r.id, r.status, ("sweep " if r.kind == "sweep" else "") + strategy, _symbol(r.config),
+            r.id, r.status, ("sweep " if r.kind == "sweep" else "") + strategy, _symbol(r.config, symbols or {}),
             r.created_at[5:16].replace("T", " "), _num(m.get("sharpe"), 2),
             f"{ret:.1%}" if isinstance(ret, int | float) and not isinstance(ret, bool) else "—",
         )  # fmt: skip

@@ -295,13 +295,20 @@ def test_runs_table_fits_80_columns_with_strategy_and_symbol() -> None:
         row(1),
         row(2, kind="sweep", config={"strategy": {"name": "breakout"}, "data": {"symbol": "QQQ"}}),
         row(3, status="failed", metrics=None, error="interrupted: the server stopped"),
+        row(
+            4,
+            config={
+                "strategy": {"name": "ma_trend"},
+                "data": {"source": "dataset", "id": "ab" * 32},
+            },
+        ),
     ]
     console = Console(width=80, record=True, file=io.StringIO())
-    console.print(runs_table(runs, "3 of 3 runs"))
+    console.print(runs_table(runs, "4 of 4 runs", {"ab" * 32: "IWM"}))
     text = console.export_text()
     assert max(len(line) for line in text.splitlines()) <= 80
     for expected in ("completed", "failed", "sharpe", "return", "strategy", "symbol", "SPY",
-                     "QQQ", "sma_cross", "sweep breakout", "1.23", "-12.3%", "12-01 20:33",
+                     "QQQ", "IWM", "ma_trend", "sma_cross", "sweep breakout", "1.23", "-12.3%", "12-01 20:33",
                      *(r.id for r in runs)):  # fmt: skip
         assert expected in text, (expected, text)
     assert "…" not in text
