@@ -11,8 +11,9 @@ every process runs without root's permission overrides, as the service user woul
 numba cache holds the kernels, a fresh process compiles nothing, the CMD serves on a free loopback
 port, the HEALTHCHECK command passes (and fails with a wrong token), a POSTed run completes
 without touching the cache, and with the cache folder read-only numba falls back instead of
-crashing. It takes about a minute on the 2-core CI machine (most of it installing wheels from
-pip's cache and compiling the kernels once).
+crashing. It takes one to two and a half minutes on a 2-core machine (most of it installing
+wheels from pip's cache and compiling the kernels once), so it is marked `slow`: the default
+`pytest` leaves it out and `.ci/run` runs it (`pytest -m slow`) after the default suite.
 """
 
 from __future__ import annotations
@@ -484,6 +485,7 @@ def stop_service(server: Server) -> int:
 # -- the tests -----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # about 1-2.5 min (wheels, a cold numba compile): run by .ci/run, not by default
 def test_dockerfile_steps(tmp_path: Path) -> None:
     started = time.perf_counter()
     instructions = parse_dockerfile(DOCKERFILE.read_text())
@@ -726,3 +728,16 @@ def test_warmup_refuses_an_unwritable_cache_dir(tmp_path: Path) -> None:
         cache.chmod(0o755)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert f"NUMBA_CACHE_DIR {cache} is not writable" in proc.stderr
+
+
+def test_slow_tests_are_left_out_by_default_and_run_by_ci() -> None:
+    """`pytest` deselects the `slow` tests (this one among them); `.ci/run` runs them after."""
+    import tomllib
+
+    pytest_options = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]
+    assert "-m 'not slow'" in pytest_options["ini_options"]["addopts"]
+    marks = [m.name for m in getattr(test_dockerfile_steps, "pytestmark", [])]
+    assert "slow" in marks
+    ci = (ROOT / ".ci" / "run").read_text()
+    default, slow = ci.index("-m pytest -q\n"), ci.index("-m pytest -q -m slow")
+    assert default < slow

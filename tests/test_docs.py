@@ -210,6 +210,22 @@ def configuration_reference() -> str:
 
     from btlab.config import FileData, RunConfig, StoredData, SyntheticData
 
+    def bounds(info: Any) -> str:
+        """A field's bounds (ge/gt/le/lt), or the values a Literal allows."""
+        if get_origin(info.annotation) is Literal:
+            return "one of " + ", ".join(f"`{json.dumps(v)}`" for v in get_args(info.annotation))
+        return ", ".join(
+            f"{key} {value}"
+            for m in info.metadata
+            for key, value in (
+                ("≥", getattr(m, "ge", None)),
+                (">", getattr(m, "gt", None)),
+                ("≤", getattr(m, "le", None)),
+                ("<", getattr(m, "lt", None)),
+            )
+            if value is not None
+        )
+
     def describe(model: type[BaseModel], prefix: str) -> list[str]:
         rows: list[str] = []
         nested: list[tuple[type[BaseModel], str]] = []
@@ -220,21 +236,8 @@ def configuration_reference() -> str:
                 continue
             default = info.get_default(call_default_factory=True)
             shown = "required" if info.is_required() else f"`{json.dumps(default, default=str)}`"
-            rule = ", ".join(
-                f"{key} {value}"
-                for m in info.metadata
-                for key, value in (
-                    ("≥", getattr(m, "ge", None)),
-                    (">", getattr(m, "gt", None)),
-                    ("≤", getattr(m, "le", None)),
-                    ("<", getattr(m, "lt", None)),
-                )
-                if value is not None
-            )
-            if get_origin(annotation) is Literal:
-                rule = "one of " + ", ".join(f"`{json.dumps(v)}`" for v in get_args(annotation))
             doc = (info.description or "").replace("|", "\\|")
-            rows.append(f"| `{prefix}{name}` | {shown} | {rule} | {doc} |")
+            rows.append(f"| `{prefix}{name}` | {shown} | {bounds(info)} | {doc} |")
         for sub, sub_prefix in nested:
             rows += describe(sub, sub_prefix)
         return rows
@@ -266,9 +269,16 @@ def configuration_reference() -> str:
     for name, info in top:
         default = info.get_default(call_default_factory=True)
         parts.append(
-            f"| `{name}` | `{json.dumps(default, default=str)}` |  | {info.description or ''} |"
+            f"| `{name}` | `{json.dumps(default, default=str)}` | {bounds(info)} "
+            f"| {info.description or ''} |"
         )
     return "\n".join(parts) + "\n"
+
+
+def test_top_level_fields_show_their_bounds() -> None:
+    """The reference lists a bound wherever the model has one, top-level fields included."""
+    doc = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    assert f"| `seed` | `0` | ≥ 0, ≤ {2**63 - 1} |" in doc
 
 
 def test_every_service_setting_is_documented() -> None:

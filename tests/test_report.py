@@ -473,3 +473,16 @@ def test_btlab_report_renders_a_folder(
     assert "has no manifest.json" in capsys.readouterr().err
     assert main(["report", "0123abcd", "--home", str(tmp_path / "home")]) == 2
     assert "unknown run id" in capsys.readouterr().err
+
+
+def test_sweep_fold_labels_are_dates(sweep_dir: Path) -> None:
+    """A sweep folder has no equity table: its folds are dated from sweep.json, not bar numbers."""
+    page = parse_report(render_report(sweep_dir))
+    folds = _json(sweep_dir, "validation.json")["folds"]["folds"]
+    ts = btlab.synthetic().ts  # the preset's data: the embedded synthetic default
+    rows = element(page, "table-folds").find("tbody").find_all("tr")
+    assert len(rows) == len(folds) > 1
+    for tr, fold in zip(rows, folds, strict=True):
+        start, end = (td.text() for td in tr.find_all("td")[:2])
+        assert start == str(pd.Timestamp(int(ts[fold["start_bar"]]), tz="UTC").date()), start
+        assert end == str(pd.Timestamp(int(ts[fold["end_bar"]]), tz="UTC").date()), end

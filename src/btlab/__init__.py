@@ -4,38 +4,64 @@
     result = btlab.run({"strategy": {"name": "sma_cross", "params": {"fast": 20, "slow": 100}}})
     result.metrics["sharpe"], result.equity, result.fills, result.trades
 
-Parameter grids: `btlab.run_sweep(request_with_grid)` (loaded on first use, so `import btlab`
-does not pay for the sweep kernels). The numba kernels are importable for direct calls on NumPy
-arrays: `btlab.kernels`.
+Parameter grids: `btlab.run_sweep(request_with_grid)`. The numba kernels are importable for
+direct calls on NumPy arrays: `btlab.kernels`.
+
+Every public name is imported when first asked for (PEP 562), so `import btlab` — and the
+commands that need none of it, such as `btlab presets` and `btlab --help` — pay neither for
+numba's compiler nor for pandas and pyarrow (about 1-2 s of start-up on a small machine).
 """
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-from .artifacts import verify_artifacts, write_artifacts
-from .config import RunConfig, parse_config
-from .data import Dataset, from_dataframe, load_csv, load_file, load_parquet, synthetic
-from .errors import BtlabError, ConfigError, DataError, NotFoundError, RunCancelled, RunError
-from .pipeline import RunCache, RunResult, config_hash, resolve_config, run
-from .presets import list_presets, load_preset, resolve_request
-from .run_warnings import RunWarning
-
 if TYPE_CHECKING:
+    from . import kernels as kernels
+    from .artifacts import verify_artifacts, write_artifacts
+    from .config import RunConfig, parse_config
+    from .data import Dataset, from_dataframe, load_csv, load_file, load_parquet, synthetic
+    from .errors import BtlabError, ConfigError, DataError, NotFoundError, RunCancelled, RunError
+    from .pipeline import RunCache, RunResult, config_hash, resolve_config, run
+    from .presets import list_presets, load_preset, resolve_request
+    from .run_warnings import RunWarning
     from .sweep import SweepRequest, SweepResult, run_sweep
 
-_LAZY = {"SweepRequest", "SweepResult", "run_sweep"}
+#: Where each public name lives (the module imported on first access).
+_LAZY: dict[str, str] = {
+    **dict.fromkeys(("verify_artifacts", "write_artifacts"), "artifacts"),
+    **dict.fromkeys(("RunConfig", "parse_config"), "config"),
+    **dict.fromkeys(
+        ("Dataset", "from_dataframe", "load_csv", "load_file", "load_parquet", "synthetic"), "data"
+    ),
+    **dict.fromkeys(
+        ("BtlabError", "ConfigError", "DataError", "NotFoundError", "RunCancelled", "RunError"),
+        "errors",
+    ),
+    **dict.fromkeys(("RunCache", "RunResult", "config_hash", "resolve_config", "run"), "pipeline"),
+    **dict.fromkeys(("list_presets", "load_preset", "resolve_request"), "presets"),
+    "RunWarning": "run_warnings",
+    **dict.fromkeys(("SweepRequest", "SweepResult", "run_sweep"), "sweep"),
+}
 
 
 def __getattr__(name: str) -> Any:
-    """The sweep API, imported when first asked for (PEP 562)."""
-    if name in _LAZY:
-        from . import sweep
+    """A public name, imported from its module when first asked for; `btlab.kernels` too."""
+    if name == "kernels":
+        return import_module(".kernels", __name__)
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'btlab' has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later look-ups are plain attribute reads
+    return value
 
-        return getattr(sweep, name)
-    raise AttributeError(f"module 'btlab' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY, "kernels"})
 
 
 __all__ = [

@@ -3,15 +3,21 @@
 Tables are Parquet written from Arrow arrays with fixed writer settings and floats rounded to
 12 significant digits, so their bytes depend on the results, not on the last bit of a float.
 JSON artifacts are canonical JSON. Everything is written into a temporary sibling folder and
-renamed into place, so a reader never sees a half-written run.
+renamed into place, so a reader never sees a half-written run. Folders get the mode of any new
+folder (0777 less the umask: 0755 usually), files 0666 less the umask (0644).
+
+An output folder is written where it is absent or empty; one holding anything else is replaced
+only when asked (`overwrite`), or — with `replace_same_run` — where it holds the very run being
+written (the same run hash: the same bytes by determinism).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import shutil
-import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import cache
@@ -20,23 +26,71 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from btlab import __version__
-from btlab.kernels.metrics import round_significant_nb
 
 from .errors import RunError
 from .hashing import SIGNIFICANT_DIGITS, canonical_bytes, sha256_hex
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from .pipeline import RunResult
 
 TABLES = ("equity", "fills", "trades")
 MANIFEST = "manifest.json"
 #: Manifest fields that record when, not what: left out of the run hash.
 TIMESTAMP_FIELDS = ("created_at",)
+
+
+class OutputFolderTaken(RunError):
+    """An output folder holds something other than the run about to be written there."""
+
+    def __init__(self, folder: Path, reason: str, flag: str = "overwrite=True") -> None:
+        self.folder = folder
+        self.reason = reason
+        super().__init__(f"output folder {folder} {reason} (pass {flag} to replace it)")
+
+
+def read_manifest(folder: Path) -> dict[str, Any] | None:
+    """The manifest a folder holds, or None where it has none that parses as a JSON object."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
+def run_identity(config_hash: str, request: Mapping[str, Any]) -> dict[str, Any]:
+    """The manifest fields that decide a run's artifacts before they are computed: the config
+    hash, the request as recorded (with its file locations) and the engine's versions."""
+    identity = {"config_hash": config_hash, "request": request,
+                "engine_version": __version__, "versions": engine_versions()}  # fmt: skip
+    parsed: dict[str, Any] = json.loads(canonical_bytes(identity))  # as a manifest holds them
+    return parsed
+
+
+def folder_conflict(folder: Path, identity: Mapping[str, Any] | None = None) -> str | None:
+    """Why a run may not be written into `folder` without replacing something else; None where
+    the folder is absent or empty, or holds a manifest agreeing with every field of `identity`."""
+    if not folder.exists():
+        return None
+    if not folder.is_dir():
+        return "is a file, not a folder"
+    if not any(folder.iterdir()):
+        return None
+    if identity is None:
+        return "already exists and is not empty"
+    held = read_manifest(folder)
+    if held is None:
+        return f"already exists and holds files that are not a btlab run (no readable {MANIFEST})"
+    differs = [key for key, value in identity.items() if held.get(key) != value]
+    if differs:
+        return (
+            f"already holds another run (run hash {str(held.get('run_hash'))[:16]}…, "
+            f"created {held.get('created_at')}; its {' and '.join(differs)} differ)"
+        )
+    return None
 
 
 def engine_versions() -> dict[str, str]:
@@ -52,6 +106,8 @@ def _engine_versions() -> dict[str, str]:  # fixed for the life of a process: lo
 
 
 def _round_column(values: np.ndarray) -> np.ndarray:
+    from btlab.kernels.metrics import round_significant_nb
+
     if values.dtype.kind == "f":
         rounded: np.ndarray = round_significant_nb(
             np.ascontiguousarray(values, dtype=np.float64),
@@ -64,6 +120,11 @@ def _round_column(values: np.ndarray) -> np.ndarray:
 
 def table_bytes(frame: pd.DataFrame) -> bytes:
     """Deterministic Parquet bytes of a frame: rounded floats, fixed writer settings, no pandas metadata."""
+    # imported here: checking or verifying a folder (the CLI's `report`, `--out`) needs neither
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     columns: dict[str, pa.Array] = {}
     for name in frame.columns:
         col = frame[name]
@@ -137,27 +198,26 @@ def _write_files(folder: Path, files: Iterable[tuple[str, bytes]]) -> None:
             fh.close()
 
 
-def write_artifacts(
-    result: RunResult, out_dir: str | Path, *, overwrite: bool = False
-) -> dict[str, Any]:
-    """Write every artifact and `manifest.json` to `out_dir` atomically; returns the manifest.
+def write_run_folder(
+    out: Path, files: Sequence[tuple[str, bytes]], *, overwrite: bool, run_hash: str | None
+) -> None:
+    """Write `files` as folder `out`, atomically: a temporary sibling folder renamed into place.
 
-    The files go to a temporary folder beside `out_dir` that is renamed into place only when
-    complete. An existing `out_dir` is an error unless `overwrite` (then it is replaced whole).
+    Unless `overwrite`, a non-empty `out` is an OutputFolderTaken error — except, where
+    `run_hash` is given, a folder whose manifest holds that run hash (the same run).
     """
-    out = Path(out_dir)
-    if out.exists() and not overwrite and any(out.iterdir()):
-        raise RunError(
-            f"output folder {out} already exists and is not empty (pass overwrite to replace it)"
-        )
+    if not overwrite:
+        reason = folder_conflict(out, None if run_hash is None else {"run_hash": run_hash})
+        if reason is not None:
+            raise OutputFolderTaken(out, reason)
     out.parent.mkdir(parents=True, exist_ok=True)
-    payloads = artifact_payloads(result)
-    manifest = build_manifest(result, payloads)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    # mkdir, not mkdtemp: the folder gets the umask's mode (0755) like its parents, not 0700
+    tmp = out.parent / f".{out.name}.tmp-{secrets.token_hex(6)}"
+    tmp.mkdir()
     try:
-        _write_files(tmp, [*payloads.items(), (MANIFEST, canonical_bytes(manifest))])
+        _write_files(tmp, files)
         if out.exists():
-            trash = out.with_name(f".{out.name}.old-{os.getpid()}")
+            trash = out.with_name(f".{out.name}.old-{os.getpid()}-{secrets.token_hex(4)}")
             out.rename(trash)
             tmp.rename(out)
             shutil.rmtree(trash, ignore_errors=True)
@@ -166,13 +226,37 @@ def write_artifacts(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def write_artifacts(
+    result: RunResult,
+    out_dir: str | Path,
+    *,
+    overwrite: bool = False,
+    replace_same_run: bool = False,
+) -> dict[str, Any]:
+    """Write every artifact and `manifest.json` to `out_dir` atomically; returns the manifest.
+
+    The files go to a temporary folder beside `out_dir` that is renamed into place only when
+    complete. An existing non-empty `out_dir` is an error (OutputFolderTaken) unless
+    `overwrite` (then it is replaced whole), or `replace_same_run` and it holds this run.
+    """
+    out = Path(out_dir)
+    if not overwrite and not replace_same_run and (reason := folder_conflict(out)):
+        raise OutputFolderTaken(out, reason)  # before the payloads are built
+    payloads = artifact_payloads(result)
+    manifest = build_manifest(result, payloads)
+    write_run_folder(
+        out,
+        [*payloads.items(), (MANIFEST, canonical_bytes(manifest))],
+        overwrite=overwrite,
+        run_hash=manifest["run_hash"] if replace_same_run else None,
+    )
     return manifest
 
 
 def verify_artifacts(out_dir: str | Path) -> list[str]:
     """Problems found checking a run folder against its manifest (empty when all is well)."""
-    import json
-
     folder = Path(out_dir)
     manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
     problems = []

@@ -19,13 +19,14 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from .config import merge_overrides
 from .errors import BtlabError, ConfigError, RunError
+from .plugins import add_plugin_argument
 from .presets import DEFAULT_PRESET, list_presets, resolve_request
 from .runtime import tune_allocator
 
-console = Console(stderr=True)
-out_console = Console()
+# soft_wrap: a message is one line however narrow the terminal or pipe (CI logs, grep)
+console = Console(stderr=True, soft_wrap=True)
+out_console = Console(soft_wrap=True)
 
 
 def _parse_value(text: str) -> Any:
@@ -37,6 +38,8 @@ def _parse_value(text: str) -> Any:
 
 def parse_set(items: Sequence[str]) -> dict[str, Any]:
     """`a.b.c=VALUE` pairs (VALUE as JSON, else a string) as one nested mapping."""
+    from .config import merge_overrides
+
     overrides: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -80,6 +83,8 @@ def load_request(source: str | None) -> dict[str, Any]:
 
 def build_request(args: argparse.Namespace) -> dict[str, Any]:
     """The request body `btlab run` sends to the pipeline, with --data, --seed and --set applied."""
+    from .config import merge_overrides
+
     body = load_request(args.request)
     extra: dict[str, Any] = parse_set(args.set or [])
     if args.data:
@@ -155,16 +160,82 @@ def stage_progress(
         yield on_event
 
 
+def home_datasets(args: argparse.Namespace) -> Callable[[str], Any]:
+    """The `resolve_stored` of a CLI run: stored datasets (`data.source = "dataset"`) come from
+    the home's store, as in the service. Read-only: a missing home is an error naming it, never
+    created."""
+    home = Path(args.home).expanduser() if args.home else None
+
+    def resolve(dataset_id: str) -> Any:
+        from .errors import DataError, NotFoundError
+        from .store import DB_NAME, Store, default_home
+
+        folder = home or default_home()
+        if not (folder / DB_NAME).is_file():
+            raise DataError(
+                "no_store",
+                f"data.source 'dataset' reads stored datasets from the btlab home {folder}, "
+                "and there is no home there; import the file first with `btlab data import FILE` "
+                "(or name another home with --home / BTLAB_HOME)",
+            )
+        store = Store(folder)
+        try:
+            return store.load_dataset(dataset_id)  # the service's own path to a stored dataset
+        except NotFoundError as exc:
+            raise NotFoundError(f"{exc} in home {folder}") from None
+        finally:
+            store.close()
+
+    return resolve
+
+
+def check_out_folder(
+    out: Path, force: bool, config_hash: str | None = None, request: Any = None
+) -> None:
+    """Refuse, before any work, an output folder holding anything but this very run (README,
+    "Output folders"): the rule for the default folder and for --out alike. Without a config
+    hash (before the data is read) only a folder that holds no run at all is refused."""
+    from .artifacts import OutputFolderTaken, folder_conflict, run_identity
+
+    if force:
+        return
+    identity = (
+        {} if config_hash is None else run_identity(config_hash, request.model_dump(mode="json"))
+    )
+    reason = folder_conflict(out, identity)
+    if reason is not None:
+        raise OutputFolderTaken(out, reason, "--force")
+
+
+@contextmanager
+def force_hint() -> Iterator[None]:
+    """An OutputFolderTaken raised while writing names the CLI's flag, not the Python argument."""
+    from .artifacts import OutputFolderTaken
+
+    try:
+        yield
+    except OutputFolderTaken as exc:
+        raise OutputFolderTaken(exc.folder, exc.reason, "--force") from None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .artifacts import write_artifacts
-    from .pipeline import run
+    from .pipeline import RunCache, resolve_config, run
     from .run_warnings import halt_status
 
-    config = resolve_request(build_request(args))
+    if args.out:  # stray files in --out: said before the data is even read
+        check_out_folder(Path(args.out), args.force)
+    resolve_stored = home_datasets(args)
+    cache = RunCache(max_datasets=1)  # the data that names the folder, kept for the run
+    config, _, chash = resolve_config(
+        resolve_request(build_request(args)), resolve_stored=resolve_stored, cache=cache
+    )
+    out = Path(args.out) if args.out else Path("btlab-out") / chash[:12]
+    check_out_folder(out, args.force, chash, config)
     with stage_progress(args.quiet, "{task.percentage:>3.0f}%") as on_event:
-        result = run(config, on_event=on_event)
-    out = Path(args.out) if args.out else Path("btlab-out") / result.config_hash[:12]
-    manifest = write_artifacts(result, out, overwrite=args.force or not args.out)
+        result = run(config, on_event=on_event, resolve_stored=resolve_stored, cache=cache)
+    with force_hint():
+        manifest = write_artifacts(result, out, overwrite=args.force, replace_same_run=True)
     report = None if args.no_report else write_run_report(out)
     print_warnings(result.warnings)
     if args.json:
@@ -275,7 +346,8 @@ def build_sweep_request(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def sweep_table(result: Any, top: int = 10) -> Table:
-    """The best `top` combinations by the objective, with a few headline metrics."""
+    """The best `top` combinations by the objective, ranked (#), with their index in the grid
+    (combo, as in the sweep's table artifact) and a few headline metrics."""
     objective = result.request.objective
     frame = result.table.sort_values(objective, ascending=False, kind="stable", na_position="last")
     axes = list(result.expansion.axes)
@@ -286,10 +358,11 @@ def sweep_table(result: Any, top: int = 10) -> Table:
     table = Table(
         title=f"top {min(top, len(frame))} of {len(frame)} by {objective}", header_style="bold"
     )
-    for name in ["#", *axes, *columns]:
+    for name in ["#", "combo", *axes, *columns]:  # the rank, then the index in the grid
         table.add_column(name, justify="right")
-    for values in frame.head(top).to_dict("records"):
+    for rank, values in enumerate(frame.head(top).to_dict("records"), start=1):
         table.add_row(
+            str(rank),
             str(values["combo"]),
             *(str(values[a]) for a in axes),
             *(_fmt(values[c]) for c in columns),
@@ -298,13 +371,22 @@ def sweep_table(result: Any, top: int = 10) -> Table:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from .sweep import parse_sweep_request, run_sweep
+    from .pipeline import RunCache, load_dataset
+    from .sweep import parse_sweep_request, run_sweep, sweep_config_hash
 
     request = parse_sweep_request(build_sweep_request(args))
+    if args.out:
+        check_out_folder(Path(args.out), args.force)
+    resolve_stored = home_datasets(args)
+    cache = RunCache(max_datasets=1)
+    dataset = load_dataset(request, resolve_stored=resolve_stored, cache=cache)
+    chash = sweep_config_hash(request, dataset.hash)
+    out = Path(args.out) if args.out else Path("btlab-out") / f"sweep-{chash[:12]}"
+    check_out_folder(out, args.force, chash, request)
     with stage_progress(args.quiet, "{task.completed}/{task.total}") as on_event:
-        result = run_sweep(request, on_event=on_event)
-    out = Path(args.out) if args.out else Path("btlab-out") / f"sweep-{result.config_hash[:12]}"
-    manifest = result.write_artifacts(out, overwrite=args.force or not args.out)
+        result = run_sweep(request, on_event=on_event, resolve_stored=resolve_stored, cache=cache)
+    with force_hint():
+        manifest = result.write_artifacts(out, overwrite=args.force, replace_same_run=True)
     report = None if args.no_report else write_run_report(out)
     summary = result.summary()
     best = {k: result.best["params"][k] for k in result.expansion.axes}
@@ -355,7 +437,15 @@ def add_request_arguments(parser: argparse.ArgumentParser, holds: str, default_o
         "--data", type=Path, help="CSV or Parquet file replacing the request's data source"
     )
     parser.add_argument("--out", help=f"artifact folder (default: {default_out})")
-    parser.add_argument("--force", action="store_true", help="replace a non-empty --out folder")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an output folder holding another run or other files",
+    )
+    parser.add_argument(
+        "--home",
+        help="home of stored datasets, for data.source 'dataset' (default: $BTLAB_HOME or ~/.btlab)",
+    )
     parser.add_argument(
         "--set",
         action="append",
@@ -370,6 +460,7 @@ def add_request_arguments(parser: argparse.ArgumentParser, holds: str, default_o
         "--no-report", action="store_true", help="do not write report.html beside the artifacts"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_plugin_argument(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -406,10 +497,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def load_command_plugins(args: argparse.Namespace) -> None:
+    """For the commands that take `--plugin` (run, sweep, serve): import $BTLAB_PLUGINS, then
+    the --plugin modules, before the request is resolved."""
+    if not hasattr(args, "plugin"):
+        return
+    from .plugins import ENV, env_plugins, load_plugins
+
+    load_plugins(env_plugins(), ENV)
+    load_plugins(args.plugin or [], "--plugin")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     tune_allocator()  # this process runs btlab's work: keep freed arrays for reuse
     try:
+        load_command_plugins(args)
         code: int = args.func(args)
         return code
     except BtlabError as exc:

@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .config import RunConfig, merge_overrides, parse_config
 from .errors import ConfigError, NotFoundError
+
+if TYPE_CHECKING:
+    from .config import RunConfig
 
 DEFAULT_PRESET = "sma_cross_daily"
 
@@ -44,6 +46,8 @@ def load_preset(name: str) -> dict[str, Any]:
 
 def resolve_request(body: Mapping[str, Any] | None) -> RunConfig:
     """A RunConfig from a request body: a RunConfig mapping, or a preset name with overrides."""
+    from .config import parse_config  # pydantic's models: not needed to list the presets
+
     if body is None:
         return parse_config(load_preset(DEFAULT_PRESET))
     if not isinstance(body, Mapping):
@@ -74,6 +78,8 @@ def resolve_request(body: Mapping[str, Any] | None) -> RunConfig:
 def preset_with_overrides(name: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
     """Preset `name`'s request with `overrides` merged in depth; overrides naming a data
     `source` replace the preset's data section whole (no synthetic leftovers beside a file)."""
+    from .config import merge_overrides
+
     base = load_preset(name)
     data_override = overrides.get("data")
     if isinstance(data_override, Mapping) and "source" in data_override:

@@ -754,15 +754,21 @@ def _validation_rows(v: Mapping[str, Any]) -> list[str]:
     return rows
 
 
-def _fold_dates(ts: np.ndarray | None, bar: Any) -> str:
-    if ts is None or not _finite(bar) or not 0 <= int(bar) < ts.size:
+def _fold_dates(ts: np.ndarray | None, bar: Any, stamp: str | None = None) -> str:
+    """A fold boundary's date: from the run's bar timestamps, else from `stamp` (a sweep's
+    sweep.json records its folds' dates), else the bar number."""
+    if ts is not None and _finite(bar) and 0 <= int(bar) < ts.size:
+        when = pd.Timestamp(int(ts[int(bar)]), tz="UTC")
+    elif stamp is not None:
+        when = pd.Timestamp(stamp)
+    else:
         return f"bar {_fmt(bar, 'int')}"
-    return str(pd.Timestamp(int(ts[int(bar)]), tz="UTC").strftime("%Y-%m-%d %H:%M")).removesuffix(
-        " 00:00"
-    )
+    return str(when.strftime("%Y-%m-%d %H:%M")).removesuffix(" 00:00")
 
 
-def _folds_table(folds: Sequence[Mapping[str, Any]], ts: np.ndarray | None) -> str:
+def _folds_table(
+    folds: Sequence[Mapping[str, Any]], ts: np.ndarray | None, dates: Sequence[Sequence[str]] = ()
+) -> str:
     columns = (
         ("total_return", "Return", "pct"), ("cagr", "CAGR", "pct"), ("sharpe", "Sharpe", "ratio"),
         ("sortino", "Sortino", "ratio"), ("max_drawdown", "Max DD", "pct"),
@@ -771,14 +777,15 @@ def _folds_table(folds: Sequence[Mapping[str, Any]], ts: np.ndarray | None) -> s
     )  # fmt: skip
     head = "".join(f'<th scope="col">{label}</th>' for _, label, _ in columns)
     rows = []
-    for fold in folds:
+    for i, fold in enumerate(folds):
+        start, end = dates[i] if i < len(dates) else (None, None)
         cells = "".join(
             _cell(fold.get(key), kind, signed=key in _SIGNED) for key, _, kind in columns
         )
         rows.append(
             f'<tr data-fold="{_esc(fold.get("fold"))}"><th scope="row">{_esc(fold.get("fold"))}</th>'
-            f'<td class="date">{_esc(_fold_dates(ts, fold.get("start_bar")))}</td>'
-            f'<td class="date">{_esc(_fold_dates(ts, fold.get("end_bar")))}</td>{cells}</tr>'
+            f'<td class="date">{_esc(_fold_dates(ts, fold.get("start_bar"), start))}</td>'
+            f'<td class="date">{_esc(_fold_dates(ts, fold.get("end_bar"), end))}</td>{cells}</tr>'
         )
     return (
         '<div class="wide"><table id="table-folds"><caption>Time folds</caption><thead><tr>'
@@ -787,7 +794,9 @@ def _folds_table(folds: Sequence[Mapping[str, Any]], ts: np.ndarray | None) -> s
     )
 
 
-def _validation_section(validation: Mapping[str, Any], ts: np.ndarray | None) -> str:
+def _validation_section(
+    validation: Mapping[str, Any], ts: np.ndarray | None, fold_dates: Sequence[Sequence[str]] = ()
+) -> str:
     if not validation or validation.get("enabled") is False:
         return (
             '<section id="validation"><h2>Validation</h2>'
@@ -802,7 +811,7 @@ def _validation_section(validation: Mapping[str, Any], ts: np.ndarray | None) ->
     folds = (validation.get("folds") or {}).get("folds") or []
     return (
         f'<section id="validation"><h2>Validation</h2>{table}'
-        f"{_folds_table(folds, ts) if folds else ''}</section>"
+        f"{_folds_table(folds, ts, fold_dates) if folds else ''}</section>"
     )
 
 
@@ -1055,7 +1064,8 @@ def render_html(data: ReportData) -> str:
         else:
             body, ts = _run_body(data)
         title, identity = _identity(data, ts)
-        validation = _validation_section(data.validation, ts)
+        fold_dates = (data.sweep or {}).get("fold_dates") or [] if data.is_sweep else []
+        validation = _validation_section(data.validation, ts, fold_dates)
     metrics = (
         f'<section id="metrics"><h2>Metrics{" of the best combination" if data.is_sweep else ""}'
         f"</h2>{_metrics_tables(data.metrics)}</section>"

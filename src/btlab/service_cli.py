@@ -2,7 +2,9 @@
 
 `btlab.cli` adds them with `add_service_commands(subparsers)`. The `runs` and `data` commands
 work on the home folder directly (``--home``, else ``BTLAB_HOME``, else ``~/.btlab``), so they
-need no running server; they never run crash recovery (only `serve` does, at start-up).
+need no running server; they never run crash recovery (only `serve` does, at start-up). The
+commands that only read (`runs list|show|rm`, `report`) never create a home: where there is none
+they say so, naming the folder they looked in.
 """
 
 from __future__ import annotations
@@ -16,10 +18,13 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from .store import RUN_STATUSES, RunStateError, Store, default_home
+from .errors import NotFoundError
+from .plugins import add_plugin_argument
+from .store import DB_NAME, RUN_STATUSES, RunStateError, Store, default_home
 
-out = Console()
-err = Console(stderr=True)
+# soft_wrap: a message is one line however narrow the terminal or pipe (CI logs, grep)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -30,6 +35,22 @@ def _home(args: argparse.Namespace) -> Path:
 
 def _store(args: argparse.Namespace) -> Store:
     return Store(_home(args))
+
+
+def _existing_store(args: argparse.Namespace) -> Store | None:
+    """The home's store where the home exists; None (and nothing created) where it does not."""
+    home = _home(args)
+    return Store(home) if (home / DB_NAME).is_file() else None
+
+
+def _get_run(store: Store | None, args: argparse.Namespace, run_id: str) -> Any:
+    """A stored run; NotFoundError naming the home searched (also where there is no home)."""
+    if store is None:
+        raise NotFoundError(f"unknown run id {run_id!r}: there is no btlab home at {_home(args)}")
+    try:
+        return store.get_run(run_id)
+    except NotFoundError as exc:
+        raise NotFoundError(f"{exc} in home {store.home}") from None
 
 
 def _print_json(obj: Any) -> None:
@@ -67,40 +88,84 @@ def _run_dict(run: Any, *, full: bool) -> dict[str, Any]:
 
 
 def cmd_runs_list(args: argparse.Namespace) -> int:
-    store = _store(args)
-    try:
-        runs, total = store.list_runs(limit=args.limit, status=args.status)
-    finally:
-        store.close()
+    store = _existing_store(args)
+    runs: list[Any] = []
+    total = 0
+    symbols: dict[str, str] = {}  # a stored dataset's symbol, by id
+    if store is not None:
+        try:
+            runs, total = store.list_runs(limit=args.limit, status=args.status)
+            if any((r.config.get("data") or {}).get("id") for r in runs):
+                symbols = {d.id: d.symbol for d in store.list_datasets()}
+        finally:
+            store.close()
     if args.json:
         _print_json({"total": total, "items": [_run_dict(r, full=False) for r in runs]})
         return 0
-    table = Table(title=f"{len(runs)} of {total} runs in {_home(args)}", header_style="bold")
-    table.add_column("id", no_wrap=True, min_width=16)  # never cut: it is what users copy
-    for col in ("kind", "status", "created", "sharpe", "total_return", "run_hash / error"):
-        table.add_column(col)
-    for r in runs:
-        m = r.metrics or {}
-        table.add_row(
-            r.id, r.kind, r.status, r.created_at[:19], _num(m.get("sharpe")),
-            _num(m.get("total_return")), (r.run_hash or "")[:16] or (r.error or ""),
-        )  # fmt: skip
-    out.print(table)
+    where = f"{_home(args)}" + (" (no btlab home there yet)" if store is None else "")
+    out.print(runs_table(runs, f"{len(runs)} of {total} runs in {where}", symbols))
+    for line in runs_errors(runs):
+        out.print(line, highlight=False, markup=False)
     return 0
 
 
-def _num(value: Any) -> str:
-    return f"{value:.4f}" if isinstance(value, int | float) and not isinstance(value, bool) else "—"
+def _symbol(config: dict[str, Any], symbols: dict[str, str]) -> str:
+    """The symbol of a run's data: as the request names it, else a file's stem (as the loader
+    infers it), else a stored dataset's symbol from the home."""
+    data = config.get("data") or {}
+    if data.get("symbol"):
+        return str(data["symbol"])
+    if data.get("path"):
+        return Path(str(data["path"])).stem
+    return symbols.get(str(data.get("id")), "—")
+
+
+def runs_table(runs: list[Any], title: str, symbols: dict[str, str] | None = None) -> Table:
+    """Runs as a table that fits 80 columns: id and status never cut (users copy and grep
+    them); a failed run's error goes on a line of its own below (`runs_errors`)."""
+    table = Table(title=title, header_style="bold", box=None, pad_edge=False, padding=(0, 1))
+    table.add_column("id", no_wrap=True, min_width=16)
+    table.add_column("status", no_wrap=True, min_width=9)
+    table.add_column("strategy", no_wrap=True, overflow="ellipsis", min_width=9, max_width=24)
+    table.add_column("symbol", no_wrap=True, overflow="ellipsis", min_width=6, max_width=12)
+    table.add_column("created", no_wrap=True, min_width=11)
+    table.add_column("sharpe", justify="right", no_wrap=True, min_width=6)
+    table.add_column("return", justify="right", no_wrap=True, min_width=6)
+    for r in runs:
+        m = r.metrics or {}
+        strategy = str((r.config.get("strategy") or {}).get("name", "—"))
+        ret = m.get("total_return")
+        table.add_row(
+            r.id, r.status, ("sweep " if r.kind == "sweep" else "") + strategy, _symbol(r.config, symbols or {}),
+            r.created_at[5:16].replace("T", " "), _num(m.get("sharpe"), 2),
+            f"{ret:.1%}" if isinstance(ret, int | float) and not isinstance(ret, bool) else "—",
+        )  # fmt: skip
+    return table
+
+
+def runs_errors(runs: list[Any]) -> list[str]:
+    """One line per run that failed: its id and its error, uncut."""
+    return [f"{r.id} {r.status}: {r.error}" for r in runs if r.error]
+
+
+def _num(value: Any, digits: int = 4) -> str:
+    return (
+        f"{value:.{digits}f}"
+        if isinstance(value, int | float) and not isinstance(value, bool)
+        else "—"
+    )
 
 
 def cmd_runs_show(args: argparse.Namespace) -> int:
-    store = _store(args)
+    store = _existing_store(args)
     try:
-        run = store.get_run(args.run_id)
+        run = _get_run(store, args, args.run_id)
+        assert store is not None  # _get_run raised otherwise
         events = store.events_after(run.id) if args.events else []
         folder = store.run_dir(run.id)
     finally:
-        store.close()
+        if store is not None:
+            store.close()
     info = _run_dict(run, full=True)
     info["artifacts"] = str(folder) if folder.is_dir() else None
     if args.events:
@@ -113,18 +178,20 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
 
 
 def cmd_runs_rm(args: argparse.Namespace) -> int:
-    store = _store(args)
+    store = _existing_store(args)
     try:
         run_ids = list(dict.fromkeys(args.run_ids))
         for run_id in run_ids:  # all or nothing: every id must name a finished run
-            run = store.get_run(run_id)
+            run = _get_run(store, args, run_id)
             if not run.finished:
                 raise RunStateError(f"run {run_id} is {run.status}; cancel it before deleting it")
+        assert store is not None  # _get_run raised otherwise
         for run_id in run_ids:
             store.delete_run(run_id)
             out.print(f"deleted {run_id}")
     finally:
-        store.close()
+        if store is not None:
+            store.close()
     return 0
 
 
@@ -174,19 +241,25 @@ def report_folder(args: argparse.Namespace) -> Path:
     """The artifact folder `btlab report` renders: a path holding a manifest, else a stored
     run's folder (NotFoundError for an unknown run, RunStateError for one not completed)."""
     from .artifacts import MANIFEST
-    from .errors import NotFoundError
 
     given = Path(args.run).expanduser()
     if (given / MANIFEST).is_file():
         return given
-    if given.exists() or "/" in args.run or args.run.startswith("."):
+    if given.exists():
         raise NotFoundError(f"{args.run} is not an artifact folder: it has no {MANIFEST}")
-    store = _store(args)
+    if "/" in args.run or args.run.startswith((".", "~")):
+        raise NotFoundError(f"no such artifact folder: {args.run}")
+    store = _existing_store(args)
     try:
-        run = store.get_run(args.run)
+        try:
+            run = _get_run(store, args, args.run)
+        except NotFoundError as exc:
+            raise NotFoundError(f"{exc}; nor is there an artifact folder {given}") from None
+        assert store is not None  # _get_run raised otherwise
         folder = store.run_dir(run.id)
     finally:
-        store.close()
+        if store is not None:
+            store.close()
     if run.status != "completed":
         raise RunStateError(f"run {run.id} is {run.status}; only a completed run has a report")
     if not (folder / MANIFEST).is_file():
@@ -195,9 +268,10 @@ def report_folder(args: argparse.Namespace) -> Path:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    folder = report_folder(args)  # before importing the report: a mistake is told at once
     from .report import write_report
 
-    path = write_report(report_folder(args), Path(args.out).expanduser() if args.out else None)
+    path = write_report(folder, Path(args.out).expanduser() if args.out else None)
     out.print(f"report: {path}")
     return 0
 
@@ -233,6 +307,7 @@ def add_service_commands(sub: Any) -> None:
     serve.add_argument("--workers", type=int, help="runs executing at once (default: up to 2)")
     serve.add_argument("--log-level", default="info",
                        choices=["critical", "error", "warning", "info", "debug"])  # fmt: skip
+    add_plugin_argument(serve)
     serve.set_defaults(func=cmd_serve)
 
     runs = sub.add_parser("runs", help="list, show or delete stored runs")

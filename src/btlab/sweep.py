@@ -33,9 +33,6 @@ import dataclasses
 import itertools
 import json
 import math
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -100,7 +97,15 @@ from btlab.kernels.sweep import (
 )  # fmt: skip
 
 from . import data as data_mod
-from .artifacts import MANIFEST, engine_versions, run_hash, table_bytes
+from .artifacts import (
+    MANIFEST,
+    OutputFolderTaken,
+    engine_versions,
+    folder_conflict,
+    run_hash,
+    table_bytes,
+    write_run_folder,
+)
 from .config import RunConfig, error_fields
 from .errors import ConfigError, RunCancelled, RunError
 from .features import FeatureStore
@@ -764,7 +769,19 @@ class SweepResult:
             "objective": self.request.objective,
             "best": {"combo": self.best["combo"], "params": self.best["params"]},
             "pbo_splits": self.request.pbo_splits,
+            "fold_dates": self.fold_dates(),
         }
+
+    def fold_dates(self) -> list[list[str]]:
+        """The first and last bar's timestamp (ISO 8601, UTC) of each validation fold: a sweep
+        folder has no equity table to read them from."""
+        folds = ((self.validation or {}).get("folds") or {}).get("folds") or []
+        ts = self.dataset.ts
+
+        def iso(bar: int) -> str:
+            return str(pd.Timestamp(int(ts[bar]), tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+        return [[iso(f["start_bar"]), iso(f["end_bar"])] for f in folds]
 
     def artifact_payloads(self) -> dict[str, bytes]:
         """Every artifact's bytes by file name (the manifest excepted)."""
@@ -797,38 +814,25 @@ class SweepResult:
         manifest["run_hash"] = run_hash(manifest)
         return manifest
 
-    def write_artifacts(self, out_dir: str | Path, *, overwrite: bool = False) -> dict[str, Any]:
+    def write_artifacts(
+        self, out_dir: str | Path, *, overwrite: bool = False, replace_same_run: bool = False
+    ) -> dict[str, Any]:
         """Write the artifacts and `manifest.json` to `out_dir` atomically; returns the manifest.
 
-        As `artifacts.write_artifacts`: a temporary sibling folder renamed into place; a
-        non-empty `out_dir` is an error unless `overwrite` (then it is replaced whole).
+        As `artifacts.write_artifacts` (the same folder writer and the same rule for a
+        non-empty `out_dir`).
         """
         out = Path(out_dir)
-        if out.exists() and not overwrite and any(out.iterdir()):
-            raise RunError(
-                f"output folder {out} already exists and is not empty (pass overwrite to replace it)"
-            )
-        out.parent.mkdir(parents=True, exist_ok=True)
+        if not overwrite and not replace_same_run and (reason := folder_conflict(out)):
+            raise OutputFolderTaken(out, reason)
         payloads = self.artifact_payloads()
         manifest = self.manifest(payloads)
-        files = [*payloads.items(), (MANIFEST, canonical_bytes(manifest))]
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-        try:
-            for name, data in files:
-                with open(tmp / name, "wb") as fh:
-                    fh.write(data)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-            if out.exists():
-                trash = out.with_name(f".{out.name}.old-{os.getpid()}")
-                out.rename(trash)
-                tmp.rename(out)
-                shutil.rmtree(trash, ignore_errors=True)
-            else:
-                tmp.rename(out)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        write_run_folder(
+            out,
+            [*payloads.items(), (MANIFEST, canonical_bytes(manifest))],
+            overwrite=overwrite,
+            run_hash=manifest["run_hash"] if replace_same_run else None,
+        )
         return manifest
 
 

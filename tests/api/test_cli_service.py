@@ -6,6 +6,7 @@ problem and changes nothing.
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -205,3 +206,110 @@ def test_bad_settings_name_their_source() -> None:
     with pytest.raises(ConfigError) as info:
         Settings.from_env({"BTLAB_WORKERS": "2"}, workers=0)
     assert [loc for loc, _ in info.value.errors] == ["--workers"]
+
+
+def test_run_reads_a_dataset_imported_into_the_home(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`btlab data import` prints a request; `btlab run` with it loads the dataset from the home."""
+    local = str(tmp_path / "home")
+    code, out, _ = _run(["data", "import", _good_csv(tmp_path), "--json", "--home", local], capsys)
+    assert code == 0
+    dataset_id = json.loads(out)["id"]
+    request = json.dumps(
+        {"data": {"source": "dataset", "id": dataset_id}, "validation": {"enabled": False}}
+    )
+    argv = [
+        "run",
+        request,
+        "--quiet",
+        "--json",
+        "--no-report",
+        "--out",
+        str(tmp_path / "r"),
+        "--home",
+        local,
+    ]
+    code, out, err = _run(argv, capsys)
+    assert code == 0, err
+    manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
+    assert (
+        manifest["dataset_hash"] == dataset_id and manifest["request"]["data"]["id"] == dataset_id
+    )
+    assert json.loads(out)["run_hash"] == manifest["run_hash"]
+    code, _, err = _run([*argv[:-1], str(tmp_path / "elsewhere")], capsys)
+    assert code == 2 and str(tmp_path / "elsewhere") in err and "btlab data import" in err
+    assert not (tmp_path / "elsewhere").exists()  # read-only: no home is created
+    missing = request.replace(dataset_id, "f" * 64)
+    code, _, err = _run(
+        ["run", missing, "--quiet", "--home", local, "--out", str(tmp_path / "m")], capsys
+    )
+    assert code == 2 and "unknown dataset id" in err and local in err
+
+
+def test_read_only_commands_create_no_home_and_name_it(
+    tmp_path: Path, home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "no-home"
+    code, out, _ = _run(["runs", "list", "--json", "--home", str(missing)], capsys)
+    assert code == 0 and json.loads(out) == {"total": 0, "items": []}
+    code, out, _ = _run(["runs", "list", "--home", str(missing)], capsys)
+    assert code == 0 and "no btlab home there yet" in " ".join(out.split())
+    for argv, message in [
+        (["runs", "show", "0123456789abcdef"], f"there is no btlab home at {missing}"),
+        (["runs", "rm", "0123456789abcdef"], f"there is no btlab home at {missing}"),
+        (
+            ["report", "nosuch"],
+            f"there is no btlab home at {missing}; nor is there an artifact folder nosuch",
+        ),
+    ]:
+        code, _, err = _run([*argv, "--home", str(missing)], capsys)
+        assert code == 2 and message in err, err
+    assert not missing.exists()
+    code, _, err = _run(["runs", "show", "0123456789abcdef", "--home", str(home)], capsys)
+    assert code == 2 and f"unknown run id '0123456789abcdef' in home {home}" in err
+    code, _, err = _run(
+        ["report", str(tmp_path / "btlab-out" / "typo"), "--home", str(home)], capsys
+    )
+    assert code == 2 and f"no such artifact folder: {tmp_path / 'btlab-out' / 'typo'}" in err
+
+
+def test_runs_table_fits_80_columns_with_strategy_and_symbol() -> None:
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from btlab.service_cli import runs_errors, runs_table
+
+    def row(i: int, **extra: Any) -> Any:
+        config = {
+            "strategy": {"name": "sma_cross"},
+            "data": {"source": "csv", "path": "/d/SPY.csv"},
+        }
+        fields = {"id": f"{i:016x}", "kind": "run", "status": "completed", "config": config,
+                  "created_at": "2026-12-01T20:33:21.123Z", "error": None,
+                  "metrics": {"sharpe": 1.2345, "total_return": -0.1234}}  # fmt: skip
+        return SimpleNamespace(**(fields | extra))
+
+    runs = [
+        row(1),
+        row(2, kind="sweep", config={"strategy": {"name": "breakout"}, "data": {"symbol": "QQQ"}}),
+        row(3, status="failed", metrics=None, error="interrupted: the server stopped"),
+        row(
+            4,
+            config={
+                "strategy": {"name": "ma_trend"},
+                "data": {"source": "dataset", "id": "ab" * 32},
+            },
+        ),
+    ]
+    console = Console(width=80, record=True, file=io.StringIO())
+    console.print(runs_table(runs, "4 of 4 runs", {"ab" * 32: "IWM"}))
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    for expected in ("completed", "failed", "sharpe", "return", "strategy", "symbol", "SPY",
+                     "QQQ", "IWM", "ma_trend", "sma_cross", "sweep breakout", "1.23", "-12.3%", "12-01 20:33",
+                     *(r.id for r in runs)):  # fmt: skip
+        assert expected in text, (expected, text)
+    assert "…" not in text
+    assert runs_errors(runs) == [f"{runs[2].id} failed: interrupted: the server stopped"]

@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from .. import __version__
 from ..orchestrator import Orchestrator
+from ..plugins import load_plugins
 from ..store import Store
 from .errors import install_error_handlers
 from .events import EventHub
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ("interrupted"), streams end and the database is closed.
     """
     settings = settings or Settings.from_env()
+    load_plugins(settings.plugins)  # user features and strategies, before any request
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..errors import ConfigError
 from ..store import DEFAULT_RETENTION, default_home
@@ -51,6 +51,19 @@ class Settings(BaseModel):
         description="Whether requests may name files on the server (data.source csv/parquet "
         "with a path); off, data comes from uploads (POST /datasets) (BTLAB_ALLOW_FILE_PATHS).",
     )
+
+    plugins: tuple[str, ...] = Field(
+        (),
+        description="Modules imported when the app is created, to register their features and "
+        "strategies (BTLAB_PLUGINS, comma-separated).",
+    )
+
+    @field_validator("plugins", mode="before")
+    @classmethod
+    def _split_plugins(cls, value: Any) -> Any:
+        from ..plugins import plugin_names
+
+        return plugin_names(value) if isinstance(value, str) else value
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
