@@ -37,6 +37,30 @@ TABLES = ("equity", "fills", "trades")
 MANIFEST = "manifest.json"
 #: Manifest fields that record when, not what: left out of the run hash.
 TIMESTAMP_FIELDS = ("created_at",)
+#: Manifest fields that name things without changing what the run is: the symbol, where the
+#: data was found, whether its timeframe was declared. Left out of the run hash, like timestamps.
+LABEL_FIELDS = ("labels",)
+
+
+def data_sections(config: Any, dataset: Any, identity: Any) -> dict[str, Any]:
+    """The manifest's request (as hashed), data facts and labels of a run or sweep."""
+    from .pipeline import hashed_request, run_identity
+
+    ident = identity if identity is not None else run_identity(config, dataset)
+    meta = dataset.meta
+    spec = config.data
+    location = getattr(spec, "path", None) or (
+        f"dataset {spec.id}" if spec.source == "dataset" else spec.source
+    )
+    return {
+        "request": hashed_request(config, ident),
+        "dataset": meta.facts(),
+        "labels": {
+            "symbol": meta.symbol, "source": meta.source, "location": str(location),
+            "timeframe_declared": meta.timeframe_declared,
+            "calendar_declared": meta.calendar_declared,
+        },
+    }  # fmt: skip
 
 
 def engine_versions() -> dict[str, str]:
@@ -90,7 +114,8 @@ def _entry(data: bytes) -> dict[str, Any]:
 
 def run_hash(manifest: dict[str, Any]) -> str:
     """sha256 of the canonical manifest without timestamps and without the run hash itself."""
-    body = {k: v for k, v in manifest.items() if k not in (*TIMESTAMP_FIELDS, "run_hash")}
+    left_out = (*TIMESTAMP_FIELDS, *LABEL_FIELDS, "run_hash")
+    body = {k: v for k, v in manifest.items() if k not in left_out}
     return sha256_hex(canonical_bytes(body))
 
 
@@ -111,7 +136,7 @@ def build_manifest(result: RunResult, payloads: dict[str, bytes]) -> dict[str, A
         "versions": engine_versions(),
         "config_hash": result.config_hash,
         "dataset_hash": result.dataset.hash,
-        "request": result.config.model_dump(mode="json"),
+        **data_sections(result.config, result.dataset, result.identity),
         "artifacts": {name: _entry(data) for name, data in sorted(payloads.items())},
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }

@@ -152,7 +152,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         out_console.print_json(
             json.dumps(
                 {"out": str(out), "run_hash": manifest["run_hash"], "metrics": result.metrics,
-                 "report": None if report is None else str(report)},
+                 "report": None if report is None else str(report),
+                 "data": result.dataset.meta.model_dump(mode="json")},
                 default=str,
             )
         )  # fmt: skip
@@ -160,6 +161,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     out_console.print(
         metrics_table(result.metrics, f"{config.strategy.name} on {result.dataset.meta.symbol}")
     )
+    for line in data_summary(result.dataset.meta):
+        out_console.print(line, markup=False, highlight=False, soft_wrap=True)
     if result.validation:
         summary = validation_summary(result.validation)
         if summary:
@@ -180,6 +183,29 @@ def write_run_report(folder: Path) -> Path:
         raise RunError(
             f"the artifacts are in {folder}, but the report failed: {exc} (--no-report skips it)"
         ) from exc
+
+
+def data_summary(meta: Any) -> list[str]:
+    """What the run took the data to be (timeframe, calendar, annualisation, range) and the
+    data's warnings, one line each."""
+    from .timeframes import inference_text
+
+    def how(declared: bool) -> str:
+        return "declared" if declared else "inferred"
+
+    line = (
+        f"data: {meta.symbol} {meta.timeframe} ({how(meta.timeframe_declared)}), calendar "
+        f"{meta.calendar} ({how(meta.calendar_declared)}), periods_per_year "
+        f"{meta.periods_per_year:g}, {meta.start:%Y-%m-%d %H:%M} -> {meta.end:%Y-%m-%d %H:%M} UTC, "
+        f"{meta.rows:,} bars, {meta.gaps:,} gaps"
+    )
+    lines = [line]
+    if meta.inference is not None:
+        lines.append(
+            "  evidence: " + inference_text(meta.calendar, meta.inference, meta.bars_per_day)
+        )
+    lines += [f"warning: {w}" for w in meta.warnings]
+    return lines
 
 
 def validation_summary(validation: dict[str, Any]) -> str:

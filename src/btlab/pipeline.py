@@ -35,12 +35,13 @@ from btlab.kernels.execution import (
 from btlab.kernels.ledger import trades_from_fills
 
 from . import data as data_mod
-from .config import FeatureSpec, FileData, RunConfig, parse_config
+from .config import FeatureSpec, FileData, RunConfig, SyntheticData, parse_config
 from .errors import RunCancelled, RunError
 from .features import FeatureStore
 from .hashing import canonical_json, sha256_hex
 from .metrics import compute_metrics
 from .strategies import compute_target, required_features
+from .timeframes import canonical_timeframe
 
 EventSink = Callable[[str, dict[str, Any]], None]
 CancelCheck = Callable[[], bool]
@@ -112,6 +113,7 @@ class RunResult:
     flags: int
     halt_bar: int
     timings_ms: dict[str, float] = field(default_factory=dict)
+    identity: DataIdentity | None = None  # the data's identity in the config hash
 
     @property
     def ruined(self) -> bool:
@@ -190,11 +192,61 @@ class RunResult:
         )
 
 
-def config_hash(config: RunConfig, dataset_hash: str) -> str:
-    """sha256 of the canonical request (defaults filled in) together with the dataset hash."""
-    return sha256_hex(
-        canonical_json({"request": config.hash_payload(), "dataset_hash": dataset_hash}).encode()
+@dataclass(frozen=True)
+class DataIdentity:
+    """What makes data "the same" for the config hash: its identity, not where it was found.
+
+    `id` is the content hash of the bars (files, stored datasets, DataFrames) or, for the
+    synthetic provider, the hash of its canonical spec (`synthetic_data.spec_identity`), so a
+    synthetic request hashes without generating a bar. Symbol and file path are labels.
+    """
+
+    id: str
+    timeframe: str
+    calendar: str
+    adjust: bool
+
+    def payload(self) -> dict[str, Any]:
+        return {"identity": self.id, "timeframe": self.timeframe, "calendar": self.calendar,
+                "adjust": self.adjust}  # fmt: skip
+
+
+def data_identity(config: RunConfig, dataset: data_mod.Dataset | None = None) -> DataIdentity:
+    """The identity of a request's data: the synthetic spec's when `dataset` is None (the data
+    the request itself names), else the content of `dataset` with its effective timeframe and
+    calendar."""
+    if dataset is not None:
+        m = dataset.meta
+        return DataIdentity(dataset.hash, m.timeframe, m.calendar, m.adjusted)
+    spec = config.data
+    if not isinstance(spec, SyntheticData):
+        raise TypeError(f"the identity of {spec.source!r} data is its content: pass the dataset")
+    from .synthetic_data import spec_identity
+
+    return DataIdentity(
+        spec_identity(spec), canonical_timeframe(spec.timeframe), spec.calendar, spec.adjust
     )
+
+
+def hashed_request(config: RunConfig, identity: DataIdentity) -> dict[str, Any]:
+    """The request as hashed and recorded: every default filled in, the data section replaced by
+    the data's identity (so a path, a stored id or a symbol name does not make another run)."""
+    payload = config.hash_payload()
+    payload["data"] = identity.payload()
+    return payload
+
+
+def config_hash(config: RunConfig, identity: DataIdentity) -> str:
+    """sha256 of the canonical request (defaults filled in) with the data's identity."""
+    return sha256_hex(canonical_json({"request": hashed_request(config, identity)}).encode())
+
+
+def run_identity(
+    config: RunConfig, dataset: data_mod.Dataset, *, explicit: bool = False
+) -> DataIdentity:
+    """The identity a run records: its synthetic spec's, unless the bars were handed in."""
+    synthetic = isinstance(config.data, SyntheticData) and not explicit
+    return data_identity(config, None if synthetic else dataset)
 
 
 def _data_cache_key(config: RunConfig) -> str | None:
@@ -240,7 +292,7 @@ def resolve_config(
     """(config, dataset, config hash) without running anything: what decides "the same run"."""
     cfg = parse_config(config)
     dataset = load_dataset(cfg, data, resolve_stored=resolve_stored, cache=cache)
-    return cfg, dataset, config_hash(cfg, dataset.hash)
+    return cfg, dataset, config_hash(cfg, run_identity(cfg, dataset, explicit=data is not None))
 
 
 def exec_params(config: RunConfig) -> ExecParams:
@@ -395,7 +447,8 @@ def run(
     dataset = stages.run(
         "load_data", lambda: load_dataset(cfg, data, resolve_stored=resolve_stored, cache=cache)
     )
-    chash = config_hash(cfg, dataset.hash)
+    identity = run_identity(cfg, dataset, explicit=data is not None)
+    chash = config_hash(cfg, identity)
     n = len(dataset)
     ppy = cfg.metrics.periods_per_year or dataset.meta.periods_per_year
     feature_cache = cache.features if cache is not None else None
@@ -435,6 +488,7 @@ def run(
         config=cfg, config_hash=chash, dataset=dataset, target=target, units=sim.units, cash=sim.cash,
         equity_values=sim.equity, borrow=sim.borrow, fill_records=sim.fills, trade_records=trades,
         metrics=metrics, validation=None, flags=sim.flags, halt_bar=sim.halt_bar,
+        identity=identity,
     )  # fmt: skip
     if cfg.validation.enabled:
         from .validate_run import validate_result
