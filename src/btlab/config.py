@@ -89,12 +89,12 @@ class SyntheticData(_Model):
 
     @model_validator(mode="after")
     def _fits(self) -> SyntheticData:
-        from .synthetic_data import check_bounds
+        from .synthetic_data import BoundsError, check_bounds
 
         try:
             check_bounds(self.bars, self.start, self.timeframe, self.calendar)
-        except ValueError as exc:
-            raise ConfigError("invalid request", [("bars", str(exc))]) from None
+        except BoundsError as exc:
+            raise ConfigError("invalid request", [(exc.field, str(exc))]) from None
         return self
 
 

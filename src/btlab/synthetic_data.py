@@ -101,26 +101,37 @@ def _last_ns(start: datetime, n: int, tf: Timeframe, calendar: Calendar) -> int:
     )
 
 
+class BoundsError(ValueError):
+    """Synthetic bars that do not fit: `field` names the spec field to change."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 def check_bounds(bars: int, start: datetime, timeframe: str, calendar: Calendar) -> None:
-    """A ValueError naming the reason where `bars` bars from `start` do not fit."""
+    """A BoundsError naming the field and the reason where `bars` bars from `start` do not fit."""
     if bars > MAX_BARS:
-        raise ValueError(
+        raise BoundsError(
+            "bars",
             f"at most {MAX_BARS:,} bars (a run holds about 20 arrays of this length in memory); "
-            f"got {bars:,}"
+            f"got {bars:,}",
         )
     try:
         t0 = _origin_ns(start)
     except (OverflowError, ValueError, pd.errors.OutOfBoundsDatetime):
         t0 = _TS_MIN - 1
     if not _TS_MIN <= t0 <= _TS_MAX:
-        raise ValueError(
+        raise BoundsError(
+            "start",
             f"start {start:%Y-%m-%d} is outside the dates pandas can hold "
-            f"({pd.Timestamp.min:%Y-%m-%d} to {pd.Timestamp.max:%Y-%m-%d})"
+            f"({pd.Timestamp.min:%Y-%m-%d} to {pd.Timestamp.max:%Y-%m-%d})",
         )
     tf = read_timeframe(timeframe)
     if tf.intraday and calendar != "equities" and DAY_SECONDS % tf.seconds:
-        raise ValueError(
-            f"a {calendar} synthetic timeframe below a day must divide the day; {tf} does not"
+        raise BoundsError(
+            "timeframe",
+            f"a {calendar} synthetic timeframe below a day must divide the day; {tf} does not",
         )
     if _last_ns(start, bars, tf, calendar) <= _TS_MAX:
         return
@@ -128,10 +139,11 @@ def check_bounds(bars: int, start: datetime, timeframe: str, calendar: Calendar)
     while lo < hi:
         mid = (lo + hi + 1) // 2
         lo, hi = (mid, hi) if _last_ns(start, mid, tf, calendar) <= _TS_MAX else (lo, mid - 1)
-    raise ValueError(
+    raise BoundsError(
+        "bars",
         f"{bars:,} bars of {tf} {calendar} from {start:%Y-%m-%d} would end after "
         f"{pd.Timestamp.max:%Y-%m-%d}, the last date pandas can hold; at most {lo:,} fit "
-        "(use fewer bars or an earlier start)"
+        "(use fewer bars or an earlier start)",
     )
 
 
