@@ -188,7 +188,7 @@ def test_synthetic_calendars_agree_with_inference(tf: str, cal: str, ppy: float)
     assert ds.meta.periods_per_year == ppy and ds.meta.gaps == 0
     again = data.from_dataframe(ds.to_frame())
     assert again.meta.timeframe == ds.meta.timeframe
-    assert again.meta.periods_per_year == ppy or cal == "24x5" and tf == "1d"  # weekday days
+    assert again.meta.periods_per_year == ppy or (cal == "24x5" and tf == "1d")  # weekday days
     assert ds.meta.warnings == []
 
 
