@@ -73,3 +73,45 @@ def test_allocator_tuning_is_idempotent() -> None:
     assert tune_allocator() is first
     if sys.platform.startswith("linux"):
         assert first  # glibc machines (CI, Docker) get the tuning
+
+
+def test_too_many_synthetic_bars_exit_2_naming_the_limit(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["run", "--quiet", "--no-validation", "--set", "data.bars=70000"]) == 2
+    err = capsys.readouterr().err.replace("\n", "")
+    assert "data.bars" in err and "2262-04-11" in err and "at most 64,511" in err
+
+
+def test_run_prints_the_data_facts_and_the_timeframe_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import numpy as np
+    import pandas as pd
+
+    dates = pd.date_range("2012-01-31", periods=156, freq="ME", tz="UTC")
+    close = 100 * np.exp(np.cumsum(np.random.default_rng(3).normal(0.01, 0.05, len(dates))))
+    path = tmp_path / "btcusd.csv"
+    pd.DataFrame({"ts": dates, "open": close, "high": close * 1.02, "low": close * 0.98,
+                  "close": close, "volume": 1.0}).to_csv(path, index=False)  # fmt: skip
+    base = ["run", "--quiet", "--no-validation", "--data", str(path), "--set",
+            "strategy.params.fast=3", "--set", "strategy.params.slow=12"]  # fmt: skip
+    assert main([*base, "--out", str(tmp_path / "a")]) == 0
+    out = capsys.readouterr().out.replace("\n", " ")
+    assert "btcusd 1mo (inferred)" in out and "periods_per_year 12" in out
+    assert "2012-01-31" in out and "156 bars" in out and "warning" not in out
+    # a declared minute on monthly bars is kept, and said to contradict the timestamps
+    assert main([*base, "--set", "data.timeframe=1m", "--set", "data.calendar=24x7",
+                 "--out", str(tmp_path / "b")]) == 0  # fmt: skip
+    out = capsys.readouterr().out.replace("\n", " ")
+    assert "warning: timeframe_mismatch: declared 1m" in out
+    assert "155 of 155 spacings count as gaps" in out
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert manifest["dataset"]["warnings"][0].startswith("timeframe_mismatch:")
+    assert manifest["dataset"]["calendar"] == "24x7"
+    report = (tmp_path / "b" / "report.html").read_text()
+    assert 'data-warning="timeframe_mismatch"' in report
+    # the capital M is refused, naming both spellings
+    assert main([*base, "--set", "data.timeframe=1M"]) == 2
+    err = capsys.readouterr().err.replace("\n", "")
+    assert "ambiguous" in err and "'mo'" in err

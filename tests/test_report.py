@@ -473,3 +473,15 @@ def test_btlab_report_renders_a_folder(
     assert "has no manifest.json" in capsys.readouterr().err
     assert main(["report", "0123abcd", "--home", str(tmp_path / "home")]) == 2
     assert "unknown run id" in capsys.readouterr().err
+
+
+def test_identity_shows_the_data_facts(run_dir: Path, page: Node) -> None:
+    manifest = _json(run_dir, "manifest.json")
+    identity = element(page, "table-identity")
+    shown = {tr.attrs["data-key"]: tr.find("td").text() for tr in identity.find_all("tr")}
+    assert shown["calendar"] == "equities (declared)"
+    assert shown["periods_per_year"] == "252"
+    assert manifest["dataset"]["periods_per_year"] == 252
+    assert "bars on Mon, Tue, Wed, Thu, Fri" in shown["inference"]
+    assert shown["gaps"] == "0"
+    assert not page.find_all(attrs={"data-warning": "timeframe_mismatch"})

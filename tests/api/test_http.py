@@ -259,7 +259,9 @@ def test_uploaded_bars_and_the_same_file_are_the_same_run(
     uploaded = client.post("/datasets", content=csv, params={"symbol": "SPY"},
                            headers={"Content-Type": "text/csv"})  # fmt: skip
     assert uploaded.status_code in (200, 201), uploaded.text
-    run = _post(client, {**tiny(seed=116), "data": {"source": "dataset", "id": uploaded.json()["id"]}})
+    run = _post(
+        client, {**tiny(seed=116), "data": {"source": "dataset", "id": uploaded.json()["id"]}}
+    )
     served = wait_status(client, run.json()["id"], ("completed", "failed"))
     assert served["status"] == "completed", served["error"]
     local = btlab.run({**tiny(seed=116), "data": {"source": "csv", "path": str(path)}})
