@@ -307,6 +307,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         f"{request.strategy.name} on {result.dataset.meta.symbol}: {summary['n_valid']} of "
         f"{summary['n_combinations']} combinations ({summary['n_skipped']} skipped)"
     )
+    for line in data_summary(result.dataset.meta):
+        out_console.print(line, markup=False, highlight=False, soft_wrap=True)
     out_console.print(sweep_table(result))
     best_text = " ".join(f"{k}={v}" for k, v in best.items())
     value = _fmt(result.best["metrics"].get(objective))

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .store import RUN_STATUSES, RunStateError, Store, default_home
+from .timeframes import CALENDARS
 
 out = Console()
 err = Console(stderr=True)
@@ -132,7 +133,7 @@ def cmd_data_import(args: argparse.Namespace) -> int:
     from .data import load_file
 
     path = Path(args.file)
-    dataset = load_file(path, symbol=args.symbol, timeframe=args.timeframe)
+    dataset = load_file(path, symbol=args.symbol, timeframe=args.timeframe, calendar=args.calendar)
     store = _store(args)
     try:
         row, created = store.add_dataset(dataset)
@@ -143,6 +144,11 @@ def cmd_data_import(args: argparse.Namespace) -> int:
         return 0
     verb = "imported" if created else "already stored"
     out.print(f"{verb}: {row.symbol} {row.timeframe}, {row.rows} bars, {row.gaps} gaps")
+    if created:
+        from .cli import data_summary
+
+        for line in data_summary(dataset.meta):
+            out.print(line, markup=False, highlight=False, soft_wrap=True)
     out.print(
         f'dataset id {row.id}\nuse it as  {{"data": {{"source": "dataset", "id": "{row.id}"}}}}'
     )
@@ -260,7 +266,9 @@ def add_service_commands(sub: Any) -> None:
     )
     imp.add_argument("file")
     imp.add_argument("--symbol", help="symbol (default: the file name's stem)")
-    imp.add_argument("--timeframe", help="bar length, e.g. 1d (default: inferred)")
+    imp.add_argument("--timeframe", help="bar length, e.g. 1d, 1h, 1mo (default: inferred)")
+    imp.add_argument("--calendar", choices=CALENDARS,
+                     help="equities, 24x5 or 24x7 (default: inferred from the timestamps)")  # fmt: skip
     imp.add_argument("--json", action="store_true")
     imp.add_argument("--home", help=home_help)
     imp.set_defaults(func=cmd_data_import)

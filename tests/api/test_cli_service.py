@@ -205,3 +205,20 @@ def test_bad_settings_name_their_source() -> None:
     with pytest.raises(ConfigError) as info:
         Settings.from_env({"BTLAB_WORKERS": "2"}, workers=0)
     assert [loc for loc, _ in info.value.errors] == ["--workers"]
+
+
+def test_data_import_takes_a_calendar_and_prints_the_data_facts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "fx.csv"
+    btlab.synthetic(bars=90, seed=6).to_frame().to_csv(path, index=False)
+    argv = ["data", "import", str(path), "--calendar", "24x5", "--home", str(tmp_path / "h")]
+    code, out, _ = _run(argv, capsys)
+    assert code == 0
+    assert "calendar 24x5 (declared)" in out and "periods_per_year 260" in out
+    store = Store(tmp_path / "h")
+    try:
+        (row,) = store.list_datasets()
+        assert store.load_dataset(row.id).meta.calendar == "24x5"
+    finally:
+        store.close()
