@@ -49,9 +49,12 @@ def data_sections(config: Any, dataset: Any, identity: Any) -> dict[str, Any]:
     ident = identity if identity is not None else run_identity(config, dataset)
     meta = dataset.meta
     spec = config.data
+    handed_in = spec.source == "synthetic" and ident.id == dataset.hash  # run(config, data=...)
     location = getattr(spec, "path", None) or (
         f"dataset {spec.id}" if spec.source == "dataset" else spec.source
     )
+    if handed_in:
+        location = f"{meta.source} handed to run()"
     return {
         "request": hashed_request(config, ident),
         "dataset": meta.facts(),
