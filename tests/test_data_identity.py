@@ -68,6 +68,25 @@ def test_the_same_bars_by_file_and_by_upload_are_the_same_run(tmp_path: Path) ->
     assert file_manifest["dataset"]["calendar"] == "24x5"
 
 
+def test_a_stored_dataset_may_be_run_with_another_calendar(tmp_path: Path) -> None:
+    content = fx_csv(tmp_path / "fx.csv")
+    store = Store(tmp_path / "home")
+    try:
+        row, _ = store.import_bytes(content, "csv", symbol=None, timeframe=None)
+        plain = btlab.run({**BODY, "data": {"source": "dataset", "id": row.id}},
+                          resolve_stored=store.load_dataset)  # fmt: skip
+        as_24x7 = btlab.run({**BODY, "data": {"source": "dataset", "id": row.id,
+                                              "calendar": "24x7"}},
+                            resolve_stored=store.load_dataset)  # fmt: skip
+    finally:
+        store.close()
+    assert plain.dataset.meta.calendar == "24x5" and plain.metrics["periods_per_year"] == 6240
+    assert as_24x7.dataset.meta.calendar == "24x7" and as_24x7.metrics["periods_per_year"] == 8760
+    assert as_24x7.dataset.meta.calendar_declared
+    assert any(w.startswith("calendar_mismatch") for w in as_24x7.dataset.meta.warnings)
+    assert as_24x7.config_hash != plain.config_hash
+
+
 def test_the_same_bars_as_a_dataframe_are_the_same_run_and_other_bars_are_not(
     tmp_path: Path,
 ) -> None:

@@ -86,6 +86,11 @@ def test_exchange_sessions_count_their_own_bars_per_day(
     assert m.gaps == 0
 
 
+def test_a_partial_session_is_too_short_to_count_bars_per_day() -> None:
+    ts = pd.date_range("2024-01-03 14:30", periods=5, freq="5min", tz="UTC")
+    assert data.from_dataframe(bars(ts)).meta.periods_per_year == 78 * 252  # nominal 6.5 h
+
+
 @pytest.mark.parametrize(
     ("dates", "tf", "ppy"),
     [

@@ -44,6 +44,9 @@ CARRYING_SHARE = 0.25
 #: at 21:00-22:00 UTC; an exchange session is 6-9 h).
 ROUND_THE_CLOCK_HOURS = 20.0
 
+#: Fewer active days than this cannot say how long a session is: the nominal 6.5 h is used.
+MIN_ACTIVE_DAYS = 3
+
 _FIXED_UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": DAY_SECONDS, "w": WEEK_SECONDS}
 _MONTH_UNITS = {"mo": 1, "q": 3}
 _TF_RE = re.compile(r"^\s*(\d+)\s*([A-Za-z]+)\s*$")
@@ -315,7 +318,7 @@ def describe(
     bars_per_day: float | None = None
     if tf.intraday:
         median = evidence.median_bars_per_active_day
-        if cal == "equities" and median is not None:
+        if cal == "equities" and median is not None and evidence.active_days >= MIN_ACTIVE_DAYS:
             bars_per_day = median
         else:
             bars_per_day = nominal_bars_per_day(tf, cal)
