@@ -175,3 +175,17 @@ def test_a_finished_synthetic_run_records_the_hash_of_its_bars(tmp_path: Path) -
     finally:
         orch.shutdown()
         store.close()
+
+
+def test_the_warm_cache_is_bounded_by_bytes() -> None:
+    from btlab.pipeline import RunCache
+
+    cache = RunCache(max_bytes=3 * 8 * 1000)
+    for i in range(5):
+        cache.features[f"f{i}"] = np.zeros(1000)
+    assert list(cache.features) == ["f2", "f3", "f4"] and cache.features.weight == 24_000
+    cache.features["big"] = np.zeros(10_000)  # alone over the budget: kept, the rest evicted
+    assert list(cache.features) == ["big"]
+    cache.datasets["a"] = data.synthetic(bars=300)  # 6 columns x 300 bars x 8 bytes = 14.4 kB
+    cache.datasets["b"] = data.synthetic(bars=300, seed=8)
+    assert list(cache.datasets) == ["b"] and cache.datasets.weight == 14_400
