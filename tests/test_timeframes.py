@@ -223,3 +223,19 @@ def test_default_synthetic_data_keeps_252() -> None:
     ds = data.synthetic()
     assert ds.meta.periods_per_year == 252 and ds.meta.calendar == "equities"
     assert ds.meta.timeframe == "1d" and ds.meta.rows == 2520
+
+
+def test_generated_timestamps_obey_the_import_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    from btlab import synthetic_data
+
+    real = synthetic_data.timestamps
+
+    def wrapped(*args: object) -> np.ndarray:
+        ts = real(*args).copy()  # type: ignore[arg-type]
+        ts[5] = ts[2]  # what an int64 overflow past 2262 looked like: time running backwards
+        return ts
+
+    monkeypatch.setattr(synthetic_data, "timestamps", wrapped)
+    with pytest.raises(DataError) as info:
+        data.synthetic(SyntheticData(bars=50))
+    assert info.value.rule == "decreasing_timestamp" and info.value.rows == [5]
