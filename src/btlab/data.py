@@ -1,4 +1,7 @@
-"""Datasets (SPEC §1): loading and validating bars, the content hash, calendars, the synthetic provider.
+"""Datasets (SPEC §1): loading and validating bars, the content hash and the metadata.
+
+Timeframes, calendars and periods per year are read in `timeframes`; the synthetic provider
+lives in `synthetic_data`.
 
 A `Dataset` is one symbol at one timeframe: `ts` (int64 ns, UTC) and float64 `open`, `high`, `low`,
 `close`, `volume` (read-only arrays), an optional `adj_close`, and its metadata. Every loader goes
