@@ -162,9 +162,10 @@ def test_a_taken_out_folder_is_refused_before_computing(
 def test_one_rule_for_default_and_explicit_out_folders(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The same bars in a.csv and b.csv: one config hash (so one default folder), two runs (the
-    symbol differs). The second is refused, default folder or not; the same run replaces itself;
-    --force replaces another."""
+    """The same bars in a.csv and b.csv are one run (the data's identity is its content, not
+    its file): one default folder, and the second replaces the first with the same bytes. A
+    folder holding another run (here: one written by another engine version) is refused,
+    default folder or not; --force replaces it."""
     import btlab
 
     monkeypatch.chdir(tmp_path)
@@ -183,14 +184,19 @@ def test_one_rule_for_default_and_explicit_out_folders(
     first = json.loads(out)
     folder = Path(first["out"])
     assert folder.parent == Path("btlab-out")
+    code, out = run("--data", "b.csv")  # the same bars: the same run replaces itself
+    second = json.loads(out)
+    assert code == 0 and (second["out"], second["run_hash"]) == (str(folder), first["run_hash"])
+    assert second["data"]["symbol"] == "b"  # a label: the folder now says so
+    manifest_path = folder / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest_path.write_text(json.dumps({**manifest, "engine_version": "0.0.1"}))
     code, err = run("--data", "b.csv")
     assert code == 2 and "already holds another run" in err and "--force" in err, err
-    assert json.loads((folder / "manifest.json").read_text())["run_hash"] == first["run_hash"]
-    code, out = run("--data", "a.csv")  # the identical run: the same bytes replace themselves
-    assert code == 0 and json.loads(out)["run_hash"] == first["run_hash"]
+    assert json.loads(manifest_path.read_text())["engine_version"] == "0.0.1"  # untouched
     code, out = run("--data", "b.csv", "--force")
     assert code == 0 and json.loads(out)["out"] == str(folder)
-    assert json.loads(out)["run_hash"] != first["run_hash"]
+    assert json.loads(out)["run_hash"] == first["run_hash"]
     # an explicit --out follows the same rule
     code, out = run("--data", "a.csv", "--out", "mine")
     assert code == 0
@@ -349,3 +355,46 @@ def test_plugins_register_strategies_for_the_cli_and_the_service(tmp_path: Path)
     done = subprocess.run([sys.executable, "-c", service], cwd=tmp_path, capture_output=True,
                           text=True, env={**os.environ, "PYTHONPATH": root}, timeout=300)  # fmt: skip
     assert done.stdout.strip() == "True", done.stderr
+
+
+def test_too_many_synthetic_bars_exit_2_naming_the_limit(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["run", "--quiet", "--no-validation", "--set", "data.bars=70000"]) == 2
+    err = capsys.readouterr().err.replace("\n", "")
+    assert "data.bars" in err and "2262-04-11" in err and "at most 64,511" in err
+
+
+def test_run_prints_the_data_facts_and_the_timeframe_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import numpy as np
+    import pandas as pd
+
+    dates = pd.date_range("2012-01-31", periods=156, freq="ME", tz="UTC")
+    close = 100 * np.exp(np.cumsum(np.random.default_rng(3).normal(0.01, 0.05, len(dates))))
+    path = tmp_path / "btcusd.csv"
+    pd.DataFrame({"ts": dates, "open": close, "high": close * 1.02, "low": close * 0.98,
+                  "close": close, "volume": 1.0}).to_csv(path, index=False)  # fmt: skip
+    base = ["run", "--quiet", "--no-validation", "--data", str(path), "--set",
+            "strategy.params.fast=3", "--set", "strategy.params.slow=12"]  # fmt: skip
+    assert main([*base, "--out", str(tmp_path / "a")]) == 0
+    out = capsys.readouterr().out.replace("\n", " ")
+    assert "btcusd 1mo (inferred)" in out and "periods_per_year 12" in out
+    assert "2012-01-31" in out and "156 bars" in out and "warning" not in out
+    # a declared minute on monthly bars is kept, and said to contradict the timestamps
+    assert main([*base, "--set", "data.timeframe=1m", "--set", "data.calendar=24x7",
+                 "--out", str(tmp_path / "b")]) == 0  # fmt: skip
+    captured = capsys.readouterr()
+    err = captured.err.replace("\n", " ")  # a run's warnings go to stderr, the dataset's among them
+    assert "warning: timeframe_mismatch: declared 1m" in err
+    assert "155 of 155 spacings count as gaps" in err
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert manifest["dataset"]["warnings"][0].startswith("timeframe_mismatch:")
+    assert manifest["dataset"]["calendar"] == "24x7"
+    report = (tmp_path / "b" / "report.html").read_text()
+    assert 'data-code="timeframe_mismatch"' in report
+    # the capital M is refused, naming both spellings
+    assert main([*base, "--set", "data.timeframe=1M"]) == 2
+    err = capsys.readouterr().err.replace("\n", "")
+    assert "ambiguous" in err and "'mo'" in err

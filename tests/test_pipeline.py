@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 import btlab
 from btlab.config import RunConfig, parse_config
 from btlab.errors import ConfigError
+from btlab.pipeline import data_identity
 from btlab.presets import list_presets, load_preset, resolve_request
 from tests.strategies import Bars, bars
 
@@ -159,10 +160,11 @@ def test_leaving_out_a_default_is_the_same_request() -> None:
             "seed": 0,
         }
     )
-    ds = btlab.synthetic()
-    assert btlab.config_hash(implicit, ds.hash) == btlab.config_hash(explicit, ds.hash)
+    ident = data_identity(implicit)  # the synthetic spec's, the same for all three
+    assert btlab.config_hash(implicit, ident) == btlab.config_hash(explicit, ident)
     other = parse_config({"strategy": {"name": "sma_cross", "params": {"fast": 6}}})
-    assert btlab.config_hash(other, ds.hash) != btlab.config_hash(implicit, ds.hash)
+    assert btlab.config_hash(other, ident) != btlab.config_hash(implicit, ident)
+    assert btlab.run(implicit).config_hash == btlab.config_hash(implicit, ident)
 
 
 def test_other_data_is_another_run() -> None:

@@ -486,3 +486,15 @@ def test_sweep_fold_labels_are_dates(sweep_dir: Path) -> None:
         start, end = (td.text() for td in tr.find_all("td")[:2])
         assert start == str(pd.Timestamp(int(ts[fold["start_bar"]]), tz="UTC").date()), start
         assert end == str(pd.Timestamp(int(ts[fold["end_bar"]]), tz="UTC").date()), end
+
+
+def test_identity_shows_the_data_facts(run_dir: Path, page: Node) -> None:
+    manifest = _json(run_dir, "manifest.json")
+    identity = element(page, "table-identity")
+    shown = {tr.attrs["data-key"]: tr.find("td").text() for tr in identity.find_all("tr")}
+    assert shown["calendar"] == "equities (declared)"
+    assert shown["periods_per_year"] == "252"
+    assert manifest["dataset"]["periods_per_year"] == 252
+    assert "bars on Mon, Tue, Wed, Thu, Fri" in shown["inference"]
+    assert shown["gaps"] == "0"
+    assert not page.find_all(attrs={"data-code": "timeframe_mismatch"})

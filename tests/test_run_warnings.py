@@ -7,12 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
-from pydantic import Field
 
 import btlab
 from btlab.artifacts import run_hash, write_artifacts
 from btlab.cli import main, validation_summary
-from btlab.data import DatasetMeta
 from btlab.orchestrator import Orchestrator
 from btlab.run_warnings import RunWarning
 from btlab.store import Store
@@ -82,13 +80,8 @@ def test_a_normal_run_has_no_warnings() -> None:
 
 
 def test_dataset_warnings_are_folded_in() -> None:
-    class MetaWithWarnings(DatasetMeta):  # what DatasetMeta.warnings will hold: "code: message"
-        warnings: list[str] = Field(default_factory=list)
-
-    ds = btlab.synthetic(bars=300)
-    meta = MetaWithWarnings(
-        **ds.meta.model_dump(), warnings=["stale_bars: 3 bars repeat the previous bar"]
-    )
+    ds = btlab.synthetic(bars=300)  # DatasetMeta.warnings holds "code: message"
+    meta = ds.meta.model_copy(update={"warnings": ["stale_bars: 3 bars repeat the previous bar"]})
     ds = type(ds)(ds.ts, ds.open, ds.high, ds.low, ds.close, ds.volume, ds.adj_close, meta)
     result = btlab.run({"validation": {"enabled": False}}, data=ds)
     assert RunWarning("stale_bars", "3 bars repeat the previous bar") in result.warnings

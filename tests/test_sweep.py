@@ -33,7 +33,7 @@ from btlab.kernels.sweep import (
     sweep_targets_nb,
 )
 from btlab.metrics import compute_metrics
-from btlab.pipeline import simulate_chunked
+from btlab.pipeline import DataIdentity, simulate_chunked
 from btlab.sweep import (
     MAX_COMBINATIONS,
     GridRange,
@@ -432,10 +432,11 @@ def test_preset_form_and_base_params_do_not_change_the_hash() -> None:
     assert req.data.bars == 300 and req.strategy.name == "sma_cross"  # type: ignore[union-attr]
     written = request(strategy={"name": "sma_cross", "params": {"fast": 999, "slow": 3}})
     a, b = parse_sweep_request(written), parse_sweep_request(request())
-    assert sweep_config_hash(a, "d") == sweep_config_hash(b, "d")
-    assert sweep_config_hash(
-        parse_sweep_request(request(objective="calmar")), "d"
-    ) != sweep_config_hash(b, "d")
+    d = DataIdentity("d", "1d", "equities", False)
+    assert sweep_config_hash(a, d) == sweep_config_hash(b, d)
+    assert sweep_config_hash(parse_sweep_request(request(objective="calmar")), d) != (
+        sweep_config_hash(b, d)
+    )
 
 
 def test_preset_with_a_data_source_override_replaces_the_data_section() -> None:

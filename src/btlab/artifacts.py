@@ -41,6 +41,33 @@ TABLES = ("equity", "fills", "trades")
 MANIFEST = "manifest.json"
 #: Manifest fields that record when, not what: left out of the run hash.
 TIMESTAMP_FIELDS = ("created_at",)
+#: Manifest fields that name things without changing what the run is: the symbol, where the
+#: data was found, whether its timeframe was declared. Left out of the run hash, like timestamps.
+LABEL_FIELDS = ("labels",)
+
+
+def data_sections(config: Any, dataset: Any, identity: Any) -> dict[str, Any]:
+    """The manifest's request (as hashed), data facts and labels of a run or sweep."""
+    from .pipeline import hashed_request, run_identity
+
+    ident = identity if identity is not None else run_identity(config, dataset)
+    meta = dataset.meta
+    spec = config.data
+    handed_in = spec.source == "synthetic" and ident.id == dataset.hash  # run(config, data=...)
+    location = getattr(spec, "path", None) or (
+        f"dataset {spec.id}" if spec.source == "dataset" else spec.source
+    )
+    if handed_in:
+        location = f"{meta.source} handed to run()"
+    return {
+        "request": hashed_request(config, ident),
+        "dataset": meta.facts(),
+        "labels": {
+            "symbol": meta.symbol, "source": meta.source, "location": str(location),
+            "timeframe_declared": meta.timeframe_declared,
+            "calendar_declared": meta.calendar_declared,
+        },
+    }  # fmt: skip
 
 
 class OutputFolderTaken(RunError):
@@ -61,9 +88,9 @@ def read_manifest(folder: Path) -> dict[str, Any] | None:
     return manifest if isinstance(manifest, dict) else None
 
 
-def run_identity(config_hash: str, request: Mapping[str, Any]) -> dict[str, Any]:
+def folder_identity(config_hash: str, request: Mapping[str, Any]) -> dict[str, Any]:
     """The manifest fields that decide a run's artifacts before they are computed: the config
-    hash, the request as recorded (with its file locations) and the engine's versions."""
+    hash, the request as hashed (`pipeline.hashed_request`) and the engine's versions."""
     identity = {"config_hash": config_hash, "request": request,
                 "engine_version": __version__, "versions": engine_versions()}  # fmt: skip
     parsed: dict[str, Any] = json.loads(canonical_bytes(identity))  # as a manifest holds them
@@ -151,7 +178,8 @@ def _entry(data: bytes) -> dict[str, Any]:
 
 def run_hash(manifest: dict[str, Any]) -> str:
     """sha256 of the canonical manifest without timestamps and without the run hash itself."""
-    body = {k: v for k, v in manifest.items() if k not in (*TIMESTAMP_FIELDS, "run_hash")}
+    left_out = (*TIMESTAMP_FIELDS, *LABEL_FIELDS, "run_hash")
+    body = {k: v for k, v in manifest.items() if k not in left_out}
     return sha256_hex(canonical_bytes(body))
 
 
@@ -172,7 +200,7 @@ def build_manifest(result: RunResult, payloads: dict[str, bytes]) -> dict[str, A
         "versions": engine_versions(),
         "config_hash": result.config_hash,
         "dataset_hash": result.dataset.hash,
-        "request": result.config.model_dump(mode="json"),
+        **data_sections(result.config, result.dataset, result.identity),
         "artifacts": {name: _entry(data) for name, data in sorted(payloads.items())},
         "warnings": [w.to_json() for w in result.warnings],
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),

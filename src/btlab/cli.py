@@ -191,17 +191,15 @@ def home_datasets(args: argparse.Namespace) -> Callable[[str], Any]:
 
 def check_out_folder(
     out: Path, force: bool, config_hash: str | None = None, request: Any = None
-) -> None:
+) -> None:  # request: the request as hashed (`pipeline.hashed_request`)
     """Refuse, before any work, an output folder holding anything but this very run (README,
     "Output folders"): the rule for the default folder and for --out alike. Without a config
     hash (before the data is read) only a folder that holds no run at all is refused."""
-    from .artifacts import OutputFolderTaken, folder_conflict, run_identity
+    from .artifacts import OutputFolderTaken, folder_conflict, folder_identity
 
     if force:
         return
-    identity = (
-        {} if config_hash is None else run_identity(config_hash, request.model_dump(mode="json"))
-    )
+    identity = {} if config_hash is None else folder_identity(config_hash, request)
     reason = folder_conflict(out, identity)
     if reason is not None:
         raise OutputFolderTaken(out, reason, "--force")
@@ -220,18 +218,18 @@ def force_hint() -> Iterator[None]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .artifacts import write_artifacts
-    from .pipeline import RunCache, resolve_config, run
+    from .pipeline import RunCache, hashed_request, resolve_config, run, run_identity
     from .run_warnings import halt_status
 
     if args.out:  # stray files in --out: said before the data is even read
         check_out_folder(Path(args.out), args.force)
     resolve_stored = home_datasets(args)
     cache = RunCache(max_datasets=1)  # the data that names the folder, kept for the run
-    config, _, chash = resolve_config(
+    config, dataset, chash = resolve_config(
         resolve_request(build_request(args)), resolve_stored=resolve_stored, cache=cache
     )
     out = Path(args.out) if args.out else Path("btlab-out") / chash[:12]
-    check_out_folder(out, args.force, chash, config)
+    check_out_folder(out, args.force, chash, hashed_request(config, run_identity(config, dataset)))
     with stage_progress(args.quiet, "{task.percentage:>3.0f}%") as on_event:
         result = run(config, on_event=on_event, resolve_stored=resolve_stored, cache=cache)
     with force_hint():
@@ -242,13 +240,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         out_console.print_json(
             json.dumps(
                 {"out": str(out), "run_hash": manifest["run_hash"], "metrics": result.metrics,
-                 "warnings": manifest["warnings"], "report": None if report is None else str(report)},
+                 "warnings": manifest["warnings"], "report": None if report is None else str(report),
+                 "data": result.dataset.meta.model_dump(mode="json")},
                 default=str,
             )
         )  # fmt: skip
         return 0
     title = f"{config.strategy.name} on {result.dataset.meta.symbol}"
     out_console.print(metrics_table(result.metrics, title, halt_status(result)))
+    for line in data_summary(result.dataset.meta, warnings=False):
+        out_console.print(line, markup=False, highlight=False, soft_wrap=True)
     if result.validation:
         summary = validation_summary(result.validation)
         if summary:
@@ -269,6 +270,30 @@ def write_run_report(folder: Path) -> Path:
         raise RunError(
             f"the artifacts are in {folder}, but the report failed: {exc} (--no-report skips it)"
         ) from exc
+
+
+def data_summary(meta: Any, *, warnings: bool = True) -> list[str]:
+    """What the run took the data to be (timeframe, calendar, annualisation, range) and, unless
+    `warnings` is false (a run prints them among its own warnings), the data's warnings."""
+    from .timeframes import inference_text
+
+    def how(declared: bool) -> str:
+        return "declared" if declared else "inferred"
+
+    line = (
+        f"data: {meta.symbol} {meta.timeframe} ({how(meta.timeframe_declared)}), calendar "
+        f"{meta.calendar} ({how(meta.calendar_declared)}), periods_per_year "
+        f"{meta.periods_per_year:g}, {meta.start:%Y-%m-%d %H:%M} -> {meta.end:%Y-%m-%d %H:%M} UTC, "
+        f"{meta.rows:,} bars, {meta.gaps:,} gaps"
+    )
+    lines = [line]
+    if meta.inference is not None:
+        lines.append(
+            "  evidence: " + inference_text(meta.calendar, meta.inference, meta.bars_per_day)
+        )
+    if warnings:
+        lines += [f"warning: {w}" for w in meta.warnings]
+    return lines
 
 
 def validation_summary(validation: dict[str, Any]) -> str:
@@ -371,7 +396,7 @@ def sweep_table(result: Any, top: int = 10) -> Table:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from .pipeline import RunCache, load_dataset
+    from .pipeline import RunCache, hashed_request, load_dataset, run_identity
     from .sweep import parse_sweep_request, run_sweep, sweep_config_hash
 
     request = parse_sweep_request(build_sweep_request(args))
@@ -380,9 +405,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     resolve_stored = home_datasets(args)
     cache = RunCache(max_datasets=1)
     dataset = load_dataset(request, resolve_stored=resolve_stored, cache=cache)
-    chash = sweep_config_hash(request, dataset.hash)
+    identity = run_identity(request, dataset)
+    chash = sweep_config_hash(request, identity)
     out = Path(args.out) if args.out else Path("btlab-out") / f"sweep-{chash[:12]}"
-    check_out_folder(out, args.force, chash, request)
+    check_out_folder(out, args.force, chash, hashed_request(request, identity))
     with stage_progress(args.quiet, "{task.completed}/{task.total}") as on_event:
         result = run_sweep(request, on_event=on_event, resolve_stored=resolve_stored, cache=cache)
     with force_hint():
@@ -407,6 +433,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         f"{request.strategy.name} on {result.dataset.meta.symbol}: {summary['n_valid']} of "
         f"{summary['n_combinations']} combinations ({summary['n_skipped']} skipped)"
     )
+    for line in data_summary(result.dataset.meta, warnings=False):
+        out_console.print(line, markup=False, highlight=False, soft_wrap=True)
     out_console.print(sweep_table(result))
     best_text = " ".join(f"{k}={v}" for k, v in best.items())
     value = _fmt(result.best["metrics"].get(objective))

@@ -71,14 +71,23 @@ class _Model(BaseModel):
 def _check_timeframe(value: str | None) -> str | None:
     if value is None:
         return None
-    from .data import parse_timeframe
     from .errors import DataError
+    from .timeframes import parse_timeframe
 
     try:
         parse_timeframe(value)
     except DataError as exc:
         raise ValueError(str(exc).removeprefix("bad_timeframe: ")) from None
     return value.strip().lower()
+
+
+CalendarName = Literal["equities", "24x5", "24x7"]
+
+_CALENDAR_TEXT = (
+    "'equities': weekday exchange sessions, 252 days a year (synthetic intraday: 6.5 h from "
+    "14:30 UTC); '24x5': weekdays round the clock, as FX, 260 days; '24x7': every day, all day, "
+    "365 days"
+)
 
 
 class SyntheticData(_Model):
@@ -90,13 +99,17 @@ class SyntheticData(_Model):
     symbol: str = Field(
         "SYN", min_length=1, max_length=64, description="Symbol name recorded in the metadata."
     )
-    bars: int = Field(2520, ge=2, le=50_000_000, description="Number of bars to generate.")
-    start: datetime = Field(datetime(2015, 1, 2), description="Timestamp of the first bar (UTC).")
-    timeframe: str = Field("1d", description="Bar length: e.g. 1m, 5m, 15m, 1h, 4h, 1d, 1w.")
-    calendar: Literal["equities", "24x7"] = Field(
-        "equities",
-        description="'equities': weekdays only (6.5 h sessions intraday); '24x7': every day, all day.",
+    bars: int = Field(
+        2520,
+        ge=2,
+        description="Number of bars to generate (at most 10,000,000, and no later than pandas' "
+        "last date, 2262-04-11).",
     )
+    start: datetime = Field(datetime(2015, 1, 2), description="Timestamp of the first bar (UTC).")
+    timeframe: str = Field(
+        "1d", description="Bar length: e.g. 1m, 5m, 15m, 1h, 4h, 1d, 1w, 1mo (month), 1q."
+    )
+    calendar: CalendarName = Field("equities", description=_CALENDAR_TEXT + ".")
     seed: int = Field(
         7, ge=0, description="Seed of the generator (independent of the run's root seed)."
     )
@@ -113,6 +126,16 @@ class SyntheticData(_Model):
 
     _timeframe = field_validator("timeframe")(_check_timeframe)
 
+    @model_validator(mode="after")
+    def _fits(self) -> SyntheticData:
+        from .synthetic_data import BoundsError, check_bounds
+
+        try:
+            check_bounds(self.bars, self.start, self.timeframe, self.calendar)
+        except BoundsError as exc:
+            raise ConfigError("invalid request", [(exc.field, str(exc))]) from None
+        return self
+
 
 class FileData(_Model):
     """A CSV or Parquet file on this machine."""
@@ -122,6 +145,9 @@ class FileData(_Model):
     symbol: str | None = Field(None, description="Symbol name (default: the file's stem).")
     timeframe: str | None = Field(
         None, description="Bar length (default: inferred from the timestamps)."
+    )
+    calendar: CalendarName | None = Field(
+        None, description=f"Calendar (default: inferred from the timestamps): {_CALENDAR_TEXT}."
     )
     adjust: bool = Field(
         False, description="Scale OHLC by adj_close/close; an error where there is no adj_close."
@@ -135,9 +161,18 @@ class StoredData(_Model):
 
     source: Literal["dataset"] = Field(description="A stored dataset.")
     id: str = Field(min_length=1, description="The dataset's id (its content hash).")
+    timeframe: str | None = Field(
+        None, description="Bar length (default: as stored, given at import or inferred)."
+    )
+    calendar: CalendarName | None = Field(
+        None,
+        description=f"Calendar (default: as stored, given at import or inferred): {_CALENDAR_TEXT}.",
+    )
     adjust: bool = Field(
         False, description="Scale OHLC by adj_close/close; an error where there is no adj_close."
     )
+
+    _timeframe = field_validator("timeframe")(_check_timeframe)
 
 
 def _data_source(value: Any) -> str:

@@ -1,4 +1,7 @@
-"""Datasets (SPEC §1): loading and validating bars, the content hash, calendars, the synthetic provider.
+"""Datasets (SPEC §1): loading and validating bars, the content hash and the metadata.
+
+Timeframes, calendars and periods per year are read in `timeframes`; the synthetic provider
+lives in `synthetic_data`.
 
 A `Dataset` is one symbol at one timeframe: `ts` (int64 ns, UTC) and float64 `open`, `high`, `low`,
 `close`, `volume` (read-only arrays), an optional `adj_close`, and its metadata. Every loader goes
@@ -11,8 +14,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
-import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,10 +26,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
-from btlab.kernels.synthetic import garch_returns_nb
-
 from .errors import DataError
-from .hashing import rng_for
+from .timeframes import CALENDARS as CALENDARS
+from .timeframes import DAY_SECONDS as DAY_SECONDS
+from .timeframes import Calendar as Calendar
+from .timeframes import DataInference as DataInference
+from .timeframes import canonical_timeframe, describe
+from .timeframes import find_gaps as find_gaps
+from .timeframes import format_timeframe as format_timeframe
+from .timeframes import infer_calendar as infer_calendar
+from .timeframes import infer_timeframe as infer_timeframe
+from .timeframes import parse_timeframe as parse_timeframe
+from .timeframes import periods_per_year as periods_per_year
+from .timeframes import read_timeframe as read_timeframe
 
 if TYPE_CHECKING:
     from .config import DataConfig, SyntheticData
@@ -39,12 +49,7 @@ TS_ALIASES = ("ts", "date", "datetime", "timestamp", "time")
 ADJ_ALIASES = ("adj_close", "adj close", "adjclose", "adjusted_close", "adjusted close")
 MAX_REPORTED_ROWS = 5
 NS_PER_SECOND = 1_000_000_000
-DAY_SECONDS = 86_400
-EQUITY_SESSION_SECONDS = 23_400  # 6.5 h; intraday equity sessions start 14:30 UTC
-EQUITY_SESSION_OPEN_SECONDS = 14 * 3600 + 1800
 HASH_FORMAT = b"btlab-dataset-v1"
-
-Calendar = Literal["equities", "24x7"]
 
 
 class DatasetMeta(BaseModel):
@@ -54,9 +59,25 @@ class DatasetMeta(BaseModel):
 
     id: str = Field(description="Content hash (sha256 of the canonical bytes of the bars).")
     symbol: str = Field(description="Symbol name.")
-    timeframe: str = Field(description="Bar length, e.g. 1m, 1h, 1d.")
-    calendar: Calendar = Field(description="'equities' (weekdays) or '24x7'.")
-    periods_per_year: float = Field(description="Bars per year implied by timeframe and calendar.")
+    timeframe: str = Field(description="Bar length, e.g. 1m, 1h, 1d, 1w, 1mo, 1q.")
+    calendar: Calendar = Field(
+        description="'equities' (weekday sessions), '24x5' (weekdays round the clock) or '24x7'."
+    )
+    periods_per_year: float = Field(
+        description="Bars per year implied by timeframe, calendar and bars per active day."
+    )
+    bars_per_day: float | None = Field(
+        None, description="Intraday: bars per active day behind periods_per_year (else null)."
+    )
+    days_per_year: float | None = Field(
+        None, description="Active days a year of the calendar (null for weekly and longer bars)."
+    )
+    timeframe_declared: bool = Field(
+        False, description="Whether the timeframe was given (true) or inferred (false)."
+    )
+    calendar_declared: bool = Field(
+        False, description="Whether the calendar was given (true) or inferred (false)."
+    )
     rows: int = Field(description="Number of bars.")
     start: datetime = Field(description="Timestamp of the first bar (UTC).")
     end: datetime = Field(description="Timestamp of the last bar (UTC).")
@@ -67,6 +88,19 @@ class DatasetMeta(BaseModel):
     source: str = Field(description="Where the bars came from: synthetic, csv, parquet, dataframe.")
     has_adj_close: bool = Field(description="Whether an adj_close column is present.")
     adjusted: bool = Field(False, description="Whether OHLC were scaled by adj_close/close.")
+    inference: DataInference | None = Field(
+        None, description="What the timestamps show: spacing, weekdays with bars, bars per day."
+    )
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="Contradictions between declared and observed facts, each 'code: text'.",
+    )
+
+    def facts(self) -> dict[str, Any]:
+        """The data facts a run depends on, without labels (symbol, source, whether declared)
+        or the id (the manifest's dataset_hash)."""
+        labels = {"id", "symbol", "source", "timeframe_declared", "calendar_declared"}
+        return self.model_dump(mode="json", exclude=labels)
 
 
 def _frozen(values: np.ndarray, dtype: type) -> np.ndarray:
@@ -164,93 +198,6 @@ def dataset_hash(
 
 
 # ---------------------------------------------------------------------------------------------
-# Timeframes and calendars
-
-_TF_UNITS = {"s": 1, "m": 60, "h": 3600, "d": DAY_SECONDS, "w": 7 * DAY_SECONDS}
-_TF_RE = re.compile(r"^\s*(\d+)\s*(s|m|min|h|d|w)\s*$", re.IGNORECASE)
-
-
-def parse_timeframe(timeframe: str) -> int:
-    """Seconds per bar of a timeframe string like `1m`, `15m`, `1h`, `4h`, `1d`, `1w`."""
-    match = _TF_RE.match(timeframe)
-    if not match or int(match.group(1)) <= 0:
-        raise DataError(
-            "bad_timeframe",
-            f"cannot read timeframe {timeframe!r}; use a count and a unit: s, m, h, d or w "
-            "(e.g. 5m, 1h, 1d)",
-        )
-    unit = match.group(2).lower()
-    return int(match.group(1)) * _TF_UNITS["m" if unit == "min" else unit]
-
-
-def format_timeframe(seconds: int) -> str:
-    """The shortest timeframe string for a bar length in seconds."""
-    for unit, size in (("w", 7 * DAY_SECONDS), ("d", DAY_SECONDS), ("h", 3600), ("m", 60)):
-        if seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
-
-
-def infer_calendar(ts: np.ndarray) -> Calendar:
-    """'24x7' where more than 5% of bars fall on a Saturday or Sunday (UTC), else 'equities'."""
-    if ts.shape[0] == 0:
-        return "equities"
-    weekday = (ts // (DAY_SECONDS * NS_PER_SECOND) + 3) % 7  # 1970-01-01 was a Thursday (3)
-    return "24x7" if float(np.mean(weekday >= 5)) > 0.05 else "equities"
-
-
-def infer_timeframe(ts: np.ndarray, calendar: Calendar) -> str:
-    """The most common bar spacing, ignoring session and weekend breaks."""
-    if ts.shape[0] < 2:
-        return "1d"
-    diffs = np.diff(ts) // NS_PER_SECOND
-    values, counts = np.unique(diffs, return_counts=True)
-    step = int(values[np.argmax(counts)])
-    if calendar == "equities" and step in (3 * DAY_SECONDS,):  # e.g. weekly-ish Fri->Mon only
-        step = DAY_SECONDS
-    return format_timeframe(max(step, 1))
-
-
-def periods_per_year(timeframe: str, calendar: Calendar) -> float:
-    """Bars per year: daily equities 252, daily 24x7 365, intraday bars per day times that."""
-    seconds = parse_timeframe(timeframe)
-    days_per_year = 252.0 if calendar == "equities" else 365.0
-    if seconds >= DAY_SECONDS:
-        if seconds % (7 * DAY_SECONDS) == 0:
-            return 52.0 / (seconds // (7 * DAY_SECONDS))
-        return days_per_year / (seconds // DAY_SECONDS)
-    if calendar == "equities":
-        return math.ceil(EQUITY_SESSION_SECONDS / seconds) * days_per_year
-    return (DAY_SECONDS / seconds) * days_per_year
-
-
-def find_gaps(ts: np.ndarray, timeframe: str, calendar: Calendar) -> tuple[int, float | None]:
-    """(count, largest in seconds) of places where the calendar expects bars that are missing.
-
-    24x7: any spacing longer than one bar. Equities: daily and longer bars skip weekends; intraday
-    bars skip the overnight break, and a missing weekday between sessions is a gap.
-    """
-    if ts.shape[0] < 2:
-        return 0, None
-    step = parse_timeframe(timeframe)
-    diffs = np.diff(ts) // NS_PER_SECOND
-    if calendar == "24x7" or step >= 7 * DAY_SECONDS:
-        is_gap = diffs > step
-    else:
-        days = (ts // (DAY_SECONDS * NS_PER_SECOND)).astype("datetime64[D]")
-        # business days strictly between consecutive bars' dates
-        missing_days = np.busday_count(days[:-1], days[1:]) - 1
-        missing_days = np.maximum(missing_days, 0)
-        same_day = days[1:] == days[:-1]
-        if step >= DAY_SECONDS:
-            is_gap = missing_days > 0
-        else:
-            is_gap = (same_day & (diffs > step)) | (~same_day & (missing_days > 0))
-    count = int(np.count_nonzero(is_gap))
-    return count, (float(diffs[is_gap].max()) if count else None)
-
-
-# ---------------------------------------------------------------------------------------------
 # Validation: a DataFrame to a Dataset
 
 
@@ -326,6 +273,21 @@ def _parse_ts(values: pd.Series) -> np.ndarray:
     return np.asarray(pd.DatetimeIndex(parsed_series).as_unit("ns").asi8, dtype=np.int64)
 
 
+def check_timestamps(ts: np.ndarray) -> None:
+    """The §1 timestamp rules: no duplicates, never decreasing (also for generated bars)."""
+    diffs = np.diff(ts)
+    bad = np.concatenate([[False], diffs == 0])
+    if bad.any():
+        raise DataError("duplicate_timestamp", "timestamps appear more than once", _first_rows(bad))
+    bad = np.concatenate([[False], diffs < 0])
+    if bad.any():
+        raise DataError(
+            "decreasing_timestamp",
+            "timestamps go backwards (sort the rows by time)",
+            _first_rows(bad),
+        )
+
+
 def _numeric(frame: pd.DataFrame, name: str) -> np.ndarray:
     column = frame[name]
     if pd.api.types.is_bool_dtype(column):
@@ -382,17 +344,7 @@ def from_dataframe(
     volume = _numeric(frame, "volume")
     adj_close = _numeric(frame, "adj_close") if "adj_close" in frame.columns else None
 
-    diffs = np.diff(ts)
-    bad = np.concatenate([[False], diffs == 0])
-    if bad.any():
-        raise DataError("duplicate_timestamp", "timestamps appear more than once", _first_rows(bad))
-    bad = np.concatenate([[False], diffs < 0])
-    if bad.any():
-        raise DataError(
-            "decreasing_timestamp",
-            "timestamps go backwards (sort the rows by time)",
-            _first_rows(bad),
-        )
+    check_timestamps(ts)
     for name, values in prices.items():
         _check_prices(name, values)
     if adj_close is not None:
@@ -415,11 +367,12 @@ def from_dataframe(
     if bad.any():
         raise DataError("low_above_open_close", "low is above min(open, close)", _first_rows(bad))
 
-    cal: Calendar = calendar or infer_calendar(ts)
-    tf = timeframe or infer_timeframe(ts, cal)
-    parse_timeframe(tf)  # a clear error for a bad explicit timeframe
-    return _build(ts, o, h, lo, c, volume, adj_close, symbol=symbol or "DATA", timeframe=tf,
-                  calendar=cal, source=source)  # fmt: skip
+    if calendar is not None and calendar not in CALENDARS:
+        raise DataError(
+            "bad_calendar", f"unknown calendar {calendar!r}; use one of {', '.join(CALENDARS)}"
+        )
+    return _build(ts, o, h, lo, c, volume, adj_close, symbol=symbol or "DATA",
+                  timeframe=timeframe, calendar=calendar, source=source)  # fmt: skip
 
 
 def _build(
@@ -432,29 +385,59 @@ def _build(
     adj_close: np.ndarray | None,
     *,
     symbol: str,
-    timeframe: str,
-    calendar: Calendar,
+    timeframe: str | None,
+    calendar: Calendar | None,
     source: str,
-    adjusted: bool = False,
 ) -> Dataset:
-    gaps, largest = find_gaps(ts, timeframe, calendar)
+    """A Dataset with its metadata; `timeframe` / `calendar` as declared (None: inferred)."""
+    facts = describe(ts, timeframe=timeframe, calendar=calendar)
     content = dataset_hash(ts, open_, high, low, close, volume, adj_close)
     meta = DatasetMeta(
         id=content,
         symbol=symbol,
-        timeframe=timeframe,
-        calendar=calendar,
-        periods_per_year=periods_per_year(timeframe, calendar),
+        timeframe=facts.timeframe,
+        calendar=facts.calendar,
+        periods_per_year=facts.periods_per_year,
+        bars_per_day=facts.bars_per_day,
+        days_per_year=facts.days_per_year,
+        timeframe_declared=facts.timeframe_declared,
+        calendar_declared=facts.calendar_declared,
         rows=int(ts.shape[0]),
         start=datetime.fromtimestamp(int(ts[0]) / NS_PER_SECOND, tz=UTC),
         end=datetime.fromtimestamp(int(ts[-1]) / NS_PER_SECOND, tz=UTC),
-        gaps=gaps,
-        largest_gap_seconds=largest,
+        gaps=facts.gaps,
+        largest_gap_seconds=facts.largest_gap_seconds,
         source=source,
         has_adj_close=adj_close is not None,
-        adjusted=adjusted,
+        inference=facts.inference,
+        warnings=facts.warnings,
     )
     return Dataset(ts, open_, high, low, close, volume, adj_close, meta)
+
+
+def declare(
+    dataset: Dataset, *, timeframe: str | None = None, calendar: Calendar | None = None
+) -> Dataset:
+    """The dataset with its timeframe and/or calendar declared (the others kept as they were)."""
+    m = dataset.meta
+    if (timeframe is None or canonical_timeframe(timeframe) == m.timeframe) and (
+        calendar is None or calendar == m.calendar
+    ):
+        return dataset
+    facts = describe(
+        dataset.ts,
+        timeframe=timeframe or (m.timeframe if m.timeframe_declared else None),
+        calendar=calendar or (m.calendar if m.calendar_declared else None),
+    )
+    meta = m.model_copy(update={
+        "timeframe": facts.timeframe, "calendar": facts.calendar,
+        "periods_per_year": facts.periods_per_year, "bars_per_day": facts.bars_per_day,
+        "days_per_year": facts.days_per_year, "timeframe_declared": facts.timeframe_declared,
+        "calendar_declared": facts.calendar_declared, "gaps": facts.gaps,
+        "largest_gap_seconds": facts.largest_gap_seconds, "inference": facts.inference,
+        "warnings": facts.warnings,
+    })  # fmt: skip
+    return dataclasses.replace(dataset, meta=meta)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -492,38 +475,57 @@ def _read_parquet(source: Path | io.BytesIO) -> pd.DataFrame:
 
 
 def load_csv(
-    path: str | Path, *, symbol: str | None = None, timeframe: str | None = None
+    path: str | Path,
+    *,
+    symbol: str | None = None,
+    timeframe: str | None = None,
+    calendar: Calendar | None = None,
 ) -> Dataset:
     """A validated Dataset from a CSV file (header row; column names case-insensitive)."""
     p = Path(path)
     frame = _read_guarded(p, _read_csv, "CSV")
-    return from_dataframe(frame, symbol=symbol or p.stem, timeframe=timeframe, source="csv")
+    return from_dataframe(
+        frame, symbol=symbol or p.stem, timeframe=timeframe, calendar=calendar, source="csv"
+    )
 
 
 def load_parquet(
-    path: str | Path, *, symbol: str | None = None, timeframe: str | None = None
+    path: str | Path,
+    *,
+    symbol: str | None = None,
+    timeframe: str | None = None,
+    calendar: Calendar | None = None,
 ) -> Dataset:
-    """A validated Dataset from a Parquet file (btlab's own files keep their symbol and calendar)."""
+    """A validated Dataset from a Parquet file (btlab's own files keep their symbol and what was
+    declared of their timeframe and calendar)."""
     p = Path(path)
     frame = _read_guarded(p, _read_parquet, "Parquet")
-    stored = _stored_meta(p)
+    stored = _stored_meta(p) or {}
+
+    def kept(name: str) -> Any:
+        # files written before the `*_declared` flags hold values that were all taken as given
+        return stored.get(name) if stored.get(f"{name}_declared", True) else None
+
     return from_dataframe(
         frame,
-        symbol=symbol or (stored.get("symbol") if stored else None) or p.stem,
-        timeframe=timeframe or (stored.get("timeframe") if stored else None),
-        calendar=stored.get("calendar") if stored else None,
-        source=str(stored.get("source", "parquet")) if stored else "parquet",
+        symbol=symbol or stored.get("symbol") or p.stem,
+        timeframe=timeframe or kept("timeframe"),
+        calendar=calendar or kept("calendar"),
+        source=str(stored.get("source", "parquet")),
     )
 
 
 def load_file(
-    path: str | Path, *, symbol: str | None = None, timeframe: str | None = None
+    path: str | Path,
+    *,
+    symbol: str | None = None,
+    timeframe: str | None = None,
+    calendar: Calendar | None = None,
 ) -> Dataset:
     """CSV or Parquet by file extension (.parquet/.pq are Parquet, anything else CSV)."""
     p = Path(path)
-    if p.suffix.lower() in (".parquet", ".pq"):
-        return load_parquet(p, symbol=symbol, timeframe=timeframe)
-    return load_csv(p, symbol=symbol, timeframe=timeframe)
+    reader = load_parquet if p.suffix.lower() in (".parquet", ".pq") else load_csv
+    return reader(p, symbol=symbol, timeframe=timeframe, calendar=calendar)
 
 
 def load_bytes(
@@ -583,7 +585,8 @@ def save_parquet(dataset: Dataset, path: str | Path) -> None:
         columns["adj_close"] = pa.array(np.asarray(dataset.adj_close))
     meta = dataset.meta
     info = {"symbol": meta.symbol, "timeframe": meta.timeframe, "calendar": meta.calendar,
-            "source": meta.source}  # fmt: skip
+            "source": meta.source, "timeframe_declared": meta.timeframe_declared,
+            "calendar_declared": meta.calendar_declared}  # fmt: skip
     table = pa.table(columns).replace_schema_metadata({_META_KEY: json.dumps(info).encode()})
     pq.write_table(table, path, compression="zstd")
 
@@ -602,112 +605,51 @@ def adjust(dataset: Dataset) -> Dataset:
     if dataset.meta.adjusted:
         return dataset
     factor = dataset.adj_close / dataset.close
-    m = dataset.meta
-    return _build(
-        dataset.ts, dataset.open * factor, dataset.high * factor, dataset.low * factor,
-        dataset.adj_close.copy(), dataset.volume, dataset.adj_close, symbol=m.symbol,
-        timeframe=m.timeframe, calendar=m.calendar, source=m.source, adjusted=True,
-    )  # fmt: skip
+    open_, high, low = dataset.open * factor, dataset.high * factor, dataset.low * factor
+    close = dataset.adj_close.copy()
+    content = dataset_hash(dataset.ts, open_, high, low, close, dataset.volume, dataset.adj_close)
+    meta = dataset.meta.model_copy(update={"id": content, "adjusted": True})
+    return Dataset(dataset.ts, open_, high, low, close, dataset.volume, dataset.adj_close, meta)
 
 
 def load(spec: DataConfig, *, resolve_stored: Callable[[str], Dataset] | None = None) -> Dataset:
     """The dataset a request's `data` section names (adjusted where it asks)."""
-    source = spec.source
-    if source == "synthetic":
-        dataset = synthetic(spec)  # type: ignore[arg-type]
-    elif source in ("csv", "parquet"):
-        reader = load_csv if source == "csv" else load_parquet
-        dataset = reader(spec.path, symbol=spec.symbol, timeframe=spec.timeframe)  # type: ignore[union-attr]
-    else:
+    from .config import FileData, StoredData
+
+    if isinstance(spec, FileData):
+        reader = load_csv if spec.source == "csv" else load_parquet
+        dataset = reader(
+            spec.path, symbol=spec.symbol, timeframe=spec.timeframe, calendar=spec.calendar
+        )
+    elif isinstance(spec, StoredData):
         if resolve_stored is None:
             raise DataError(
                 "no_store",
                 "stored datasets (data.source = 'dataset') need the btlab service or a Store; "
                 "load the file with source 'csv' or 'parquet' instead",
             )
-        dataset = resolve_stored(spec.id)  # type: ignore[union-attr]
+        dataset = declare(resolve_stored(spec.id), timeframe=spec.timeframe, calendar=spec.calendar)
+    else:
+        dataset = synthetic(spec)
     return adjust(dataset) if spec.adjust else dataset
 
 
 # ---------------------------------------------------------------------------------------------
-# The synthetic provider
-
-
-def synthetic_timestamps(start: datetime, n: int, timeframe: str, calendar: Calendar) -> np.ndarray:
-    """`n` bar timestamps (int64 ns, UTC) from `start` following the calendar.
-
-    24x7: every `timeframe`. Equities: weekdays only; intraday bars start at 14:30 UTC and run for
-    a 6.5 h session; daily bars are stamped at the start's time of day.
-    """
-    step = parse_timeframe(timeframe)
-    origin = pd.Timestamp(start)
-    origin = origin.tz_localize("UTC") if origin.tzinfo is None else origin.tz_convert("UTC")
-    t0 = int(origin.value)
-    if calendar == "24x7" or step >= 7 * DAY_SECONDS:
-        return t0 + np.arange(n, dtype=np.int64) * (step * NS_PER_SECOND)
-    day_ns = DAY_SECONDS * NS_PER_SECOND
-    first_day = np.datetime64(t0 // day_ns, "D")
-    if step >= DAY_SECONDS:
-        stride = step // DAY_SECONDS
-        days = np.busday_offset(first_day, np.arange(n, dtype=np.int64) * stride, roll="forward")
-        return days.astype("datetime64[ns]").astype(np.int64) + (t0 % day_ns)
-    per_day = math.ceil(EQUITY_SESSION_SECONDS / step)
-    n_days = -(-n // per_day)
-    days = np.busday_offset(first_day, np.arange(n_days, dtype=np.int64), roll="forward")
-    day_ns_values = days.astype("datetime64[ns]").astype(np.int64)
-    offsets = EQUITY_SESSION_OPEN_SECONDS * NS_PER_SECOND + np.arange(per_day) * (
-        step * NS_PER_SECOND
-    )
-    return (day_ns_values[:, None] + offsets[None, :]).ravel()[:n]
-
-
-GARCH_ALPHA = 0.08
-GARCH_BETA = 0.90
-STUDENT_DF = 5.0
+# The synthetic provider (in synthetic_data.py)
 
 
 def synthetic(spec: SyntheticData | None = None, **overrides: Any) -> Dataset:
-    """The embedded default dataset: seeded, deterministic, no file needed.
+    """The embedded default dataset: seeded, deterministic, no file needed (see `synthetic_data`)."""
+    from .synthetic_data import generate
 
-    Close follows a random walk in log price with GARCH(1,1) volatility clustering and Student-t
-    innovations (fat tails) around the requested annual drift and volatility; each bar gets an
-    overnight gap at its open, a high and low beyond the open/close range, and a volume that
-    grows with the size of the move; `zero_volume_prob` blanks the volume of random bars.
-    Everything comes from the generator seeded by `spec.seed` (not the run's root seed).
-    """
-    from .config import SyntheticData
+    return generate(spec, **overrides)
 
-    if spec is None or overrides:
-        base = spec.model_dump() if spec is not None else {}
-        spec = SyntheticData.model_validate({**base, **overrides})
-    n = spec.bars
-    ppy = periods_per_year(spec.timeframe, spec.calendar)
-    rng = rng_for(spec.seed, "synthetic")
-    sigma_bar = spec.vol_annual / math.sqrt(ppy)
-    # fat-tailed innovations scaled to unit variance
-    z = rng.standard_t(STUDENT_DF, n) / math.sqrt(STUDENT_DF / (STUDENT_DF - 2.0))
-    mu = spec.drift_annual / ppy
-    omega = sigma_bar**2 * (1.0 - GARCH_ALPHA - GARCH_BETA)
-    log_ret, sigma = garch_returns_nb(z, mu, omega, GARCH_ALPHA, GARCH_BETA)
-    log_ret[0] = 0.0
-    log_close = math.log(spec.start_price) + np.cumsum(log_ret)
-    close = np.exp(log_close)
-    # a share of each bar's move happens at the open (the gap), the rest during the bar
-    gap_share = rng.uniform(0.0, 0.3, n)
-    prev_close = np.concatenate([close[:1], close[:-1]])
-    open_ = prev_close * np.exp(gap_share * log_ret + 0.1 * sigma * rng.standard_normal(n))
-    body_high = np.maximum(open_, close)
-    body_low = np.minimum(open_, close)
-    high = body_high * np.exp(np.abs(rng.standard_normal(n)) * 0.5 * sigma)
-    low = body_low * np.exp(-np.abs(rng.standard_normal(n)) * 0.5 * sigma)
-    move = np.abs(log_ret) / np.maximum(sigma, 1e-12)
-    volume = np.round(1e6 * np.exp(0.3 * rng.standard_normal(n)) * (0.6 + 0.4 * move))
-    if spec.zero_volume_prob > 0:
-        volume[rng.uniform(0.0, 1.0, n) < spec.zero_volume_prob] = 0.0
-    ts = synthetic_timestamps(spec.start, n, spec.timeframe, spec.calendar)
-    return _build(ts, open_, high, low, close, volume, None, symbol=spec.symbol,
-                  timeframe=format_timeframe(parse_timeframe(spec.timeframe)),
-                  calendar=spec.calendar, source="synthetic")  # fmt: skip
+
+def synthetic_timestamps(start: datetime, n: int, timeframe: str, calendar: Calendar) -> np.ndarray:
+    """`n` bar timestamps (int64 ns, UTC) of the synthetic provider (see `synthetic_data`)."""
+    from .synthetic_data import timestamps
+
+    return timestamps(start, n, timeframe, calendar)
 
 
 def replace(dataset: Dataset, **changes: Any) -> Dataset:

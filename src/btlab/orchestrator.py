@@ -116,7 +116,7 @@ class Prepared:
     kind: str
     config: dict[str, Any]
     config_hash: str
-    dataset_hash: str
+    dataset_hash: str | None  # None for synthetic data until the worker has generated it
 
 
 def body_hash(kind: str, body: Any) -> str:
@@ -247,7 +247,8 @@ class Orchestrator:
         Raises ConfigError naming each bad field (an unknown preset or stored dataset included,
         and a file path where `allow_files` is off) or DataError naming the broken data rule.
         """
-        from .pipeline import config_hash, load_dataset
+        from .config import SyntheticData
+        from .pipeline import DataIdentity, config_hash, data_identity, load_dataset
         from .presets import resolve_request
 
         if kind not in RUN_KINDS:
@@ -260,7 +261,7 @@ class Orchestrator:
             except NotFoundError as exc:
                 raise _config_error("preset", exc) from None
             cfg: Any = request
-            hasher: Callable[[Any, str], str] = sweep_config_hash
+            hasher: Callable[[Any, DataIdentity], str] = sweep_config_hash
         else:
             try:
                 cfg = resolve_request(body)
@@ -274,10 +275,14 @@ class Orchestrator:
                   f"{cfg.data.source!r}); upload the file with POST /datasets and use "
                   '{"source": "dataset", "id": <its id>}')],
             )  # fmt: skip
+        if isinstance(cfg.data, SyntheticData):
+            # hashed by its spec: the worker generates the bars, never the request
+            chash = hasher(cfg, data_identity(cfg))
+            return Prepared(kind, cfg.model_dump(mode="json"), chash, None)
 
         def load() -> tuple[Any, Dataset, str]:
             ds = load_dataset(cfg, resolve_stored=self.store.load_dataset, cache=self.cache)
-            return cfg, ds, hasher(cfg, ds.hash)
+            return cfg, ds, hasher(cfg, data_identity(cfg, ds))
 
         try:
             _, dataset, chash = self._load_locked(cfg, load)
@@ -409,6 +414,7 @@ class Orchestrator:
             metrics = headline(result.metrics)
             done = store.finish_run(
                 run_id, "completed", run_hash=manifest["run_hash"], metrics=metrics,
+                dataset_hash=manifest["dataset_hash"],
                 events=[
                     ("stage", {"stage": "persist", "status": "done"}),
                     ("stage", {"stage": "prune", "status": "started"}),

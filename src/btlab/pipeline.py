@@ -35,7 +35,7 @@ from btlab.kernels.execution import (
 from btlab.kernels.ledger import trades_from_fills
 
 from . import data as data_mod
-from .config import FeatureSpec, FileData, RunConfig, parse_config
+from .config import FeatureSpec, FileData, RunConfig, SyntheticData, parse_config
 from .errors import RunCancelled, RunError
 from .features import FeatureStore
 from .hashing import canonical_json, sha256_hex
@@ -48,6 +48,7 @@ from .run_warnings import (
     warmup_warnings,
 )
 from .strategies import compute_target, required_features
+from .timeframes import canonical_timeframe
 
 EventSink = Callable[[str, dict[str, Any]], None]
 CancelCheck = Callable[[], bool]
@@ -60,12 +61,22 @@ V = TypeVar("V")
 
 
 class LRU(MutableMapping[K, V], Generic[K, V]):
-    """A small thread-safe least-recently-used mapping."""
+    """A small thread-safe least-recently-used mapping, bounded by count and, with `weigh`, by
+    the total weight (bytes) of its values; the newest value is kept even when alone too heavy."""
 
-    def __init__(self, maxsize: int) -> None:
+    def __init__(
+        self, maxsize: int, max_weight: int | None = None, weigh: Callable[[V], int] | None = None
+    ) -> None:
         self.maxsize = maxsize
+        self.max_weight = max_weight
+        self._weigh = weigh
         self._data: OrderedDict[K, V] = OrderedDict()
+        self._weights: dict[K, int] = {}
         self._lock = threading.Lock()
+
+    @property
+    def weight(self) -> int:
+        return sum(self._weights.values())
 
     def __getitem__(self, key: K) -> V:
         with self._lock:
@@ -77,12 +88,20 @@ class LRU(MutableMapping[K, V], Generic[K, V]):
         with self._lock:
             self._data[key] = value
             self._data.move_to_end(key)
-            while len(self._data) > self.maxsize:
-                self._data.popitem(last=False)
+            if self._weigh is not None:
+                self._weights[key] = self._weigh(value)
+            while len(self._data) > self.maxsize or (
+                self.max_weight is not None
+                and len(self._data) > 1
+                and sum(self._weights.values()) > self.max_weight
+            ):
+                old, _ = self._data.popitem(last=False)
+                self._weights.pop(old, None)
 
     def __delitem__(self, key: K) -> None:
         with self._lock:
             del self._data[key]
+            self._weights.pop(key, None)
 
     def __iter__(self) -> Any:
         with self._lock:
@@ -92,12 +111,26 @@ class LRU(MutableMapping[K, V], Generic[K, V]):
         return len(self._data)
 
 
-class RunCache:
-    """Datasets and shifted features shared across runs of one process (the service's warm path)."""
+def _dataset_bytes(dataset: data_mod.Dataset) -> int:
+    arrays = (dataset.ts, dataset.open, dataset.high, dataset.low, dataset.close, dataset.volume)
+    extra = dataset.adj_close.nbytes if dataset.adj_close is not None else 0
+    return sum(a.nbytes for a in arrays) + extra
 
-    def __init__(self, max_datasets: int = 8, max_features: int = 256) -> None:
-        self.datasets: LRU[str, data_mod.Dataset] = LRU(max_datasets)
-        self.features: LRU[str, np.ndarray] = LRU(max_features)
+
+#: What the warm cache of a process may hold: datasets and shifted features are kept between
+#: runs, so without a byte bound a few large runs would pin gigabytes for good.
+CACHE_BYTES = 512 << 20
+
+
+class RunCache:
+    """Datasets and shifted features shared across runs of one process (the service's warm path),
+    each kind bounded by a count and by `max_bytes` of arrays."""
+
+    def __init__(
+        self, max_datasets: int = 8, max_features: int = 256, max_bytes: int = CACHE_BYTES
+    ) -> None:
+        self.datasets: LRU[str, data_mod.Dataset] = LRU(max_datasets, max_bytes, _dataset_bytes)
+        self.features: LRU[str, np.ndarray] = LRU(max_features, max_bytes, lambda a: a.nbytes)
 
 
 @dataclass(eq=False)
@@ -121,6 +154,7 @@ class RunResult:
     timings_ms: dict[str, float] = field(default_factory=dict)
     #: What makes this result degenerate (short data, no trades, undefined numbers, ruin...).
     warnings: list[RunWarning] = field(default_factory=list)
+    identity: DataIdentity | None = None  # the data's identity in the config hash
 
     @property
     def ruined(self) -> bool:
@@ -199,11 +233,61 @@ class RunResult:
         )
 
 
-def config_hash(config: RunConfig, dataset_hash: str) -> str:
-    """sha256 of the canonical request (defaults filled in) together with the dataset hash."""
-    return sha256_hex(
-        canonical_json({"request": config.hash_payload(), "dataset_hash": dataset_hash}).encode()
+@dataclass(frozen=True)
+class DataIdentity:
+    """What makes data "the same" for the config hash: its identity, not where it was found.
+
+    `id` is the content hash of the bars (files, stored datasets, DataFrames) or, for the
+    synthetic provider, the hash of its canonical spec (`synthetic_data.spec_identity`), so a
+    synthetic request hashes without generating a bar. Symbol and file path are labels.
+    """
+
+    id: str
+    timeframe: str
+    calendar: str
+    adjust: bool
+
+    def payload(self) -> dict[str, Any]:
+        return {"identity": self.id, "timeframe": self.timeframe, "calendar": self.calendar,
+                "adjust": self.adjust}  # fmt: skip
+
+
+def data_identity(config: RunConfig, dataset: data_mod.Dataset | None = None) -> DataIdentity:
+    """The identity of a request's data: the synthetic spec's when `dataset` is None (the data
+    the request itself names), else the content of `dataset` with its effective timeframe and
+    calendar."""
+    if dataset is not None:
+        m = dataset.meta
+        return DataIdentity(dataset.hash, m.timeframe, m.calendar, m.adjusted)
+    spec = config.data
+    if not isinstance(spec, SyntheticData):
+        raise TypeError(f"the identity of {spec.source!r} data is its content: pass the dataset")
+    from .synthetic_data import spec_identity
+
+    return DataIdentity(
+        spec_identity(spec), canonical_timeframe(spec.timeframe), spec.calendar, spec.adjust
     )
+
+
+def hashed_request(config: RunConfig, identity: DataIdentity) -> dict[str, Any]:
+    """The request as hashed and recorded: every default filled in, the data section replaced by
+    the data's identity (so a path, a stored id or a symbol name does not make another run)."""
+    payload = config.hash_payload()
+    payload["data"] = identity.payload()
+    return payload
+
+
+def config_hash(config: RunConfig, identity: DataIdentity) -> str:
+    """sha256 of the canonical request (defaults filled in) with the data's identity."""
+    return sha256_hex(canonical_json({"request": hashed_request(config, identity)}).encode())
+
+
+def run_identity(
+    config: RunConfig, dataset: data_mod.Dataset, *, explicit: bool = False
+) -> DataIdentity:
+    """The identity a run records: its synthetic spec's, unless the bars were handed in."""
+    synthetic = isinstance(config.data, SyntheticData) and not explicit
+    return data_identity(config, None if synthetic else dataset)
 
 
 def _data_cache_key(config: RunConfig) -> str | None:
@@ -249,7 +333,7 @@ def resolve_config(
     """(config, dataset, config hash) without running anything: what decides "the same run"."""
     cfg = parse_config(config)
     dataset = load_dataset(cfg, data, resolve_stored=resolve_stored, cache=cache)
-    return cfg, dataset, config_hash(cfg, dataset.hash)
+    return cfg, dataset, config_hash(cfg, run_identity(cfg, dataset, explicit=data is not None))
 
 
 def exec_params(config: RunConfig) -> ExecParams:
@@ -420,7 +504,8 @@ def run(
     dataset = stages.run(
         "load_data", lambda: load_dataset(cfg, data, resolve_stored=resolve_stored, cache=cache)
     )
-    chash = config_hash(cfg, dataset.hash)
+    identity = run_identity(cfg, dataset, explicit=data is not None)
+    chash = config_hash(cfg, identity)
     n = len(dataset)
     ppy = cfg.metrics.periods_per_year or dataset.meta.periods_per_year
     feature_cache = cache.features if cache is not None else None
@@ -462,6 +547,7 @@ def run(
         config=cfg, config_hash=chash, dataset=dataset, target=target, units=sim.units, cash=sim.cash,
         equity_values=sim.equity, borrow=sim.borrow, fill_records=sim.fills, trade_records=trades,
         metrics=metrics, validation=None, flags=sim.flags, halt_bar=sim.halt_bar,
+        identity=identity,
     )  # fmt: skip
     if cfg.validation.enabled:
         from .validate_run import validate_result

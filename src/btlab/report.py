@@ -820,7 +820,7 @@ def _params_text(params: Mapping[str, Any]) -> str:
 
 
 def _data_text(data: Mapping[str, Any]) -> tuple[str, str | None]:
-    """(symbol, timeframe) as the request gives them (timeframe None when not given)."""
+    """(symbol, timeframe) as an older manifest's request gives them (timeframe None when not given)."""
     source = data.get("source", "synthetic")
     if source == "dataset":
         return f"stored dataset {str(data.get('id', ''))[:12]}", None
@@ -830,16 +830,50 @@ def _data_text(data: Mapping[str, Any]) -> tuple[str, str | None]:
     return str(symbol or "—"), data.get("timeframe")
 
 
+def _data_rows(manifest: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """The data facts of the manifest: calendar, annualisation and the evidence behind them."""
+    facts = manifest.get("dataset") or {}
+    if not facts:
+        return []
+    labels = manifest.get("labels") or {}
+    from .timeframes import DataInference, inference_text
+
+    def how(name: str) -> str:
+        return "declared" if labels.get(f"{name}_declared") else "inferred"
+
+    rows = [
+        ("calendar", "Calendar", f"{facts.get('calendar', '—')} ({how('calendar')})"),
+        ("periods_per_year", "Periods per year", _fmt(facts.get("periods_per_year"), "auto")),
+    ]
+    inference = facts.get("inference")
+    if inference:
+        evidence = inference_text(
+            str(facts.get("calendar")), DataInference.model_validate(inference),
+            facts.get("bars_per_day"),
+        )  # fmt: skip
+        rows.append(("inference", "Inferred from the data",
+                     f"timeframe {inference.get('timeframe')}, calendar "
+                     f"{inference.get('calendar')}; {evidence}"))  # fmt: skip
+    largest = facts.get("largest_gap_seconds")
+    rows.append(("gaps", "Gaps", f"{facts.get('gaps', 0):,}"
+                 + (f" (largest {_fmt(largest / 86400, 'auto')} days)" if largest else "")))  # fmt: skip
+    return rows
+
+
 def _identity(data: ReportData, ts: np.ndarray | None) -> tuple[str, str]:
     """(page title, identity table)."""
     m = data.manifest
     request = m.get("request") or {}
     strategy = request.get("strategy") or {}
-    symbol, timeframe = _data_text(request.get("data") or {})
-    if timeframe is None and ts is not None and ts.size > 1:
-        from .data import infer_calendar, infer_timeframe
+    if m.get("dataset"):
+        symbol = str((m.get("labels") or {}).get("symbol") or "—")
+        timeframe: str | None = str(m["dataset"].get("timeframe"))
+    else:  # a manifest from before the data facts were recorded
+        symbol, timeframe = _data_text(request.get("data") or {})
+        if timeframe is None and ts is not None and ts.size > 1:
+            from .timeframes import infer_timeframe
 
-        timeframe = infer_timeframe(ts, infer_calendar(ts))
+            timeframe = str(infer_timeframe(ts)[0])
     execution = request.get("execution") or {}
     rows: list[tuple[str, str, str]] = [
         ("kind", "Kind", "sweep" if data.is_sweep else "run"),
@@ -847,6 +881,7 @@ def _identity(data: ReportData, ts: np.ndarray | None) -> tuple[str, str]:
         ("params", "Parameters", _params_text(strategy.get("params") or {})),
         ("symbol", "Symbol", symbol),
         ("timeframe", "Timeframe", str(timeframe or "—")),
+        *_data_rows(m),
     ]
     if data.is_sweep and data.sweep is not None:
         axes = data.sweep.get("axes") or {}

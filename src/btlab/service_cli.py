@@ -21,6 +21,7 @@ from rich.table import Table
 from .errors import NotFoundError
 from .plugins import add_plugin_argument
 from .store import DB_NAME, RUN_STATUSES, RunStateError, Store, default_home
+from .timeframes import CALENDARS
 
 # soft_wrap: a message is one line however narrow the terminal or pipe (CI logs, grep)
 out = Console(soft_wrap=True)
@@ -199,7 +200,7 @@ def cmd_data_import(args: argparse.Namespace) -> int:
     from .data import load_file
 
     path = Path(args.file)
-    dataset = load_file(path, symbol=args.symbol, timeframe=args.timeframe)
+    dataset = load_file(path, symbol=args.symbol, timeframe=args.timeframe, calendar=args.calendar)
     store = _store(args)
     try:
         row, created = store.add_dataset(dataset)
@@ -210,6 +211,11 @@ def cmd_data_import(args: argparse.Namespace) -> int:
         return 0
     verb = "imported" if created else "already stored"
     out.print(f"{verb}: {row.symbol} {row.timeframe}, {row.rows} bars, {row.gaps} gaps")
+    if created:
+        from .cli import data_summary
+
+        for line in data_summary(dataset.meta):
+            out.print(line, markup=False, highlight=False, soft_wrap=True)
     out.print(
         f'dataset id {row.id}\nuse it as  {{"data": {{"source": "dataset", "id": "{row.id}"}}}}'
     )
@@ -335,7 +341,9 @@ def add_service_commands(sub: Any) -> None:
     )
     imp.add_argument("file")
     imp.add_argument("--symbol", help="symbol (default: the file name's stem)")
-    imp.add_argument("--timeframe", help="bar length, e.g. 1d (default: inferred)")
+    imp.add_argument("--timeframe", help="bar length, e.g. 1d, 1h, 1mo (default: inferred)")
+    imp.add_argument("--calendar", choices=CALENDARS,
+                     help="equities, 24x5 or 24x7 (default: inferred from the timestamps)")  # fmt: skip
     imp.add_argument("--json", action="store_true")
     imp.add_argument("--home", help=home_help)
     imp.set_defaults(func=cmd_data_import)

@@ -619,6 +619,7 @@ class Store:
         events: Sequence[tuple[str, Mapping[str, Any]]] = (),
         from_statuses: Sequence[str] = ACTIVE_STATUSES,
         prune: bool = True,
+        dataset_hash: str | None = None,
     ) -> Finished:
         """Finish a run: status, times, its last events and the retention prune in one transaction.
 
@@ -632,11 +633,12 @@ class Store:
         marks = ",".join("?" * len(from_statuses))
         with self._tx() as tx:
             cur = tx.execute(
-                "UPDATE runs SET status = ?, finished_at = ?, error = ?, run_hash = ?, metrics = ? "
-                f"WHERE id = ? AND status IN ({marks})",
+                "UPDATE runs SET status = ?, finished_at = ?, error = ?, run_hash = ?, metrics = ?, "
+                f"dataset_hash = COALESCE(?, dataset_hash) WHERE id = ? AND status IN ({marks})",
                 (
                     status, now_iso(), error, run_hash,
-                    _dumps(metrics) if metrics is not None else None, run_id, *from_statuses,
+                    _dumps(metrics) if metrics is not None else None, dataset_hash, run_id,
+                    *from_statuses,
                 ),
             )  # fmt: skip
             if cur.rowcount == 0:

@@ -100,6 +100,7 @@ from . import data as data_mod
 from .artifacts import (
     MANIFEST,
     OutputFolderTaken,
+    data_sections,
     engine_versions,
     folder_conflict,
     run_hash,
@@ -113,13 +114,16 @@ from .hashing import canonical_bytes, canonical_json, sha256_hex
 from .metrics import DAYS_PER_YEAR, NS_PER_DAY, compute_metrics, reported_max_drawdown
 from .pipeline import (
     CancelCheck,
+    DataIdentity,
     EventSink,
     RunCache,
     RunResult,
     config_hash,
     exec_params,
+    hashed_request,
     load_dataset,
     read_features,
+    run_identity,
     simulate_chunked,
     size_scale,
 )
@@ -483,13 +487,9 @@ def parse_grid_option(text: str) -> tuple[str, list[Any] | dict[str, Any]]:
     return name, dict(zip(("start", "stop", "step"), [*values, 1][:3], strict=True))
 
 
-def sweep_config_hash(request: SweepRequest, dataset_hash: str) -> str:
-    """sha256 of the canonical sweep request (defaults filled in) with the dataset hash."""
-    return sha256_hex(
-        canonical_json(
-            {"sweep_request": request.hash_payload(), "dataset_hash": dataset_hash}
-        ).encode()
-    )
+def sweep_config_hash(request: SweepRequest, identity: DataIdentity) -> str:
+    """sha256 of the canonical sweep request (defaults filled in) with the data's identity."""
+    return sha256_hex(canonical_json({"sweep_request": hashed_request(request, identity)}).encode())
 
 
 # ---------------------------------------------------------------- metrics from kernel rows
@@ -744,6 +744,7 @@ class SweepResult:
     request: SweepRequest
     config_hash: str
     dataset: data_mod.Dataset
+    identity: DataIdentity
     expansion: GridExpansion
     table: pd.DataFrame  # one row per valid combination: combo, the gridded params, metrics
     best: dict[str, Any]  # {"combo": index, "params": {...}, "metrics": {...}}
@@ -803,7 +804,7 @@ class SweepResult:
             "versions": engine_versions(),
             "config_hash": self.config_hash,
             "dataset_hash": self.dataset.hash,
-            "request": self.request.model_dump(mode="json"),
+            **data_sections(self.request, self.dataset, self.identity),
             "artifacts": {
                 name: {"bytes": len(data), "sha256": sha256_hex(data)}
                 for name, data in sorted(payloads.items())
@@ -884,7 +885,11 @@ def _table(expansion: GridExpansion, rows: list[dict[str, Any]]) -> pd.DataFrame
 
 
 def _single_run(
-    cfg: RunConfig, dataset: data_mod.Dataset, store: FeatureStore, periods_per_year: float
+    cfg: RunConfig,
+    dataset: data_mod.Dataset,
+    store: FeatureStore,
+    periods_per_year: float,
+    identity: DataIdentity,
 ) -> RunResult:
     """One combination the way `pipeline.run` computes it (validation left to the sweep)."""
     n = len(dataset)
@@ -899,10 +904,10 @@ def _single_run(
         ruined=bool(sim.flags & Flag.RUINED), halted=bool(sim.flags & Flag.HALTED_MAX_DRAWDOWN),
     )  # fmt: skip
     return RunResult(
-        config=cfg, config_hash=config_hash(cfg, dataset.hash), dataset=dataset, target=target,
+        config=cfg, config_hash=config_hash(cfg, identity), dataset=dataset, target=target,
         units=sim.units, cash=sim.cash, equity_values=sim.equity, borrow=sim.borrow,
         fill_records=sim.fills, trade_records=trades, metrics=metrics, validation=None,
-        flags=sim.flags, halt_bar=sim.halt_bar,
+        flags=sim.flags, halt_bar=sim.halt_bar, identity=identity,
     )  # fmt: skip
 
 
@@ -1010,7 +1015,8 @@ def run_sweep(
     dataset: data_mod.Dataset = stages.run(
         "load_data", lambda: load_dataset(req, data, resolve_stored=resolve_stored, cache=cache)
     )
-    chash = sweep_config_hash(req, dataset.hash)
+    identity = run_identity(req, dataset, explicit=data is not None)
+    chash = sweep_config_hash(req, identity)
     n = len(dataset)
     ppy = req.metrics.periods_per_year or dataset.meta.periods_per_year
     store = FeatureStore(dataset, cache=cache.features if cache is not None else None)
@@ -1036,7 +1042,7 @@ def run_sweep(
     objective = np.array([r[req.objective] for r in rows], dtype=np.float64)
     best = _best_index(objective)
     best_run: RunResult = stages.run(
-        "best", lambda: _single_run(req.run_config(combos[best]), dataset, store, ppy)
+        "best", lambda: _single_run(req.run_config(combos[best]), dataset, store, ppy, identity)
     )
     validation = None
     if req.validation.enabled:
@@ -1077,6 +1083,7 @@ def run_sweep(
         request=req,
         config_hash=chash,
         dataset=dataset,
+        identity=identity,
         expansion=expansion,
         table=_table(expansion, rows),
         best={"combo": best, "params": combos[best], "metrics": best_run.metrics},

@@ -234,7 +234,8 @@ def test_run_reads_a_dataset_imported_into_the_home(
     assert code == 0, err
     manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
     assert (
-        manifest["dataset_hash"] == dataset_id and manifest["request"]["data"]["id"] == dataset_id
+        manifest["dataset_hash"] == dataset_id
+        and manifest["request"]["data"]["identity"] == dataset_id
     )
     assert json.loads(out)["run_hash"] == manifest["run_hash"]
     code, _, err = _run([*argv[:-1], str(tmp_path / "elsewhere")], capsys)
@@ -313,3 +314,20 @@ def test_runs_table_fits_80_columns_with_strategy_and_symbol() -> None:
         assert expected in text, (expected, text)
     assert "…" not in text
     assert runs_errors(runs) == [f"{runs[2].id} failed: interrupted: the server stopped"]
+
+
+def test_data_import_takes_a_calendar_and_prints_the_data_facts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "fx.csv"
+    btlab.synthetic(bars=90, seed=6).to_frame().to_csv(path, index=False)
+    argv = ["data", "import", str(path), "--calendar", "24x5", "--home", str(tmp_path / "h")]
+    code, out, _ = _run(argv, capsys)
+    assert code == 0
+    assert "calendar 24x5 (declared)" in out and "periods_per_year 260" in out
+    store = Store(tmp_path / "h")
+    try:
+        (row,) = store.list_datasets()
+        assert store.load_dataset(row.id).meta.calendar == "24x5"
+    finally:
+        store.close()

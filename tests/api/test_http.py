@@ -247,6 +247,29 @@ def test_datasets_upload_once_by_content_then_run_on_it(
     assert done["status"] == "completed", done["error"]
 
 
+def test_uploaded_bars_and_the_same_file_are_the_same_run(
+    client: httpx.Client, tmp_path: Path
+) -> None:
+    import btlab
+    from btlab.artifacts import write_artifacts
+
+    csv = btlab.synthetic(bars=400, seed=11).to_frame().to_csv(index=False).encode()
+    path = tmp_path / "spy.csv"
+    path.write_bytes(csv)
+    uploaded = client.post("/datasets", content=csv, params={"symbol": "SPY"},
+                           headers={"Content-Type": "text/csv"})  # fmt: skip
+    assert uploaded.status_code in (200, 201), uploaded.text
+    run = _post(
+        client, {**tiny(seed=116), "data": {"source": "dataset", "id": uploaded.json()["id"]}}
+    )
+    served = wait_status(client, run.json()["id"], ("completed", "failed"))
+    assert served["status"] == "completed", served["error"]
+    local = btlab.run({**tiny(seed=116), "data": {"source": "csv", "path": str(path)}})
+    manifest = write_artifacts(local, tmp_path / "local")
+    assert served["config_hash"] == local.config_hash
+    assert served["run_hash"] == manifest["run_hash"]
+
+
 def test_same_request_on_a_fresh_home_gives_the_same_run_hash(
     client: httpx.Client, tmp_path: Path
 ) -> None:
