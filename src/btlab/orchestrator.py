@@ -34,9 +34,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import BtlabError, ConfigError, DataError, NotFoundError, RunCancelled
@@ -170,9 +171,14 @@ class Orchestrator:
         workers: int = 1,
         progress_interval: float = 0.05,
         allow_files: bool = True,
+        file_roots: Sequence[str | Path] | None = None,
     ) -> None:
         self.store = store
         self.allow_files = allow_files
+        # None: any file (in-process use); else only files inside these folders
+        self.file_roots = (
+            None if file_roots is None else tuple(Path(r).resolve() for r in file_roots)
+        )
         self.executor: Executor = executor or ThreadExecutor(workers)
         self.cache = cache if cache is not None else RunCache()
         self.progress_interval = progress_interval
@@ -273,6 +279,9 @@ class Orchestrator:
                   f"{cfg.data.source!r}); upload the file with POST /datasets and use "
                   '{"source": "dataset", "id": <its id>}')],
             )  # fmt: skip
+        guarded = self.file_roots is not None and cfg.data.source in FILE_SOURCES
+        if guarded:
+            self._check_file_root(Path(cfg.data.path))
 
         def load() -> tuple[Any, Dataset, str]:
             ds = load_dataset(cfg, resolve_stored=self.store.load_dataset, cache=self.cache)
@@ -282,7 +291,26 @@ class Orchestrator:
             _, dataset, chash = self._load_locked(cfg, load)
         except NotFoundError as exc:
             raise _config_error("data.id", exc) from None
+        except DataError as exc:
+            if not guarded:
+                raise
+            # a server file that is not data: name the rule and rows, never echo its content
+            raise DataError(
+                exc.rule, f"{cfg.data.path} is not a valid {cfg.data.source} dataset", exc.rows
+            ) from None
         return Prepared(kind, cfg.model_dump(mode="json"), chash, dataset.hash)
+
+    def _check_file_root(self, path: Path) -> None:
+        """ConfigError unless `path` (links followed) lies inside one of `file_roots`."""
+        assert self.file_roots is not None
+        resolved = path.expanduser().resolve()
+        if not any(resolved.is_relative_to(root) for root in self.file_roots):
+            roots = ", ".join(map(str, self.file_roots)) or "none"
+            raise ConfigError(
+                "invalid request",
+                [("data.path", f"{path} is outside the folders this server reads files from "
+                  f"(BTLAB_FILE_ROOTS: {roots})")],
+            )  # fmt: skip
 
     def submit(
         self, body: Any, *, kind: str = "run", idempotency_key: str | None = None
@@ -434,7 +462,13 @@ class Orchestrator:
             self._fail(run_id, "config_error", str(exc))
         except DataError as exc:
             _remove(folder)
-            self._fail(run_id, "data_error", str(exc))
+            message = str(exc)
+            if (
+                self.file_roots is not None
+                and job.config.get("data", {}).get("source") in FILE_SOURCES
+            ):
+                message = f"{exc.rule}: the data file is not a valid dataset"  # never its content
+            self._fail(run_id, "data_error", message)
         except BtlabError as exc:
             _remove(folder)
             self._fail(run_id, "run_error", str(exc))

@@ -18,7 +18,7 @@ from ..orchestrator import Orchestrator
 from ..store import Store
 from .errors import install_error_handlers
 from .events import EventHub
-from .middleware import BearerAuth, BodyLimit
+from .middleware import BearerAuth, BodyLimit, HostCheck
 from .models import RunRequest
 from .routes import catalog, datasets, runs, sweeps
 from .settings import Settings
@@ -88,7 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         store = Store(settings.home, retention=settings.retention)
         orchestrator = Orchestrator(
             store, workers=settings.workers, progress_interval=settings.progress_interval,
-            allow_files=settings.allow_file_paths,
+            allow_files=settings.allow_file_paths, file_roots=settings.file_roots,
         )  # fmt: skip
         hub = EventHub(asyncio.get_running_loop())
         orchestrator.add_listener(hub.publish)
@@ -120,5 +120,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         upload_paths={"/datasets"},
     )  # fmt: skip
     app.add_middleware(BearerAuth, token=settings.token)
+    app.add_middleware(HostCheck, allowed=settings.allowed_hosts)
     _install_openapi(app)
     return app

@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from ...store import sniff_format
+from ..bodies import UPLOAD_TYPES, require_content_type
 from ..deps import StoreDep
 from ..errors import ApiError
 from ..models import ERRORS, DatasetOut, with_errors
@@ -33,6 +34,7 @@ _UPLOAD_DOC = {
             },
             "text/csv": {"schema": {"type": "string", "format": "binary"}},
             "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
         },
     }
 }  # fmt: skip
@@ -69,7 +71,7 @@ async def upload_dataset(
 ) -> DatasetOut:
     """Upload bars as multipart (`file`, `symbol`, `timeframe`) or as the raw body (query parameters)."""
     filename: str | None = None
-    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+    if require_content_type(request, UPLOAD_TYPES) == "multipart/form-data":
         async with request.form(max_files=1, max_fields=8) as form:
             upload = form.get("file")
             if not isinstance(upload, UploadFile):
