@@ -350,23 +350,36 @@ class Orchestrator:
     # -- cancel, delete, wait --------------------------------------------------------------
 
     def cancel(self, run_id: str) -> RunRow:
-        """Cancel a queued run at once, or ask a running one to stop at its next check."""
-        run = self.store.get_run(run_id)
-        if run.status == "queued" and self.store.cancel_queued(run_id) is not None:
+        """Cancel a run: a queued one at once, a running one when it next checks (and for sure at
+        the transaction that would store its result). Returns the run as the cancel left it:
+        ``cancel_requested`` when running, its final status when it had finished already."""
+        run = self.store.request_cancel(run_id)
+        if run.status == "cancelled":
             self._forget(run_id)
-        elif run.status in ("queued", "running"):
+        elif run.status == "running":
             with self._active_lock:
                 active = self._active.get(run_id)
             if active is not None:
                 active.cancel.set()
-        return self.store.get_run(run_id)
+        return run
 
     def delete(self, run_id: str) -> tuple[RunRow, bool]:
-        """Delete a finished run (``(run, True)``), or cancel an active one (``(run, False)``)."""
+        """Delete a finished run (``(run, True)``), or cancel an active one (``(run, False)``).
+
+        An active run that finishes before the cancel reaches it is neither: RunStateError
+        naming its status (it completed or failed; nothing was cancelled or deleted).
+        """
         run = self.store.get_run(run_id)
         if run.finished:
             return self.store.delete_run(run_id), True
-        return self.cancel(run_id), False
+        run = self.cancel(run_id)
+        if run.status in ("completed", "failed"):
+            raise RunStateError(
+                f"run {run_id} {run.status} before the cancel reached it; nothing was cancelled "
+                "(DELETE it again to delete it)",
+                status=run.status,
+            )
+        return run, False
 
     def wait(self, run_id: str, timeout: float | None = None) -> RunRow:
         """Block until the run is finished (or `timeout` seconds pass); returns its row."""
@@ -444,8 +457,8 @@ class Orchestrator:
                                    "metrics": metrics, "elapsed_ms": _ms(start)}),
                 ],
             )  # fmt: skip
-            if not done.changed:  # finished meanwhile (shutdown): its artifacts must not stay
-                _remove(folder)
+            if done.status != "completed":  # cancelled meanwhile, or finished from outside
+                _remove(folder)  # (shutdown): its artifacts must not stay
         except RunCancelled as exc:
             _remove(folder)
             if self.stopping:

@@ -56,7 +56,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("btlab.store")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DB_NAME = "btlab.sqlite3"
 DEFAULT_RETENTION = 100
 MAX_IDLE_CONNECTIONS = 8
@@ -68,6 +68,8 @@ ACTIVE_STATUSES = ("queued", "running")
 TERMINAL_STATUSES = ("completed", "failed", "cancelled")
 EVENT_TYPES = ("queued", "started", "stage", "progress", "completed", "failed", "cancelled")
 INTERRUPTED = "interrupted"
+#: The reason of a run whose cancel was asked before its result was stored.
+CANCEL_WON = "cancelled before its results were stored"
 
 #: Schema migrations: MIGRATIONS[i] takes a database at version i to version i + 1.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -123,6 +125,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             created_at TEXT NOT NULL
         )""",
     ),
+    # 1 -> 2: a cancel asked of a running run, read by the transaction that finishes it
+    ("ALTER TABLE runs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0",),
 )
 
 
@@ -138,7 +142,14 @@ class IdempotencyConflict(BtlabError):
 
 
 class RunStateError(BtlabError):
-    """The run is not in a state that allows the operation (e.g. deleting a running run)."""
+    """The run is not in a state that allows the operation (e.g. deleting a running run).
+
+    `status` is the run's status where the error is about one run.
+    """
+
+    def __init__(self, message: str, status: str | None = None) -> None:
+        self.status = status
+        super().__init__(message)
 
 
 def now_iso() -> str:
@@ -183,6 +194,7 @@ class RunRow:
     error: str | None
     run_hash: str | None
     metrics: dict[str, Any] | None
+    cancel_requested: bool = False
 
     @property
     def finished(self) -> bool:
@@ -227,6 +239,7 @@ class Finished:
 
     events: list[EventRow] = field(default_factory=list)
     pruned: list[str] = field(default_factory=list)
+    status: str | None = None  # the status written (None: nothing changed)
 
     @property
     def changed(self) -> bool:
@@ -245,7 +258,7 @@ class RecoveryReport:
 
 _RUN_COLUMNS = (
     "n, id, kind, request, config, config_hash, dataset_hash, status, created_at, started_at, "
-    "finished_at, error, run_hash, metrics"
+    "finished_at, error, run_hash, metrics, cancel_requested"
 )
 
 
@@ -254,7 +267,7 @@ def _run(row: Sequence[Any]) -> RunRow:
         n=row[0], id=row[1], kind=row[2], request=_loads(row[3]), config=_loads(row[4]),
         config_hash=row[5], dataset_hash=row[6], status=row[7], created_at=row[8],
         started_at=row[9], finished_at=row[10], error=row[11], run_hash=row[12],
-        metrics=_loads(row[13]),
+        metrics=_loads(row[13]), cancel_requested=bool(row[14]),
     )  # fmt: skip
 
 
@@ -624,6 +637,8 @@ class Store:
         """Finish a run: status, times, its last events and the retention prune in one transaction.
 
         The run must be in one of `from_statuses` (else nothing changes and the result is empty).
+        A run whose cancel was asked (`request_cancel`) ends cancelled instead of `status`, its
+        folder removed before the commit: the cancel and the result are decided in one place.
         With `prune`, finished runs beyond the newest `retention` go in the same transaction (this
         run excepted) and their folders after the commit.
         """
@@ -631,7 +646,16 @@ class Store:
             raise ValueError(f"{status!r} is not a terminal status")
         done = Finished()
         marks = ",".join("?" * len(from_statuses))
+        cancel_won = False
         with self._tx() as tx:
+            if status != "cancelled":
+                asked = tx.execute(
+                    "SELECT cancel_requested FROM runs WHERE id = ?", (run_id,)
+                ).fetchone()
+                if asked is not None and asked[0]:  # the cancel came first: it wins
+                    status, error, run_hash, metrics = "cancelled", "cancelled", None, None
+                    events = [("cancelled", {"run_id": run_id, "reason": CANCEL_WON})]
+                    cancel_won = True
             cur = tx.execute(
                 "UPDATE runs SET status = ?, finished_at = ?, error = ?, run_hash = ?, metrics = ? "
                 f"WHERE id = ? AND status IN ({marks})",
@@ -642,12 +666,43 @@ class Store:
             )  # fmt: skip
             if cur.rowcount == 0:
                 return done
+            done.status = status
+            if cancel_won:  # its artifacts go before the commit: never cancelled with files
+                self._remove_folder(run_id)
             done.events = [self._append(tx, run_id, t, d) for t, d in events]
             if prune:
                 done.pruned = self._prune_rows(tx, self.retention, keep_id=run_id)
         for pruned in done.pruned:
             self._remove_folder(pruned)
         return done
+
+    def request_cancel(self, run_id: str) -> RunRow:
+        """Cancel a run, in one transaction with the check of its status; the run as it is then.
+
+        A queued run is cancelled at once; a running one is marked ``cancel_requested``, so the
+        transaction that finishes it (`finish_run`) ends it cancelled whatever it computed; a
+        finished run is left as it is (the caller sees its status: the cancel came too late).
+        """
+        with self._tx() as tx:
+            run = self._get(tx, run_id)
+            if run is None:
+                raise NotFoundError(f"unknown run id {run_id!r}")
+            if run.status == "queued":
+                tx.execute(
+                    "UPDATE runs SET status = 'cancelled', finished_at = ?, error = 'cancelled' "
+                    "WHERE id = ?",
+                    (now_iso(), run_id),
+                )
+                self._append(
+                    tx, run_id, "cancelled", {"run_id": run_id, "reason": "cancelled before start"}
+                )
+            elif run.status == "running":
+                tx.execute("UPDATE runs SET cancel_requested = 1 WHERE id = ?", (run_id,))
+            else:
+                return run
+            after = self._get(tx, run_id)
+            assert after is not None
+            return after
 
     def cancel_queued(self, run_id: str, reason: str = "cancelled before start") -> EventRow | None:
         """Cancel a run that has not started; its ``cancelled`` event, or None if it is not queued."""

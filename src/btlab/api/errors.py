@@ -141,7 +141,9 @@ async def _idempotency(_: Request, exc: Exception) -> JSONResponse:
 
 
 async def _run_state(_: Request, exc: Exception) -> JSONResponse:
-    return error_response(409, "run_state", str(exc))
+    assert isinstance(exc, RunStateError)
+    details = [("status", exc.status)] if exc.status else []
+    return error_response(409, "run_state", str(exc), details)
 
 
 async def _too_large(_: Request, exc: Exception) -> JSONResponse:

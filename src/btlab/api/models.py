@@ -96,6 +96,9 @@ class RunSummary(_Out):
     error: str | None = Field(description="Why it failed (e.g. 'interrupted') or was cancelled.")
     run_hash: str | None = Field(description="sha256 of the manifest without timestamps.")
     metrics: dict[str, Any] | None = Field(description="Headline metrics of a completed run.")
+    cancel_requested: bool = Field(
+        False, description="A cancel was asked while it ran: it ends cancelled, with no artifacts."
+    )
     links: RunLinks
 
 
@@ -127,7 +130,7 @@ def run_summary(row: RunRow) -> RunSummary:
         id=row.id, kind=row.kind, status=row.status, config_hash=row.config_hash,
         dataset_hash=row.dataset_hash, created_at=row.created_at, started_at=row.started_at,
         finished_at=row.finished_at, error=row.error, run_hash=row.run_hash,
-        metrics=row.metrics, links=_links(row.id),
+        metrics=row.metrics, cancel_requested=row.cancel_requested, links=_links(row.id),
     )  # fmt: skip
 
 
