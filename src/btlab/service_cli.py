@@ -8,7 +8,9 @@ need no running server; they never run crash recovery (only `serve` does, at sta
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,33 @@ def _print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on `host`:`port` (port 0: a free one); BtlabError naming the
+    address when it is busy or cannot be bound."""
+    from .errors import BtlabError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise BtlabError(f"cannot serve on host {host!r}: {exc.strerror}") from None
+    family, _, _, _, address = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise BtlabError(
+                f"port {port} on {host} is busy (another process listens there); "
+                "choose another with --port"
+            ) from None
+        raise BtlabError(f"cannot listen on {host} port {port}: {exc.strerror}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -47,14 +76,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"[yellow]warning:[/] serving on {args.host} without BTLAB_TOKEN: anyone who can "
             "reach this port can run backtests and read results"
         )
-    err.print(f"btlab serving {settings.home} on http://{args.host}:{args.port}  (docs: /docs)")
-    uvicorn.run(
-        create_app(settings),
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
-        timeout_graceful_shutdown=10,
+    sock = bind(args.host, args.port)  # before the banner: a busy port is named, not announced
+    port = sock.getsockname()[1]
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    config = uvicorn.Config(
+        create_app(settings), log_level=args.log_level, timeout_graceful_shutdown=10
     )
+    err.print(
+        f"btlab serving {settings.home} on http://{shown}:{port}  (docs: /docs)", soft_wrap=True
+    )
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        sock.close()
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -237,3 +238,60 @@ def test_serve_refuses_an_empty_token(tmp_path: Path) -> None:
     assert done.returncode != 0
     assert "BTLAB_TOKEN" in done.stderr and "blank" in done.stderr
     assert "serving" not in done.stderr
+
+
+# -- btlab serve on a busy port ------------------------------------------------------------------
+
+
+def test_serve_on_a_busy_port_names_it_and_announces_nothing(tmp_path: Path) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        env = {**os.environ, "BTLAB_HOME": str(tmp_path / "home")}
+        done = subprocess.run(
+            [sys.executable, "-m", "btlab.cli", "serve", "--port", str(port)],
+            env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert done.returncode != 0
+    assert f"port {port} on 127.0.0.1 is busy" in done.stderr, done.stderr
+    assert "serving" not in done.stderr and "Errno" not in done.stderr
+
+
+def test_serve_announces_the_bound_port(tmp_path: Path) -> None:
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    env = {**os.environ, "BTLAB_HOME": str(tmp_path / "home"), "BTLAB_WORKERS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "btlab.cli", "serve", "--port", "0", "--log-level", "warning"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        found = re.search(r"btlab serving .* on http://127\.0\.0\.1:(\d+)", line)
+        assert found, line
+        port = int(found.group(1))
+        assert port != 0
+        deadline = time.monotonic() + 60
+        while True:  # the socket is bound already: the app answers once started
+            try:
+                assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        if proc.stderr:
+            proc.stderr.close()
