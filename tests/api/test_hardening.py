@@ -295,3 +295,27 @@ def test_serve_announces_the_bound_port(tmp_path: Path) -> None:
         proc.wait(30)
         if proc.stderr:
             proc.stderr.close()
+
+
+# -- /docs and /redoc offline ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_docs_pages_load_only_local_assets(client: httpx.Client, page: str) -> None:
+    """Every script, stylesheet and icon of the page is served by this server (no CDN)."""
+    import re
+
+    response = client.get(page)
+    assert response.status_code == 200 and "text/html" in response.headers["content-type"]
+    html = response.text
+    urls = re.findall(r"""<(?:script|link)\b[^>]*?\b(?:src|href)=["']([^"']+)["']""", html)
+    assert len(urls) >= 2, html
+    assert "fonts.googleapis" not in html and "cdn" not in html.lower()
+    for url in urls:
+        assert url.startswith("/") and not url.startswith("//"), url
+        asset = client.get(url)
+        assert asset.status_code == 200, url
+        assert len(asset.content) > 1000, url
+    script = "swagger-ui-bundle.js" if page == "/docs" else "redoc.standalone.js"
+    assert any(u.endswith(script) for u in urls)
+    assert "/openapi.json" in html and client.get("/openapi.json").status_code == 200

@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from .. import __version__
 from ..orchestrator import Orchestrator
 from ..store import Store
+from .docs import install_docs
 from .errors import install_error_handlers
 from .events import EventHub
 from .middleware import BearerAuth, BodyLimit, HostCheck
@@ -107,6 +108,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served from the package by install_docs: no CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     install_error_handlers(app)
@@ -121,5 +124,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )  # fmt: skip
     app.add_middleware(BearerAuth, token=settings.token)
     app.add_middleware(HostCheck, allowed=settings.allowed_hosts)
+    install_docs(app)
     _install_openapi(app)
     return app
