@@ -35,11 +35,15 @@ class ErrorResponse(_Out):
     details: list[ErrorDetail] = Field(default_factory=list)
 
 
+_ERROR_SCHEMA = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
+
+#: The errors every route may answer, always as JSON whatever the route's own content type.
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse, "description": text}
+    code: {"description": text, "content": _ERROR_SCHEMA}
     for code, text in {
-        400: "Malformed request (e.g. not JSON)",
+        400: "Malformed request (not JSON, a bad multipart form, a Host not allowed)",
         401: "Missing or wrong bearer token",
+        403: "A cross-site request (its Origin is not an allowed host)",
         404: "Unknown run, dataset, preset or artifact",
         409: "Conflict (Idempotency-Key reused with another body; run state)",
         413: "Request body too large",
@@ -47,10 +51,17 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     }.items()
 }
 
+#: Routes that take a body also answer 415 for a content type they do not take.
+BODY_ERRORS: dict[int | str, dict[str, Any]] = {
+    415: {"description": "Unsupported Content-Type", "content": _ERROR_SCHEMA}
+}
 
-def with_errors(extra: dict[int | str, dict[str, Any]]) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI responses: `extra` plus the error shape of every 4xx."""
-    return {**ERRORS, **extra}
+
+def with_errors(
+    extra: dict[int | str, dict[str, Any]], *, body: bool = False
+) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI responses: `extra` plus the error shape of every 4xx (and 415 with a `body`)."""
+    return {**ERRORS, **(BODY_ERRORS if body else {}), **extra}
 
 
 # -- requests ----------------------------------------------------------------------------------

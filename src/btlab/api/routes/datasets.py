@@ -55,7 +55,8 @@ def _form_text(value: object, name: str) -> str | None:
     status_code=201,
     response_model=DatasetOut,
     responses=with_errors(
-        {200: {"model": DatasetOut, "description": "The same bars, stored before"}}
+        {200: {"model": DatasetOut, "description": "The same bars, stored before"}},
+        body=True,
     ),
     openapi_extra=_UPLOAD_DOC,
 )

@@ -74,7 +74,8 @@ async def submit(
     status_code=201,
     response_model=RunDetail,
     responses=with_errors(
-        {200: {"model": RunDetail, "description": "A retained run: same config hash or key"}}
+        {200: {"model": RunDetail, "description": "A retained run: same config hash or key"}},
+        body=True,
     ),
     openapi_extra={
         "requestBody": {
@@ -182,7 +183,12 @@ async def run_events_stream(
     settings: SettingsDep,
     last_event_id: Annotated[
         str | None,
-        Header(alias="Last-Event-ID", max_length=32, description="Resume after this seq."),
+        Header(
+            alias="Last-Event-ID",
+            max_length=32,
+            description="Resume after this seq (a non-negative integer).",
+            json_schema_extra={"pattern": "^[0-9]{1,18}$"},
+        ),
     ] = None,
     after: Annotated[
         int | None,
@@ -231,7 +237,13 @@ def _chunks(file: BinaryIO, size: int = 1 << 16) -> Iterator[bytes]:
     "/runs/{run_id}/artifacts/{name}",
     response_class=StreamingResponse,
     responses=with_errors(
-        {200: {"content": {"application/octet-stream": {}}, "description": "The file"}}
+        {
+            200: {
+                "content": {media: {} for media in dict.fromkeys(MEDIA_TYPES.values())}
+                | {"application/octet-stream": {}},
+                "description": "The file (its media type by its extension)",
+            }
+        }
     ),
 )
 def get_artifact(run_id: str, name: str, store: StoreDep) -> StreamingResponse:
