@@ -31,6 +31,7 @@ the runs of a process, so a warm run skips loading and recomputing.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -46,6 +47,7 @@ from .pipeline import RunCache
 from .store import (
     INTERRUPTED,
     RUN_KINDS,
+    DatasetRow,
     EventRow,
     RecoveryReport,
     RunRow,
@@ -380,6 +382,27 @@ class Orchestrator:
                 status=run.status,
             )
         return run, False
+
+    # -- stored datasets -------------------------------------------------------------------
+
+    def set_dataset_symbol(self, dataset_id: str, symbol: str) -> DatasetRow:
+        """Re-tag a stored dataset; runs after this one read the new symbol."""
+        row = self.store.set_dataset_symbol(dataset_id, symbol)
+        self._forget_dataset(dataset_id)
+        return row
+
+    def delete_dataset(self, dataset_id: str) -> DatasetRow:
+        """Delete a stored dataset (RunStateError while an active run reads it)."""
+        row = self.store.delete_dataset(dataset_id)
+        self._forget_dataset(dataset_id)
+        return row
+
+    def _forget_dataset(self, dataset_id: str) -> None:
+        """Drop the warm cache's copies of a stored dataset (they carry its old symbol)."""
+        for key in list(self.cache.datasets):
+            spec = json.loads(key)
+            if spec.get("source") == "dataset" and spec.get("id") == dataset_id:
+                self.cache.datasets.pop(key, None)
 
     def wait(self, run_id: str, timeout: float | None = None) -> RunRow:
         """Block until the run is finished (or `timeout` seconds pass); returns its row."""

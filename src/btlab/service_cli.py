@@ -1,4 +1,4 @@
-"""Service commands of the `btlab` CLI: serve, runs list|show|rm, data import|list.
+"""Service commands of the `btlab` CLI: serve, runs list|show|rm, data import|list|tag|rm.
 
 `btlab.cli` adds them with `add_service_commands(subparsers)`. The `runs` and `data` commands
 work on the home folder directly (``--home``, else ``BTLAB_HOME``, else ``~/.btlab``), so they
@@ -177,6 +177,12 @@ def cmd_data_import(args: argparse.Namespace) -> int:
         return 0
     verb = "imported" if created else "already stored"
     out.print(f"{verb}: {row.symbol} {row.timeframe}, {row.rows} bars, {row.gaps} gaps")
+    if not created and args.symbol and args.symbol != row.symbol:
+        out.print(
+            f"these bars are stored as {row.symbol}; rename them with "
+            f"`btlab data tag {row.id} {args.symbol}`",
+            soft_wrap=True,
+        )
     out.print(
         f'dataset id {row.id}\nuse it as  {{"data": {{"source": "dataset", "id": "{row.id}"}}}}'
     )
@@ -201,6 +207,34 @@ def cmd_data_list(args: argparse.Namespace) -> int:
                       (r.end or "")[:19], str(r.gaps))  # fmt: skip
     # room for the 64-digit ids even where the terminal (or a pipe's 80 columns) is narrower
     Console(width=max(out.width, 150), file=out.file).print(table)
+    return 0
+
+
+def cmd_data_rm(args: argparse.Namespace) -> int:
+    store = _store(args)
+    try:
+        ids = list(dict.fromkeys(args.dataset_ids))
+        for dataset_id in ids:  # all known before any goes
+            store.get_dataset(dataset_id)
+        for dataset_id in ids:
+            row = store.delete_dataset(dataset_id)
+            out.print(f"deleted {row.id} ({row.symbol})", soft_wrap=True)
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_data_tag(args: argparse.Namespace) -> int:
+    store = _store(args)
+    try:
+        before = store.get_dataset(args.dataset_id)
+        row = store.set_dataset_symbol(args.dataset_id, args.symbol)
+    finally:
+        store.close()
+    if args.json:
+        _print_json(row.__dict__)
+        return 0
+    out.print(f"{row.id}: {before.symbol} -> {row.symbol}", soft_wrap=True)
     return 0
 
 
@@ -287,7 +321,7 @@ def add_service_commands(sub: Any) -> None:
     rm.add_argument("--home", help=home_help)
     rm.set_defaults(func=cmd_runs_rm)
 
-    data = sub.add_parser("data", help="import or list datasets")
+    data = sub.add_parser("data", help="import, list, re-tag or delete datasets")
     data_sub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     imp = data_sub.add_parser(
         "import", help="validate a CSV/Parquet file and store it by content hash"
@@ -302,6 +336,18 @@ def add_service_commands(sub: Any) -> None:
     dl.add_argument("--json", action="store_true")
     dl.add_argument("--home", help=home_help)
     dl.set_defaults(func=cmd_data_list)
+    drm = data_sub.add_parser(
+        "rm", help="delete stored datasets (not while an active run reads one)"
+    )
+    drm.add_argument("dataset_ids", nargs="+", metavar="DATASET_ID")
+    drm.add_argument("--home", help=home_help)
+    drm.set_defaults(func=cmd_data_rm)
+    tag = data_sub.add_parser("tag", help="set a stored dataset's symbol (its bars and id stay)")
+    tag.add_argument("dataset_id", metavar="DATASET_ID")
+    tag.add_argument("symbol", metavar="SYMBOL")
+    tag.add_argument("--json", action="store_true")
+    tag.add_argument("--home", help=home_help)
+    tag.set_defaults(func=cmd_data_tag)
 
     report = sub.add_parser(
         "report", help="write the HTML report of a stored run, or of an artifact folder"

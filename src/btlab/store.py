@@ -60,6 +60,7 @@ SCHEMA_VERSION = 2
 DB_NAME = "btlab.sqlite3"
 DEFAULT_RETENTION = 100
 MAX_IDLE_CONNECTIONS = 8
+MAX_SYMBOL_LENGTH = 64
 
 RUN_KINDS = ("run", "sweep")
 RUN_STATUSES = ("queued", "running", "completed", "failed", "cancelled")
@@ -877,15 +878,74 @@ class Store:
         return [_dataset(r) for r in rows]
 
     def load_dataset(self, dataset_id: str) -> Dataset:
-        """A stored dataset by id (the pipeline's ``resolve_stored``); NotFoundError if unknown."""
+        """A stored dataset by id (the pipeline's ``resolve_stored``); NotFoundError if unknown.
+
+        Its symbol is the row's (set at import, changed by `set_dataset_symbol`), not the one
+        written into the file at import.
+        """
         from .data import load_parquet
 
         path = self.dataset_path(dataset_id)
-        if not path.is_file():
+        rows = self._query("SELECT symbol FROM datasets WHERE id = ?", (dataset_id,))
+        if not path.is_file() or not rows:
             raise NotFoundError(
                 f"unknown dataset id {dataset_id!r} (import it with POST /datasets or `btlab data import`)"
             )
-        return load_parquet(path)
+        return load_parquet(path, symbol=str(rows[0][0]))
+
+    def set_dataset_symbol(self, dataset_id: str, symbol: str) -> DatasetRow:
+        """Re-tag a stored dataset: its symbol (the bars, and so its id, stay as they are).
+
+        ConfigError for a symbol that is empty, over 64 characters or holds control characters.
+        """
+        from .errors import ConfigError
+
+        name = symbol.strip()
+        if not name or len(name) > MAX_SYMBOL_LENGTH or not name.isprintable():
+            raise ConfigError(
+                "invalid symbol",
+                [("symbol", f"must be 1 to {MAX_SYMBOL_LENGTH} printable characters, got {symbol!r}")],
+            )  # fmt: skip
+        with self._tx() as tx:
+            if tx.execute("SELECT 1 FROM datasets WHERE id = ?", (dataset_id,)).fetchone() is None:
+                raise NotFoundError(f"unknown dataset id {dataset_id!r}")
+            meta = json.loads(
+                tx.execute("SELECT meta FROM datasets WHERE id = ?", (dataset_id,)).fetchone()[0]
+            )
+            meta["symbol"] = name
+            tx.execute(
+                "UPDATE datasets SET symbol = ?, meta = ? WHERE id = ?",
+                (name, _dumps(meta), dataset_id),
+            )
+        return self.get_dataset(dataset_id)
+
+    def delete_dataset(self, dataset_id: str) -> DatasetRow:
+        """Delete a stored dataset: its row, then its file. RunStateError while a queued or
+        running run reads it; finished runs keep their artifacts (a new run of it needs the
+        bars imported again)."""
+        with self._tx() as tx:
+            row = tx.execute(
+                f"SELECT {_DATASET_COLUMNS} FROM datasets WHERE id = ?", (dataset_id,)
+            ).fetchone()
+            if row is None:
+                raise NotFoundError(f"unknown dataset id {dataset_id!r}")
+            users = [
+                r[0]
+                for r in tx.execute(
+                    "SELECT id FROM runs WHERE status IN ('queued', 'running') "
+                    "AND json_extract(config, '$.data.source') = 'dataset' "
+                    "AND json_extract(config, '$.data.id') = ?",
+                    (dataset_id,),
+                ).fetchall()
+            ]
+            if users:
+                raise RunStateError(
+                    f"dataset {dataset_id} is in use by active run(s) {', '.join(users)}; "
+                    "cancel them or wait for them to finish"
+                )
+            tx.execute("DELETE FROM datasets WHERE id = ?", (dataset_id,))
+        self.dataset_path(dataset_id).unlink(missing_ok=True)
+        return _dataset(row)
 
     def add_dataset(self, dataset: Dataset) -> tuple[DatasetRow, bool]:
         """Store a validated dataset once by content hash: ``(row, created)``.

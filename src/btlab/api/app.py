@@ -20,7 +20,7 @@ from .docs import install_docs
 from .errors import install_error_handlers
 from .events import EventHub
 from .middleware import BearerAuth, BodyLimit, HostCheck
-from .models import ErrorResponse, RunRequest
+from .models import DatasetPatch, ErrorResponse, RunRequest
 from .routes import catalog, datasets, runs, sweeps
 from .settings import Settings
 
@@ -43,7 +43,9 @@ def sweeps_available() -> bool:
 
 
 def _component_schemas() -> dict[str, type[BaseModel]]:
-    schemas: dict[str, type[BaseModel]] = {"RunRequest": RunRequest, "ErrorResponse": ErrorResponse}
+    schemas: dict[str, type[BaseModel]] = {
+        "RunRequest": RunRequest, "ErrorResponse": ErrorResponse, "DatasetPatch": DatasetPatch,
+    }  # fmt: skip
     if sweeps_available():
         from ..sweep import SweepRequest
 

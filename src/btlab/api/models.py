@@ -244,6 +244,14 @@ class DatasetOut(_Out):
         )  # fmt: skip
 
 
+class DatasetPatch(BaseModel):
+    """PATCH /datasets/{id}: what may change of a stored dataset (its bars and id never do)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    symbol: str = Field(min_length=1, max_length=64, description="The dataset's new symbol.")
+
+
 class Health(_Out):
     status: Literal["ok"]
     version: str
