@@ -769,15 +769,24 @@ class Store(DatasetStore):
         shutil.rmtree(self.runs_dir / run_id, ignore_errors=True)
 
     def interrupt_active(self, reason: str = INTERRUPTED) -> list[str]:
-        """Mark every queued or running run failed with `reason` (and a ``failed`` event)."""
+        """Mark every queued or running run failed with `reason` (and a ``failed`` event); one
+        whose cancel was asked ends cancelled, as the cancel promised."""
         with self._tx() as tx:
-            active = [
-                r[0]
-                for r in tx.execute(
-                    "SELECT id FROM runs WHERE status IN ('queued', 'running') ORDER BY n"
-                ).fetchall()
-            ]
-            for run_id in active:
+            rows = tx.execute(
+                "SELECT id, cancel_requested FROM runs WHERE status IN ('queued', 'running') "
+                "ORDER BY n"
+            ).fetchall()
+            active = [r[0] for r in rows]
+            for run_id, asked in rows:
+                if asked:
+                    tx.execute(
+                        "UPDATE runs SET status = 'cancelled', finished_at = ?, error = 'cancelled' "
+                        "WHERE id = ?",
+                        (now_iso(), run_id),
+                    )
+                    self._append(tx, run_id, "cancelled", {"run_id": run_id, "reason": CANCEL_WON})
+                    self._remove_folder(run_id)
+                    continue
                 tx.execute(
                     "UPDATE runs SET status = 'failed', finished_at = ?, error = ? WHERE id = ?",
                     (now_iso(), reason, run_id),

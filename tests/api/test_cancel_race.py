@@ -117,3 +117,25 @@ def test_http_delete_answers_409_with_the_status(server: Server, client: httpx.C
     run = client.post("/runs", json=tiny(seed=5201)).json()["id"]
     wait_status(client, run, ("completed",))
     assert client.delete(f"/runs/{run}").status_code == 204
+
+
+def test_a_requested_cancel_survives_a_crash(tmp_path: Path) -> None:
+    """A run killed after its cancel was asked ends cancelled at the next start, not failed."""
+    store = Store(tmp_path / "home")
+    try:
+        asked, _ = store.create_run(request={}, config={}, config_hash="a" * 64,
+                                    dataset_hash=None, body_hash="b" * 64)  # fmt: skip
+        other, _ = store.create_run(request={}, config={}, config_hash="c" * 64,
+                                    dataset_hash=None, body_hash="d" * 64)  # fmt: skip
+        for run in (asked, other):
+            store.mark_started(run.id)
+        assert store.request_cancel(asked.id).cancel_requested
+        (store.runs_dir / asked.id).mkdir()  # artifacts half-written when the process died
+        report = store.recover()
+        assert set(report.interrupted) == {asked.id, other.id}
+        assert store.get_run(asked.id).status == "cancelled"
+        assert store.events_after(asked.id)[-1].type == "cancelled"
+        assert store.get_run(other.id).status == "failed"
+        assert not (store.runs_dir / asked.id).exists()
+    finally:
+        store.close()

@@ -17,14 +17,14 @@ CHECKS = (
 )
 
 
-def test_schemathesis_finds_no_disagreement(server: Server) -> None:
+def test_schemathesis_finds_no_disagreement(server: Server, tmp_path: Path) -> None:
     assert server.url.startswith("http://127.0.0.1:")  # loopback only
     st = Path(sys.executable).parent / "st"
     done = subprocess.run(
         [str(st), "run", f"{server.url}/openapi.json", "--max-examples", "15", "--seed", "7",
          "--phases", "examples,fuzzing", "--checks", CHECKS, "--request-timeout", "30",
          "--max-failures", "20", "--no-color"],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,  # its cache goes there
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
     assert " passed" in done.stdout
