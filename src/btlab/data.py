@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
+from .datafiles import MAX_COLUMNS, read_csv, read_parquet
 from .errors import DataError
 from .timeframes import CALENDARS as CALENDARS
 from .timeframes import DAY_SECONDS as DAY_SECONDS
@@ -226,9 +228,12 @@ def _normalize_columns(df: pd.DataFrame) -> pd.DataFrame:
     ts_like = [n for n in renamed if n in TS_ALIASES]
     if "ts" not in renamed and ts_like:
         renamed[renamed.index(ts_like[0])] = "ts"
-    duplicated = sorted(
-        {n for n in renamed if renamed.count(n) > 1 and n in (*REQUIRED_COLUMNS, "adj_close")}
-    )
+    if len(renamed) > MAX_COLUMNS:
+        raise DataError(
+            "too_many_columns", f"the data has {len(renamed)} columns; at most {MAX_COLUMNS}"
+        )
+    counts = Counter(renamed)  # one pass: list.count per column was quadratic
+    duplicated = sorted(n for n in (*REQUIRED_COLUMNS, "adj_close") if counts[n] > 1)
     if duplicated:
         raise DataError(
             "duplicate_columns", f"columns given more than once: {', '.join(duplicated)}"
@@ -466,12 +471,11 @@ def _read_guarded(path: Path, reader: Callable[[Path], pd.DataFrame], kind: str)
 
 
 def _read_csv(source: Path | io.BytesIO) -> pd.DataFrame:
-    return pd.read_csv(source, skipinitialspace=True)
+    return read_csv(source)
 
 
 def _read_parquet(source: Path | io.BytesIO) -> pd.DataFrame:
-    frame: pd.DataFrame = pq.read_table(source).to_pandas()
-    return frame
+    return read_parquet(source)
 
 
 def load_csv(
@@ -543,6 +547,8 @@ def load_bytes(
     reader = _read_csv if fmt == "csv" else _read_parquet
     try:
         frame = reader(io.BytesIO(content))
+    except DataError:
+        raise
     except pd.errors.EmptyDataError:
         raise DataError("empty", "the upload has no rows") from None
     except (

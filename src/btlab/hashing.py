@@ -11,6 +11,9 @@ import numpy as np
 
 SIGNIFICANT_DIGITS = 12
 
+#: The deepest nesting `canonicalize` writes: deeper input is an error, never a RecursionError.
+MAX_DEPTH = 100
+
 
 def round_float(x: float) -> float | None:
     """A float rounded to 12 significant digits; NaN and inf become None (JSON null)."""
@@ -19,8 +22,11 @@ def round_float(x: float) -> float | None:
     return float(f"{x:.{SIGNIFICANT_DIGITS}g}") if x != 0.0 else 0.0
 
 
-def canonicalize(obj: Any) -> Any:
-    """The JSON-ready twin of `obj`: floats rounded, NaN/inf as None, numpy scalars unwrapped."""
+def canonicalize(obj: Any, _depth: int = 0) -> Any:
+    """The JSON-ready twin of `obj`: floats rounded, NaN/inf as None, numpy scalars unwrapped.
+
+    ValueError for containers nested deeper than `MAX_DEPTH`.
+    """
     if isinstance(obj, bool) or obj is None or isinstance(obj, str):
         return obj
     if isinstance(obj, np.generic):
@@ -29,12 +35,14 @@ def canonicalize(obj: Any) -> Any:
         return obj
     if isinstance(obj, float):
         return round_float(obj)
+    if isinstance(obj, dict | list | tuple | np.ndarray) and _depth >= MAX_DEPTH:
+        raise ValueError(f"cannot write JSON nested deeper than {MAX_DEPTH} levels")
     if isinstance(obj, dict):
-        return {str(k): canonicalize(v) for k, v in obj.items()}
+        return {str(k): canonicalize(v, _depth + 1) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [canonicalize(v) for v in obj]
+        return [canonicalize(v, _depth + 1) for v in obj]
     if isinstance(obj, np.ndarray):
-        return [canonicalize(v) for v in obj.tolist()]
+        return [canonicalize(v, _depth + 1) for v in obj.tolist()]
     raise TypeError(f"cannot write {type(obj).__name__} as canonical JSON")
 
 

@@ -32,12 +32,14 @@ the runs of a process, so a warm run skips loading and recomputing.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import BtlabError, ConfigError, DataError, NotFoundError, RunCancelled
@@ -46,6 +48,7 @@ from .pipeline import RunCache
 from .store import (
     INTERRUPTED,
     RUN_KINDS,
+    DatasetRow,
     EventRow,
     RecoveryReport,
     RunRow,
@@ -171,9 +174,14 @@ class Orchestrator:
         workers: int = 1,
         progress_interval: float = 0.05,
         allow_files: bool = True,
+        file_roots: Sequence[str | Path] | None = None,
     ) -> None:
         self.store = store
         self.allow_files = allow_files
+        # None: any file (in-process use); else only files inside these folders
+        self.file_roots = (
+            None if file_roots is None else tuple(Path(r).resolve() for r in file_roots)
+        )
         self.executor: Executor = executor or ThreadExecutor(workers)
         self.cache = cache if cache is not None else RunCache()
         self.progress_interval = progress_interval
@@ -279,6 +287,9 @@ class Orchestrator:
             # hashed by its spec: the worker generates the bars, never the request
             chash = hasher(cfg, data_identity(cfg))
             return Prepared(kind, cfg.model_dump(mode="json"), chash, None)
+        guarded = self.file_roots is not None and cfg.data.source in FILE_SOURCES
+        if guarded:
+            self._check_file_root(Path(cfg.data.path))
 
         def load() -> tuple[Any, Dataset, str]:
             ds = load_dataset(cfg, resolve_stored=self.store.load_dataset, cache=self.cache)
@@ -288,7 +299,26 @@ class Orchestrator:
             _, dataset, chash = self._load_locked(cfg, load)
         except NotFoundError as exc:
             raise _config_error("data.id", exc) from None
+        except DataError as exc:
+            if not guarded:
+                raise
+            # a server file that is not data: name the rule and rows, never echo its content
+            raise DataError(
+                exc.rule, f"{cfg.data.path} is not a valid {cfg.data.source} dataset", exc.rows
+            ) from None
         return Prepared(kind, cfg.model_dump(mode="json"), chash, dataset.hash)
+
+    def _check_file_root(self, path: Path) -> None:
+        """ConfigError unless `path` (links followed) lies inside one of `file_roots`."""
+        assert self.file_roots is not None
+        resolved = path.expanduser().resolve()
+        if not any(resolved.is_relative_to(root) for root in self.file_roots):
+            roots = ", ".join(map(str, self.file_roots)) or "none"
+            raise ConfigError(
+                "invalid request",
+                [("data.path", f"{path} is outside the folders this server reads files from "
+                  f"(BTLAB_FILE_ROOTS: {roots})")],
+            )  # fmt: skip
 
     def submit(
         self, body: Any, *, kind: str = "run", idempotency_key: str | None = None
@@ -328,23 +358,57 @@ class Orchestrator:
     # -- cancel, delete, wait --------------------------------------------------------------
 
     def cancel(self, run_id: str) -> RunRow:
-        """Cancel a queued run at once, or ask a running one to stop at its next check."""
-        run = self.store.get_run(run_id)
-        if run.status == "queued" and self.store.cancel_queued(run_id) is not None:
+        """Cancel a run: a queued one at once, a running one when it next checks (and for sure at
+        the transaction that would store its result). Returns the run as the cancel left it:
+        ``cancel_requested`` when running, its final status when it had finished already."""
+        run = self.store.request_cancel(run_id)
+        if run.status == "cancelled":
             self._forget(run_id)
-        elif run.status in ("queued", "running"):
+        elif run.status == "running":
             with self._active_lock:
                 active = self._active.get(run_id)
             if active is not None:
                 active.cancel.set()
-        return self.store.get_run(run_id)
+        return run
 
     def delete(self, run_id: str) -> tuple[RunRow, bool]:
-        """Delete a finished run (``(run, True)``), or cancel an active one (``(run, False)``)."""
+        """Delete a finished run (``(run, True)``), or cancel an active one (``(run, False)``).
+
+        An active run that finishes before the cancel reaches it is neither: RunStateError
+        naming its status (it completed or failed; nothing was cancelled or deleted).
+        """
         run = self.store.get_run(run_id)
         if run.finished:
             return self.store.delete_run(run_id), True
-        return self.cancel(run_id), False
+        run = self.cancel(run_id)
+        if run.status in ("completed", "failed"):
+            raise RunStateError(
+                f"run {run_id} {run.status} before the cancel reached it; nothing was cancelled "
+                "(DELETE it again to delete it)",
+                status=run.status,
+            )
+        return run, False
+
+    # -- stored datasets -------------------------------------------------------------------
+
+    def set_dataset_symbol(self, dataset_id: str, symbol: str) -> DatasetRow:
+        """Re-tag a stored dataset; runs after this one read the new symbol."""
+        row = self.store.set_dataset_symbol(dataset_id, symbol)
+        self._forget_dataset(dataset_id)
+        return row
+
+    def delete_dataset(self, dataset_id: str) -> DatasetRow:
+        """Delete a stored dataset (RunStateError while an active run reads it)."""
+        row = self.store.delete_dataset(dataset_id)
+        self._forget_dataset(dataset_id)
+        return row
+
+    def _forget_dataset(self, dataset_id: str) -> None:
+        """Drop the warm cache's copies of a stored dataset (they carry its old symbol)."""
+        for key in list(self.cache.datasets):
+            spec = json.loads(key)
+            if spec.get("source") == "dataset" and spec.get("id") == dataset_id:
+                self.cache.datasets.pop(key, None)
 
     def wait(self, run_id: str, timeout: float | None = None) -> RunRow:
         """Block until the run is finished (or `timeout` seconds pass); returns its row."""
@@ -424,8 +488,8 @@ class Orchestrator:
                                    "elapsed_ms": _ms(start)}),
                 ],
             )  # fmt: skip
-            if not done.changed:  # finished meanwhile (shutdown): its artifacts must not stay
-                _remove(folder)
+            if done.status != "completed":  # cancelled meanwhile, or finished from outside
+                _remove(folder)  # (shutdown): its artifacts must not stay
         except RunCancelled as exc:
             _remove(folder)
             if self.stopping:
@@ -442,7 +506,13 @@ class Orchestrator:
             self._fail(run_id, "config_error", str(exc))
         except DataError as exc:
             _remove(folder)
-            self._fail(run_id, "data_error", str(exc))
+            message = str(exc)
+            if (
+                self.file_roots is not None
+                and job.config.get("data", {}).get("source") in FILE_SOURCES
+            ):
+                message = f"{exc.rule}: the data file is not a valid dataset"  # never its content
+            self._fail(run_id, "data_error", message)
         except BtlabError as exc:
             _remove(folder)
             self._fail(run_id, "run_error", str(exc))

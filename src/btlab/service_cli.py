@@ -1,4 +1,4 @@
-"""Service commands of the `btlab` CLI: serve, runs list|show|rm, data import|list.
+"""Service commands of the `btlab` CLI: serve, runs list|show|rm, data import|list|tag|rm.
 
 `btlab.cli` adds them with `add_service_commands(subparsers)`. The `runs` and `data` commands
 work on the home folder directly (``--home``, else ``BTLAB_HOME``, else ``~/.btlab``), so they
@@ -10,7 +10,9 @@ they say so, naming the folder they looked in.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -58,6 +60,33 @@ def _print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on `host`:`port` (port 0: a free one); BtlabError naming the
+    address when it is busy or cannot be bound."""
+    from .errors import BtlabError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise BtlabError(f"cannot serve on host {host!r}: {exc.strerror}") from None
+    family, _, _, _, address = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise BtlabError(
+                f"port {port} on {host} is busy (another process listens there); "
+                "choose another with --port"
+            ) from None
+        raise BtlabError(f"cannot listen on {host} port {port}: {exc.strerror}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -69,14 +98,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"[yellow]warning:[/] serving on {args.host} without BTLAB_TOKEN: anyone who can "
             "reach this port can run backtests and read results"
         )
-    err.print(f"btlab serving {settings.home} on http://{args.host}:{args.port}  (docs: /docs)")
-    uvicorn.run(
-        create_app(settings),
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
-        timeout_graceful_shutdown=10,
+    sock = bind(args.host, args.port)  # before the banner: a busy port is named, not announced
+    port = sock.getsockname()[1]
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    config = uvicorn.Config(
+        create_app(settings), log_level=args.log_level, timeout_graceful_shutdown=10
     )
+    err.print(
+        f"btlab serving {settings.home} on http://{shown}:{port}  (docs: /docs)", soft_wrap=True
+    )
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        sock.close()
     return 0
 
 
@@ -216,6 +250,13 @@ def cmd_data_import(args: argparse.Namespace) -> int:
 
         for line in data_summary(dataset.meta):
             out.print(line, markup=False, highlight=False, soft_wrap=True)
+
+    if not created and args.symbol and args.symbol != row.symbol:
+        out.print(
+            f"these bars are stored as {row.symbol}; rename them with "
+            f"`btlab data tag {row.id} {args.symbol}`",
+            soft_wrap=True,
+        )
     out.print(
         f'dataset id {row.id}\nuse it as  {{"data": {{"source": "dataset", "id": "{row.id}"}}}}'
     )
@@ -240,6 +281,34 @@ def cmd_data_list(args: argparse.Namespace) -> int:
                       (r.end or "")[:19], str(r.gaps))  # fmt: skip
     # room for the 64-digit ids even where the terminal (or a pipe's 80 columns) is narrower
     Console(width=max(out.width, 150), file=out.file).print(table)
+    return 0
+
+
+def cmd_data_rm(args: argparse.Namespace) -> int:
+    store = _store(args)
+    try:
+        ids = list(dict.fromkeys(args.dataset_ids))
+        for dataset_id in ids:  # all known before any goes
+            store.get_dataset(dataset_id)
+        for dataset_id in ids:
+            row = store.delete_dataset(dataset_id)
+            out.print(f"deleted {row.id} ({row.symbol})", soft_wrap=True)
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_data_tag(args: argparse.Namespace) -> int:
+    store = _store(args)
+    try:
+        before = store.get_dataset(args.dataset_id)
+        row = store.set_dataset_symbol(args.dataset_id, args.symbol)
+    finally:
+        store.close()
+    if args.json:
+        _print_json(row.__dict__)
+        return 0
+    out.print(f"{row.id}: {before.symbol} -> {row.symbol}", soft_wrap=True)
     return 0
 
 
@@ -334,7 +403,7 @@ def add_service_commands(sub: Any) -> None:
     rm.add_argument("--home", help=home_help)
     rm.set_defaults(func=cmd_runs_rm)
 
-    data = sub.add_parser("data", help="import or list datasets")
+    data = sub.add_parser("data", help="import, list, re-tag or delete datasets")
     data_sub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     imp = data_sub.add_parser(
         "import", help="validate a CSV/Parquet file and store it by content hash"
@@ -351,6 +420,18 @@ def add_service_commands(sub: Any) -> None:
     dl.add_argument("--json", action="store_true")
     dl.add_argument("--home", help=home_help)
     dl.set_defaults(func=cmd_data_list)
+    drm = data_sub.add_parser(
+        "rm", help="delete stored datasets (not while an active run reads one)"
+    )
+    drm.add_argument("dataset_ids", nargs="+", metavar="DATASET_ID")
+    drm.add_argument("--home", help=home_help)
+    drm.set_defaults(func=cmd_data_rm)
+    tag = data_sub.add_parser("tag", help="set a stored dataset's symbol (its bars and id stay)")
+    tag.add_argument("dataset_id", metavar="DATASET_ID")
+    tag.add_argument("symbol", metavar="SYMBOL")
+    tag.add_argument("--json", action="store_true")
+    tag.add_argument("--home", help=home_help)
+    tag.set_defaults(func=cmd_data_tag)
 
     report = sub.add_parser(
         "report", help="write the HTML report of a stored run, or of an artifact folder"

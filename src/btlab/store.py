@@ -39,23 +39,26 @@ import os
 import secrets
 import shutil
 import sqlite3
+import stat
 import threading
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .errors import BtlabError, NotFoundError
+from .store_datasets import DatasetRow as DatasetRow  # re-exported: callers import it here
+from .store_datasets import DatasetStore
+from .store_datasets import sniff_format as sniff_format
 
 if TYPE_CHECKING:
-    from .data import Dataset
+    pass
 
 log = logging.getLogger("btlab.store")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DB_NAME = "btlab.sqlite3"
 DEFAULT_RETENTION = 100
 MAX_IDLE_CONNECTIONS = 8
@@ -67,6 +70,8 @@ ACTIVE_STATUSES = ("queued", "running")
 TERMINAL_STATUSES = ("completed", "failed", "cancelled")
 EVENT_TYPES = ("queued", "started", "stage", "progress", "completed", "failed", "cancelled")
 INTERRUPTED = "interrupted"
+#: The reason of a run whose cancel was asked before its result was stored.
+CANCEL_WON = "cancelled before its results were stored"
 
 #: Schema migrations: MIGRATIONS[i] takes a database at version i to version i + 1.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -122,6 +127,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             created_at TEXT NOT NULL
         )""",
     ),
+    # 1 -> 2: a cancel asked of a running run, read by the transaction that finishes it
+    ("ALTER TABLE runs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0",),
 )
 
 
@@ -137,7 +144,14 @@ class IdempotencyConflict(BtlabError):
 
 
 class RunStateError(BtlabError):
-    """The run is not in a state that allows the operation (e.g. deleting a running run)."""
+    """The run is not in a state that allows the operation (e.g. deleting a running run).
+
+    `status` is the run's status where the error is about one run.
+    """
+
+    def __init__(self, message: str, status: str | None = None) -> None:
+        self.status = status
+        super().__init__(message)
 
 
 def now_iso() -> str:
@@ -182,6 +196,7 @@ class RunRow:
     error: str | None
     run_hash: str | None
     metrics: dict[str, Any] | None
+    cancel_requested: bool = False
 
     @property
     def finished(self) -> bool:
@@ -203,29 +218,13 @@ class EventRow:
         return self.type in TERMINAL_STATUSES
 
 
-@dataclass(frozen=True)
-class DatasetRow:
-    """One imported dataset (its id is its content hash)."""
-
-    id: str
-    symbol: str
-    timeframe: str
-    rows: int
-    start: str | None
-    end: str | None
-    gaps: int
-    largest_gap_seconds: float | None
-    source: str
-    created_at: str
-    meta: dict[str, Any] = field(default_factory=dict)
-
-
 @dataclass
 class Finished:
     """What `Store.finish_run` did: the events it wrote and the runs its prune removed."""
 
     events: list[EventRow] = field(default_factory=list)
     pruned: list[str] = field(default_factory=list)
+    status: str | None = None  # the status written (None: nothing changed)
 
     @property
     def changed(self) -> bool:
@@ -244,7 +243,7 @@ class RecoveryReport:
 
 _RUN_COLUMNS = (
     "n, id, kind, request, config, config_hash, dataset_hash, status, created_at, started_at, "
-    "finished_at, error, run_hash, metrics"
+    "finished_at, error, run_hash, metrics, cancel_requested"
 )
 
 
@@ -253,7 +252,7 @@ def _run(row: Sequence[Any]) -> RunRow:
         n=row[0], id=row[1], kind=row[2], request=_loads(row[3]), config=_loads(row[4]),
         config_hash=row[5], dataset_hash=row[6], status=row[7], created_at=row[8],
         started_at=row[9], finished_at=row[10], error=row[11], run_hash=row[12],
-        metrics=_loads(row[13]),
+        metrics=_loads(row[13]), cancel_requested=bool(row[14]),
     )  # fmt: skip
 
 
@@ -261,26 +260,6 @@ def _event(row: Sequence[Any]) -> EventRow:
     return EventRow(
         run_id=row[0], seq=row[1], type=row[2], data=json.loads(row[3]), created_at=row[4]
     )
-
-
-_DATASET_COLUMNS = (
-    'id, symbol, timeframe, rows, start, "end", gaps, largest_gap_seconds, source, created_at, meta'
-)
-
-
-def _dataset(row: Sequence[Any]) -> DatasetRow:
-    return DatasetRow(
-        id=row[0], symbol=row[1], timeframe=row[2], rows=row[3], start=row[4], end=row[5],
-        gaps=row[6], largest_gap_seconds=row[7], source=row[8], created_at=row[9],
-        meta=json.loads(row[10]),
-    )  # fmt: skip
-
-
-def _iso(value: Any) -> str | None:
-    if value is None:
-        return None
-    iso = getattr(value, "isoformat", None)
-    return str(iso()) if callable(iso) else str(value)
 
 
 EventListener = Callable[[list[EventRow]], None]
@@ -299,7 +278,7 @@ class _Tx:
         return self.conn.execute(sql, args)
 
 
-class Store:
+class Store(DatasetStore):
     """Runs, events and datasets of one btlab home. Safe to share between threads."""
 
     def __init__(
@@ -624,6 +603,8 @@ class Store:
         """Finish a run: status, times, its last events and the retention prune in one transaction.
 
         The run must be in one of `from_statuses` (else nothing changes and the result is empty).
+        A run whose cancel was asked (`request_cancel`) ends cancelled instead of `status`, its
+        folder removed before the commit: the cancel and the result are decided in one place.
         With `prune`, finished runs beyond the newest `retention` go in the same transaction (this
         run excepted) and their folders after the commit.
         """
@@ -631,7 +612,16 @@ class Store:
             raise ValueError(f"{status!r} is not a terminal status")
         done = Finished()
         marks = ",".join("?" * len(from_statuses))
+        cancel_won = False
         with self._tx() as tx:
+            if status != "cancelled":
+                asked = tx.execute(
+                    "SELECT cancel_requested FROM runs WHERE id = ?", (run_id,)
+                ).fetchone()
+                if asked is not None and asked[0]:  # the cancel came first: it wins
+                    status, error, run_hash, metrics = "cancelled", "cancelled", None, None
+                    events = [("cancelled", {"run_id": run_id, "reason": CANCEL_WON})]
+                    cancel_won = True
             cur = tx.execute(
                 "UPDATE runs SET status = ?, finished_at = ?, error = ?, run_hash = ?, metrics = ?, "
                 f"dataset_hash = COALESCE(?, dataset_hash) WHERE id = ? AND status IN ({marks})",
@@ -643,12 +633,43 @@ class Store:
             )  # fmt: skip
             if cur.rowcount == 0:
                 return done
+            done.status = status
+            if cancel_won:  # its artifacts go before the commit: never cancelled with files
+                self._remove_folder(run_id)
             done.events = [self._append(tx, run_id, t, d) for t, d in events]
             if prune:
                 done.pruned = self._prune_rows(tx, self.retention, keep_id=run_id)
         for pruned in done.pruned:
             self._remove_folder(pruned)
         return done
+
+    def request_cancel(self, run_id: str) -> RunRow:
+        """Cancel a run, in one transaction with the check of its status; the run as it is then.
+
+        A queued run is cancelled at once; a running one is marked ``cancel_requested``, so the
+        transaction that finishes it (`finish_run`) ends it cancelled whatever it computed; a
+        finished run is left as it is (the caller sees its status: the cancel came too late).
+        """
+        with self._tx() as tx:
+            run = self._get(tx, run_id)
+            if run is None:
+                raise NotFoundError(f"unknown run id {run_id!r}")
+            if run.status == "queued":
+                tx.execute(
+                    "UPDATE runs SET status = 'cancelled', finished_at = ?, error = 'cancelled' "
+                    "WHERE id = ?",
+                    (now_iso(), run_id),
+                )
+                self._append(
+                    tx, run_id, "cancelled", {"run_id": run_id, "reason": "cancelled before start"}
+                )
+            elif run.status == "running":
+                tx.execute("UPDATE runs SET cancel_requested = 1 WHERE id = ?", (run_id,))
+            else:
+                return run
+            after = self._get(tx, run_id)
+            assert after is not None
+            return after
 
     def cancel_queued(self, run_id: str, reason: str = "cancelled before start") -> EventRow | None:
         """Cancel a run that has not started; its ``cancelled`` event, or None if it is not queued."""
@@ -712,19 +733,62 @@ class Store:
             raise NotFoundError(f"unknown run id {run_id!r}")
         return self.runs_dir / run_id
 
+    def open_run_file(self, run_id: str, name: str) -> BinaryIO:
+        """A file of a run's artifact folder, opened for reading without following links.
+
+        NotFoundError when the folder or the file is missing, a symbolic link or not a regular
+        file: a link planted under runs/ must not serve a file from elsewhere.
+        """
+        folder = self.run_dir(run_id)
+        if not name or name in (".", "..") or "/" in name or "\0" in name:
+            raise NotFoundError(f"run {run_id} has no file {name!r}")
+        nofollow = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
+        try:
+            dir_fd = os.open(folder, nofollow | getattr(os, "O_DIRECTORY", 0))
+        except FileNotFoundError:
+            raise NotFoundError(f"run {run_id} has no artifacts (pruned or deleted)") from None
+        except OSError:
+            raise NotFoundError(
+                f"the artifact folder of run {run_id} is a link or not a folder; btlab serves "
+                "no links under runs/"
+            ) from None
+        try:
+            fd = os.open(name, nofollow, dir_fd=dir_fd)
+        except FileNotFoundError:
+            raise NotFoundError(f"{name!r} of run {run_id} is gone (pruned or deleted)") from None
+        except OSError:
+            raise NotFoundError(
+                f"{name!r} of run {run_id} is a link or unreadable; btlab serves no links under runs/"
+            ) from None
+        finally:
+            os.close(dir_fd)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise NotFoundError(f"{name!r} of run {run_id} is not a regular file")
+        return os.fdopen(fd, "rb")
+
     def _remove_folder(self, run_id: str) -> None:
         shutil.rmtree(self.runs_dir / run_id, ignore_errors=True)
 
     def interrupt_active(self, reason: str = INTERRUPTED) -> list[str]:
-        """Mark every queued or running run failed with `reason` (and a ``failed`` event)."""
+        """Mark every queued or running run failed with `reason` (and a ``failed`` event); one
+        whose cancel was asked ends cancelled, as the cancel promised."""
         with self._tx() as tx:
-            active = [
-                r[0]
-                for r in tx.execute(
-                    "SELECT id FROM runs WHERE status IN ('queued', 'running') ORDER BY n"
-                ).fetchall()
-            ]
-            for run_id in active:
+            rows = tx.execute(
+                "SELECT id, cancel_requested FROM runs WHERE status IN ('queued', 'running') "
+                "ORDER BY n"
+            ).fetchall()
+            active = [r[0] for r in rows]
+            for run_id, asked in rows:
+                if asked:
+                    tx.execute(
+                        "UPDATE runs SET status = 'cancelled', finished_at = ?, error = 'cancelled' "
+                        "WHERE id = ?",
+                        (now_iso(), run_id),
+                    )
+                    self._append(tx, run_id, "cancelled", {"run_id": run_id, "reason": CANCEL_WON})
+                    self._remove_folder(run_id)
+                    continue
                 tx.execute(
                     "UPDATE runs SET status = 'failed', finished_at = ?, error = ? WHERE id = ?",
                     (now_iso(), reason, run_id),
@@ -769,104 +833,3 @@ class Store:
                     tx.execute("DELETE FROM datasets WHERE id = ?", (dataset_id,))
             report.dangling_datasets = dangling
         return report
-
-    # -- datasets --------------------------------------------------------------------------
-
-    def dataset_path(self, dataset_id: str) -> Path:
-        if not dataset_id or not all(c in "0123456789abcdef" for c in dataset_id):
-            raise NotFoundError(f"unknown dataset id {dataset_id!r}")
-        return self.datasets_dir / f"{dataset_id}.parquet"
-
-    def get_dataset(self, dataset_id: str) -> DatasetRow:
-        rows = self._query(f"SELECT {_DATASET_COLUMNS} FROM datasets WHERE id = ?", (dataset_id,))
-        if not rows:
-            raise NotFoundError(f"unknown dataset id {dataset_id!r}")
-        return _dataset(rows[0])
-
-    def list_datasets(self) -> list[DatasetRow]:
-        """Every stored dataset, newest first."""
-        rows = self._query(f"SELECT {_DATASET_COLUMNS} FROM datasets ORDER BY created_at DESC, id")
-        return [_dataset(r) for r in rows]
-
-    def load_dataset(self, dataset_id: str) -> Dataset:
-        """A stored dataset by id (the pipeline's ``resolve_stored``); NotFoundError if unknown."""
-        from .data import load_parquet
-
-        path = self.dataset_path(dataset_id)
-        if not path.is_file():
-            raise NotFoundError(
-                f"unknown dataset id {dataset_id!r} (import it with POST /datasets or `btlab data import`)"
-            )
-        return load_parquet(path)
-
-    def add_dataset(self, dataset: Dataset) -> tuple[DatasetRow, bool]:
-        """Store a validated dataset once by content hash: ``(row, created)``.
-
-        The Parquet file is written to a temporary name and renamed into place before the row is
-        inserted; the same content twice answers the existing row (its symbol and timeframe kept).
-        """
-        from .data import save_parquet
-
-        meta = dataset.meta
-        dataset_id = str(dataset.hash)
-        try:
-            return self.get_dataset(dataset_id), False
-        except NotFoundError:
-            pass
-        final = self.dataset_path(dataset_id)
-        tmp = self.datasets_dir / f".{dataset_id}.{uuid.uuid4().hex[:8]}.tmp.parquet"
-        try:
-            save_parquet(dataset, tmp)
-            os.replace(tmp, final)
-        finally:
-            tmp.unlink(missing_ok=True)
-        meta_json = meta.model_dump(mode="json")
-        row = DatasetRow(
-            id=dataset_id,
-            symbol=str(meta.symbol),
-            timeframe=str(meta.timeframe),
-            rows=int(meta.rows),
-            start=_iso(meta.start),
-            end=_iso(meta.end),
-            gaps=int(meta.gaps),
-            largest_gap_seconds=(
-                float(meta.largest_gap_seconds) if meta.largest_gap_seconds is not None else None
-            ),
-            source=str(meta.source),
-            created_at=now_iso(),
-            meta=meta_json,
-        )
-        with self._tx() as tx:
-            existing = tx.execute(
-                f"SELECT {_DATASET_COLUMNS} FROM datasets WHERE id = ?", (dataset_id,)
-            ).fetchone()
-            if existing is not None:
-                return _dataset(existing), False
-            tx.execute(
-                f"INSERT INTO datasets ({_DATASET_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    row.id, row.symbol, row.timeframe, row.rows, row.start, row.end, row.gaps,
-                    row.largest_gap_seconds, row.source, row.created_at, _dumps(meta_json),
-                ),
-            )  # fmt: skip
-        return row, True
-
-    def import_bytes(
-        self, content: bytes, fmt: str, *, symbol: str | None, timeframe: str | None
-    ) -> tuple[DatasetRow, bool]:
-        """Validate bytes of a CSV or Parquet file (SPEC §1) and store the dataset once.
-
-        Raises DataError (naming the rule and rows) and writes nothing when the data is invalid.
-        """
-        from .data import load_bytes
-
-        dataset = load_bytes(content, fmt=fmt, symbol=symbol, timeframe=timeframe)
-        return self.add_dataset(dataset)
-
-
-def sniff_format(filename: str | None, content: bytes) -> str:
-    """The format of an upload: "parquet" for Parquet bytes (magic ``PAR1``) or a .parquet/.pq name, else "csv"."""
-    if content[:4] == b"PAR1":
-        return "parquet"
-    name = (filename or "").lower()
-    return "parquet" if name.endswith((".parquet", ".pq")) else "csv"

@@ -17,10 +17,11 @@ from .. import __version__
 from ..orchestrator import Orchestrator
 from ..plugins import load_plugins
 from ..store import Store
+from .docs import install_docs
 from .errors import install_error_handlers
 from .events import EventHub
-from .middleware import BearerAuth, BodyLimit
-from .models import RunRequest
+from .middleware import BearerAuth, BodyLimit, HostCheck
+from .models import DatasetPatch, ErrorResponse, RunRequest
 from .routes import catalog, datasets, runs, sweeps
 from .settings import Settings
 
@@ -43,7 +44,9 @@ def sweeps_available() -> bool:
 
 
 def _component_schemas() -> dict[str, type[BaseModel]]:
-    schemas: dict[str, type[BaseModel]] = {"RunRequest": RunRequest}
+    schemas: dict[str, type[BaseModel]] = {
+        "RunRequest": RunRequest, "ErrorResponse": ErrorResponse, "DatasetPatch": DatasetPatch,
+    }  # fmt: skip
     if sweeps_available():
         from ..sweep import SweepRequest
 
@@ -90,7 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         store = Store(settings.home, retention=settings.retention)
         orchestrator = Orchestrator(
             store, workers=settings.workers, progress_interval=settings.progress_interval,
-            allow_files=settings.allow_file_paths,
+            allow_files=settings.allow_file_paths, file_roots=settings.file_roots,
         )  # fmt: skip
         hub = EventHub(asyncio.get_running_loop())
         orchestrator.add_listener(hub.publish)
@@ -109,6 +112,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served from the package by install_docs: no CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     install_error_handlers(app)
@@ -122,5 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         upload_paths={"/datasets"},
     )  # fmt: skip
     app.add_middleware(BearerAuth, token=settings.token)
+    app.add_middleware(HostCheck, allowed=settings.allowed_hosts)
+    install_docs(app)
     _install_openapi(app)
     return app

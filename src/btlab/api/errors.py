@@ -21,6 +21,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from ..errors import ConfigError, DataError, NotFoundError
 from ..store import IdempotencyConflict, RunStateError
@@ -117,7 +118,24 @@ async def _http(request: Request, exc: Exception) -> JSONResponse:
     elif exc.status_code == 405 and message == "Method Not Allowed":
         message = f"method {request.method} is not allowed on {request.url.path}"
     headers = dict(exc.headers) if exc.headers else None
+    if exc.status_code == 405:  # every route of the path, not only the first one matched
+        allowed = _allowed_methods(request)
+        if allowed:
+            headers = {**(headers or {}), "Allow": ", ".join(allowed)}
     return error_response(exc.status_code, code, message, headers=headers)
+
+
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods some route answers on this path (included routers too)."""
+    allowed = []
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return allowed
 
 
 async def _config(_: Request, exc: Exception) -> JSONResponse:
@@ -141,7 +159,9 @@ async def _idempotency(_: Request, exc: Exception) -> JSONResponse:
 
 
 async def _run_state(_: Request, exc: Exception) -> JSONResponse:
-    return error_response(409, "run_state", str(exc))
+    assert isinstance(exc, RunStateError)
+    details = [("status", exc.status)] if exc.status else []
+    return error_response(409, "run_state", str(exc), details)
 
 
 async def _too_large(_: Request, exc: Exception) -> JSONResponse:

@@ -1,9 +1,11 @@
-"""Plain ASGI middleware: bearer-token auth and request body limits (before any route runs)."""
+"""Plain ASGI middleware: Host allow-list, bearer-token auth and request body limits (before any
+route runs)."""
 
 from __future__ import annotations
 
 import hmac
 from collections.abc import Collection
+from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -89,3 +91,65 @@ class BodyLimit:
             return message
 
         await self.app(scope, limited, send)
+
+
+def host_name(value: str) -> str | None:
+    """The host of a Host header or an Origin's authority, lower-cased, without port or brackets."""
+    text = value.strip().lower()
+    if not text or any(c in text for c in "/?#@ \\"):
+        return None
+    if text.startswith("["):
+        end = text.find("]")
+        rest = text[end + 1 :]
+        if end < 0 or (rest and not (rest.startswith(":") and rest[1:].isdigit())):
+            return None
+        return text[1:end]
+    name, _, port = text.partition(":")
+    if port and not port.isdigit():
+        return None
+    return name.rstrip(".") or None
+
+
+class HostCheck:
+    """Answers only requests whose Host header names an allowed host (and whose Origin, where a
+    browser sends one, does too): a DNS-rebinding page reaches the server under its own name
+    and is refused (400); a cross-site request from another origin is refused (403).
+
+    `allowed` holds host names without ports; "*" allows every host (the Origin check included).
+    """
+
+    def __init__(self, app: ASGIApp, allowed: Collection[str]) -> None:
+        self.app = app
+        self.any = "*" in allowed
+        self.allowed = frozenset(h.strip().lower().strip("[]") for h in allowed)
+
+    def _ok(self, name: str | None) -> bool:
+        return self.any or (name is not None and name in self.allowed)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self.any:
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        host = headers.get("host", "")
+        if not self._ok(host_name(host)):
+            message = (
+                f"Host {host!r} is not served here; allowed hosts: {', '.join(sorted(self.allowed))} "
+                "(set BTLAB_ALLOWED_HOSTS to add names)"
+            )
+            response = error_response(
+                400, "host_not_allowed", message, [("header.host", "not an allowed host")]
+            )
+            await response(scope, receive, send)
+            return
+        origin = headers.get("origin")
+        if origin is not None:  # browsers send it on cross-origin requests and on POSTs
+            parts = urlsplit(origin)
+            if parts.scheme not in ("http", "https") or not self._ok(host_name(parts.netloc)):
+                message = f"cross-site request from Origin {origin!r} refused"
+                response = error_response(
+                    403, "forbidden", message, [("header.origin", "not an allowed host")]
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

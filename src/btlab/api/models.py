@@ -35,11 +35,15 @@ class ErrorResponse(_Out):
     details: list[ErrorDetail] = Field(default_factory=list)
 
 
+_ERROR_SCHEMA = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
+
+#: The errors every route may answer, always as JSON whatever the route's own content type.
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse, "description": text}
+    code: {"description": text, "content": _ERROR_SCHEMA}
     for code, text in {
-        400: "Malformed request (e.g. not JSON)",
+        400: "Malformed request (not JSON, a bad multipart form, a Host not allowed)",
         401: "Missing or wrong bearer token",
+        403: "A cross-site request (its Origin is not an allowed host)",
         404: "Unknown run, dataset, preset or artifact",
         409: "Conflict (Idempotency-Key reused with another body; run state)",
         413: "Request body too large",
@@ -47,10 +51,17 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     }.items()
 }
 
+#: Routes that take a body also answer 415 for a content type they do not take.
+BODY_ERRORS: dict[int | str, dict[str, Any]] = {
+    415: {"description": "Unsupported Content-Type", "content": _ERROR_SCHEMA}
+}
 
-def with_errors(extra: dict[int | str, dict[str, Any]]) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI responses: `extra` plus the error shape of every 4xx."""
-    return {**ERRORS, **extra}
+
+def with_errors(
+    extra: dict[int | str, dict[str, Any]], *, body: bool = False
+) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI responses: `extra` plus the error shape of every 4xx (and 415 with a `body`)."""
+    return {**ERRORS, **(BODY_ERRORS if body else {}), **extra}
 
 
 # -- requests ----------------------------------------------------------------------------------
@@ -96,6 +107,9 @@ class RunSummary(_Out):
     error: str | None = Field(description="Why it failed (e.g. 'interrupted') or was cancelled.")
     run_hash: str | None = Field(description="sha256 of the manifest without timestamps.")
     metrics: dict[str, Any] | None = Field(description="Headline metrics of a completed run.")
+    cancel_requested: bool = Field(
+        False, description="A cancel was asked while it ran: it ends cancelled, with no artifacts."
+    )
     links: RunLinks
 
 
@@ -127,7 +141,7 @@ def run_summary(row: RunRow) -> RunSummary:
         id=row.id, kind=row.kind, status=row.status, config_hash=row.config_hash,
         dataset_hash=row.dataset_hash, created_at=row.created_at, started_at=row.started_at,
         finished_at=row.finished_at, error=row.error, run_hash=row.run_hash,
-        metrics=row.metrics, links=_links(row.id),
+        metrics=row.metrics, cancel_requested=row.cancel_requested, links=_links(row.id),
     )  # fmt: skip
 
 
@@ -228,6 +242,14 @@ class DatasetOut(_Out):
             end=row.end, gaps=row.gaps, largest_gap_seconds=row.largest_gap_seconds,
             source=row.source, created_at=row.created_at, meta=row.meta,
         )  # fmt: skip
+
+
+class DatasetPatch(BaseModel):
+    """PATCH /datasets/{id}: what may change of a stored dataset (its bars and id never do)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    symbol: str = Field(min_length=1, max_length=64, description="The dataset's new symbol.")
 
 
 class Health(_Out):

@@ -12,6 +12,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ..errors import ConfigError
 from ..store import DEFAULT_RETENTION, default_home
 
+#: Host names the service answers by default: loopback only (any port).
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def _split(value: Any) -> Any:
+    """A comma-separated environment value as a list (lists pass through)."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
 
 def _default_workers() -> int:
     return max(1, min(2, os.cpu_count() or 1))
@@ -25,7 +35,6 @@ class Settings(BaseModel):
     home: Path = Field(default_factory=default_home, description="Home folder (BTLAB_HOME).")
     token: str | None = Field(
         None,
-        min_length=1,
         description="When set, every endpoint needs 'Authorization: Bearer <token>' (BTLAB_TOKEN).",
     )
     retention: int = Field(
@@ -49,8 +58,49 @@ class Settings(BaseModel):
     allow_file_paths: bool = Field(
         False,
         description="Whether requests may name files on the server (data.source csv/parquet "
-        "with a path); off, data comes from uploads (POST /datasets) (BTLAB_ALLOW_FILE_PATHS).",
+        "with a path) inside `file_roots`; off, data comes from uploads (POST /datasets) "
+        "(BTLAB_ALLOW_FILE_PATHS).",
     )
+    file_roots: tuple[Path, ...] = Field(
+        (),
+        description="With allow_file_paths, the folders whose files requests may name "
+        "(comma-separated; BTLAB_FILE_ROOTS). Required then: no root, no file.",
+    )
+    allowed_hosts: tuple[str, ...] = Field(
+        LOOPBACK_HOSTS,
+        min_length=1,
+        description="Host names (without port) the service answers in the Host header, and "
+        "accepts as a request's Origin; '*' any (comma-separated; BTLAB_ALLOWED_HOSTS).",
+    )
+
+    @field_validator("file_roots", "allowed_hosts", mode="before")
+    @classmethod
+    def _lists(cls, value: Any) -> Any:
+        return _split(value)
+
+    @field_validator("token")
+    @classmethod
+    def _token(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.strip():
+            raise ValueError("the token is blank: unset BTLAB_TOKEN to serve without a token")
+        if not all(33 <= ord(c) <= 126 for c in value):
+            raise ValueError(
+                "the token may hold only printable ASCII without spaces (it is sent in a header)"
+            )
+        return value
+
+    @field_validator("file_roots")
+    @classmethod
+    def _roots(cls, value: tuple[Path, ...]) -> tuple[Path, ...]:
+        roots = []
+        for root in value:
+            resolved = root.expanduser().resolve()
+            if not resolved.is_dir():
+                raise ValueError(f"{root} is not a folder")
+            roots.append(resolved)
+        return tuple(roots)
 
     plugins: tuple[str, ...] = Field(
         (),
@@ -72,7 +122,9 @@ class Settings(BaseModel):
         values: dict[str, Any] = {}
         for name in cls.model_fields:
             raw = env.get(f"BTLAB_{name.upper()}")
-            if raw is not None and raw != "":
+            # an empty BTLAB_TOKEN is refused (it would silently turn auth off), other empty
+            # variables count as unset
+            if raw is not None and (raw != "" or name == "token"):
                 values[name] = raw
         given = {k: v for k, v in overrides.items() if v is not None}
         values.update(given)
@@ -82,7 +134,14 @@ class Settings(BaseModel):
             return f"--{name.replace('_', '-')}" if name in given else f"BTLAB_{name.upper()}"
 
         try:
-            return cls.model_validate(values)
+            settings = cls.model_validate(values)
         except ValidationError as exc:
-            errors = [(source(tuple(e["loc"])), e["msg"]) for e in exc.errors()]
+            errors = [(source(tuple(e["loc"])[:1]), e["msg"]) for e in exc.errors()]
             raise ConfigError("invalid service settings", errors) from None
+        if settings.allow_file_paths and not settings.file_roots:
+            raise ConfigError(
+                "invalid service settings",
+                [("BTLAB_FILE_ROOTS", "BTLAB_ALLOW_FILE_PATHS is on: name the folders whose "
+                  "files requests may read (comma-separated)")],
+            )  # fmt: skip
+        return settings

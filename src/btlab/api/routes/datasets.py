@@ -6,13 +6,16 @@ from pathlib import PurePath
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from ...errors import ConfigError
 from ...store import sniff_format
-from ..deps import StoreDep
+from ..bodies import UPLOAD_TYPES, read_json, require_content_type
+from ..deps import OrchestratorDep, StoreDep
 from ..errors import ApiError
-from ..models import ERRORS, DatasetOut, with_errors
+from ..models import ERRORS, DatasetOut, DatasetPatch, with_errors
 
 router = APIRouter(tags=["datasets"])
 
@@ -33,6 +36,7 @@ _UPLOAD_DOC = {
             },
             "text/csv": {"schema": {"type": "string", "format": "binary"}},
             "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
         },
     }
 }  # fmt: skip
@@ -53,7 +57,8 @@ def _form_text(value: object, name: str) -> str | None:
     status_code=201,
     response_model=DatasetOut,
     responses=with_errors(
-        {200: {"model": DatasetOut, "description": "The same bars, stored before"}}
+        {200: {"model": DatasetOut, "description": "The same bars, stored before"}},
+        body=True,
     ),
     openapi_extra=_UPLOAD_DOC,
 )
@@ -69,7 +74,7 @@ async def upload_dataset(
 ) -> DatasetOut:
     """Upload bars as multipart (`file`, `symbol`, `timeframe`) or as the raw body (query parameters)."""
     filename: str | None = None
-    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+    if require_content_type(request, UPLOAD_TYPES) == "multipart/form-data":
         async with request.form(max_files=1, max_fields=8) as form:
             upload = form.get("file")
             if not isinstance(upload, UploadFile):
@@ -106,3 +111,40 @@ def list_datasets(store: StoreDep) -> list[DatasetOut]:
 def get_dataset(dataset_id: str, store: StoreDep) -> DatasetOut:
     """One stored dataset (use its id as data.id with data.source 'dataset')."""
     return DatasetOut.of(store.get_dataset(dataset_id))
+
+
+@router.patch(
+    "/datasets/{dataset_id}",
+    response_model=DatasetOut,
+    responses=with_errors({}, body=True),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/DatasetPatch"}}
+            },
+        }
+    },
+)
+async def patch_dataset(
+    dataset_id: str, request: Request, store: StoreDep, orchestrator: OrchestratorDep
+) -> DatasetOut:
+    """Re-tag a stored dataset: `{"symbol": "GOOG"}` (the bars, and so the id, stay)."""
+    await run_in_threadpool(store.get_dataset, dataset_id)  # 404 before the body is read
+    body = await read_json(request)
+    try:
+        patch = DatasetPatch.model_validate(body if body is not None else {})
+    except ValidationError as exc:
+        raise ConfigError(
+            "invalid request",
+            [(".".join(map(str, e["loc"])) or "body", e["msg"]) for e in exc.errors()],
+        ) from None
+    row = await run_in_threadpool(orchestrator.set_dataset_symbol, dataset_id, patch.symbol)
+    return DatasetOut.of(row)
+
+
+@router.delete("/datasets/{dataset_id}", status_code=204, response_model=None, responses=ERRORS)
+def delete_dataset(dataset_id: str, orchestrator: OrchestratorDep) -> Response:
+    """Delete a stored dataset (409 while a queued or running run reads it)."""
+    orchestrator.delete_dataset(dataset_id)
+    return Response(status_code=204)

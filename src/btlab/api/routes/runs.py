@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, BinaryIO, Literal
 from urllib.parse import urlencode
 
 import anyio
 from fastapi import APIRouter, Header, Query, Request, Response
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import HTMLResponse, StreamingResponse
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
 from ...artifacts import MANIFEST
 from ...errors import NotFoundError
 from ...orchestrator import Orchestrator
-from ...report import cached_report
-from ...store import RUN_STATUSES
+from ...report import REPORT_NAME, cached_report
+from ...store import RUN_STATUSES, Store
+from ..bodies import read_json
 from ..deps import HubDep, OrchestratorDep, SettingsDep, StoreDep
 from ..errors import ApiError
 from ..events import run_events
@@ -49,33 +52,6 @@ MEDIA_TYPES = {
 }
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-async def read_json(request: Request) -> Any:
-    """The request body as JSON (None when empty); 400 naming the position when malformed."""
-    raw = await request.body()
-    if not raw.strip():
-        return None
-    try:
-        return json.loads(raw, parse_constant=_reject_constant)
-    except UnicodeDecodeError as exc:
-        raise ApiError(
-            400,
-            "malformed_json",
-            f"the request body is not UTF-8 JSON: {exc}",
-            [("body", str(exc))],
-        ) from None
-    except ValueError as exc:
-        raise ApiError(
-            400,
-            "malformed_json",
-            f"the request body is not valid JSON: {exc}",
-            [("body", str(exc))],
-        ) from None
-
-
 async def submit(
     orchestrator: Orchestrator,
     request: Request,
@@ -98,7 +74,8 @@ async def submit(
     status_code=201,
     response_model=RunDetail,
     responses=with_errors(
-        {200: {"model": RunDetail, "description": "A retained run: same config hash or key"}}
+        {200: {"model": RunDetail, "description": "A retained run: same config hash or key"}},
+        body=True,
     ),
     openapi_extra={
         "requestBody": {
@@ -206,7 +183,12 @@ async def run_events_stream(
     settings: SettingsDep,
     last_event_id: Annotated[
         str | None,
-        Header(alias="Last-Event-ID", max_length=32, description="Resume after this seq."),
+        Header(
+            alias="Last-Event-ID",
+            max_length=32,
+            description="Resume after this seq (a non-negative integer).",
+            json_schema_extra={"pattern": "^[0-9]{1,18}$"},
+        ),
     ] = None,
     after: Annotated[
         int | None,
@@ -227,19 +209,16 @@ async def run_events_stream(
     )
 
 
-def _manifest(store: Any, run_id: str) -> tuple[Path, dict[str, Any]]:
+def _manifest(store: Store, run_id: str) -> tuple[Path, dict[str, Any]]:
     run = store.get_run(run_id)
     if run.status != "completed":
         raise ApiError(
             409, "run_not_completed",
             f"run {run_id} is {run.status}; artifacts exist only for completed runs",
         )  # fmt: skip
-    folder: Path = store.run_dir(run_id)
-    try:
-        manifest: dict[str, Any] = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise NotFoundError(f"run {run_id} has no artifacts (pruned or deleted)") from None
-    return folder, manifest
+    with store.open_run_file(run_id, MANIFEST) as file:
+        manifest: dict[str, Any] = json.loads(file.read().decode("utf-8"))
+    return store.run_dir(run_id), manifest
 
 
 @router.get("/runs/{run_id}/artifacts", response_model=Manifest, responses=ERRORS)
@@ -248,30 +227,40 @@ def get_manifest(run_id: str, store: StoreDep) -> dict[str, Any]:
     return _manifest(store, run_id)[1]
 
 
+def _chunks(file: BinaryIO, size: int = 1 << 16) -> Iterator[bytes]:
+    with file:
+        while chunk := file.read(size):
+            yield chunk
+
+
 @router.get(
     "/runs/{run_id}/artifacts/{name}",
-    response_class=FileResponse,
+    response_class=StreamingResponse,
     responses=with_errors(
-        {200: {"content": {"application/octet-stream": {}}, "description": "The file"}}
+        {
+            200: {
+                "content": {media: {} for media in dict.fromkeys(MEDIA_TYPES.values())}
+                | {"application/octet-stream": {}},
+                "description": "The file (its media type by its extension)",
+            }
+        }
     ),
 )
-def get_artifact(run_id: str, name: str, store: StoreDep) -> FileResponse:
+def get_artifact(run_id: str, name: str, store: StoreDep) -> StreamingResponse:
     """One artifact file, by a name listed in the manifest (or manifest.json)."""
-    folder, manifest = _manifest(store, run_id)
+    _, manifest = _manifest(store, run_id)
     artifacts = manifest.get("artifacts", {})
     if name != MANIFEST and name not in artifacts:
         raise ApiError(
             404, "not_found",
             f"run {run_id} has no artifact {name!r}; artifacts: {', '.join(sorted([*artifacts, MANIFEST]))}",
         )  # fmt: skip
-    path = folder / name
-    if not path.is_file():
-        raise NotFoundError(f"artifact {name!r} of run {run_id} is gone (pruned or deleted)")
-    headers = {}
+    file = store.open_run_file(run_id, name)  # never through a link
+    headers = {"Content-Length": str(os.fstat(file.fileno()).st_size)}
     if name in artifacts:
         headers["ETag"] = f'"{artifacts[name]["sha256"]}"'
     media = MEDIA_TYPES.get(Path(name).suffix, "application/octet-stream")
-    return FileResponse(path, media_type=media, headers=headers)
+    return StreamingResponse(_chunks(file), media_type=media, headers=headers)
 
 
 @router.get(
@@ -283,7 +272,13 @@ def get_artifact(run_id: str, name: str, store: StoreDep) -> FileResponse:
 )
 def get_report(run_id: str, store: StoreDep) -> Response:
     """The run's (or sweep's) offline HTML report: rendered on first request, then kept in its folder."""
-    folder, _ = _manifest(store, run_id)
+    folder, manifest = _manifest(store, run_id)
+    # the renderer reads the artifacts and may reuse report.html: none of them may be a link
+    names = [*manifest.get("artifacts", {})]
+    if (folder / REPORT_NAME).is_symlink():
+        names.append(REPORT_NAME)
+    for name in names:
+        store.open_run_file(run_id, name).close()
     try:
         body = cached_report(folder).read_bytes()
     except FileNotFoundError:

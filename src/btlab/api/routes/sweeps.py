@@ -16,7 +16,8 @@ router = APIRouter(tags=["sweeps"])
     status_code=201,
     response_model=RunDetail,
     responses=with_errors(
-        {200: {"model": RunDetail, "description": "A retained sweep: same config hash or key"}}
+        {200: {"model": RunDetail, "description": "A retained sweep: same config hash or key"}},
+        body=True,
     ),
     openapi_extra={
         "requestBody": {
