@@ -41,6 +41,10 @@ def test_an_uploaded_symbol_is_kept_and_can_be_corrected(
         body = {**tiny(seed=4100), "data": {"source": "dataset", "id": dataset["id"]}}
         run = client.post("/runs", json=body).json()["id"]
         assert wait_status(client, run, ("completed", "failed"))["status"] == "completed"
+        manifest = client.get(f"/runs/{run}/artifacts").json()
+        assert manifest["labels"]["symbol"] == "GOOGL"  # the run knows what it traded
+        report = client.get(f"/runs/{run}/report")
+        assert report.status_code == 200 and "<title>sma_cross on GOOGL" in report.text
     finally:
         store.close()
 
