@@ -83,19 +83,10 @@ async def read_json(request: Request) -> Any:
         value = json.loads(raw, parse_constant=_reject_constant)
     except RecursionError:
         raise _too_deep() from None
-    except UnicodeDecodeError as exc:
+    except ValueError as exc:  # UnicodeDecodeError is one
+        what = "UTF-8 JSON" if isinstance(exc, UnicodeDecodeError) else "valid JSON"
         raise ApiError(
-            400,
-            "malformed_json",
-            f"the request body is not UTF-8 JSON: {exc}",
-            [("body", str(exc))],
-        ) from None
-    except ValueError as exc:
-        raise ApiError(
-            400,
-            "malformed_json",
-            f"the request body is not valid JSON: {exc}",
-            [("body", str(exc))],
+            400, "malformed_json", f"the request body is not {what}: {exc}", [("body", str(exc))]
         ) from None
     if json_depth_exceeds(value, MAX_JSON_DEPTH):
         raise _too_deep()
