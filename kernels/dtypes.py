@@ -31,11 +31,6 @@ class _Sizing(NamedTuple):
     VOL_TARGET: int = 2
 
 
-class _Rebalance(NamedTuple):
-    ON_CHANGE: int = 0
-    EVERY_BAR: int = 1
-
-
 class _Status(NamedTuple):
     """Return code of the execution kernel."""
 
@@ -54,7 +49,6 @@ class _Flag(NamedTuple):
 Reason = _Reason()
 FillAt = _FillAt()
 Sizing = _Sizing()
-Rebalance = _Rebalance()
 Status = _Status()
 Flag = _Flag()
 

@@ -1,4 +1,4 @@
-"""Statistics of an equity path (SPEC §5), the heavy part of the metrics, and NumPy-order sums."""
+"""Per-path statistics (SPEC §5), the heavy part of every run's metrics, and NumPy-order sums."""
 
 from __future__ import annotations
 
@@ -227,3 +227,159 @@ def round_significant_nb(x, digits, out):
             scale = 10.0 ** (-shift)
             out[i] = np.round(v / scale) * scale
     return out
+
+
+# ---------------------------------------------------------------- per-path statistics
+#
+# Every run's metrics (a single run, each sweep combination, each fold) come from one row of
+# these statistics (`btlab.metrics.metrics_from_stats`); the sweep kernel fills one row per
+# combination, `btlab.metrics.compute_metrics` one for a run.
+
+STAT_NAMES: tuple[str, ...] = (
+    "status",  # dtypes.Status of the execution kernel
+    "n_returns",
+    "mean",  # per-bar return mean (as equity_stats_nb: NumPy's mean)
+    "std",  # ddof 1
+    "downside",  # sqrt(mean(min(r, 0)^2))
+    "max_drawdown",
+    "max_dd_bars",
+    "final_equity",
+    "exposed_bars",  # bars ending with units != 0
+    "leverage_sum",  # sum of finite |units * close| / equity
+    "leverage_count",
+    "equity_sum",
+    "traded",  # sum of |units| * price over fills
+    "fill_count",
+    "spread",
+    "slippage",
+    "commission",
+    "borrow",
+    "closed_trades",
+    "open_trade",  # 1 if the last trade is still open
+    "wins",  # closed trades with net P&L > 0
+    "win_sum",
+    "losses",  # closed trades with net P&L < 0
+    "loss_sum",
+    "return_sum",  # sum of closed trades' returns
+    "best_return",
+    "worst_return",
+    "bars_held_sum",
+    "flags",
+    "halt_bar",
+)
+N_STATS = len(STAT_NAMES)
+(
+    SW_STATUS, SW_N_RETURNS, SW_MEAN, SW_STD, SW_DOWNSIDE, SW_MAX_DD, SW_DD_BARS, SW_FINAL,
+    SW_EXPOSED, SW_LEV_SUM, SW_LEV_COUNT, SW_EQUITY_SUM, SW_TRADED, SW_FILLS, SW_SPREAD,
+    SW_SLIPPAGE, SW_COMMISSION, SW_BORROW, SW_CLOSED, SW_OPEN_TRADE, SW_WINS, SW_WIN_SUM,
+    SW_LOSSES, SW_LOSS_SUM, SW_RET_SUM, SW_RET_BEST, SW_RET_WORST, SW_HELD_SUM, SW_FLAGS,
+    SW_HALT_BAR,
+) = range(N_STATS)  # fmt: skip
+BLOCK_FIELDS = 2  # per CSCV block: sum of returns, sum of squared returns
+
+
+@njit
+def sharpe_nb(mean, deviation, scale):
+    """`mean / deviation * scale` (the annualized Sharpe with the std, Sortino with the downside
+    deviation), NaN unless `deviation > 0`: the kernels' one copy of
+    `btlab.metrics.annualized_ratio`."""
+    return mean / deviation * scale if deviation > 0 else np.nan
+
+
+@njit
+def path_stats_nb(close, units, equity, borrow, has_borrow, bounds, row, blocks, scratch):
+    """The per-bar statistics of a simulated path into `row`: the return moments and drawdown
+    facts of `equity_stats_nb`, the exposure, and the leverage, equity and borrow sums in
+    NumPy's pairwise order (borrow is 0 without `has_borrow`). Per CSCV block g of returns
+    (`bounds[g] <= j < bounds[g + 1]`, return j ending at bar j + 1) the sum and sum of squares
+    of its finite returns go to `blocks[g]`. `scratch` holds >= n values.
+    """
+    n = close.shape[0]
+    count, mean, std, downside = return_moments_nb(equity, scratch)
+    for g in range(bounds.shape[0] - 1):
+        s1, s2 = 0.0, 0.0
+        for j in range(bounds[g], bounds[g + 1]):
+            r = equity[j + 1] / equity[j] - 1.0
+            if math.isfinite(r):
+                s1 += r
+                s2 += r * r
+        blocks[g, 0] = s1
+        blocks[g, 1] = s2
+    max_dd, longest = drawdown_stats_nb(equity)
+    exposed, lev_sum, lev_count = leverage_stats_nb(units, close, equity, scratch)
+    row[SW_N_RETURNS] = count
+    row[SW_MEAN] = mean
+    row[SW_STD] = std
+    row[SW_DOWNSIDE] = downside
+    row[SW_MAX_DD] = max_dd
+    row[SW_DD_BARS] = longest
+    row[SW_EXPOSED] = exposed
+    row[SW_LEV_SUM] = lev_sum
+    row[SW_LEV_COUNT] = lev_count
+    row[SW_EQUITY_SUM] = np_sum_nb(equity, n)
+    row[SW_BORROW] = np_sum_nb(borrow, n) if has_borrow else 0.0
+
+
+@njit
+def fill_stats_nb(fills, k, row, scratch):
+    """Traded notional and cost totals of the first `k` fills into `row`, each summed as
+    `np.sum` of its column would (`scratch` holds at least `k` values)."""
+    for j in range(k):
+        scratch[j] = abs(fills[j]["units"]) * fills[j]["price"]
+    row[SW_TRADED] = np_sum_nb(scratch, k)
+    for j in range(k):
+        scratch[j] = fills[j]["spread_cost"]
+    row[SW_SPREAD] = np_sum_nb(scratch, k)
+    for j in range(k):
+        scratch[j] = fills[j]["slippage_cost"]
+    row[SW_SLIPPAGE] = np_sum_nb(scratch, k)
+    for j in range(k):
+        scratch[j] = fills[j]["commission"]
+    row[SW_COMMISSION] = np_sum_nb(scratch, k)
+    row[SW_FILLS] = k
+
+
+@njit
+def trade_stats_nb(trades, count, row, scratch):
+    """Closed-trade counts and sums of the first `count` trade records into `row`: the winning
+    and losing net P&L and the returns each summed in trade order, as `np.sum` of them would
+    (`scratch` holds at least `count` values)."""
+    closed = 0
+    wins = 0
+    losses = 0
+    held = 0
+    best = -np.inf
+    worst = np.inf
+    for j in range(count):
+        t = trades[j]
+        if t["is_open"]:
+            continue
+        net = t["net_pnl"]
+        if net > 0.0:
+            scratch[wins] = net
+            wins += 1
+    row[SW_WIN_SUM] = np_sum_nb(scratch, wins)
+    for j in range(count):
+        t = trades[j]
+        if not t["is_open"] and t["net_pnl"] < 0.0:
+            scratch[losses] = t["net_pnl"]
+            losses += 1
+    row[SW_LOSS_SUM] = np_sum_nb(scratch, losses)
+    for j in range(count):
+        t = trades[j]
+        if t["is_open"]:
+            continue
+        ret = t["return_"]
+        scratch[closed] = ret
+        closed += 1
+        best = max(best, ret)
+        worst = min(worst, ret)
+        held += t["bars_held"]
+    row[SW_RET_SUM] = np_sum_nb(scratch, closed)
+    row[SW_CLOSED] = closed
+    row[SW_OPEN_TRADE] = 1.0 if count > 0 and trades[count - 1]["is_open"] else 0.0
+    row[SW_WINS] = wins
+    row[SW_LOSSES] = losses
+    row[SW_RET_BEST] = best if closed > 0 else np.nan
+    row[SW_RET_WORST] = worst if closed > 0 else np.nan
+    row[SW_HELD_SUM] = held

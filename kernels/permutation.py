@@ -12,15 +12,13 @@ thread (`prange` over the chunks); a chunk owns its buffers, so memory is thread
 
 from __future__ import annotations
 
-import math
-
 import numba
 import numpy as np
 
 from ._jit import njit
 from .execution import STATE_SIZE, simulate_fresh_nb
 from .indicators import ema_into_nb, sma_into_nb
-from .metrics import return_moments_nb
+from .metrics import return_moments_nb, sharpe_nb
 from .signals import cross_target_nb
 from .stats import rebuild_ohlc_nb, shuffle_into_nb
 
@@ -88,4 +86,4 @@ def permuted_cross_sharpe_nb(
             )  # fmt: skip
             status_out[k] = status
             _count, mean, std, _downside = return_moments_nb(equity, line_a)  # a: used up
-            out[k] = mean / std * root_ppy if std > 0 else math.nan
+            out[k] = sharpe_nb(mean, std, root_ppy)

@@ -11,8 +11,9 @@ The docs are README.md and docs/*.md. Their fenced code blocks are run as the fe
 - ```<lang> no-run  blocks are shown, not run; each must say why on its fence line
                  (`no-run: <reason>`), and the README's set-up command must be what .ci/run runs.
 
-The configuration reference in docs/configuration.md is generated from the pydantic models and
-checked here against them (regenerate it with `python -m tests.test_docs --write`).
+The configuration reference in docs/configuration.md is generated from the pydantic models, and
+the metrics table of docs/concepts.md from `btlab.metric_registry`; both are checked here
+against their source (regenerate them with `python -m tests.test_docs --write`).
 """
 
 from __future__ import annotations
@@ -306,9 +307,40 @@ def test_configuration_reference_matches_the_models() -> None:
     )
 
 
+# ------------------------------------------------------------ metrics table
+
+METRICS_START = "<!-- metrics:start -->"
+METRICS_END = "<!-- metrics:end -->"
+
+
+def _metrics_span(text: str) -> tuple[int, int]:
+    start = text.index(METRICS_START) + len(METRICS_START)
+    return start, text.index(METRICS_END)
+
+
+def test_metrics_table_matches_the_registry() -> None:
+    """docs/concepts.md's metrics table is `metric_registry.metrics_reference()`, and the registry
+    names every key of metrics.json, in its order."""
+    from btlab.metric_registry import METRIC_NAMES, metrics_reference
+
+    doc = (ROOT / "docs" / "concepts.md").read_text(encoding="utf-8")
+    start, end = _metrics_span(doc)
+    assert doc[start:end].strip() == metrics_reference().strip(), (
+        "docs/concepts.md's metrics table is out of date: run `python -m tests.test_docs --write`"
+    )
+    assert all(f"| `{name}` |" in doc[start:end] for name in METRIC_NAMES)
+
+
 if __name__ == "__main__" and sys.argv[1:] == ["--write"]:
+    from btlab.metric_registry import metrics_reference
+
     target = ROOT / "docs" / "configuration.md"
     text = target.read_text(encoding="utf-8")
     a, b = _reference_span(text)
     target.write_text(text[:a] + "\n" + configuration_reference() + text[b:], encoding="utf-8")
+    print(f"wrote {target}")
+    target = ROOT / "docs" / "concepts.md"
+    text = target.read_text(encoding="utf-8")
+    a, b = _metrics_span(text)
+    target.write_text(text[:a] + "\n" + metrics_reference() + text[b:], encoding="utf-8")
     print(f"wrote {target}")

@@ -11,8 +11,10 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from btlab.kernels import FILL_DTYPE, TRADE_DTYPE
-from btlab.kernels.metrics import equity_stats_nb, round_significant_nb
-from btlab.metrics import compute_metrics
+from btlab.kernels.metrics import equity_stats_nb, round_significant_nb, sharpe_nb
+from btlab.metric_registry import BY_NAME, FOLD, HEADLINE, METRIC_NAMES, METRICS, SWEEP_COLUMNS
+from btlab.metrics import annualized_ratio, compute_metrics
+from tests.reference.metrics import numpy_metrics
 
 DAY = 86_400 * 10**9
 
@@ -97,6 +99,103 @@ def test_compute_metrics_formulas() -> None:
     assert m["avg_trade_return"] == pytest.approx(0.025) and m["worst_trade_return"] == -0.05
     assert m["avg_bars_held"] == 5.0
     assert m["total_spread"] == 1.0 and m["total_commission"] == 2.0 and m["total_costs"] == 3.0
+
+
+def _same(a: object, b: object) -> bool:
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return type(a) is type(b) and a == b
+
+
+@st.composite
+def run_arrays(draw: st.DrawFn) -> tuple[np.ndarray, ...]:
+    """A run's arrays: positive equity (ruined from a bar on, sometimes), positions, borrow,
+    fills and trades with random values (the metrics read their columns, not their story)."""
+    n = draw(st.integers(0, 400))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    equity = 1e5 * np.exp(np.cumsum(rng.normal(0.0, 0.02, n)))
+    flat = draw(st.integers(0, n))  # a flat stretch: equal bars, zero returns
+    equity[:flat] = 1e5
+    ruin = draw(st.one_of(st.none(), st.integers(0, max(n - 1, 0))))
+    if ruin is not None and n:
+        equity[ruin:] = draw(st.sampled_from([0.0, -3.0e5, -1.0]))
+    units = np.where(rng.random(n) < 0.3, 0.0, rng.normal(0.0, 50.0, n))
+    close = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.01, n)))
+    borrow = np.where(rng.random(n) < 0.5, 0.0, rng.random(n))
+    k = draw(st.integers(0, 60))
+    fills = np.zeros(k, dtype=FILL_DTYPE)
+    for name in ("units", "price", "spread_cost", "slippage_cost", "commission"):
+        fills[name] = rng.normal(1.0, 3.0, k) if name == "units" else rng.random(k) * 10
+    t = draw(st.integers(0, 30))
+    trades = np.zeros(t, dtype=TRADE_DTYPE)
+    trades["net_pnl"] = np.round(rng.normal(0.0, 10.0, t), draw(st.sampled_from([0, 8])))
+    trades["return_"] = rng.normal(0.0, 0.05, t)
+    trades["bars_held"] = rng.integers(1, 50, t)
+    trades["is_open"] = rng.random(t) < 0.2
+    ts = (np.arange(n, dtype=np.int64) * DAY // draw(st.sampled_from([1, 24]))) + 10**18
+    return ts, close, equity, units, borrow, fills, trades
+
+
+@settings(max_examples=300, deadline=None)
+@given(arrays_=run_arrays(), ruined=st.booleans(), halted=st.booleans())
+def test_metrics_from_the_kernels_equal_numpys_bit_for_bit(
+    arrays_: tuple[np.ndarray, ...], ruined: bool, halted: bool
+) -> None:
+    """The one path (per-path statistics kernels, then `metrics_from_stats`) gives what NumPy
+    gives, bit for bit, in the registry's order: ruined or not, folds holding a ruin without its
+    flag, flat equity, no fills, no trades, only open ones."""
+    kw = {"initial_cash": 1e5, "periods_per_year": 252.0, "ruined": ruined, "halted": halted}
+    got = compute_metrics(*arrays_, **kw)  # type: ignore[arg-type]
+    want = numpy_metrics(*arrays_, **kw)
+    assert tuple(got) == METRIC_NAMES == tuple(want)
+    assert {k: (v, want[k]) for k, v in got.items() if not _same(v, want[k])} == {}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    mean=st.floats(-1.0, 1.0) | st.just(0.0),
+    dev=st.floats(0.0, 1.0) | st.sampled_from([0.0, math.nan]),
+    scale=st.sampled_from([1.0, math.sqrt(252.0), math.sqrt(8760.0)]),
+)
+def test_the_sharpe_formula_is_the_same_in_the_core_and_the_kernels(
+    mean: float, dev: float, scale: float
+) -> None:
+    want = mean / dev * scale if dev > 0 else math.nan
+    assert _same(annualized_ratio(mean, dev, scale), want)
+    assert _same(float(sharpe_nb(mean, dev, scale)), want)
+
+
+def test_the_registry_names_each_metric_once_with_what_tables_need() -> None:
+    assert len(set(METRIC_NAMES)) == len(METRICS) == 32
+    assert {m.kind for m in METRICS} <= {
+        "fraction", "ratio", "currency", "count", "bars", "number", "flag",
+    }  # fmt: skip
+    assert all(m.label and m.description and m.group for m in METRICS)
+    # what the service stores with a run and the fold / sweep tables show, in registry order
+    assert HEADLINE == (
+        "final_equity", "total_return", "cagr", "annual_volatility", "sharpe", "sortino",
+        "max_drawdown", "calmar", "exposure", "trade_count", "win_rate", "profit_factor",
+        "total_costs", "n_bars", "ruined", "halted",
+    )  # fmt: skip
+    assert set(FOLD) == {
+        "total_return", "cagr", "sharpe", "sortino", "max_drawdown", "annual_volatility",
+        "trade_count", "win_rate",
+    }  # fmt: skip
+    assert SWEEP_COLUMNS == (
+        "total_return", "cagr", "sharpe", "max_drawdown", "trade_count", "win_rate",
+    )  # fmt: skip
+    assert BY_NAME["max_drawdown"].narrow_label == "Max DD"
+
+
+def test_get_registry_lists_every_metric_from_the_registry() -> None:
+    from btlab.api.routes.catalog import get_registry
+
+    listed = get_registry().metrics
+    assert [m.name for m in listed] == list(METRIC_NAMES)
+    sharpe = next(m for m in listed if m.name == "sharpe")
+    assert (sharpe.label, sharpe.kind, sharpe.headline) == ("Sharpe", "ratio", True)
+    assert sharpe.description == BY_NAME["sharpe"].description
 
 
 @settings(max_examples=300, deadline=None)

@@ -23,6 +23,7 @@ import btlab
 from btlab.artifacts import verify_artifacts
 from btlab.cli import main
 from btlab.errors import NotFoundError, RunError
+from btlab.metric_registry import FOLD
 from btlab.report import (
     BUCKETS,
     REPORT_NAME,
@@ -251,8 +252,8 @@ def test_validation_summary_shows_validation_json(run_dir: Path, page: Node) -> 
     folds = element(page, "table-folds").find("tbody").find_all("tr")
     assert len(folds) == v["folds"]["k"] == len(v["folds"]["folds"])
     for tr, fold in zip(folds, v["folds"]["folds"], strict=True):
-        sharpe_cell = tr.find_all("td")[4]  # from, to, return, cagr, sharpe
-        assert value(sharpe_cell) == fold["sharpe"]
+        cells = tr.find_all("td")[2:]  # after from and to: the fold metrics, in registry order
+        assert [value(c) for c in cells] == [fold[name] for name in FOLD]
 
 
 @pytest.mark.parametrize("which", ["run_dir", "big_dir"])

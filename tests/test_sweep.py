@@ -21,17 +21,17 @@ from btlab.errors import ConfigError, RunCancelled
 from btlab.kernels import ExecParams
 from btlab.kernels.dtypes import FILL_DTYPE, Flag, Status
 from btlab.kernels.ledger import trades_from_fills
-from btlab.kernels.metrics import equity_stats_nb, np_sum_nb
-from btlab.kernels.sweep import (
+from btlab.kernels.metrics import (
     BLOCK_FIELDS,
     N_STATS,
     STAT_NAMES,
     SW_FLAGS,
     SW_STATUS,
+    equity_stats_nb,
+    np_sum_nb,
     path_stats_nb,
-    sweep_cross_nb,
-    sweep_targets_nb,
 )
+from btlab.kernels.sweep import sweep_cross_nb, sweep_targets_nb
 from btlab.metrics import compute_metrics
 from btlab.pipeline import DataIdentity, simulate_chunked
 from btlab.sweep import (

@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .errors import BtlabError, ConfigError, RunError
+from .metric_registry import METRICS, SWEEP_COLUMNS
 from .plugins import add_plugin_argument
 from .presets import DEFAULT_PRESET, list_presets, resolve_request
 from .runtime import tune_allocator
@@ -125,11 +126,9 @@ def metrics_table(metrics: dict[str, Any], title: str, status: str | None = None
     table.add_column("value", justify="right")
     if status is not None:
         table.add_row(Text("status", style="bold red"), Text(status, style="bold red"))
-    for key in (
-        "total_return", "cagr", "sharpe", "sortino", "annual_volatility", "max_drawdown", "calmar",
-        "trade_count", "win_rate", "profit_factor", "exposure", "total_costs", "final_equity",
-    ):  # fmt: skip
-        table.add_row(key, _fmt(metrics.get(key)))
+    for m in METRICS:  # the ruin and halt flags are the status row
+        if m.headline and m.kind != "flag":
+            table.add_row(m.name, _fmt(metrics.get(m.name)))
     return table
 
 
@@ -376,10 +375,8 @@ def sweep_table(result: Any, top: int = 10) -> Table:
     objective = result.request.objective
     frame = result.table.sort_values(objective, ascending=False, kind="stable", na_position="last")
     axes = list(result.expansion.axes)
-    columns = [
-        objective,
-        *(m for m in ("sharpe", "total_return", "max_drawdown", "trade_count") if m != objective),
-    ]
+    shown = [objective, *(m for m in SWEEP_COLUMNS if m != objective)]
+    columns = [c for c in shown if c in frame.columns]  # as the report's sweep table
     table = Table(
         title=f"top {min(top, len(frame))} of {len(frame)} by {objective}", header_style="bold"
     )

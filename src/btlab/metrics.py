@@ -1,4 +1,11 @@
-"""Run metrics (SPEC §5) from the equity path, the fills and the trades."""
+"""Run metrics (SPEC §5): one row of per-path statistics, then one function to the metrics dict.
+
+`path_statistics` runs the statistics kernels (`kernels.metrics`: return moments, drawdown,
+exposure and leverage, fill and trade totals, every sum in NumPy's pairwise order) over a run's
+arrays; the sweep kernel fills the same row for each combination. `metrics_from_stats` turns a
+row into the metrics dict, for single runs, sweep combinations and folds alike. What each
+metric is lives in `btlab.metric_registry`.
+"""
 
 from __future__ import annotations
 
@@ -7,46 +14,47 @@ from typing import Any
 
 import numpy as np
 
-from btlab.kernels.metrics import drawdown_stats_nb, leverage_stats_nb, return_moments_nb
+from btlab.kernels.dtypes import Flag
+from btlab.kernels.metrics import (
+    BLOCK_FIELDS,
+    N_STATS,
+    SW_BORROW,
+    SW_CLOSED,
+    SW_COMMISSION,
+    SW_DD_BARS,
+    SW_DOWNSIDE,
+    SW_EQUITY_SUM,
+    SW_EXPOSED,
+    SW_FILLS,
+    SW_FINAL,
+    SW_FLAGS,
+    SW_HELD_SUM,
+    SW_LEV_COUNT,
+    SW_LEV_SUM,
+    SW_LOSS_SUM,
+    SW_LOSSES,
+    SW_MAX_DD,
+    SW_MEAN,
+    SW_OPEN_TRADE,
+    SW_RET_BEST,
+    SW_RET_SUM,
+    SW_RET_WORST,
+    SW_SLIPPAGE,
+    SW_SPREAD,
+    SW_STD,
+    SW_TRADED,
+    SW_WIN_SUM,
+    SW_WINS,
+    fill_stats_nb,
+    path_stats_nb,
+    trade_stats_nb,
+)  # fmt: skip
 
 NS_PER_DAY = 86_400 * 1_000_000_000
 DAYS_PER_YEAR = 365.25
-
-#: Name -> one-line meaning, for GET /registry and the docs.
-METRIC_DESCRIPTIONS: dict[str, str] = {
-    "initial_cash": "Cash at the start.",
-    "final_equity": "Equity marked at the last close.",
-    "total_return": "final_equity / initial_cash - 1.",
-    "cagr": "Compound annual growth over calendar years (ts_last - ts_first) / 365.25 days.",
-    "annual_volatility": "std(r, ddof=1) * sqrt(periods_per_year), r[i] = equity[i]/equity[i-1] - 1.",
-    "sharpe": "mean(r) / std(r, ddof=1) * sqrt(periods_per_year).",
-    "sortino": "mean(r) / sqrt(mean(min(r, 0)^2)) * sqrt(periods_per_year).",
-    "max_drawdown": "min(equity / cummax(equity) - 1) (a negative number); -1 where ruined (equity <= 0).",
-    "max_drawdown_duration_bars": "Longest run of bars below the running equity peak (back at the peak is recovered).",
-    "calmar": "cagr / |max_drawdown|.",
-    "exposure": "Share of bars ending with an open position.",
-    "avg_gross_leverage": "Mean of |units * close| / equity over the bars.",
-    "turnover": "Traded notional (at reference prices) / mean equity.",
-    "turnover_annual": "turnover per calendar year.",
-    "trade_count": "Closed round trips (flat to flat, or a side flip).",
-    "open_trade": "1 if a position is still open at the end (close_at_end off), else 0.",
-    "win_rate": "Share of closed trades with net P&L > 0.",
-    "profit_factor": "Sum of winning net P&L / |sum of losing net P&L| (null with no losses).",
-    "avg_trade_return": "Mean net return of closed trades (net P&L / entry notional).",
-    "best_trade_return": "Best closed trade's net return.",
-    "worst_trade_return": "Worst closed trade's net return.",
-    "avg_bars_held": "Mean bars held of closed trades.",
-    "fill_count": "Number of fills.",
-    "total_spread": "Spread paid over all fills.",
-    "total_slippage": "Slippage paid over all fills.",
-    "total_commission": "Commission paid over all fills.",
-    "total_borrow": "Borrow paid on shorts.",
-    "total_costs": "Spread + slippage + commission + borrow.",
-    "periods_per_year": "Bars per year used for annualizing.",
-    "n_bars": "Bars in the run.",
-    "ruined": "True where equity fell to zero or below and trading halted.",
-    "halted": "True where the max-drawdown limit halted trading.",
-}
+#: `path_stats_nb` without CSCV blocks (a single run's, a fold's).
+_NO_BOUNDS = np.zeros(1, dtype=np.int64)
+_NO_BLOCKS = np.empty((0, BLOCK_FIELDS))
 
 
 def drawdown_path(equity: np.ndarray) -> np.ndarray:
@@ -70,8 +78,48 @@ def reported_max_drawdown(max_drawdown: float, ruined: bool) -> float:
     return -1.0 if ruined else max_drawdown
 
 
-def _nan_if_empty(values: np.ndarray, fn: Any) -> float:
-    return float(fn(values)) if values.size else math.nan
+def annualized_ratio(mean: float, deviation: float, scale: float) -> float:
+    """`mean / deviation * scale`, NaN unless `deviation > 0`: the Sharpe ratio (with the std of
+    the per-bar returns, ddof 1) and the Sortino ratio (with their downside deviation), scaled by
+    `sqrt(periods_per_year)` (or 1, per bar). The kernels' copy is `kernels.metrics.sharpe_nb`."""
+    return mean / deviation * scale if deviation > 0 else math.nan
+
+
+def span_years(ts_ns: np.ndarray) -> float:
+    """Calendar years from the first to the last bar, `(ts_last - ts_first) / 365.25 days`."""
+    n = ts_ns.shape[0]
+    return float(ts_ns[-1] - ts_ns[0]) / NS_PER_DAY / DAYS_PER_YEAR if n > 1 else 0.0
+
+
+def path_statistics(
+    close: np.ndarray,
+    equity: np.ndarray,
+    units: np.ndarray,
+    borrow: np.ndarray,
+    fills: np.ndarray,
+    trades: np.ndarray,
+    *,
+    ruined: bool = False,
+    halted: bool = False,
+) -> np.ndarray:
+    """One row of per-path statistics (`kernels.metrics.STAT_NAMES`) of a run or a part of one,
+    by the kernels the sweep runs for each combination, so both give the same bits.
+
+    A part of a ruined run (a fold) may hold the ruin without its flag: equity at or below 0
+    (then the raw drawdown is at or below -1, or the first bar is already there) sets the
+    reported drawdown to -1, as `reported_max_drawdown`.
+    """
+    n = equity.shape[0]
+    row = np.zeros(N_STATS)
+    scratch = np.empty(max(n, fills.shape[0], trades.shape[0], 1))
+    path_stats_nb(close, units, equity, borrow, True, _NO_BOUNDS, row, _NO_BLOCKS, scratch)
+    fill_stats_nb(fills, fills.shape[0], row, scratch)
+    trade_stats_nb(trades, trades.shape[0], row, scratch)
+    row[SW_FINAL] = equity[n - 1] if n else math.nan
+    row[SW_FLAGS] = (Flag.RUINED if ruined else 0) | (Flag.HALTED_MAX_DRAWDOWN if halted else 0)
+    if n and (row[SW_MAX_DD] <= -1.0 or equity[0] <= 0.0):
+        row[SW_MAX_DD] = -1.0
+    return row
 
 
 def compute_metrics(
@@ -89,82 +137,68 @@ def compute_metrics(
     halted: bool = False,
 ) -> dict[str, Any]:
     """Every metric of SPEC §5 as a flat dict of plain Python values (NaN where undefined)."""
-    n = equity.shape[0]
-    scratch = np.empty(max(n, 1))  # the kernels' working memory, one value per bar
-    _count, mean, std, downside = return_moments_nb(equity, scratch)
-    max_dd, dd_bars = drawdown_stats_nb(equity)
-    # a fold of a ruined run may hold the ruin without its flag: equity <= 0 says it
-    max_dd = reported_max_drawdown(max_dd, ruined or (n > 0 and float(np.min(equity)) <= 0.0))
-    exposed, leverage_sum, leverage_count = leverage_stats_nb(units, close, equity, scratch)
+    row = path_statistics(close, equity, units, borrow, fills, trades, ruined=ruined, halted=halted)
+    return metrics_from_stats(
+        row, n=equity.shape[0], years=span_years(ts_ns), initial_cash=initial_cash,
+        periods_per_year=periods_per_year,
+    )  # fmt: skip
+
+
+def metrics_from_stats(
+    row: np.ndarray, *, n: int, years: float, initial_cash: float, periods_per_year: float
+) -> dict[str, Any]:
+    """The metrics dict (in `metric_registry.METRICS` order) from one row of per-path statistics
+    (`path_statistics`, or the sweep kernel's row of a combination): the one place every run,
+    combination and fold takes its metrics from."""
+    mean, std, downside = float(row[SW_MEAN]), float(row[SW_STD]), float(row[SW_DOWNSIDE])
+    flags = int(row[SW_FLAGS])
+    max_dd = reported_max_drawdown(float(row[SW_MAX_DD]), bool(flags & Flag.RUINED))
     root_ppy = math.sqrt(periods_per_year)
-    final = float(equity[-1]) if n else initial_cash
-    years = float(ts_ns[-1] - ts_ns[0]) / NS_PER_DAY / DAYS_PER_YEAR if n > 1 else 0.0
+    final = float(row[SW_FINAL]) if n else initial_cash
     growth = final / initial_cash
     cagr = (
         growth ** (1.0 / years) - 1.0
         if years > 0 and growth > 0
         else (-1.0 if growth <= 0 else math.nan)
     )
-    sharpe = mean / std * root_ppy if std > 0 else math.nan
-    sortino = mean / downside * root_ppy if downside > 0 else math.nan
-    traded = float(np.sum(np.abs(fills["units"]) * fills["price"])) if fills.size else 0.0
-    mean_equity = float(np.mean(equity)) if n else initial_cash
-    turnover = traded / mean_equity if mean_equity > 0 else math.nan
-    closed = trades[~trades["is_open"]] if trades.size else trades
-    net = closed["net_pnl"]
-    wins = net[net > 0]
-    losses = net[net < 0]
-    spread = float(np.sum(fills["spread_cost"]))
-    slippage = float(np.sum(fills["slippage_cost"]))
-    commission = float(np.sum(fills["commission"]))
-    total_borrow = float(np.sum(borrow))
+    lev_n = int(row[SW_LEV_COUNT])
+    mean_equity = float(row[SW_EQUITY_SUM]) / n if n else initial_cash
+    turnover = float(row[SW_TRADED]) / mean_equity if mean_equity > 0 else math.nan
+    closed, wins, losses = int(row[SW_CLOSED]), int(row[SW_WINS]), int(row[SW_LOSSES])
+    spread, slippage = float(row[SW_SPREAD]), float(row[SW_SLIPPAGE])
+    commission, borrow = float(row[SW_COMMISSION]), float(row[SW_BORROW])
     return {
         "initial_cash": initial_cash,
         "final_equity": final,
         "total_return": growth - 1.0,
         "cagr": cagr,
         "annual_volatility": std * root_ppy,
-        "sharpe": sharpe,
-        "sortino": sortino,
+        "sharpe": annualized_ratio(mean, std, root_ppy),
+        "sortino": annualized_ratio(mean, downside, root_ppy),
         "max_drawdown": max_dd,
-        "max_drawdown_duration_bars": int(dd_bars),
+        "max_drawdown_duration_bars": int(row[SW_DD_BARS]),
         "calmar": cagr / abs(max_dd) if max_dd < 0 else math.nan,
-        "exposure": exposed / n if n else 0.0,
+        "exposure": float(row[SW_EXPOSED]) / n if n else 0.0,
         # the mean of the finite |units * close| / equity (flat bars count 0)
-        "avg_gross_leverage": leverage_sum / leverage_count if leverage_count else math.nan,
+        "avg_gross_leverage": float(row[SW_LEV_SUM]) / lev_n if lev_n else math.nan,
         "turnover": turnover,
         "turnover_annual": turnover / years if years > 0 else math.nan,
-        "trade_count": int(closed.shape[0]),
-        "open_trade": int(trades.size > 0 and bool(trades["is_open"][-1])),
-        "win_rate": float(wins.size / net.size) if net.size else math.nan,
-        "profit_factor": float(wins.sum() / -losses.sum()) if losses.size else math.nan,
-        "avg_trade_return": _nan_if_empty(closed["return_"], np.mean),
-        "best_trade_return": _nan_if_empty(closed["return_"], np.max),
-        "worst_trade_return": _nan_if_empty(closed["return_"], np.min),
-        "avg_bars_held": _nan_if_empty(closed["bars_held"], np.mean),
-        "fill_count": int(fills.shape[0]),
+        "trade_count": closed,
+        "open_trade": int(row[SW_OPEN_TRADE]),
+        "win_rate": wins / closed if closed else math.nan,
+        "profit_factor": float(row[SW_WIN_SUM]) / -float(row[SW_LOSS_SUM]) if losses else math.nan,
+        "avg_trade_return": float(row[SW_RET_SUM]) / closed if closed else math.nan,
+        "best_trade_return": float(row[SW_RET_BEST]) if closed else math.nan,
+        "worst_trade_return": float(row[SW_RET_WORST]) if closed else math.nan,
+        "avg_bars_held": float(row[SW_HELD_SUM]) / closed if closed else math.nan,
+        "fill_count": int(row[SW_FILLS]),
         "total_spread": spread,
         "total_slippage": slippage,
         "total_commission": commission,
-        "total_borrow": total_borrow,
-        "total_costs": spread + slippage + commission + total_borrow,
+        "total_borrow": borrow,
+        "total_costs": spread + slippage + commission + borrow,
         "periods_per_year": float(periods_per_year),
         "n_bars": int(n),
-        "ruined": bool(ruined),
-        "halted": bool(halted),
+        "ruined": bool(flags & Flag.RUINED),
+        "halted": bool(flags & Flag.HALTED_MAX_DRAWDOWN),
     }
-
-
-def headline(metrics: dict[str, Any]) -> dict[str, Any]:
-    """The few numbers shown in tables and run listings."""
-    keys = (
-        "total_return",
-        "cagr",
-        "sharpe",
-        "sortino",
-        "max_drawdown",
-        "trade_count",
-        "win_rate",
-        "final_equity",
-    )
-    return {k: metrics.get(k) for k in keys}

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import BtlabError, ConfigError, DataError, NotFoundError, RunCancelled
 from .hashing import canonical_bytes, canonical_json, canonicalize, sha256_hex
+from .metric_registry import HEADLINE
 from .pipeline import RunCache
 from .store import (
     INTERRUPTED,
@@ -60,13 +61,6 @@ if TYPE_CHECKING:
     from .data import Dataset
 
 log = logging.getLogger("btlab.orchestrator")
-
-#: The metrics stored with a run and sent with its ``completed`` event.
-HEADLINE_METRICS = (
-    "total_return", "cagr", "sharpe", "sortino", "max_drawdown", "calmar", "annual_volatility",
-    "trade_count", "win_rate", "profit_factor", "exposure", "final_equity", "total_costs",
-    "n_bars", "ruined", "halted",
-)  # fmt: skip
 
 _DATA_LOCKS = 16
 
@@ -128,8 +122,9 @@ def body_hash(kind: str, body: Any) -> str:
 
 
 def headline(metrics: Mapping[str, Any]) -> dict[str, Any]:
-    """The headline subset of a metrics dict, JSON-ready (NaN/inf as null)."""
-    picked = {k: metrics[k] for k in HEADLINE_METRICS if k in metrics}
+    """The headline subset of a metrics dict (`metric_registry.HEADLINE`: stored with a run, sent
+    with its ``completed`` event), JSON-ready (NaN/inf as null)."""
+    picked = {k: metrics[k] for k in HEADLINE if k in metrics}
     out: dict[str, Any] = canonicalize(picked)
     return out
 

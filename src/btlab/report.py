@@ -61,6 +61,7 @@ from btlab import __version__
 
 from .artifacts import MANIFEST
 from .errors import NotFoundError, RunError
+from .metric_registry import BY_NAME, FOLD, GROUP_TITLES, METRICS, SWEEP_COLUMNS, in_group
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -573,44 +574,20 @@ def _index_of(values: Sequence[Any], value: Any) -> int | None:
 
 # ---------------------------------------------------------------- page parts
 
-_PERFORMANCE = (
-    ("total_return", "Total return", "pct"), ("cagr", "CAGR", "pct"),
-    ("annual_volatility", "Annual volatility", "pct"), ("sharpe", "Sharpe", "ratio"),
-    ("sortino", "Sortino", "ratio"), ("calmar", "Calmar", "ratio"),
-    ("max_drawdown", "Max drawdown", "pct"),
-    ("max_drawdown_duration_bars", "Max drawdown duration", "bars"),
-)  # fmt: skip
-_TRADING = (
-    ("trade_count", "Trades", "int"), ("open_trade", "Open at the end", "int"),
-    ("win_rate", "Win rate", "pct"), ("profit_factor", "Profit factor", "ratio"),
-    ("avg_trade_return", "Average trade", "pct"), ("best_trade_return", "Best trade", "pct"),
-    ("worst_trade_return", "Worst trade", "pct"), ("avg_bars_held", "Average bars held", "float1"),
-    ("exposure", "Time in market", "pct"), ("avg_gross_leverage", "Average gross leverage", "ratio"),
-    ("turnover", "Turnover", "ratio"), ("turnover_annual", "Turnover per year", "ratio"),
-    ("fill_count", "Fills", "int"),
-)  # fmt: skip
-_CAPITAL = (
-    ("initial_cash", "Initial cash", "money"), ("final_equity", "Final equity", "money"),
-    ("total_spread", "Spread", "money"), ("total_slippage", "Slippage", "money"),
-    ("total_commission", "Commission", "money"), ("total_borrow", "Borrow", "money"),
-    ("total_costs", "Total costs", "money"), ("periods_per_year", "Periods per year", "float1"),
-    ("n_bars", "Bars", "int"), ("ruined", "Ruined", "bool"),
-    ("halted", "Halted by max drawdown", "bool"),
-)  # fmt: skip
-_KINDS = {key: kind for rows in (_PERFORMANCE, _TRADING, _CAPITAL) for key, _, kind in rows}
-_LABELS = {key: label for rows in (_PERFORMANCE, _TRADING, _CAPITAL) for key, label, _ in rows}
-_SIGNED = {"total_return", "cagr", "sharpe", "sortino", "calmar", "avg_trade_return",
-           "best_trade_return", "worst_trade_return"}  # fmt: skip
+#: How the report shows each metric kind of `metric_registry` (`_fmt`'s kinds).
+_SHOWN_AS = {"fraction": "pct", "ratio": "ratio", "currency": "money", "count": "int",
+             "bars": "bars", "number": "float1", "flag": "bool"}  # fmt: skip
+_KINDS = {m.name: _SHOWN_AS[m.kind] for m in METRICS}
+_LABELS = {m.name: m.label for m in METRICS}
+_SIGNED = {m.name for m in METRICS if m.signed}
 
 
 def _metrics_tables(metrics: Mapping[str, Any]) -> str:
     groups: list[tuple[str, str, Iterable[tuple[str, str, str]]]] = [
-        ("performance", "Performance", _PERFORMANCE),
-        ("trading", "Trading", _TRADING),
-        ("capital", "Capital and costs", _CAPITAL),
+        (slug, title, [(m.name, m.label, _KINDS[m.name]) for m in in_group(slug)])
+        for slug, title in GROUP_TITLES.items()
     ]
-    known = {key for _, _, rows in groups for key, _, _ in rows}
-    other = [(k, k.replace("_", " "), "auto") for k in sorted(metrics) if k not in known]
+    other = [(k, k.replace("_", " "), "auto") for k in sorted(metrics) if k not in _KINDS]
     if other:
         groups.append(("other", "Other", other))
     parts = []
@@ -769,12 +746,7 @@ def _fold_dates(ts: np.ndarray | None, bar: Any, stamp: str | None = None) -> st
 def _folds_table(
     folds: Sequence[Mapping[str, Any]], ts: np.ndarray | None, dates: Sequence[Sequence[str]] = ()
 ) -> str:
-    columns = (
-        ("total_return", "Return", "pct"), ("cagr", "CAGR", "pct"), ("sharpe", "Sharpe", "ratio"),
-        ("sortino", "Sortino", "ratio"), ("max_drawdown", "Max DD", "pct"),
-        ("annual_volatility", "Volatility", "pct"), ("trade_count", "Trades", "int"),
-        ("win_rate", "Win rate", "pct"),
-    )  # fmt: skip
+    columns = [(name, BY_NAME[name].narrow_label, _KINDS[name]) for name in FOLD]
     head = "".join(f'<th scope="col">{label}</th>' for _, label, _ in columns)
     rows = []
     for i, fold in enumerate(folds):
@@ -1020,8 +992,7 @@ def _sweep_body(data: ReportData) -> str:
         caption += " Other axes fixed at the best's values: " + _params_text(fixed) + "."
     if any(v is None for row in heatmap.get("z", []) for v in row):
         caption += " Grey cells: combinations the strategy rejects."
-    shown = ("sharpe", "total_return", "cagr", "max_drawdown", "trade_count", "win_rate")
-    metric_cols = [objective, *[c for c in shown if c != objective]]
+    metric_cols = [objective, *[c for c in SWEEP_COLUMNS if c != objective]]
     metric_cols = [c for c in metric_cols if c in table.columns]
     order = table.sort_values(by=[objective, "combo"], ascending=[False, True], kind="mergesort",
                               na_position="last")  # fmt: skip

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from .hashing import canonical_json
+from .metric_registry import BY_NAME
 
 if TYPE_CHECKING:
     from .config import FeatureSpec
@@ -161,11 +162,6 @@ def outcome_warnings(result: RunResult) -> list[RunWarning]:
     return out + undefined_metric_warnings(m)
 
 
-_TRADE_STATS = (
-    "win_rate", "avg_trade_return", "best_trade_return", "worst_trade_return", "avg_bars_held",
-)  # fmt: skip
-
-
 def returns_reason(metrics: Mapping[str, Any]) -> str:
     """Why a statistic of the per-bar returns (Sharpe, PSR, bootstrap) is undefined."""
     n_bars = int(metrics.get("n_bars") or 0)
@@ -180,25 +176,26 @@ def returns_reason(metrics: Mapping[str, Any]) -> str:
 
 
 def _why_undefined(name: str, m: Mapping[str, Any]) -> str:
-    if name in _TRADE_STATS:
-        return "no closed trade"
+    """The reason a metric is NaN: the registry's (`Metric.undefined`), told apart where the
+    run's other numbers say which of its cases it is."""
     if name == "profit_factor":
         return "no closed trade" if not m.get("trade_count") else "no losing trade to divide by"
     if name in ("sharpe", "annual_volatility") or (name == "sortino" and not _finite(m["sharpe"])):
         return returns_reason(m)
-    if name == "sortino":
-        return "no per-bar return below zero (no downside deviation)"
     if name == "calmar":
         return "no drawdown" if m.get("max_drawdown") == 0 else "cagr is undefined"
-    if name == "turnover_annual" and not _finite(m.get("turnover")):
-        return "turnover is undefined"
-    if name in ("cagr", "turnover_annual"):
-        return "the data spans no calendar time"
-    if name == "turnover":
-        return "the mean equity is not positive"
-    if name == "avg_gross_leverage":
-        return "no bar with a finite leverage"
-    return "not computable on this run"
+    if name == "turnover_annual":
+        return (
+            "turnover is undefined"
+            if not _finite(m.get("turnover"))
+            else "the data spans no calendar time"
+        )
+    metric = BY_NAME.get(name)
+    return (
+        metric.undefined
+        if metric is not None and metric.undefined
+        else "not computable on this run"
+    )
 
 
 def undefined_metric_warnings(metrics: Mapping[str, Any]) -> list[RunWarning]:

@@ -11,8 +11,8 @@ not an error; a grid with no valid combination, or more than `MAX_COMBINATIONS`,
 execution kernel in parallel (`btlab.kernels.sweep`): the "feature a above feature b"
 strategies (`sma_cross`, `ma_trend`) straight from the feature matrix, any other strategy from
 targets computed in bounded batches. A combination's metrics equal those of a single
-`btlab.run` of it (`SweepRequest.run_config(params)`) bit for bit: the kernel repeats the
-metrics' one-pass arithmetic and adds every other sum in NumPy's pairwise order.
+`btlab.run` of it (`SweepRequest.run_config(params)`) bit for bit: the kernel runs the single
+run's statistics kernels and the core the single run's `metrics.metrics_from_stats`.
 
 The best combination maximizes `objective` (default `sharpe`; ties: the first in grid order)
 and is re-run in full for its metrics and returns. Validation (SPEC §6) is of the best
@@ -59,42 +59,10 @@ from pydantic import (
 from btlab import __version__
 from btlab.kernels.dtypes import Flag, Status
 from btlab.kernels.ledger import trades_from_fills
+from btlab.kernels.metrics import BLOCK_FIELDS, N_STATS, SW_MEAN, SW_STATUS, SW_STD
 from btlab.kernels.signals import cross_target_nb
 from btlab.kernels.stats import VAR_FLOOR, cscv_nb
-from btlab.kernels.sweep import (
-    BLOCK_FIELDS,
-    N_STATS,
-    SW_BORROW,
-    SW_CLOSED,
-    SW_COMMISSION,
-    SW_DD_BARS,
-    SW_DOWNSIDE,
-    SW_EQUITY_SUM,
-    SW_EXPOSED,
-    SW_FILLS,
-    SW_FINAL,
-    SW_FLAGS,
-    SW_HELD_SUM,
-    SW_LEV_COUNT,
-    SW_LEV_SUM,
-    SW_LOSS_SUM,
-    SW_LOSSES,
-    SW_MAX_DD,
-    SW_MEAN,
-    SW_OPEN_TRADE,
-    SW_RET_BEST,
-    SW_RET_SUM,
-    SW_RET_WORST,
-    SW_SLIPPAGE,
-    SW_SPREAD,
-    SW_STATUS,
-    SW_STD,
-    SW_TRADED,
-    SW_WIN_SUM,
-    SW_WINS,
-    sweep_cross_nb,
-    sweep_targets_nb,
-)  # fmt: skip
+from btlab.kernels.sweep import sweep_cross_nb, sweep_targets_nb
 
 from . import data as data_mod
 from .artifacts import (
@@ -111,7 +79,7 @@ from .config import RunConfig, error_fields
 from .errors import ConfigError, RunCancelled, RunError
 from .features import FeatureStore
 from .hashing import canonical_bytes, canonical_json, sha256_hex
-from .metrics import DAYS_PER_YEAR, NS_PER_DAY, compute_metrics, reported_max_drawdown
+from .metrics import compute_metrics, metrics_from_stats, span_years
 from .pipeline import (
     CancelCheck,
     DataIdentity,
@@ -490,67 +458,6 @@ def parse_grid_option(text: str) -> tuple[str, list[Any] | dict[str, Any]]:
 def sweep_config_hash(request: SweepRequest, identity: DataIdentity) -> str:
     """sha256 of the canonical sweep request (defaults filled in) with the data's identity."""
     return sha256_hex(canonical_json({"sweep_request": hashed_request(request, identity)}).encode())
-
-
-# ---------------------------------------------------------------- metrics from kernel rows
-
-
-def metrics_from_stats(
-    row: np.ndarray, *, n: int, years: float, initial_cash: float, periods_per_year: float
-) -> dict[str, Any]:
-    """The metrics dict of `compute_metrics` from one row of the sweep kernel's statistics."""
-    mean, std, downside = float(row[SW_MEAN]), float(row[SW_STD]), float(row[SW_DOWNSIDE])
-    flags = int(row[SW_FLAGS])
-    max_dd = reported_max_drawdown(float(row[SW_MAX_DD]), bool(flags & Flag.RUINED))
-    root_ppy = math.sqrt(periods_per_year)
-    final = float(row[SW_FINAL]) if n else initial_cash
-    growth = final / initial_cash
-    cagr = (
-        growth ** (1.0 / years) - 1.0
-        if years > 0 and growth > 0
-        else (-1.0 if growth <= 0 else math.nan)
-    )
-    lev_n = int(row[SW_LEV_COUNT])
-    mean_equity = float(row[SW_EQUITY_SUM]) / n if n else initial_cash
-    turnover = float(row[SW_TRADED]) / mean_equity if mean_equity > 0 else math.nan
-    closed, wins, losses = int(row[SW_CLOSED]), int(row[SW_WINS]), int(row[SW_LOSSES])
-    spread, slippage = float(row[SW_SPREAD]), float(row[SW_SLIPPAGE])
-    commission, borrow = float(row[SW_COMMISSION]), float(row[SW_BORROW])
-    nan_if_none = math.nan
-    return {
-        "initial_cash": initial_cash,
-        "final_equity": final,
-        "total_return": growth - 1.0,
-        "cagr": cagr,
-        "annual_volatility": std * root_ppy,
-        "sharpe": mean / std * root_ppy if std > 0 else math.nan,
-        "sortino": mean / downside * root_ppy if downside > 0 else math.nan,
-        "max_drawdown": max_dd,
-        "max_drawdown_duration_bars": int(row[SW_DD_BARS]),
-        "calmar": cagr / abs(max_dd) if max_dd < 0 else math.nan,
-        "exposure": float(row[SW_EXPOSED]) / n if n else 0.0,
-        "avg_gross_leverage": float(row[SW_LEV_SUM]) / lev_n if lev_n else nan_if_none,
-        "turnover": turnover,
-        "turnover_annual": turnover / years if years > 0 else math.nan,
-        "trade_count": closed,
-        "open_trade": int(row[SW_OPEN_TRADE]),
-        "win_rate": wins / closed if closed else math.nan,
-        "profit_factor": float(row[SW_WIN_SUM]) / -float(row[SW_LOSS_SUM]) if losses else math.nan,
-        "avg_trade_return": float(row[SW_RET_SUM]) / closed if closed else math.nan,
-        "best_trade_return": float(row[SW_RET_BEST]) if closed else math.nan,
-        "worst_trade_return": float(row[SW_RET_WORST]) if closed else math.nan,
-        "avg_bars_held": float(row[SW_HELD_SUM]) / closed if closed else math.nan,
-        "fill_count": int(row[SW_FILLS]),
-        "total_spread": spread,
-        "total_slippage": slippage,
-        "total_commission": commission,
-        "total_borrow": borrow,
-        "total_costs": spread + slippage + commission + borrow,
-        "periods_per_year": float(periods_per_year),
-        "n_bars": int(n),
-        "ruined": bool(flags & Flag.RUINED),
-        "halted": bool(flags & Flag.HALTED_MAX_DRAWDOWN),
-    }
 
 
 # ---------------------------------------------------------------- PBO from block sums
@@ -1033,7 +940,7 @@ def run_sweep(
             on_progress=stages.progress("sweep"), should_cancel=should_cancel,
         ),
     )  # fmt: skip
-    years = float(dataset.ts[-1] - dataset.ts[0]) / NS_PER_DAY / DAYS_PER_YEAR if n > 1 else 0.0
+    years = span_years(dataset.ts)
     cash = req.execution.initial_cash
     rows = [
         metrics_from_stats(row, n=n, years=years, initial_cash=cash, periods_per_year=ppy)

@@ -27,23 +27,13 @@ from .kernels.permutation import (
     WORK_ROWS,
     permuted_cross_sharpe_nb,
 )
-from .metrics import compute_metrics
+from .metric_registry import FOLD
+from .metrics import annualized_ratio, compute_metrics
 from .strategies import compute_target, cross_rule
 from .validation import BatchStatistic, PermutationBase, run_validation
 
 if TYPE_CHECKING:
     from .pipeline import RunCache, RunResult
-
-FOLD_METRICS = (
-    "total_return",
-    "cagr",
-    "sharpe",
-    "sortino",
-    "max_drawdown",
-    "annual_volatility",
-    "trade_count",
-    "win_rate",
-)
 
 
 def bar_returns(equity: np.ndarray) -> np.ndarray:
@@ -79,7 +69,7 @@ def fold_metrics(result: RunResult, k: int) -> dict[str, Any]:
             initial_cash=start_equity, periods_per_year=ppy,
         )  # fmt: skip
         folds.append(
-            {"fold": j, "start_bar": a, "end_bar": b - 1} | {name: m[name] for name in FOLD_METRICS}
+            {"fold": j, "start_bar": a, "end_bar": b - 1} | {name: m[name] for name in FOLD}
         )
     sharpes = [f["sharpe"] for f in folds if f["sharpe"] is not None and math.isfinite(f["sharpe"])]
     positive = sum(1 for s in sharpes if s > 0) / len(folds) if folds else math.nan
@@ -92,7 +82,7 @@ def permutation_statistic(
     """The run's Sharpe re-computed on a price path: features, strategy and kernel re-run.
 
     The same arithmetic as the run's `metrics["sharpe"]` (`return_moments_nb` over the equity
-    path), so the real path gives that value bit for bit. Each calling thread keeps its own
+    path, then `metrics.annualized_ratio`), so the real path gives that value bit for bit. Each calling thread keeps its own
     kernel buffers across calls (the permutation test calls it once per path), and the
     timestamps and volume are the run's.
     """
@@ -125,7 +115,7 @@ def permutation_statistic(
         if status != Status.OK:
             raise RunError(f"execution kernel failed with status {status} on a permuted path")
         _count, mean, std, _downside = return_moments_nb(equity, scratch)
-        return float(mean / std * root_ppy) if std > 0 else math.nan
+        return annualized_ratio(float(mean), float(std), root_ppy)
 
     return statistic
 

@@ -40,6 +40,7 @@ from .kernels.stats import (
     shuffle_into_nb,
     stationary_bootstrap_sharpe_nb,
 )
+from .metrics import annualized_ratio
 
 __all__ = [
     "EULER_GAMMA",
@@ -90,11 +91,10 @@ def _returns(returns: np.ndarray, name: str = "returns") -> np.ndarray:
 def sharpe(returns: np.ndarray, periods_per_year: float | None = None) -> float:
     """mean / std(ddof=1) per bar, times sqrt(periods_per_year) when given; NaN if n < 2 or std = 0."""
     r = _returns(returns)
-    if r.size < 2 or np.ptp(r) == 0.0:
+    if r.size < 2 or np.ptp(r) == 0.0:  # constant returns: no variance, whatever std rounds to
         return math.nan
-    sd = float(np.std(r, ddof=1))
-    sr = float(np.mean(r)) / sd
-    return sr * math.sqrt(periods_per_year) if periods_per_year is not None else sr
+    scale = math.sqrt(periods_per_year) if periods_per_year is not None else 1.0
+    return annualized_ratio(float(np.mean(r)), float(np.std(r, ddof=1)), scale)
 
 
 def moments(returns: np.ndarray) -> dict[str, float]:

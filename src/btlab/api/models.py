@@ -210,8 +210,16 @@ class StrategyInfo(_Out):
 
 
 class MetricInfo(_Out):
+    """One metric of metrics.json (`btlab.metric_registry`)."""
+
     name: str
-    description: str
+    label: str = Field(description="What a table shows for it.")
+    kind: str = Field(
+        description="fraction (shown in percent), ratio, currency, count, bars, number or flag."
+    )
+    description: str = Field(description="Its definition.")
+    undefined: str | None = Field(description="When it is null (undefined), where it can be.")
+    headline: bool = Field(description="Among the headline metrics of GET /runs and events.")
 
 
 class Registry(_Out):

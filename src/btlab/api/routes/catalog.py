@@ -8,7 +8,7 @@ from fastapi import APIRouter
 
 from ... import __version__
 from ...features import list_features
-from ...metrics import METRIC_DESCRIPTIONS
+from ...metric_registry import METRICS
 from ...presets import DEFAULT_PRESET, list_presets
 from ...strategies import list_strategies
 from ..deps import HubDep, OrchestratorDep
@@ -43,7 +43,17 @@ def _registry() -> Registry:
     return Registry(
         features=[FeatureInfo.model_validate(f) for f in list_features()],
         strategies=[StrategyInfo.model_validate(s) for s in list_strategies()],
-        metrics=[MetricInfo(name=k, description=v) for k, v in METRIC_DESCRIPTIONS.items()],
+        metrics=[
+            MetricInfo(
+                name=m.name,
+                label=m.label,
+                kind=m.kind,
+                description=m.description,
+                undefined=m.undefined,
+                headline=m.headline,
+            )
+            for m in METRICS
+        ],
     )
 
 
