@@ -57,7 +57,8 @@ from pydantic import (
 )
 
 from btlab import __version__
-from btlab.kernels.dtypes import Flag, Status
+from btlab.kernels.dtypes import Flag
+from btlab.kernels.execution import BarInputs
 from btlab.kernels.ledger import trades_from_fills
 from btlab.kernels.signals import cross_target_nb
 from btlab.kernels.stats import VAR_FLOOR, cscv_nb
@@ -92,8 +93,8 @@ from btlab.kernels.sweep import (
     SW_TRADED,
     SW_WIN_SUM,
     SW_WINS,
-    sweep_cross_nb,
-    sweep_targets_nb,
+    sweep_cross,
+    sweep_targets,
 )  # fmt: skip
 
 from . import data as data_mod
@@ -108,9 +109,10 @@ from .artifacts import (
     write_run_folder,
 )
 from .config import RunConfig, error_fields
-from .errors import ConfigError, RunCancelled, RunError
+from .errors import ConfigError, RunCancelled
 from .features import FeatureStore
 from .hashing import canonical_bytes, canonical_json, sha256_hex
+from .kernel_status import raise_for_status
 from .metrics import DAYS_PER_YEAR, NS_PER_DAY, compute_metrics, reported_max_drawdown
 from .pipeline import (
     CancelCheck,
@@ -702,7 +704,9 @@ def _sweep_pass(
     blocks = np.zeros((total, bounds.shape[0] - 1, BLOCK_FIELDS))
     threads = numba.get_num_threads()
     plan = _cross_plan(store, name, combos)
-    prices = (dataset.ts, dataset.open, dataset.high, dataset.low, dataset.close, dataset.volume)
+    prices = BarInputs(
+        dataset.ts, dataset.open, dataset.high, dataset.low, dataset.close, dataset.volume
+    )
     if plan is not None:
         batch = max(4 * threads, -(-total // 8))
     else:
@@ -713,24 +717,19 @@ def _sweep_pass(
         hi = min(total, lo + batch)
         chunks = min(threads, hi - lo)
         if plan is not None:
-            sweep_cross_nb(
-                *prices, scale, plan.features, plan.a_idx[lo:hi], plan.b_idx[lo:hi],
+            sweep_cross(
+                prices, scale, plan.features, plan.a_idx[lo:hi], plan.b_idx[lo:hi],
                 plan.long_value[lo:hi], plan.short_value[lo:hi], params, bounds, chunks,
                 stats[lo:hi], blocks[lo:hi],
             )  # fmt: skip
         else:
             targets = np.stack([compute_target(store, name, p, n) for p in combos[lo:hi]])
-            sweep_targets_nb(
-                *prices, scale, targets, params, bounds, chunks, stats[lo:hi], blocks[lo:hi]
+            sweep_targets(
+                prices, scale, targets, params, bounds, chunks, stats[lo:hi], blocks[lo:hi]
             )
         if on_progress is not None:
             on_progress(hi, total)
-    bad = np.flatnonzero(stats[:, SW_STATUS] != Status.OK)
-    if bad.size:
-        raise RunError(
-            f"execution kernel failed with status {int(stats[bad[0], SW_STATUS])} "
-            f"for combination {int(bad[0])}"
-        )
+    raise_for_status(stats[:, SW_STATUS], "in the sweep", "combination")
     return _PassOutput(stats, blocks, plan is not None)
 
 
