@@ -39,7 +39,9 @@ def bench_kernel(n: int) -> None:
     from btlab.kernels import FILL_DTYPE, ExecParams, Status, new_state, simulate, simulate_nb
     from btlab.kernels.execution import BarInputs, OrderInputs, SimBuffers
 
-    ds = synthetic(SyntheticData(bars=n, calendar="24x7", timeframe="1m"))  # 10M bars fit before 2262
+    ds = synthetic(
+        SyntheticData(bars=n, calendar="24x7", timeframe="1m")
+    )  # 10M bars fit before 2262
     rng = np.random.default_rng(0)
     target = np.repeat(rng.choice([-1.0, 0.0, 1.0], n // 50 + 1), 50)[:n]
     params = ExecParams(
