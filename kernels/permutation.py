@@ -48,7 +48,7 @@ WORK_ROWS = 12
 @njit(parallel=True)
 def permuted_cross_sharpe_nb(
     ts, volume, first, bars, keys, a_kind, a_window, b_kind, b_window, long_value, short_value,
-    params, root_ppy, work, orders, states, fills, out, status_out,
+    params, root_ppy, work, orders, states, stacks, fills, out, status_out,
 ):  # fmt: skip
     """`out[k]`: the annualized Sharpe `mean / std * root_ppy` (NaN where std is 0) of the
     crossover rule "`long_value` where line a > line b, `short_value` where a < b" re-run on
@@ -58,8 +58,8 @@ def permuted_cross_sharpe_nb(
     `first` and `bars` are `validation.PermutationBase`'s split of the real path; `ts` and
     `volume` stay the real ones. Sizing is by equity fraction or units (scale 1 on every bar).
     The keys run in `work.shape[0]` contiguous chunks, in parallel; chunk t works in
-    `work[t]` (`WORK_ROWS` x n floats), `orders[t]` (n - 1 ints), `states[t]` (a state vector)
-    and `fills[t]` (fill records), so a caller that keeps them pays no allocation per call.
+    `work[t]` (`WORK_ROWS` x n floats), `orders[t]` (n - 1 ints), `states[t]` (a state vector),
+    `stacks[t]` (`metrics.PAIRWISE_STACK_SHAPE`) and `fills[t]` (fill records), so a caller that keeps them pays no allocation per call.
     """
     n = ts.shape[0]
     n_keys = keys.shape[0]
@@ -86,5 +86,7 @@ def permuted_cross_sharpe_nb(
             cross_target_nb(a[: n - 1], b[: n - 1], long_value, short_value, target[1:])
             status = simulate_all_nb(path, OrderInputs(target, scale), params, state, sim_out)
             status_out[k] = status
-            _count, mean, std, _downside = return_moments_nb(equity, line_a)  # a: used up
+            _count, mean, std, _downside = return_moments_nb(
+                equity, line_a, stacks[t]
+            )  # a: used up
             out[k] = mean / std * root_ppy if std > 0 else math.nan

@@ -51,6 +51,7 @@ from .execution import (
 )
 from .ledger import trades_nb
 from .metrics import (
+    PAIRWISE_STACK_SHAPE,
     drawdown_stats_nb,
     leverage_stats_nb,
     np_sum_nb,
@@ -102,16 +103,17 @@ BLOCK_FIELDS = 2  # sum of returns, sum of squared returns
 
 
 @njit
-def path_stats_nb(close, units, equity, borrow, has_borrow, bounds, row, blocks, scratch):
+def path_stats_nb(close, units, equity, borrow, has_borrow, bounds, row, blocks, scratch, stack):
     """The per-bar statistics of a simulated path into `row`: the return moments and drawdown
     facts of `metrics.equity_stats_nb` (the same kernels, so bit-identical), the exposure and
     the leverage, equity and borrow sums of `metrics.compute_metrics` in NumPy's pairwise
     order (borrow is 0 without `has_borrow`). Per CSCV block g of returns
     (`bounds[g] <= j < bounds[g + 1]`, return j ending at bar j + 1) the sum and sum of squares
-    of its finite returns go to `blocks[g]`. `scratch` holds >= n values.
+    of its finite returns go to `blocks[g]`. `scratch` holds >= n values; `stack` is
+    `metrics.pairwise_sum_nb`'s.
     """
     n = close.shape[0]
-    count, mean, std, downside = return_moments_nb(equity, scratch)
+    count, mean, std, downside = return_moments_nb(equity, scratch, stack)
     for g in range(bounds.shape[0] - 1):
         s1, s2 = 0.0, 0.0
         for j in range(bounds[g], bounds[g + 1]):
@@ -122,7 +124,7 @@ def path_stats_nb(close, units, equity, borrow, has_borrow, bounds, row, blocks,
         blocks[g, 0] = s1
         blocks[g, 1] = s2
     max_dd, longest = drawdown_stats_nb(equity)
-    exposed, lev_sum, lev_count = leverage_stats_nb(units, close, equity, scratch)
+    exposed, lev_sum, lev_count = leverage_stats_nb(units, close, equity, scratch, stack)
     row[SW_N_RETURNS] = count
     row[SW_MEAN] = mean
     row[SW_STD] = std
@@ -132,31 +134,31 @@ def path_stats_nb(close, units, equity, borrow, has_borrow, bounds, row, blocks,
     row[SW_EXPOSED] = exposed
     row[SW_LEV_SUM] = lev_sum
     row[SW_LEV_COUNT] = lev_count
-    row[SW_EQUITY_SUM] = np_sum_nb(equity, n)
-    row[SW_BORROW] = np_sum_nb(borrow, n) if has_borrow else 0.0
+    row[SW_EQUITY_SUM] = np_sum_nb(equity, n, stack)
+    row[SW_BORROW] = np_sum_nb(borrow, n, stack) if has_borrow else 0.0
 
 
 @njit
-def fill_stats_nb(fills, k, row, scratch):
+def fill_stats_nb(fills, k, row, scratch, stack):
     """Traded notional and cost totals of the first `k` fills into `row`, each summed as
     `compute_metrics` sums its column (`scratch` holds at least `k` values)."""
     for j in range(k):
         scratch[j] = abs(fills[j]["units"]) * fills[j]["price"]
-    row[SW_TRADED] = np_sum_nb(scratch, k)
+    row[SW_TRADED] = np_sum_nb(scratch, k, stack)
     for j in range(k):
         scratch[j] = fills[j]["spread_cost"]
-    row[SW_SPREAD] = np_sum_nb(scratch, k)
+    row[SW_SPREAD] = np_sum_nb(scratch, k, stack)
     for j in range(k):
         scratch[j] = fills[j]["slippage_cost"]
-    row[SW_SLIPPAGE] = np_sum_nb(scratch, k)
+    row[SW_SLIPPAGE] = np_sum_nb(scratch, k, stack)
     for j in range(k):
         scratch[j] = fills[j]["commission"]
-    row[SW_COMMISSION] = np_sum_nb(scratch, k)
+    row[SW_COMMISSION] = np_sum_nb(scratch, k, stack)
     row[SW_FILLS] = k
 
 
 @njit
-def trade_stats_nb(trades, count, row, scratch):
+def trade_stats_nb(trades, count, row, scratch, stack):
     """Closed-trade counts and sums of the first `count` trade records into `row`: the winning
     and losing net P&L and the returns each summed in trade order, as `compute_metrics` does
     (`scratch` holds at least `count` values)."""
@@ -174,13 +176,13 @@ def trade_stats_nb(trades, count, row, scratch):
         if net > 0.0:
             scratch[wins] = net
             wins += 1
-    row[SW_WIN_SUM] = np_sum_nb(scratch, wins)
+    row[SW_WIN_SUM] = np_sum_nb(scratch, wins, stack)
     for j in range(count):
         t = trades[j]
         if not t["is_open"] and t["net_pnl"] < 0.0:
             scratch[losses] = t["net_pnl"]
             losses += 1
-    row[SW_LOSS_SUM] = np_sum_nb(scratch, losses)
+    row[SW_LOSS_SUM] = np_sum_nb(scratch, losses, stack)
     for j in range(count):
         t = trades[j]
         if t["is_open"]:
@@ -191,7 +193,7 @@ def trade_stats_nb(trades, count, row, scratch):
         best = max(best, ret)
         worst = min(worst, ret)
         held += t["bars_held"]
-    row[SW_RET_SUM] = np_sum_nb(scratch, closed)
+    row[SW_RET_SUM] = np_sum_nb(scratch, closed, stack)
     row[SW_CLOSED] = closed
     row[SW_OPEN_TRADE] = 1.0 if count > 0 and trades[count - 1]["is_open"] else 0.0
     row[SW_WINS] = wins
@@ -202,12 +204,12 @@ def trade_stats_nb(trades, count, row, scratch):
 
 
 @njit
-def run_combo_nb(bars, orders, params, bounds, state, out, trades, scratch, row, blocks):
+def run_combo_nb(bars, orders, params, bounds, state, out, trades, scratch, stack, row, blocks):
     """One combination: simulate from a fresh state, path statistics, fill totals, the ledger
     (`trades_nb`, as a single run) and its trade statistics, into `row` and `blocks`.
 
     `out` is the combination's `SimBuffers`, `trades` room for `out.fills.shape[0] + 1` trade
-    records, `scratch` `3 * n + 3` values. `row[SW_STATUS]` is the execution status: where it
+    records, `scratch` `3 * n + 3` values, `stack` `metrics.pairwise_sum_nb`'s. `row[SW_STATUS]` is the execution status: where it
     is not OK (FILLS_FULL: the caller re-runs with larger buffers) nothing else is written.
     """
     n = bars.close.shape[0]
@@ -217,14 +219,16 @@ def run_combo_nb(bars, orders, params, bounds, state, out, trades, scratch, row,
         return
     units, equity, borrow, fills = out.units, out.equity, out.borrow, out.fills
     has_borrow = params.borrow_rate_annual > 0.0  # else every bar's borrow is 0
-    path_stats_nb(bars.close, units, equity, borrow, has_borrow, bounds, row, blocks, scratch)
+    path_stats_nb(
+        bars.close, units, equity, borrow, has_borrow, bounds, row, blocks, scratch, stack
+    )
     row[SW_FINAL] = equity[n - 1]
     row[SW_FLAGS] = state[ST_FLAGS]
     row[SW_HALT_BAR] = state[ST_HALT_BAR]
     k = int(state[ST_N_FILLS])
-    fill_stats_nb(fills, k, row, scratch)
+    fill_stats_nb(fills, k, row, scratch, stack)
     n_trades = trades_nb(fills[:k], n - 1, bars.close[n - 1], state[ST_BORROW_CUM], trades)
-    trade_stats_nb(trades, n_trades, row, scratch)
+    trade_stats_nb(trades, n_trades, row, scratch, stack)
 
 
 #: Per-bar rows of one chunk's `SweepScratch.work`: target, units, cash, equity, borrow.
@@ -239,6 +243,7 @@ class SweepScratch(NamedTuple):
     fills: np.ndarray  # (chunks, capacity) FILL_DTYPE
     trades: np.ndarray  # (chunks, capacity + 1) TRADE_DTYPE
     scratch: np.ndarray  # (chunks, 3 * n + 3) float64
+    stack: np.ndarray  # (chunks, *metrics.PAIRWISE_STACK_SHAPE) float64
 
 
 def sweep_scratch(n_chunks: int, n_bars: int, capacity: int) -> SweepScratch:
@@ -249,6 +254,7 @@ def sweep_scratch(n_chunks: int, n_bars: int, capacity: int) -> SweepScratch:
         np.empty((n_chunks, capacity), dtype=FILL_DTYPE),
         np.empty((n_chunks, capacity + 1), dtype=TRADE_DTYPE),
         np.empty((n_chunks, 3 * n_bars + 3)),
+        np.empty((n_chunks, *PAIRWISE_STACK_SHAPE)),
     )
 
 
@@ -259,7 +265,7 @@ def _run_chunk_nb(bars, target, scale, params, bounds, buf, t, c, stats, blocks)
     out = SimBuffers(w[1], w[2], w[3], w[4], buf.fills[t])
     run_combo_nb(
         bars, OrderInputs(target, scale), params, bounds, buf.state[t], out, buf.trades[t],
-        buf.scratch[t], stats[c], blocks[c],
+        buf.scratch[t], buf.stack[t], stats[c], blocks[c],
     )  # fmt: skip
 
 

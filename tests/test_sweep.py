@@ -22,7 +22,12 @@ from btlab.kernels import ExecParams
 from btlab.kernels.dtypes import FILL_DTYPE, Flag, Status
 from btlab.kernels.execution import BarInputs
 from btlab.kernels.ledger import trades_from_fills
-from btlab.kernels.metrics import equity_stats_nb, np_sum_nb
+from btlab.kernels.metrics import (
+    PAIRWISE_STACK_SHAPE,
+    equity_stats_nb,
+    np_sum_nb,
+    pairwise_stack,
+)
 from btlab.kernels.sweep import (
     BLOCK_FIELDS,
     N_STATS,
@@ -329,7 +334,10 @@ def test_path_statistics_equal_the_metrics_kernel_bit_for_bit(
     row = np.zeros(N_STATS)
     blocks = np.zeros((splits, BLOCK_FIELDS))
     bounds = block_bounds(n - 1, splits)
-    path_stats_nb(np.ones(n), units, equity, np.zeros(n), False, bounds, row, blocks, np.empty(n))
+    path_stats_nb(
+        np.ones(n), units, equity, np.zeros(n), False, bounds, row, blocks, np.empty(n),
+        pairwise_stack(),
+    )  # fmt: skip
     count, mean, std, downside, max_dd, dd_bars = equity_stats_nb(equity)
     got = [
         row[STAT_NAMES.index(k)]
@@ -352,12 +360,17 @@ def test_sums_follow_numpys_pairwise_order(n: int) -> None:
     # The sweep's metric sums equal np.sum bit for bit (contiguous arrays and record fields).
     rng = np.random.default_rng(n)
     x = rng.standard_normal(n) * rng.choice([1.0, 1e8, 1e-8], n)
-    assert np_sum_nb(x, n) == np.sum(x)
+    assert np_sum_nb(x, n, pairwise_stack()) == np.sum(x)
     fills = np.zeros(n, FILL_DTYPE)
     fills["commission"] = x
-    assert np_sum_nb(np.ascontiguousarray(fills["commission"]), n) == np.sum(fills["commission"])
+    assert np_sum_nb(np.ascontiguousarray(fills["commission"]), n, pairwise_stack()) == np.sum(
+        fills["commission"]
+    )
     if n:
-        assert np_sum_nb(x, n) / n == np.mean(x)
+        assert np_sum_nb(x, n, pairwise_stack()) / n == np.mean(x)
+    # the stack is the caller's scratch: whatever it held before must not matter
+    for junk in (1.0, -1.0, np.nan):
+        assert np_sum_nb(x, n, np.full(PAIRWISE_STACK_SHAPE, junk)) == np.sum(x)
 
 
 # ------------------------------------------------------------------ grids

@@ -7,7 +7,12 @@ from typing import Any
 
 import numpy as np
 
-from btlab.kernels.metrics import drawdown_stats_nb, leverage_stats_nb, return_moments_nb
+from btlab.kernels.metrics import (
+    drawdown_stats_nb,
+    leverage_stats_nb,
+    pairwise_stack,
+    return_moments_nb,
+)
 
 NS_PER_DAY = 86_400 * 1_000_000_000
 DAYS_PER_YEAR = 365.25
@@ -91,11 +96,12 @@ def compute_metrics(
     """Every metric of SPEC §5 as a flat dict of plain Python values (NaN where undefined)."""
     n = equity.shape[0]
     scratch = np.empty(max(n, 1))  # the kernels' working memory, one value per bar
-    _count, mean, std, downside = return_moments_nb(equity, scratch)
+    stack = pairwise_stack()
+    _count, mean, std, downside = return_moments_nb(equity, scratch, stack)
     max_dd, dd_bars = drawdown_stats_nb(equity)
     # a fold of a ruined run may hold the ruin without its flag: equity <= 0 says it
     max_dd = reported_max_drawdown(max_dd, ruined or (n > 0 and float(np.min(equity)) <= 0.0))
-    exposed, leverage_sum, leverage_count = leverage_stats_nb(units, close, equity, scratch)
+    exposed, leverage_sum, leverage_count = leverage_stats_nb(units, close, equity, scratch, stack)
     root_ppy = math.sqrt(periods_per_year)
     final = float(equity[-1]) if n else initial_cash
     years = float(ts_ns[-1] - ts_ns[0]) / NS_PER_DAY / DAYS_PER_YEAR if n > 1 else 0.0

@@ -599,6 +599,7 @@ def pbo_from_blocks(
     cscv_nb(
         np.ascontiguousarray(raw.T), np.ascontiguousarray(centered.T),
         np.ascontiguousarray(centered_sq.T), group_n, var_floor, combos, logits, best, sr_is, sr_oos,
+        np.empty(n_splits, np.bool_), np.empty(n_strat),
     )  # fmt: skip
     scale = math.sqrt(periods_per_year) if periods_per_year is not None else 1.0
     finite = np.isfinite(sr_is) & np.isfinite(sr_oos)

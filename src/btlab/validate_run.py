@@ -28,7 +28,7 @@ from .kernels.execution import (
     simulate_all_nb,
     with_fill_retry,
 )
-from .kernels.metrics import return_moments_nb
+from .kernels.metrics import PAIRWISE_STACK_SHAPE, pairwise_stack, return_moments_nb
 from .kernels.permutation import (
     LINE_CLOSE,
     LINE_EMA,
@@ -125,6 +125,7 @@ def permutation_statistic(
         if not hasattr(local, "buffers"):  # this thread's kernel buffers, reused across paths
             local.buffers = [np.empty(n) for _ in range(5)]
             local.state = new_state(params.initial_cash)
+            local.stack = pairwise_stack()
             local.fills = np.empty(0, dtype=FILL_DTYPE)
         units, cash, equity, borrow, scratch = local.buffers
         bars = BarInputs(base.ts, open_, high, low, close, base.volume)
@@ -137,7 +138,7 @@ def permutation_statistic(
             return int(simulate_all_nb(bars, orders, params, local.state, out))
 
         raise_for_status(with_fill_retry(n, run), "on a permuted path")
-        _count, mean, std, _downside = return_moments_nb(equity, scratch)
+        _count, mean, std, _downside = return_moments_nb(equity, scratch, local.stack)
         return float(mean / std * root_ppy) if std > 0 else math.nan
 
     return statistic
@@ -182,7 +183,7 @@ def permutation_batch(result: RunResult) -> BatchStatistic | None:
         if not buffers:
             buffers.extend((
                 np.empty((threads, WORK_ROWS, n)), np.empty((threads, n - 1), np.int64),
-                np.empty((threads, STATE_SIZE)),
+                np.empty((threads, STATE_SIZE)), np.empty((threads, *PAIRWISE_STACK_SHAPE)),
             ))  # fmt: skip
         keys = np.ascontiguousarray(keys, np.uint64)
         out = np.empty(keys.shape[0])
@@ -195,11 +196,11 @@ def permutation_batch(result: RunResult) -> BatchStatistic | None:
             chunks = max(1, min(some.shape[0], threads))
             if capacity not in fill_buffers:
                 fill_buffers[capacity] = np.empty((threads, capacity), FILL_DTYPE)
-            work, orders, states = (b[:chunks] for b in buffers)
+            work, orders, states, stacks = (b[:chunks] for b in buffers)
             got, got_status = np.empty(some.shape[0]), np.empty(some.shape[0], dtype=np.int64)
             permuted_cross_sharpe_nb(
                 ds.ts, ds.volume, base.first, base.bars, some, a_kind, a_window, b_kind,
-                b_window, long_value, short_value, params, root_ppy, work, orders, states,
+                b_window, long_value, short_value, params, root_ppy, work, orders, states, stacks,
                 fill_buffers[capacity][:chunks], got, got_status,
             )  # fmt: skip
             pick = slice(None) if todo is None else todo
