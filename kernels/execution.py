@@ -262,26 +262,17 @@ def _order_nb(fills, state, bar, target, scale, price, params):
     return _fill_nb(fills, state, bar, delta, price, Reason.SIGNAL, params)
 
 
-@njit(inline="always")
+@njit
 def exit_levels_nb(units, entry, params):
     """`(stop_level, take_level)` of a position of `units` (signed, != 0) entered at `entry`:
     below / above the entry for a long, mirrored for a short; NaN where the rule is off."""
-    stop_level = math.nan
-    take_level = math.nan
-    if units > 0.0:
-        if params.stop_loss > 0.0:
-            stop_level = entry * (1.0 - params.stop_loss)
-        if params.take_profit > 0.0:
-            take_level = entry * (1.0 + params.take_profit)
-    else:
-        if params.stop_loss > 0.0:
-            stop_level = entry * (1.0 + params.stop_loss)
-        if params.take_profit > 0.0:
-            take_level = entry * (1.0 - params.take_profit)
+    side = 1.0 if units > 0.0 else -1.0
+    stop_level = entry * (1.0 - side * params.stop_loss) if params.stop_loss > 0.0 else math.nan
+    take_level = entry * (1.0 + side * params.take_profit) if params.take_profit > 0.0 else math.nan
     return stop_level, take_level
 
 
-@njit(inline="always")
+@njit
 def exit_touched_nb(units, entry, low, high, params):
     """`(reason, level)` of the exit level a price range `[low, high]` touches, the stop first
     where both are; reason -1 where none is. The open gap passes `low = high = open`."""
