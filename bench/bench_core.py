@@ -37,8 +37,11 @@ def bench_kernel(n: int) -> None:
     from btlab.config import SyntheticData
     from btlab.data import synthetic
     from btlab.kernels import FILL_DTYPE, ExecParams, Status, new_state, simulate, simulate_nb
+    from btlab.kernels.execution import BarInputs, OrderInputs, SimBuffers
 
-    ds = synthetic(SyntheticData(bars=n, calendar="24x7", timeframe="1h"))
+    ds = synthetic(
+        SyntheticData(bars=n, calendar="24x7", timeframe="1m")
+    )  # 10M bars fit before 2262
     rng = np.random.default_rng(0)
     target = np.repeat(rng.choice([-1.0, 0.0, 1.0], n // 50 + 1), 50)[:n]
     params = ExecParams(
@@ -49,12 +52,11 @@ def bench_kernel(n: int) -> None:
     out = simulate(*arrays, target, params)
     # the kernel itself, as the pipeline calls it: preallocated outputs, reused
     fills = np.empty(len(out.fills) + 16, dtype=FILL_DTYPE)
-    buffers = [np.empty(n) for _ in range(4)]
-    scale = np.ones(n)
+    buffers = SimBuffers(*(np.empty(n) for _ in range(4)), fills)
+    bars, orders = BarInputs(*arrays), OrderInputs(target, np.ones(n))
 
     def kernel() -> None:
-        status = simulate_nb(*arrays, target, scale, params, new_state(params.initial_cash),
-                             fills, *buffers, 0, n)  # fmt: skip
+        status = simulate_nb(bars, orders, params, new_state(params.initial_cash), buffers, 0, n)
         assert status == Status.OK
 
     best, median = best_of(kernel)

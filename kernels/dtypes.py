@@ -52,6 +52,22 @@ Sizing = _Sizing()
 Status = _Status()
 Flag = _Flag()
 
+#: What each `Status` code means, in words, by code.
+STATUS_MESSAGES: tuple[str, ...] = (
+    "ok",
+    "the fill buffer ran out (a larger one is needed)",
+    "array lengths disagree",
+)
+
+
+def status_message(status: int) -> str:
+    """The words for an execution-kernel status code (an unknown code says so)."""
+    code = int(status)
+    if 0 <= code < len(STATUS_MESSAGES):
+        return STATUS_MESSAGES[code]
+    return f"unknown status {code}"
+
+
 REASON_NAMES: tuple[str, ...] = (
     "signal",
     "stop_loss",

@@ -1,8 +1,11 @@
 """Indicator kernels: rolling and recursive statistics over one float64 array.
 
-Every kernel returns a new float64 array of the input's length with NaN during warm-up, and
+Every indicator returns a float64 array of the input's length with NaN during warm-up, and
 is causal: `out[i]` depends on `x[0..i]` only, so running on a prefix gives the prefix of the
-result. The docstrings name the plain pandas equivalent; tests compare both that and a
+result. Each is a jitted `*_into_nb` kernel that writes into
+the caller's `out` (and allocates nothing) and, under the plain name without `_into`, a
+plain-Python wrapper that allocates `out` and calls it (the names the core and plugins call on
+NumPy arrays). The docstrings name the plain pandas equivalent; tests compare both that and a
 plain-Python twin (tests/reference/indicators.py).
 
 NaN inside the data is not expected (datasets are validated) but never crashes a kernel:
@@ -76,8 +79,7 @@ def _sma_checked_nb(x, window, out):
         out[i] = np.nan if i < window - 1 or i - last_bad < window else (s + c) / window
 
 
-@njit
-def sma_nb(x, window):
+def sma_nb(x: np.ndarray, window: int) -> np.ndarray:
     """Simple moving average: `pd.Series(x).rolling(window).mean()`.
 
     O(n) running sum, compensated (each step adds `x[i] - x[i - window]` as an exact TwoSum
@@ -97,8 +99,7 @@ def sma_into_nb(x, window, out):
     return out
 
 
-@njit
-def ewm_nb(x, alpha, min_periods):
+def ewm_nb(x: np.ndarray, alpha: float, min_periods: int) -> np.ndarray:
     """Exponentially weighted mean, recursive form: `ewm(alpha=alpha, adjust=False,
     ignore_na=True, min_periods=min_periods).mean()`.
 
@@ -124,8 +125,7 @@ def ewm_into_nb(x, alpha, min_periods, out):
     return out
 
 
-@njit
-def ema_nb(x, span):
+def ema_nb(x: np.ndarray, span: int) -> np.ndarray:
     """Exponential moving average: `ewm(span=span, adjust=False, min_periods=span,
     ignore_na=True).mean()`.
 
@@ -166,8 +166,7 @@ def _window_moments_nb(x, stop, window):
     return k, s1 + c1, s2 + c2
 
 
-@njit
-def rolling_std_nb(x, window, ddof=1):
+def rolling_std_nb(x: np.ndarray, window: int, ddof: int = 1) -> np.ndarray:
     """Rolling standard deviation: `pd.Series(x).rolling(window).std(ddof=ddof)`.
 
     Compensated running sums of `d = x - k` and `d ** 2` about a shift `k` (the window mean
@@ -176,9 +175,15 @@ def rolling_std_nb(x, window, ddof=1):
     result keeps ~1e-13 relative accuracy however large the level is against the spread
     (where pandas' running update drifts). All NaN where `window <= ddof`.
     """
+    return rolling_std_into_nb(x, window, ddof, np.empty(x.shape[0], dtype=np.float64))
+
+
+@njit
+def rolling_std_into_nb(x, window, ddof, out):
+    """`rolling_std_nb` written into `out` (length of `x`), which it returns."""
     n = x.shape[0]
-    out = np.full(n, np.nan)
     if window <= ddof:
+        out[:] = np.nan
         return out
     last_bad = -window
     fresh = False
@@ -193,6 +198,7 @@ def rolling_std_nb(x, window, ddof=1):
             last_bad = i
         if i < window - 1 or i - last_bad < window:
             fresh = False
+            out[i] = np.nan
             continue
         if fresh:
             dn = x[i] - k
@@ -213,14 +219,14 @@ def rolling_std_nb(x, window, ddof=1):
 
 
 @njit
-def _rolling_extreme_nb(x, window, is_max):
-    """Rolling max (`is_max`) or min, van Herk / Gil-Werman: blocks of `window` bars; the
-    answer is the extreme of the previous block's suffix and the current block's prefix.
-    One `window`-long buffer of suffix extremes; every answer uses bars up to `i` only."""
+def rolling_extreme_into_nb(x, window, is_max, out, buf):
+    """Rolling max (`is_max`) or min into `out`, van Herk / Gil-Werman: blocks of `window`
+    bars; the answer is the extreme of the previous block's suffix and the current block's
+    prefix, the suffix extremes kept in `buf` (`window` values); every answer uses bars up to
+    `i` only. Returns `out`."""
     n = x.shape[0]
-    out = np.empty(n, dtype=np.float64)
     neutral = -np.inf if is_max else np.inf
-    buf = np.full(window, neutral)
+    buf[:window] = neutral
     last_bad = -window
     for b0 in range(0, n, window):
         b1 = min(b0 + window, n)
@@ -249,23 +255,27 @@ def _rolling_extreme_nb(x, window, is_max):
     return out
 
 
-@njit
-def rolling_max_nb(x, window):
+def rolling_max_nb(x: np.ndarray, window: int) -> np.ndarray:
     """Rolling maximum: `pd.Series(x).rolling(window).max()` (O(n), no data-dependent branches)."""
-    return _rolling_extreme_nb(x, window, True)
+    out = np.empty(x.shape[0], dtype=np.float64)
+    return rolling_extreme_into_nb(x, window, True, out, np.empty(window))
 
 
-@njit
-def rolling_min_nb(x, window):
+def rolling_min_nb(x: np.ndarray, window: int) -> np.ndarray:
     """Rolling minimum: `pd.Series(x).rolling(window).min()` (O(n), no data-dependent branches)."""
-    return _rolling_extreme_nb(x, window, False)
+    out = np.empty(x.shape[0], dtype=np.float64)
+    return rolling_extreme_into_nb(x, window, False, out, np.empty(window))
+
+
+def simple_returns_nb(x: np.ndarray) -> np.ndarray:
+    """Simple returns: `pd.Series(x).pct_change(fill_method=None)`; the first value is NaN."""
+    return simple_returns_into_nb(x, np.empty(x.shape[0], dtype=np.float64))
 
 
 @njit
-def simple_returns_nb(x):
-    """Simple returns: `pd.Series(x).pct_change(fill_method=None)`; the first value is NaN."""
+def simple_returns_into_nb(x, out):
+    """`simple_returns_nb` written into `out` (the input's length), which it returns."""
     n = x.shape[0]
-    out = np.empty(n, dtype=np.float64)
     if n > 0:
         out[0] = np.nan
     for i in range(1, n):
@@ -273,11 +283,15 @@ def simple_returns_nb(x):
     return out
 
 
-@njit
-def log_returns_nb(x):
+def log_returns_nb(x: np.ndarray) -> np.ndarray:
     """Log returns: `np.log(s / s.shift(1))`; the first value is NaN."""
+    return log_returns_into_nb(x, np.empty(x.shape[0], dtype=np.float64))
+
+
+@njit
+def log_returns_into_nb(x, out):
+    """`log_returns_nb` written into `out` (the input's length), which it returns."""
     n = x.shape[0]
-    out = np.empty(n, dtype=np.float64)
     if n > 0:
         out[0] = np.nan
     for i in range(1, n):
@@ -285,8 +299,7 @@ def log_returns_nb(x):
     return out
 
 
-@njit
-def rsi_nb(close, window):
+def rsi_nb(close: np.ndarray, window: int) -> np.ndarray:
     """Relative strength index with Wilder smoothing, in the common pandas formulation::
 
         delta = close.diff()
@@ -300,8 +313,13 @@ def rsi_nb(close, window):
     100 where nothing fell, and 50 where nothing moved over the whole memory (`up == down
     == 0`, where the pandas formula gives NaN). One pass, no temporaries.
     """
+    return rsi_into_nb(close, window, np.empty(close.shape[0], dtype=np.float64))
+
+
+@njit
+def rsi_into_nb(close, window, out):
+    """`rsi_nb` written into `out` (the input's length), which it returns."""
     n = close.shape[0]
-    out = np.empty(n, dtype=np.float64)
     alpha = 1.0 / window
     keep = 1.0 - alpha
     up = 0.0
@@ -330,11 +348,15 @@ def rsi_nb(close, window):
     return out
 
 
-@njit
-def true_range_nb(high, low, close):
+def true_range_nb(high: np.ndarray, low: np.ndarray, close: np.ndarray) -> np.ndarray:
     """True range: `max(high - low, |high - prev_close|, |low - prev_close|)`; `high - low` at 0."""
+    return true_range_into_nb(high, low, close, np.empty(high.shape[0], dtype=np.float64))
+
+
+@njit
+def true_range_into_nb(high, low, close, out):
+    """`true_range_nb` written into `out` (the input's length), which it returns."""
     n = high.shape[0]
-    out = np.empty(n, dtype=np.float64)
     for i in range(n):
         tr = high[i] - low[i]
         if i > 0:
@@ -349,15 +371,19 @@ def true_range_nb(high, low, close):
     return out
 
 
-@njit
-def atr_nb(high, low, close, window):
+def atr_nb(high: np.ndarray, low: np.ndarray, close: np.ndarray, window: int) -> np.ndarray:
     """Average true range, Wilder smoothing: `true_range.ewm(alpha=1/window, adjust=False,
     min_periods=window, ignore_na=True).mean()`, seeded with `high[0] - low[0]`; the first
     value is at index `window - 1`. The true range is `max(high - low, |high - prev_close|,
     |low - prev_close|)` (`high - low` at bar 0), as `true_range_nb`. One pass, no temporaries.
     """
+    return atr_into_nb(high, low, close, window, np.empty(high.shape[0], dtype=np.float64))
+
+
+@njit
+def atr_into_nb(high, low, close, window, out):
+    """`atr_nb` written into `out` (the input's length), which it returns."""
     n = high.shape[0]
-    out = np.empty(n, dtype=np.float64)
     alpha = 1.0 / window
     keep = 1.0 - alpha
     y = 0.0

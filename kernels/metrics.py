@@ -45,54 +45,66 @@ def _left_half_nb(n):
     return half - half % 8
 
 
+#: Frames of `pairwise_sum_nb`'s explicit stack: one per level of NumPy's halving (a 64-bit
+#: length halves at most 64 times); fields: segment start, segment length, left half's sum,
+#: whether that sum is known (all float64: segment bounds are exact below 2**53).
+PAIRWISE_STACK_SHAPE = (64, 4)
+_F_LO, _F_N, _F_LEFT, _F_HAS_LEFT = 0, 1, 2, 3
+
+
+def pairwise_stack() -> np.ndarray:
+    """A fresh stack for `pairwise_sum_nb` and every kernel that sums in NumPy's order."""
+    return np.empty(PAIRWISE_STACK_SHAPE)
+
+
 @njit
-def pairwise_sum_nb(a, lo, n):
+def pairwise_sum_nb(a, lo, n, stack):
     """Sum of `a[lo:lo + n]` in NumPy's order: equal, bit for bit, to `np.add.reduce` of float64.
 
     NumPy sums pairwise (numpy/_core/src/umath/loops_utils.h.src): fewer than 8 values in a
     loop; up to 128 with 8 interleaved accumulators combined as ((r0+r1)+(r2+r3))+((r4+r5)+
     (r6+r7)), then the rest in a loop; longer runs are split at `_left_half_nb` and the halves'
     sums added. The recursion is walked with an explicit stack (numba cannot load a cached
-    recursive function): frames hold a segment and, once known, its left half's sum.
+    recursive function), the caller's `stack` (`PAIRWISE_STACK_SHAPE`): frames hold a segment
+    and, once known, its left half's sum.
     """
     if n <= 128:
         return _pairwise_block_nb(a, lo, n)
-    seg_lo = np.empty(64, np.int64)
-    seg_n = np.empty(64, np.int64)
-    left = np.empty(64)
-    has_left = np.zeros(64, np.bool_)
     top = 0
-    seg_lo[0] = lo
-    seg_n[0] = n
+    stack[0, _F_LO] = lo
+    stack[0, _F_N] = n
+    stack[0, _F_HAS_LEFT] = 0.0
     while True:
-        m = seg_n[top]
+        m = int(stack[top, _F_N])
         while m > 128:  # descend to the leftmost leaf of this segment
             half = _left_half_nb(m)
-            seg_lo[top + 1] = seg_lo[top]
-            seg_n[top + 1] = half
-            has_left[top + 1] = False
+            stack[top + 1, _F_LO] = stack[top, _F_LO]
+            stack[top + 1, _F_N] = half
+            stack[top + 1, _F_HAS_LEFT] = 0.0
             top += 1
             m = half
-        value = _pairwise_block_nb(a, seg_lo[top], m)
+        value = _pairwise_block_nb(a, int(stack[top, _F_LO]), m)
         top -= 1
-        while top >= 0 and has_left[top]:  # right halves done: add them to their left halves
-            value = left[top] + value
+        while top >= 0 and stack[top, _F_HAS_LEFT] != 0.0:  # right halves done: add them
+            value = stack[top, _F_LEFT] + value
             top -= 1
         if top < 0:
             return value
-        left[top] = value  # a left half done: its sibling (the right half) is next
-        has_left[top] = True
-        half = _left_half_nb(seg_n[top])
-        seg_lo[top + 1] = seg_lo[top] + half
-        seg_n[top + 1] = seg_n[top] - half
-        has_left[top + 1] = False
+        stack[top, _F_LEFT] = value  # a left half done: its sibling (the right half) is next
+        stack[top, _F_HAS_LEFT] = 1.0
+        seg_n = int(stack[top, _F_N])
+        half = _left_half_nb(seg_n)
+        stack[top + 1, _F_LO] = stack[top, _F_LO] + half
+        stack[top + 1, _F_N] = seg_n - half
+        stack[top + 1, _F_HAS_LEFT] = 0.0
         top += 1
 
 
 @njit
-def np_sum_nb(a, n):
-    """`np.sum(a[:n])` of a float64 array, bit for bit: the identity 0.0 plus the pairwise sum."""
-    return 0.0 + pairwise_sum_nb(a, 0, n)
+def np_sum_nb(a, n, stack):
+    """`np.sum(a[:n])` of a float64 array, bit for bit: the identity 0.0 plus the pairwise sum
+    (`stack` as `pairwise_sum_nb`'s)."""
+    return 0.0 + pairwise_sum_nb(a, 0, n, stack)
 
 
 @njit
@@ -132,7 +144,7 @@ def drawdown_stats_nb(equity):
 
 
 @njit
-def return_moments_nb(equity, scratch):
+def return_moments_nb(equity, scratch, stack):
     """`(n_returns, mean, std_ddof1, downside_dev)` of the per-bar returns
     `r = equity[1:] / equity[:-1] - 1`, as NumPy computes them, bit for bit:
     `np.mean(r)`, `np.std(r, ddof=1)` (the mean, then the pairwise sum of squared deviations)
@@ -140,7 +152,7 @@ def return_moments_nb(equity, scratch):
 
     `scratch` (>= n - 1 values) holds the returns, then their squared deviations, then the
     squared losses (the returns re-computed: a division is cheaper than a second buffer's
-    page faults). Unlike a one-pass (Welford) update, no division sits on a loop-carried
+    page faults); `stack` is `pairwise_sum_nb`'s. Unlike a one-pass (Welford) update, no division sits on a loop-carried
     chain, so every pass runs at memory speed.
     """
     m = max(equity.shape[0] - 1, 0)
@@ -149,20 +161,19 @@ def return_moments_nb(equity, scratch):
     buf = scratch[:m]
     for j in range(m):
         buf[j] = equity[j + 1] / equity[j] - 1.0
-    mean = np_sum_nb(buf, m) / m
+    mean = np_sum_nb(buf, m, stack) / m
     for j in range(m):
         d = buf[j] - mean
         buf[j] = d * d
-    std = math.sqrt(np_sum_nb(buf, m) / (m - 1)) if m > 1 else np.nan
+    std = math.sqrt(np_sum_nb(buf, m, stack) / (m - 1)) if m > 1 else np.nan
     for j in range(m):
         v = min(equity[j + 1] / equity[j] - 1.0, 0.0)
         buf[j] = v * v
-    downside = math.sqrt(np_sum_nb(buf, m) / m)
+    downside = math.sqrt(np_sum_nb(buf, m, stack) / m)
     return m, mean, std, downside
 
 
-@njit
-def equity_stats_nb(equity):
+def equity_stats_nb(equity: np.ndarray) -> tuple[int, float, float, float, float, int]:
     """Per-bar return moments and drawdown facts of `equity`.
 
     Returns `(n_returns, mean, std_ddof1, downside_dev, max_drawdown, max_dd_duration_bars)`
@@ -170,20 +181,21 @@ def equity_stats_nb(equity):
     NumPy's mean and std, ddof 1), the downside deviation is `sqrt(mean(min(r, 0)^2))`, and
     `drawdown_stats_nb` gives `min(equity / cummax(equity) - 1)` and the longest run of bars
     below the running peak (a bar back at the peak has recovered: flat equity is never in
-    drawdown).
+    drawdown). A plain-Python wrapper: it allocates the kernels' scratch.
     """
     scratch = np.empty(max(equity.shape[0] - 1, 0))
-    count, mean, std, downside = return_moments_nb(equity, scratch)
+    count, mean, std, downside = return_moments_nb(equity, scratch, pairwise_stack())
     max_dd, longest = drawdown_stats_nb(equity)
-    return count, mean, std, downside, max_dd, longest
+    return int(count), float(mean), float(std), float(downside), float(max_dd), int(longest)
 
 
 @njit
-def leverage_stats_nb(units, close, equity, scratch):
+def leverage_stats_nb(units, close, equity, scratch, stack):
     """`(exposed_bars, leverage_sum, leverage_count)`: bars holding a position, and the
     pairwise (NumPy's) sum and count of the finite `|units * close| / equity` — what
     `np.abs(units * close) / equity` then `np.mean` of its finite values would use (a flat
-    bar counts 0, unless its equity is 0 or NaN). `scratch` holds >= n values."""
+    bar counts 0, unless its equity is 0 or NaN). `scratch` holds >= n values; `stack` is
+    `pairwise_sum_nb`'s."""
     n = equity.shape[0]
     exposed = 0
     all_finite = True
@@ -200,7 +212,7 @@ def leverage_stats_nb(units, close, equity, scratch):
             if math.isfinite(scratch[i]):
                 scratch[kept] = scratch[i]
                 kept += 1
-    return exposed, np_sum_nb(scratch, kept), kept
+    return exposed, np_sum_nb(scratch, kept, stack), kept
 
 
 @njit
@@ -287,7 +299,7 @@ def sharpe_nb(mean, deviation, scale):
 
 
 @njit
-def path_stats_nb(close, units, equity, borrow, has_borrow, bounds, row, blocks, scratch):
+def path_stats_nb(close, units, equity, borrow, has_borrow, bounds, row, blocks, scratch, stack):
     """The per-bar statistics of a simulated path into `row`: the return moments and drawdown
     facts of `equity_stats_nb`, the exposure, and the leverage, equity and borrow sums in
     NumPy's pairwise order (borrow is 0 without `has_borrow`). Per CSCV block g of returns
@@ -295,7 +307,7 @@ def path_stats_nb(close, units, equity, borrow, has_borrow, bounds, row, blocks,
     of its finite returns go to `blocks[g]`. `scratch` holds >= n values.
     """
     n = close.shape[0]
-    count, mean, std, downside = return_moments_nb(equity, scratch)
+    count, mean, std, downside = return_moments_nb(equity, scratch, stack)
     for g in range(bounds.shape[0] - 1):
         s1, s2 = 0.0, 0.0
         for j in range(bounds[g], bounds[g + 1]):
@@ -306,7 +318,7 @@ def path_stats_nb(close, units, equity, borrow, has_borrow, bounds, row, blocks,
         blocks[g, 0] = s1
         blocks[g, 1] = s2
     max_dd, longest = drawdown_stats_nb(equity)
-    exposed, lev_sum, lev_count = leverage_stats_nb(units, close, equity, scratch)
+    exposed, lev_sum, lev_count = leverage_stats_nb(units, close, equity, scratch, stack)
     row[SW_N_RETURNS] = count
     row[SW_MEAN] = mean
     row[SW_STD] = std
@@ -316,31 +328,31 @@ def path_stats_nb(close, units, equity, borrow, has_borrow, bounds, row, blocks,
     row[SW_EXPOSED] = exposed
     row[SW_LEV_SUM] = lev_sum
     row[SW_LEV_COUNT] = lev_count
-    row[SW_EQUITY_SUM] = np_sum_nb(equity, n)
-    row[SW_BORROW] = np_sum_nb(borrow, n) if has_borrow else 0.0
+    row[SW_EQUITY_SUM] = np_sum_nb(equity, n, stack)
+    row[SW_BORROW] = np_sum_nb(borrow, n, stack) if has_borrow else 0.0
 
 
 @njit
-def fill_stats_nb(fills, k, row, scratch):
+def fill_stats_nb(fills, k, row, scratch, stack):
     """Traded notional and cost totals of the first `k` fills into `row`, each summed as
     `np.sum` of its column would (`scratch` holds at least `k` values)."""
     for j in range(k):
         scratch[j] = abs(fills[j]["units"]) * fills[j]["price"]
-    row[SW_TRADED] = np_sum_nb(scratch, k)
+    row[SW_TRADED] = np_sum_nb(scratch, k, stack)
     for j in range(k):
         scratch[j] = fills[j]["spread_cost"]
-    row[SW_SPREAD] = np_sum_nb(scratch, k)
+    row[SW_SPREAD] = np_sum_nb(scratch, k, stack)
     for j in range(k):
         scratch[j] = fills[j]["slippage_cost"]
-    row[SW_SLIPPAGE] = np_sum_nb(scratch, k)
+    row[SW_SLIPPAGE] = np_sum_nb(scratch, k, stack)
     for j in range(k):
         scratch[j] = fills[j]["commission"]
-    row[SW_COMMISSION] = np_sum_nb(scratch, k)
+    row[SW_COMMISSION] = np_sum_nb(scratch, k, stack)
     row[SW_FILLS] = k
 
 
 @njit
-def trade_stats_nb(trades, count, row, scratch):
+def trade_stats_nb(trades, count, row, scratch, stack):
     """Closed-trade counts and sums of the first `count` trade records into `row`: the winning
     and losing net P&L and the returns each summed in trade order, as `np.sum` of them would
     (`scratch` holds at least `count` values)."""
@@ -358,13 +370,13 @@ def trade_stats_nb(trades, count, row, scratch):
         if net > 0.0:
             scratch[wins] = net
             wins += 1
-    row[SW_WIN_SUM] = np_sum_nb(scratch, wins)
+    row[SW_WIN_SUM] = np_sum_nb(scratch, wins, stack)
     for j in range(count):
         t = trades[j]
         if not t["is_open"] and t["net_pnl"] < 0.0:
             scratch[losses] = t["net_pnl"]
             losses += 1
-    row[SW_LOSS_SUM] = np_sum_nb(scratch, losses)
+    row[SW_LOSS_SUM] = np_sum_nb(scratch, losses, stack)
     for j in range(count):
         t = trades[j]
         if t["is_open"]:
@@ -375,7 +387,7 @@ def trade_stats_nb(trades, count, row, scratch):
         best = max(best, ret)
         worst = min(worst, ret)
         held += t["bars_held"]
-    row[SW_RET_SUM] = np_sum_nb(scratch, closed)
+    row[SW_RET_SUM] = np_sum_nb(scratch, closed, stack)
     row[SW_CLOSED] = closed
     row[SW_OPEN_TRADE] = 1.0 if count > 0 and trades[count - 1]["is_open"] else 0.0
     row[SW_WINS] = wins

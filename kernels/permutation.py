@@ -7,16 +7,16 @@ rebuild the price path (`stats.rebuild_ohlc_nb`), compute the two lines the rule
 apply the crossover rule (`signals.cross_target_nb`), run the execution kernel and take the
 annualized Sharpe from `metrics.return_moments_nb` — the same kernels in the same order, so
 each value equals the generic path's bit for bit. Keys are split into one contiguous chunk per
-thread (`prange` over the chunks); a chunk owns its buffers, so memory is threads x bars.
+thread (`prange` over the chunks); chunk t works in the caller's buffers (index t of each),
+so memory is threads x bars and the kernel allocates nothing.
 """
 
 from __future__ import annotations
 
 import numba
-import numpy as np
 
 from ._jit import njit
-from .execution import STATE_SIZE, simulate_fresh_nb
+from .execution import BarInputs, OrderInputs, SimBuffers, simulate_all_nb
 from .indicators import ema_into_nb, sma_into_nb
 from .metrics import return_moments_nb, sharpe_nb
 from .signals import cross_target_nb
@@ -46,17 +46,18 @@ WORK_ROWS = 12
 @njit(parallel=True)
 def permuted_cross_sharpe_nb(
     ts, volume, first, bars, keys, a_kind, a_window, b_kind, b_window, long_value, short_value,
-    params, root_ppy, work, orders, fills, out, status_out,
+    params, root_ppy, work, orders, states, stacks, fills, out, status_out,
 ):  # fmt: skip
     """`out[k]`: the annualized Sharpe `mean / std * root_ppy` (NaN where std is 0) of the
     crossover rule "`long_value` where line a > line b, `short_value` where a < b" re-run on
-    the price path that key `keys[k]` permutes; `status_out[k]` its execution status.
+    the price path that key `keys[k]` permutes; `status_out[k]` its execution status (where it
+    is FILLS_FULL the caller re-runs that key with larger fill buffers; `out[k]` is then junk).
 
     `first` and `bars` are `validation.PermutationBase`'s split of the real path; `ts` and
     `volume` stay the real ones. Sizing is by equity fraction or units (scale 1 on every bar).
     The keys run in `work.shape[0]` contiguous chunks, in parallel; chunk t works in
-    `work[t]` (`WORK_ROWS` x n floats), `orders[t]` (n - 1 ints) and `fills[t]` (fill records,
-    `execution.first_fill_capacity(n)` of them), so a caller that keeps them pays no allocation per call.
+    `work[t]` (`WORK_ROWS` x n floats), `orders[t]` (n - 1 ints), `states[t]` (a state vector),
+    `stacks[t]` (`metrics.PAIRWISE_STACK_SHAPE`) and `fills[t]` (fill records), so a caller that keeps them pays no allocation per call.
     """
     n = ts.shape[0]
     n_keys = keys.shape[0]
@@ -70,8 +71,9 @@ def permuted_cross_sharpe_nb(
         target, scale, units, cash = w[4], w[5], w[6], w[7]
         equity, borrow, line_a, line_b = w[8], w[9], w[10], w[11]
         scale[:] = 1.0
-        state = np.empty(STATE_SIZE)
-        chunk_fills = fills[t]
+        state = states[t]
+        path = BarInputs(ts, open_, high, low, close, volume)
+        sim_out = SimBuffers(units, cash, equity, borrow, fills[t])
         for k in range(lo, hi):
             shuffle_into_nb(order, keys[k])
             rebuild_ohlc_nb(first, bars, order, open_, high, low, close)
@@ -80,10 +82,9 @@ def permuted_cross_sharpe_nb(
             # the registry's +1 shift: row i compares the lines of bar i - 1; row 0 is warm-up
             target[0] = 0.0
             cross_target_nb(a[: n - 1], b[: n - 1], long_value, short_value, target[1:])
-            status, chunk_fills = simulate_fresh_nb(
-                ts, open_, high, low, close, volume, target, scale, params, state, chunk_fills,
-                units, cash, equity, borrow,
-            )  # fmt: skip
+            status = simulate_all_nb(path, OrderInputs(target, scale), params, state, sim_out)
             status_out[k] = status
-            _count, mean, std, _downside = return_moments_nb(equity, line_a)  # a: used up
+            _count, mean, std, _downside = return_moments_nb(
+                equity, line_a, stacks[t]
+            )  # a: used up
             out[k] = sharpe_nb(mean, std, root_ppy)

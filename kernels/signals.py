@@ -14,8 +14,9 @@ import numpy as np
 from ._jit import njit
 
 
-@njit
-def hold_state_nb(enter_long, exit_long, enter_short, exit_short):
+def hold_state_nb(
+    enter_long: np.ndarray, exit_long: np.ndarray, enter_short: np.ndarray, exit_short: np.ndarray
+) -> np.ndarray:
     """A latch: go long when `enter_long` fires, stay long until `exit_long` (or `enter_short`)
     fires; shorts mirrored. Returns the state after each bar's signals: +1, 0 or -1.
 
@@ -27,8 +28,14 @@ def hold_state_nb(enter_long, exit_long, enter_short, exit_short):
 
     Plain-Python form of the same rule: see tests/reference/signals.py.
     """
+    out = np.empty(enter_long.shape[0], dtype=np.float64)
+    return hold_state_into_nb(enter_long, exit_long, enter_short, exit_short, out)
+
+
+@njit
+def hold_state_into_nb(enter_long, exit_long, enter_short, exit_short, out):
+    """`hold_state_nb` written into `out` (the inputs' length), which it returns."""
     n = enter_long.shape[0]
-    out = np.empty(n, dtype=np.float64)
     state = 0.0
     for i in range(n):
         el = enter_long[i]

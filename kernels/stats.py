@@ -90,7 +90,6 @@ def bootstrap_resample_sums_nb(
     return s1, s2
 
 
-@njit(parallel=True)
 def stationary_bootstrap_sharpe_nb(
     centered: np.ndarray, mean: float, keys: np.ndarray, mean_block_length: float, scale: float
 ) -> np.ndarray:
@@ -102,21 +101,33 @@ def stationary_bootstrap_sharpe_nb(
     the rounding error of the block sums and far below the variance of any real resample.
     """
     n = centered.shape[0]
-    prefix = np.zeros(n + 1)
-    prefix_sq = np.zeros(n + 1)
+    prefix, prefix_sq, out = np.empty(n + 1), np.empty(n + 1), np.empty(keys.shape[0])
+    stationary_bootstrap_sharpe_into_nb(
+        centered, mean, keys, mean_block_length, scale, prefix, prefix_sq, out
+    )
+    return out
+
+
+@njit(parallel=True)
+def stationary_bootstrap_sharpe_into_nb(
+    centered, mean, keys, mean_block_length, scale, prefix, prefix_sq, out
+):
+    """`stationary_bootstrap_sharpe_nb` into `out` (one value per key), with the caller's
+    `prefix` and `prefix_sq` (n + 1 values each) for the prefix sums."""
+    n = centered.shape[0]
+    prefix[0] = 0.0
+    prefix_sq[0] = 0.0
     for i in range(n):
         prefix[i + 1] = prefix[i] + centered[i]
         prefix_sq[i + 1] = prefix_sq[i] + centered[i] * centered[i]
     p = 1.0 / mean_block_length
     log_q = 0.0 if p >= 1.0 else math.log1p(-p)
     var_floor = VAR_FLOOR * prefix_sq[n] / (n - 1)
-    out = np.empty(keys.shape[0])
     for b in numba.prange(keys.shape[0]):
         s1, s2 = bootstrap_resample_sums_nb(prefix, prefix_sq, keys[b], log_q)
         m = s1 / n
         var = (s2 - s1 * m) / (n - 1)
         out[b] = scale * (mean + m) / math.sqrt(var) if var > var_floor else np.nan
-    return out
 
 
 @njit
@@ -139,8 +150,7 @@ def shuffle_into_nb(order, key):
         order[j] = tmp
 
 
-@njit
-def shuffled_order_nb(n, key):
+def shuffled_order_nb(n: int, key: np.uint64) -> np.ndarray:
     """A new array holding the permutation `shuffle_into_nb` makes of 0..n-1 with `key`."""
     order = np.empty(n, dtype=np.int64)
     shuffle_into_nb(order, key)
@@ -203,6 +213,8 @@ def cscv_nb(
     out_best: np.ndarray,
     out_is: np.ndarray,
     out_oos: np.ndarray,
+    in_sample: np.ndarray,
+    oos: np.ndarray,
 ) -> None:
     """CSCV (Bailey, Borwein, López de Prado & Zhu): one row of outputs per IS/OOS combination.
 
@@ -210,11 +222,10 @@ def cscv_nb(
     sum of squares of its centered returns; `group_n[s]` rows in group s; `var_floor[k]` the
     variance counted as zero for strategy k; `combos[c]` the groups in sample. For each
     combination: the IS-best strategy (first on ties) by per-bar Sharpe, its IS and OOS Sharpe,
-    its average rank among the N OOS Sharpes, and the logit of rank / (N + 1).
+    its average rank among the N OOS Sharpes, and the logit of rank / (N + 1). `in_sample`
+    (bool, one per group) and `oos` (one per strategy) are the caller's scratch.
     """
     n_groups, n_strat = group_sum.shape
-    in_sample = np.zeros(n_groups, dtype=np.bool_)
-    oos = np.empty(n_strat)
     for c in range(combos.shape[0]):
         in_sample[:] = False
         for g in range(combos.shape[1]):

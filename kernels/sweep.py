@@ -4,8 +4,10 @@
 crosses, price against a moving average) straight from a matrix of distinct features, each
 computed once by the caller; `sweep_targets_nb` runs combinations whose targets the caller
 computed. Both split the combinations into one contiguous chunk per thread (`prange` over the
-chunks); a chunk owns its per-bar buffers, so memory is threads x bars, never combinations x
-bars.
+chunks); chunk t works in the caller's buffers `SweepScratch[*][t]`, so memory is threads x
+bars, never combinations x bars, and no kernel allocates. `sweep_cross` / `sweep_targets` are
+the plain-Python entry points: they allocate the buffers and apply the fill-buffer policy
+(a combination whose fills outgrow the first buffer is re-run with the bound).
 
 Per combination the kernels run the same execution kernel (`simulate_nb`, one call over all
 bars), the same ledger (`trades_nb`) and the same per-path statistics as a single run
@@ -24,6 +26,9 @@ A combination's result depends on its own inputs only, never on the number of th
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import NamedTuple
+
 import numba
 import numpy as np
 
@@ -35,11 +40,16 @@ from .execution import (
     ST_HALT_BAR,
     ST_N_FILLS,
     STATE_SIZE,
-    first_fill_capacity,
-    simulate_fresh_nb,
+    BarInputs,
+    ExecParams,
+    OrderInputs,
+    SimBuffers,
+    simulate_all_nb,
+    with_fill_retry,
 )
 from .ledger import trades_nb
 from .metrics import (  # the per-path statistics a single run's metrics come from
+    PAIRWISE_STACK_SHAPE,
     SW_FINAL,
     SW_FLAGS,
     SW_HALT_BAR,
@@ -52,109 +62,179 @@ from .signals import cross_target_nb
 
 
 @njit
-def simulate_combo_nb(
-    ts, open_, high, low, close, volume, target, scale, params, state, units, cash, equity,
-    borrow, fills, trades,
-):  # fmt: skip
-    """One combination's simulation from a fresh state. Returns `(status, fills, trades)`, the
-    buffers grown to the bound of `execution.fill_capacity` where the first ones were too small
-    (the run is then repeated, as `pipeline.simulate_chunked` does)."""
-    first = fills.shape[0]
-    status, fills = simulate_fresh_nb(
-        ts, open_, high, low, close, volume, target, scale, params, state, fills,
-        units, cash, equity, borrow,
-    )  # fmt: skip
-    if fills.shape[0] > first:  # the fills grew: the ledger needs room for their trades
-        trades = np.empty(fills.shape[0] + 1, dtype=TRADE_DTYPE)
-    return status, fills, trades
+def run_combo_nb(bars, orders, params, bounds, state, out, trades, scratch, stack, row, blocks):
+    """One combination: simulate from a fresh state, path statistics, fill totals, the ledger
+    (`trades_nb`, as a single run) and its trade statistics, into `row` and `blocks`.
 
-
-@njit
-def run_combo_nb(
-    ts, open_, high, low, close, volume, target, scale, params, bounds,
-    state, units, cash, equity, borrow, fills, trades, scratch, row, blocks,
-):  # fmt: skip
-    """One combination: simulate, path statistics, fill totals, the ledger (`trades_nb`, as a
-    single run) and its trade statistics, into `row` and `blocks`. Returns `(fills, trades)`,
-    grown where the first buffers were too small. `scratch` holds `3 * n + 3` values."""
-    n = close.shape[0]
-    status, fills, trades = simulate_combo_nb(
-        ts, open_, high, low, close, volume, target, scale, params, state, units, cash, equity,
-        borrow, fills, trades,
-    )  # fmt: skip
+    `out` is the combination's `SimBuffers`, `trades` room for `out.fills.shape[0] + 1` trade
+    records, `scratch` `3 * n + 3` values, `stack` `metrics.pairwise_sum_nb`'s. `row[SW_STATUS]` is the execution status: where it
+    is not OK (FILLS_FULL: the caller re-runs with larger buffers) nothing else is written.
+    """
+    n = bars.close.shape[0]
+    status = simulate_all_nb(bars, orders, params, state, out)
     row[SW_STATUS] = status
     if status != Status.OK:
-        return fills, trades
+        return
+    units, equity, borrow, fills = out.units, out.equity, out.borrow, out.fills
     has_borrow = params.borrow_rate_annual > 0.0  # else every bar's borrow is 0
-    path_stats_nb(close, units, equity, borrow, has_borrow, bounds, row, blocks, scratch)
+    path_stats_nb(
+        bars.close, units, equity, borrow, has_borrow, bounds, row, blocks, scratch, stack
+    )
     row[SW_FINAL] = equity[n - 1]
     row[SW_FLAGS] = state[ST_FLAGS]
     row[SW_HALT_BAR] = state[ST_HALT_BAR]
     k = int(state[ST_N_FILLS])
-    fill_stats_nb(fills, k, row, scratch)
-    n_trades = trades_nb(fills[:k], n - 1, close[n - 1], state[ST_BORROW_CUM], trades)
-    trade_stats_nb(trades, n_trades, row, scratch)
-    return fills, trades
+    fill_stats_nb(fills, k, row, scratch, stack)
+    n_trades = trades_nb(fills[:k], n - 1, bars.close[n - 1], state[ST_BORROW_CUM], trades)
+    trade_stats_nb(trades, n_trades, row, scratch, stack)
+
+
+#: Per-bar rows of one chunk's `SweepScratch.work`: target, units, cash, equity, borrow.
+WORK_ROWS = 5
+
+
+class SweepScratch(NamedTuple):
+    """The per-chunk buffers of a sweep kernel (first axis: the chunk, one per parallel task)."""
+
+    work: np.ndarray  # (chunks, WORK_ROWS, n) float64
+    state: np.ndarray  # (chunks, STATE_SIZE) float64
+    fills: np.ndarray  # (chunks, capacity) FILL_DTYPE
+    trades: np.ndarray  # (chunks, capacity + 1) TRADE_DTYPE
+    scratch: np.ndarray  # (chunks, 3 * n + 3) float64
+    stack: np.ndarray  # (chunks, *metrics.PAIRWISE_STACK_SHAPE) float64
+
+
+def sweep_scratch(n_chunks: int, n_bars: int, capacity: int) -> SweepScratch:
+    """Fresh buffers for `n_chunks` chunks over `n_bars` bars with `capacity` fill records each."""
+    return SweepScratch(
+        np.empty((n_chunks, WORK_ROWS, n_bars)),
+        np.empty((n_chunks, STATE_SIZE)),
+        np.empty((n_chunks, capacity), dtype=FILL_DTYPE),
+        np.empty((n_chunks, capacity + 1), dtype=TRADE_DTYPE),
+        np.empty((n_chunks, 3 * n_bars + 3)),
+        np.empty((n_chunks, *PAIRWISE_STACK_SHAPE)),
+    )
+
+
+@njit
+def _run_chunk_nb(bars, target, scale, params, bounds, buf, t, c, stats, blocks):
+    """Combination c (row c of `stats` and `blocks`) in chunk t's buffers of `buf`."""
+    w = buf.work[t]
+    out = SimBuffers(w[1], w[2], w[3], w[4], buf.fills[t])
+    run_combo_nb(
+        bars, OrderInputs(target, scale), params, bounds, buf.state[t], out, buf.trades[t],
+        buf.scratch[t], buf.stack[t], stats[c], blocks[c],
+    )  # fmt: skip
 
 
 @njit(parallel=True)
 def sweep_cross_nb(
-    ts, open_, high, low, close, volume, scale, features, a_idx, b_idx, long_value, short_value,
-    params, bounds, n_chunks, stats, blocks,
+    bars, scale, features, a_idx, b_idx, long_value, short_value, params, bounds, buf, stats,
+    blocks,
 ):  # fmt: skip
     """Combination c: target `cross_target_nb(features[a_idx[c]], features[b_idx[c]],
     long_value[c], short_value[c])`, then `run_combo_nb` into `stats[c]` and `blocks[c]`.
 
-    `features` is the (distinct features x bars) matrix of shifted features; `n_chunks`
-    contiguous chunks of combinations run in parallel, each with its own buffers.
+    `features` is the (distinct features x bars) matrix of shifted features; the combinations
+    run in `buf.work.shape[0]` contiguous chunks, in parallel, chunk t in the buffers `buf[*][t]`
+    (a `SweepScratch`).
     """
-    n = close.shape[0]
     n_combos = a_idx.shape[0]
-    cap = first_fill_capacity(n)
+    n_chunks = buf.work.shape[0]
     for t in numba.prange(n_chunks):
         lo = t * n_combos // n_chunks
         hi = (t + 1) * n_combos // n_chunks
-        target = np.empty(n)
-        units = np.empty(n)
-        cash = np.empty(n)
-        equity = np.empty(n)
-        borrow = np.empty(n)
-        state = np.empty(STATE_SIZE)
-        fills = np.empty(cap, dtype=FILL_DTYPE)
-        trades = np.empty(cap + 1, dtype=TRADE_DTYPE)
-        scratch = np.empty(3 * n + 3)
+        target = buf.work[t][0]
         for c in range(lo, hi):
             cross_target_nb(
                 features[a_idx[c]], features[b_idx[c]], long_value[c], short_value[c], target
             )
-            fills, trades = run_combo_nb(
-                ts, open_, high, low, close, volume, target, scale, params, bounds,
-                state, units, cash, equity, borrow, fills, trades, scratch, stats[c], blocks[c],
-            )  # fmt: skip
+            _run_chunk_nb(bars, target, scale, params, bounds, buf, t, c, stats, blocks)
 
 
 @njit(parallel=True)
-def sweep_targets_nb(
-    ts, open_, high, low, close, volume, scale, targets, params, bounds, n_chunks, stats, blocks
-):
+def sweep_targets_nb(bars, scale, targets, params, bounds, buf, stats, blocks):
     """Combination c runs target `targets[c]` (a batch x bars matrix the caller bounds);
     otherwise as `sweep_cross_nb`."""
-    n = close.shape[0]
     n_combos = targets.shape[0]
-    cap = first_fill_capacity(n)
+    n_chunks = buf.work.shape[0]
     for t in numba.prange(n_chunks):
         lo = t * n_combos // n_chunks
         hi = (t + 1) * n_combos // n_chunks
-        units = np.empty(n)
-        cash = np.empty(n)
-        equity = np.empty(n)
-        borrow = np.empty(n)
-        state = np.empty(STATE_SIZE)
-        fills = np.empty(cap, dtype=FILL_DTYPE)
-        trades = np.empty(cap + 1, dtype=TRADE_DTYPE)
-        scratch = np.empty(3 * n + 3)
         for c in range(lo, hi):
-            fills, trades = run_combo_nb(
-                ts, open_, high, low, close, volume, targets[c], scale, params, bounds,
-                state, units, cash, equity, borrow, fills, trades, scratch, stats[c], blocks[c],
-            )  # fmt: skip
+            _run_chunk_nb(bars, targets[c], scale, params, bounds, buf, t, c, stats, blocks)
+
+
+def _with_fill_retry(
+    n_bars: int,
+    n_chunks: int,
+    stats: np.ndarray,
+    blocks: np.ndarray,
+    run: Callable[[np.ndarray | None, SweepScratch, np.ndarray, np.ndarray], None],
+) -> None:
+    """The fill-buffer policy (`execution.with_fill_retry`) over a batch of combinations: all of
+    them with the first buffers, then only those that ran out, with the bound."""
+    rows: np.ndarray | None = None  # None: every row
+
+    def attempt(capacity: int) -> np.ndarray:
+        nonlocal rows
+        count = stats.shape[0] if rows is None else rows.shape[0]
+        buf = sweep_scratch(max(1, min(n_chunks, count)), n_bars, capacity)
+        if rows is None:
+            run(None, buf, stats, blocks)
+        else:
+            sub_stats, sub_blocks = stats[rows], blocks[rows]
+            run(rows, buf, sub_stats, sub_blocks)
+            stats[rows], blocks[rows] = sub_stats, sub_blocks
+        status = stats[:, SW_STATUS]
+        rows = np.flatnonzero(status == Status.FILLS_FULL)
+        return status
+
+    with_fill_retry(n_bars, attempt)
+
+
+def sweep_cross(
+    bars: BarInputs,
+    scale: np.ndarray,
+    features: np.ndarray,
+    a_idx: np.ndarray,
+    b_idx: np.ndarray,
+    long_value: np.ndarray,
+    short_value: np.ndarray,
+    params: ExecParams,
+    bounds: np.ndarray,
+    n_chunks: int,
+    stats: np.ndarray,
+    blocks: np.ndarray,
+) -> None:
+    """`sweep_cross_nb` in `n_chunks` chunks with buffers it allocates, under the fill policy;
+    `stats[:, SW_STATUS]` holds each combination's final status."""
+
+    def run(rows: np.ndarray | None, buf: SweepScratch, st: np.ndarray, bl: np.ndarray) -> None:
+        pick = slice(None) if rows is None else rows
+        sweep_cross_nb(
+            bars, scale, features, a_idx[pick], b_idx[pick], long_value[pick], short_value[pick],
+            params, bounds, buf, st, bl,
+        )  # fmt: skip
+
+    _with_fill_retry(bars.close.shape[0], n_chunks, stats, blocks, run)
+
+
+def sweep_targets(
+    bars: BarInputs,
+    scale: np.ndarray,
+    targets: np.ndarray,
+    params: ExecParams,
+    bounds: np.ndarray,
+    n_chunks: int,
+    stats: np.ndarray,
+    blocks: np.ndarray,
+) -> None:
+    """`sweep_targets_nb` in `n_chunks` chunks with buffers it allocates, under the fill policy;
+    `stats[:, SW_STATUS]` holds each combination's final status."""
+
+    def run(rows: np.ndarray | None, buf: SweepScratch, st: np.ndarray, bl: np.ndarray) -> None:
+        picked = targets if rows is None else np.ascontiguousarray(targets[rows])
+        sweep_targets_nb(bars, scale, picked, params, bounds, buf, st, bl)
+
+    _with_fill_retry(bars.close.shape[0], n_chunks, stats, blocks, run)

@@ -8,7 +8,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from btlab.kernels import FILL_DTYPE, ExecParams, Flag, Reason, simulate
-from btlab.kernels.execution import ST_N_FILLS, new_state, simulate_nb
+from btlab.kernels.execution import (
+    ST_N_FILLS,
+    BarInputs,
+    OrderInputs,
+    SimBuffers,
+    new_state,
+    simulate_nb,
+)
 from tests.reference import execution as ref
 from tests.strategies import Bars, bars, exec_params, scales, targets
 
@@ -72,13 +79,9 @@ def test_chunked_runs_are_bit_identical(
     state = new_state(p.initial_cash)
     fills = np.empty(3 * n + 2, dtype=FILL_DTYPE)
     outs = [np.empty(n) for _ in range(4)]
+    bars, orders, out = BarInputs(*b.arrays()), OrderInputs(target, scale), SimBuffers(*outs, fills)
     for start in range(0, n, chunk):
-        assert (
-            simulate_nb(
-                *b.arrays(), target, scale, p, state, fills, *outs, start, min(n, start + chunk)
-            )
-            == 0
-        )
+        assert simulate_nb(bars, orders, p, state, out, start, min(n, start + chunk)) == 0
     for got, want in zip(outs, (whole.units, whole.cash, whole.equity, whole.borrow), strict=True):
         assert np.array_equal(got, want)
     assert fills[: int(state[ST_N_FILLS])].tobytes() == whole.fills.tobytes()

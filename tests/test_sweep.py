@@ -20,18 +20,21 @@ from btlab.cli import main
 from btlab.errors import ConfigError, RunCancelled
 from btlab.kernels import ExecParams
 from btlab.kernels.dtypes import FILL_DTYPE, Flag, Status
+from btlab.kernels.execution import BarInputs
 from btlab.kernels.ledger import trades_from_fills
 from btlab.kernels.metrics import (
     BLOCK_FIELDS,
     N_STATS,
+    PAIRWISE_STACK_SHAPE,
     STAT_NAMES,
     SW_FLAGS,
     SW_STATUS,
     equity_stats_nb,
     np_sum_nb,
+    pairwise_stack,
     path_stats_nb,
 )
-from btlab.kernels.sweep import sweep_cross_nb, sweep_targets_nb
+from btlab.kernels.sweep import sweep_cross, sweep_targets
 from btlab.metrics import compute_metrics
 from btlab.pipeline import DataIdentity, simulate_chunked
 from btlab.sweep import (
@@ -250,8 +253,8 @@ def test_cross_kernel_matches_twin(
     bounds = block_bounds(n - 1, splits)
     stats = np.zeros((n_combos, N_STATS))
     blocks = np.zeros((n_combos, splits, BLOCK_FIELDS))
-    sweep_cross_nb(
-        *b.arrays(), scale, features, a_idx, b_idx, long_value, short_value, p, bounds,
+    sweep_cross(
+        BarInputs(*b.arrays()), scale, features, a_idx, b_idx, long_value, short_value, p, bounds,
         min(chunks, n_combos), stats, blocks,
     )  # fmt: skip
     want = ref.sweep_cross(
@@ -272,14 +275,15 @@ def test_targets_kernel_matches_twin(
     bounds = block_bounds(n - 1, 2)
     stats = np.zeros((n_combos, N_STATS))
     blocks = np.zeros((n_combos, 2, BLOCK_FIELDS))
-    sweep_targets_nb(*b.arrays(), scale, tgts, p, bounds, min(2, n_combos), stats, blocks)
+    sweep_targets(BarInputs(*b.arrays()), scale, tgts, p, bounds, min(2, n_combos), stats, blocks)
     want = ref.sweep_targets(b.arrays(), list(scale), tgts.tolist(), p._asdict(), list(bounds))
     _compare(stats, blocks, want, p.initial_cash)
 
 
-def test_kernel_grows_the_fill_buffer_and_stays_equal_to_a_single_run() -> None:
+def test_the_sweep_grows_the_fill_buffer_and_stays_equal_to_a_single_run() -> None:
     # A target flipping every bar makes more fills than the first buffer (max(1024, n / 8)):
-    # the kernel must grow it and run again, as the pipeline does.
+    # the kernel reports it and the sweep re-runs that combination with the bound, as the
+    # pipeline does.
     ds = btlab.synthetic(bars=20_000, seed=2)
     n = len(ds)
     flip = np.where(np.arange(n) % 2 == 0, 1.0, -1.0)
@@ -289,8 +293,8 @@ def test_kernel_grows_the_fill_buffer_and_stays_equal_to_a_single_run() -> None:
     bounds = block_bounds(n - 1, 16)
     stats = np.zeros((3, N_STATS))
     blocks = np.zeros((3, 16, BLOCK_FIELDS))
-    sweep_targets_nb(*(ds.ts, ds.open, ds.high, ds.low, ds.close, ds.volume), np.ones(n), tgts,
-                     params, bounds, 2, stats, blocks)  # fmt: skip
+    prices = BarInputs(ds.ts, ds.open, ds.high, ds.low, ds.close, ds.volume)
+    sweep_targets(prices, np.ones(n), tgts, params, bounds, 2, stats, blocks)
     years = float(ds.ts[-1] - ds.ts[0]) / 86_400e9 / 365.25
     for c in range(3):
         sim = simulate_chunked(ds, tgts[c], np.ones(n), params)
@@ -327,7 +331,10 @@ def test_path_statistics_equal_the_metrics_kernel_bit_for_bit(
     row = np.zeros(N_STATS)
     blocks = np.zeros((splits, BLOCK_FIELDS))
     bounds = block_bounds(n - 1, splits)
-    path_stats_nb(np.ones(n), units, equity, np.zeros(n), False, bounds, row, blocks, np.empty(n))
+    path_stats_nb(
+        np.ones(n), units, equity, np.zeros(n), False, bounds, row, blocks, np.empty(n),
+        pairwise_stack(),
+    )  # fmt: skip
     count, mean, std, downside, max_dd, dd_bars = equity_stats_nb(equity)
     got = [
         row[STAT_NAMES.index(k)]
@@ -350,12 +357,17 @@ def test_sums_follow_numpys_pairwise_order(n: int) -> None:
     # The sweep's metric sums equal np.sum bit for bit (contiguous arrays and record fields).
     rng = np.random.default_rng(n)
     x = rng.standard_normal(n) * rng.choice([1.0, 1e8, 1e-8], n)
-    assert np_sum_nb(x, n) == np.sum(x)
+    assert np_sum_nb(x, n, pairwise_stack()) == np.sum(x)
     fills = np.zeros(n, FILL_DTYPE)
     fills["commission"] = x
-    assert np_sum_nb(np.ascontiguousarray(fills["commission"]), n) == np.sum(fills["commission"])
+    assert np_sum_nb(np.ascontiguousarray(fills["commission"]), n, pairwise_stack()) == np.sum(
+        fills["commission"]
+    )
     if n:
-        assert np_sum_nb(x, n) / n == np.mean(x)
+        assert np_sum_nb(x, n, pairwise_stack()) / n == np.mean(x)
+    # the stack is the caller's scratch: whatever it held before must not matter
+    for junk in (1.0, -1.0, np.nan):
+        assert np_sum_nb(x, n, np.full(PAIRWISE_STACK_SHAPE, junk)) == np.sum(x)
 
 
 # ------------------------------------------------------------------ grids

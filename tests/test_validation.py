@@ -18,6 +18,7 @@ from scipy import stats
 import btlab
 from btlab.config import ValidationConfig
 from btlab.hashing import canonical_bytes, canonical_json, rng_for, seed_for
+from btlab.kernels.execution import first_fill_capacity
 from btlab.kernels.stats import (
     cscv_nb,
     rebuild_ohlc_nb,
@@ -392,7 +393,10 @@ def test_cscv_kernel_direct_outputs_with_flat_strategies() -> None:
     )
     floor = 1e-9 * np.sum(cen * cen, axis=0) / 39
     logit, best, sr_is, sr_oos = np.empty(6), np.empty(6, np.int64), np.empty(6), np.empty(6)
-    cscv_nb(*args, np.full(4, 10.0), floor, combos, logit, best, sr_is, sr_oos)
+    cscv_nb(
+        *args, np.full(4, 10.0), floor, combos, logit, best, sr_is, sr_oos, np.empty(4, np.bool_),
+        np.empty(floor.shape[0]),
+    )  # fmt: skip
     np.testing.assert_allclose(logit, [x[0] for x in twin], rtol=1e-12)
     assert best.tolist() == [x[1] for x in twin]
     np.testing.assert_allclose(sr_is, [x[2] for x in twin], rtol=1e-9)
@@ -631,10 +635,15 @@ FUSED_CASES = [
      "execution": {"rebalance": "every_bar", "commission_min": 1.0}},
     {"strategy": {"name": "ma_trend", "params": {"window": 25}}, "risk": {"max_drawdown": 0.05},
      "data": {"bars": 700, "zero_volume_prob": 0.2}},
+    # a fill on every bar: more than the first fill buffer holds, so each path is re-run
+    {"strategy": {"name": "ma_trend", "params": {"window": 2, "long_short": True}},
+     "execution": {"rebalance": "every_bar"}, "data": {"bars": 3000}},
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize("extra", FUSED_CASES, ids=["sma", "ema_ls_close", "trend_stops", "halt"])
+@pytest.mark.parametrize(
+    "extra", FUSED_CASES, ids=["sma", "ema_ls_close", "trend_stops", "halt", "many_fills"]
+)
 def test_fused_permutations_equal_the_generic_path_bit_for_bit(extra: dict[str, Any]) -> None:
     res = btlab.run(RUN | extra | {"validation": {"enabled": False}})
     ds = res.dataset
@@ -647,6 +656,8 @@ def test_fused_permutations_equal_the_generic_path_bit_for_bit(extra: dict[str, 
     generic = [statistic(*base.permute_key(k)) for k in keys]
     np.testing.assert_array_equal(fused, generic)  # NaN where both are NaN
     assert len(set(fused.tolist())) > 1  # the paths differ
+    if extra is FUSED_CASES[-1]:  # the case meant to outgrow the first fill buffer
+        assert len(res.fill_records) > first_fill_capacity(len(ds))
 
 
 def test_fused_and_generic_permutation_tests_give_the_same_validation() -> None:

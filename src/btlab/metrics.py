@@ -46,6 +46,7 @@ from btlab.kernels.metrics import (
     SW_WIN_SUM,
     SW_WINS,
     fill_stats_nb,
+    pairwise_stack,
     path_stats_nb,
     trade_stats_nb,
 )  # fmt: skip
@@ -112,9 +113,10 @@ def path_statistics(
     n = equity.shape[0]
     row = np.zeros(N_STATS)
     scratch = np.empty(max(n, fills.shape[0], trades.shape[0], 1))
-    path_stats_nb(close, units, equity, borrow, True, _NO_BOUNDS, row, _NO_BLOCKS, scratch)
-    fill_stats_nb(fills, fills.shape[0], row, scratch)
-    trade_stats_nb(trades, trades.shape[0], row, scratch)
+    stack = pairwise_stack()
+    path_stats_nb(close, units, equity, borrow, True, _NO_BOUNDS, row, _NO_BLOCKS, scratch, stack)
+    fill_stats_nb(fills, fills.shape[0], row, scratch, stack)
+    trade_stats_nb(trades, trades.shape[0], row, scratch, stack)
     row[SW_FINAL] = equity[n - 1] if n else math.nan
     row[SW_FLAGS] = (Flag.RUINED if ruined else 0) | (Flag.HALTED_MAX_DRAWDOWN if halted else 0)
     if n and (row[SW_MAX_DD] <= -1.0 or equity[0] <= 0.0):

@@ -20,25 +20,29 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 import pandas as pd
 
-from btlab.kernels.dtypes import FILL_DTYPE, REASON_NAMES, FillAt, Flag, Sizing, Status
+from btlab.kernels.dtypes import REASON_NAMES, FillAt, Flag, Sizing, Status
 from btlab.kernels.execution import (
     ST_BORROW_CUM,
     ST_FLAGS,
     ST_HALT_BAR,
     ST_N_FILLS,
+    BarInputs,
     ExecParams,
-    fill_capacity,
-    first_fill_capacity,
+    OrderInputs,
+    SimBuffers,
     new_state,
+    sim_buffers,
     simulate_nb,
+    with_fill_retry,
 )
 from btlab.kernels.ledger import trades_from_fills
 
 from . import data as data_mod
 from .config import FeatureSpec, FileData, RunConfig, SyntheticData, parse_config
-from .errors import RunCancelled, RunError
+from .errors import RunCancelled
 from .features import FeatureStore
 from .hashing import canonical_json, sha256_hex
+from .kernel_status import raise_for_status
 from .metrics import compute_metrics, drawdown_path
 from .run_warnings import (
     RunWarning,
@@ -424,35 +428,34 @@ def simulate_chunked(
 ) -> Simulation:
     """Run the execution kernel over the dataset in chunks (bit-identical to one call)."""
     n = len(dataset)
-    capacities = (first_fill_capacity(n), fill_capacity(n))
-    for capacity in capacities:
-        state = new_state(params.initial_cash)
-        fills = np.empty(capacity, dtype=FILL_DTYPE)
-        units, cash, equity, borrow = (np.empty(n) for _ in range(4))
-        status = Status.OK
+    bars = BarInputs(
+        dataset.ts, dataset.open, dataset.high, dataset.low, dataset.close, dataset.volume
+    )
+    orders = OrderInputs(target, scale)
+    state = new_state(params.initial_cash)
+    result: list[SimBuffers] = []
+
+    def run(capacity: int) -> int:
+        state[:] = new_state(params.initial_cash)
+        result[:] = [sim_buffers(n, capacity)]
         for start in range(0, n, chunk):
             if should_cancel is not None and should_cancel():
                 raise RunCancelled("run cancelled during simulation")
             stop = min(n, start + chunk)
-            status = simulate_nb(
-                dataset.ts, dataset.open, dataset.high, dataset.low, dataset.close, dataset.volume,
-                target, scale, params, state, fills, units, cash, equity, borrow, start, stop,
-            )  # fmt: skip
+            status = int(simulate_nb(bars, orders, params, state, result[0], start, stop))
             if status != Status.OK:
-                break
+                return status
             if on_progress is not None:
                 on_progress(stop, n)
-        if status == Status.OK:
-            k = int(state[ST_N_FILLS])
-            return Simulation(
-                units, cash, equity, borrow, fills[:k].copy(), int(state[ST_FLAGS]), int(state[ST_HALT_BAR]),
-                float(state[ST_BORROW_CUM]),
-            )  # fmt: skip
-        if status != Status.FILLS_FULL:
-            raise RunError(f"execution kernel failed with status {status}")
-    raise RunError(
-        "execution kernel ran out of fill buffer"
-    )  # unreachable: fill_capacity bounds it
+        return int(Status.OK)
+
+    raise_for_status(with_fill_retry(n, run), "in the simulation")
+    out = result[0]
+    k = int(state[ST_N_FILLS])
+    return Simulation(
+        out.units, out.cash, out.equity, out.borrow, out.fills[:k].copy(), int(state[ST_FLAGS]),
+        int(state[ST_HALT_BAR]), float(state[ST_BORROW_CUM]),
+    )  # fmt: skip
 
 
 class _Stages:

@@ -57,12 +57,13 @@ from pydantic import (
 )
 
 from btlab import __version__
-from btlab.kernels.dtypes import Flag, Status
+from btlab.kernels.dtypes import Flag
+from btlab.kernels.execution import BarInputs
 from btlab.kernels.ledger import trades_from_fills
 from btlab.kernels.metrics import BLOCK_FIELDS, N_STATS, SW_MEAN, SW_STATUS, SW_STD
 from btlab.kernels.signals import cross_target_nb
 from btlab.kernels.stats import VAR_FLOOR, cscv_nb
-from btlab.kernels.sweep import sweep_cross_nb, sweep_targets_nb
+from btlab.kernels.sweep import sweep_cross, sweep_targets
 
 from . import data as data_mod
 from .artifacts import (
@@ -76,9 +77,10 @@ from .artifacts import (
     write_run_folder,
 )
 from .config import RunConfig, error_fields
-from .errors import ConfigError, RunCancelled, RunError
+from .errors import ConfigError, RunCancelled
 from .features import FeatureStore
 from .hashing import canonical_bytes, canonical_json, sha256_hex
+from .kernel_status import raise_for_status
 from .metrics import compute_metrics, metrics_from_stats, span_years
 from .pipeline import (
     CancelCheck,
@@ -504,6 +506,7 @@ def pbo_from_blocks(
     cscv_nb(
         np.ascontiguousarray(raw.T), np.ascontiguousarray(centered.T),
         np.ascontiguousarray(centered_sq.T), group_n, var_floor, combos, logits, best, sr_is, sr_oos,
+        np.empty(n_splits, np.bool_), np.empty(n_strat),
     )  # fmt: skip
     scale = math.sqrt(periods_per_year) if periods_per_year is not None else 1.0
     finite = np.isfinite(sr_is) & np.isfinite(sr_oos)
@@ -609,7 +612,9 @@ def _sweep_pass(
     blocks = np.zeros((total, bounds.shape[0] - 1, BLOCK_FIELDS))
     threads = numba.get_num_threads()
     plan = _cross_plan(store, name, combos)
-    prices = (dataset.ts, dataset.open, dataset.high, dataset.low, dataset.close, dataset.volume)
+    prices = BarInputs(
+        dataset.ts, dataset.open, dataset.high, dataset.low, dataset.close, dataset.volume
+    )
     if plan is not None:
         batch = max(4 * threads, -(-total // 8))
     else:
@@ -620,24 +625,19 @@ def _sweep_pass(
         hi = min(total, lo + batch)
         chunks = min(threads, hi - lo)
         if plan is not None:
-            sweep_cross_nb(
-                *prices, scale, plan.features, plan.a_idx[lo:hi], plan.b_idx[lo:hi],
+            sweep_cross(
+                prices, scale, plan.features, plan.a_idx[lo:hi], plan.b_idx[lo:hi],
                 plan.long_value[lo:hi], plan.short_value[lo:hi], params, bounds, chunks,
                 stats[lo:hi], blocks[lo:hi],
             )  # fmt: skip
         else:
             targets = np.stack([compute_target(store, name, p, n) for p in combos[lo:hi]])
-            sweep_targets_nb(
-                *prices, scale, targets, params, bounds, chunks, stats[lo:hi], blocks[lo:hi]
+            sweep_targets(
+                prices, scale, targets, params, bounds, chunks, stats[lo:hi], blocks[lo:hi]
             )
         if on_progress is not None:
             on_progress(hi, total)
-    bad = np.flatnonzero(stats[:, SW_STATUS] != Status.OK)
-    if bad.size:
-        raise RunError(
-            f"execution kernel failed with status {int(stats[bad[0], SW_STATUS])} "
-            f"for combination {int(bad[0])}"
-        )
+    raise_for_status(stats[:, SW_STATUS], "in the sweep", "combination")
     return _PassOutput(stats, blocks, plan is not None)
 
 

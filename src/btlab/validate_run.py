@@ -15,11 +15,20 @@ from typing import TYPE_CHECKING, Any
 import numba
 import numpy as np
 
-from .errors import RunCancelled, RunError
+from .errors import RunCancelled
 from .features import FeatureStore
+from .kernel_status import raise_for_status
 from .kernels.dtypes import FILL_DTYPE, Status
-from .kernels.execution import first_fill_capacity, new_state, simulate_fresh_nb
-from .kernels.metrics import return_moments_nb
+from .kernels.execution import (
+    STATE_SIZE,
+    BarInputs,
+    OrderInputs,
+    SimBuffers,
+    new_state,
+    simulate_all_nb,
+    with_fill_retry,
+)
+from .kernels.metrics import PAIRWISE_STACK_SHAPE, pairwise_stack, return_moments_nb
 from .kernels.permutation import (
     LINE_CLOSE,
     LINE_EMA,
@@ -106,15 +115,20 @@ def permutation_statistic(
         if not hasattr(local, "buffers"):  # this thread's kernel buffers, reused across paths
             local.buffers = [np.empty(n) for _ in range(5)]
             local.state = new_state(params.initial_cash)
-            local.fills = np.empty(first_fill_capacity(n), dtype=FILL_DTYPE)
+            local.stack = pairwise_stack()
+            local.fills = np.empty(0, dtype=FILL_DTYPE)
         units, cash, equity, borrow, scratch = local.buffers
-        status, local.fills = simulate_fresh_nb(
-            base.ts, open_, high, low, close, base.volume, target, scale, params, local.state,
-            local.fills, units, cash, equity, borrow,
-        )  # fmt: skip
-        if status != Status.OK:
-            raise RunError(f"execution kernel failed with status {status} on a permuted path")
-        _count, mean, std, _downside = return_moments_nb(equity, scratch)
+        bars = BarInputs(base.ts, open_, high, low, close, base.volume)
+        orders = OrderInputs(target, scale)
+
+        def run(capacity: int) -> int:
+            if local.fills.shape[0] < capacity:  # a grown buffer stays grown
+                local.fills = np.empty(capacity, dtype=FILL_DTYPE)
+            out = SimBuffers(units, cash, equity, borrow, local.fills)
+            return int(simulate_all_nb(bars, orders, params, local.state, out))
+
+        raise_for_status(with_fill_retry(n, run), "on a permuted path")
+        _count, mean, std, _downside = return_moments_nb(equity, scratch, local.stack)
         return annualized_ratio(float(mean), float(std), root_ppy)
 
     return statistic
@@ -153,27 +167,38 @@ def permutation_batch(result: RunResult) -> BatchStatistic | None:
     n = len(ds)
     threads = numba.get_num_threads()
     buffers: list[np.ndarray] = []  # the chunks' work arrays, made on the first call, reused
+    fill_buffers: dict[int, np.ndarray] = {}  # the chunks' fill records, by capacity
 
     def batch(base: PermutationBase, keys: np.ndarray) -> np.ndarray:
         if not buffers:
             buffers.extend((
                 np.empty((threads, WORK_ROWS, n)), np.empty((threads, n - 1), np.int64),
-                np.empty((threads, first_fill_capacity(n)), FILL_DTYPE),
+                np.empty((threads, STATE_SIZE)), np.empty((threads, *PAIRWISE_STACK_SHAPE)),
             ))  # fmt: skip
-        chunks = max(1, min(keys.shape[0], threads))
-        work, orders, fills = (b[:chunks] for b in buffers)
+        keys = np.ascontiguousarray(keys, np.uint64)
         out = np.empty(keys.shape[0])
         status = np.empty(keys.shape[0], dtype=np.int64)
-        permuted_cross_sharpe_nb(
-            ds.ts, ds.volume, base.first, base.bars, np.ascontiguousarray(keys, np.uint64),
-            a_kind, a_window, b_kind, b_window, long_value, short_value, params, root_ppy,
-            work, orders, fills, out, status,
-        )  # fmt: skip
-        bad = np.flatnonzero(status != Status.OK)
-        if bad.size:
-            raise RunError(
-                f"execution kernel failed with status {int(status[bad[0]])} on a permuted path"
-            )
+        todo: np.ndarray | None = None  # None: every key; else the keys that ran out of fills
+
+        def run(capacity: int) -> np.ndarray:
+            nonlocal todo
+            some = keys if todo is None else keys[todo]
+            chunks = max(1, min(some.shape[0], threads))
+            if capacity not in fill_buffers:
+                fill_buffers[capacity] = np.empty((threads, capacity), FILL_DTYPE)
+            work, orders, states, stacks = (b[:chunks] for b in buffers)
+            got, got_status = np.empty(some.shape[0]), np.empty(some.shape[0], dtype=np.int64)
+            permuted_cross_sharpe_nb(
+                ds.ts, ds.volume, base.first, base.bars, some, a_kind, a_window, b_kind,
+                b_window, long_value, short_value, params, root_ppy, work, orders, states, stacks,
+                fill_buffers[capacity][:chunks], got, got_status,
+            )  # fmt: skip
+            pick = slice(None) if todo is None else todo
+            out[pick], status[pick] = got, got_status
+            todo = np.flatnonzero(status == Status.FILLS_FULL)
+            return status
+
+        raise_for_status(with_fill_retry(n, run), "on a permuted path", "permutation")
         return out
 
     return batch

@@ -494,7 +494,10 @@ def pbo_cscv(
     c = combos.shape[0]
     logits, best = np.empty(c), np.empty(c, dtype=np.int64)
     sr_is, sr_oos = np.empty(c), np.empty(c)
-    cscv_nb(group_raw, group_sum, group_sq, group_n, var_floor, combos, logits, best, sr_is, sr_oos)
+    cscv_nb(
+        group_raw, group_sum, group_sq, group_n, var_floor, combos, logits, best, sr_is, sr_oos,
+        np.empty(n_splits, np.bool_), np.empty(group_sum.shape[1]),
+    )  # fmt: skip
     scale = math.sqrt(periods_per_year) if periods_per_year is not None else 1.0
     finite_is = np.isfinite(sr_is) & np.isfinite(sr_oos)
     slope = math.nan
