@@ -9,7 +9,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from btlab.kernels import FILL_DTYPE, ExecParams, Status, simulate
-from btlab.kernels.execution import ST_N_FILLS, new_state, simulate_nb
+from btlab.kernels.execution import (
+    ST_N_FILLS,
+    BarInputs,
+    OrderInputs,
+    SimBuffers,
+    new_state,
+    simulate_nb,
+)
 from tests.strategies import Bars, bars, exec_params, scales, targets
 
 
@@ -26,7 +33,8 @@ def test_a_short_fill_buffer_stops_at_the_fill_that_does_not_fit(
     state = new_state(p.initial_cash)
     fills = np.empty(capacity, dtype=FILL_DTYPE)
     outputs = [np.empty(n) for _ in range(4)]
-    status = simulate_nb(*b.arrays(), target, scale, p, state, fills, *outputs, 0, n)
+    out = SimBuffers(*outputs, fills)
+    status = simulate_nb(BarInputs(*b.arrays()), OrderInputs(target, scale), p, state, out, 0, n)
     if len(full) == 0:  # nothing to fill: an empty buffer is enough
         assert status == Status.OK
         return
