@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numba
+import pytest
+
 from btlab.kernels import _jit
 from btlab.kernels.execution import simulate_nb
 
 
+@pytest.mark.skipif(numba.config.DISABLE_JIT, reason="without the JIT nothing is cached")
 def test_the_guard_looks_where_numba_caches_the_kernels() -> None:
     assert _jit.cache_folder() == str(simulate_nb._cache._cache_path)
 
