@@ -63,7 +63,7 @@ VIOLATIONS = {
     ),
     "kernel imports pandas": ("kernels/stats.py", "import pandas", {KERNEL_DEPS}),
     "core imports the API": (
-        "src/btlab/report.py",
+        "src/btlab/report/page.py",
         "from btlab.api import Settings",
         {LAYERS, API},
     ),

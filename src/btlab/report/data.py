@@ -1,0 +1,80 @@
+"""Reading a run's (or a sweep's) artifact folder into the `ReportData` a report shows."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..artifacts import MANIFEST
+from ..errors import NotFoundError, RunError
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """The artifacts a report shows. `equity`, `fills`, `trades` are None for a sweep; the
+    `sweep*` and `heatmap` fields are None for a run."""
+
+    manifest: dict[str, Any]
+    metrics: dict[str, Any]
+    validation: dict[str, Any]
+    equity: pd.DataFrame | None = None
+    fills: pd.DataFrame | None = None
+    trades: pd.DataFrame | None = None
+    sweep: dict[str, Any] | None = None
+    sweep_table: pd.DataFrame | None = None
+    heatmap: dict[str, Any] | None = None
+
+    @property
+    def is_sweep(self) -> bool:
+        return self.sweep is not None
+
+
+def _read_json(folder: Path, name: str) -> dict[str, Any]:
+    path = folder / name
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunError(f"cannot render the report: {path} is missing") from None
+    except (OSError, ValueError) as exc:
+        raise RunError(f"cannot render the report: {path} is unreadable: {exc}") from None
+    if not isinstance(value, dict):
+        raise RunError(f"cannot render the report: {path} is not a JSON object")
+    return value
+
+
+def _read_table(folder: Path, name: str) -> pd.DataFrame:
+    path = folder / name
+    if not path.is_file():
+        raise RunError(f"cannot render the report: {path} is missing")
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several types for a damaged file
+        raise RunError(f"cannot render the report: {path} is unreadable: {exc}") from None
+
+
+def load_report_data(folder: str | Path) -> ReportData:
+    """Read a run's (or a sweep's) artifact folder. NotFoundError without a manifest there;
+    RunError naming the file when an artifact is missing or unreadable."""
+    path = Path(folder)
+    if not (path / MANIFEST).is_file():
+        raise NotFoundError(f"{path} is not a run folder: it has no {MANIFEST}")
+    manifest = _read_json(path, MANIFEST)
+    metrics = _read_json(path, "metrics.json")
+    validation = _read_json(path, "validation.json")
+    if manifest.get("kind") == "sweep":
+        return ReportData(
+            manifest, metrics, validation,
+            sweep=_read_json(path, "sweep.json"),
+            sweep_table=_read_table(path, "sweep.parquet"),
+            heatmap=_read_json(path, "heatmap.json"),
+        )  # fmt: skip
+    return ReportData(
+        manifest, metrics, validation,
+        equity=_read_table(path, "equity.parquet"),
+        fills=_read_table(path, "fills.parquet"),
+        trades=_read_table(path, "trades.parquet"),
+    )  # fmt: skip
