@@ -2,12 +2,13 @@
 
 kernels <- core <- api <- cli; nothing imports the API but `btlab serve` (service_cli); the
 kernels import only numpy, numba and the standard library; every module of btlab is placed in a
-layer. The tree as it is keeps them all; each planted violation (in a copy of the sources) breaks
+layer; the modules of the btlab.sweep package import downward only. The tree as it is keeps them all; each planted violation (in a copy of the sources) breaks
 exactly the contracts it should, so a contract that stopped checking anything would fail here.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -20,6 +21,9 @@ SCRIPT = Path(".ci") / "lint-imports"
 LAYERS = "kernels <- core <- api <- cli (serve is the API's entry point)"
 API = "nothing imports the API but `btlab serve`"
 KERNEL_DEPS = "kernels import only numpy, numba and the standard library"
+SWEEP = "btlab.sweep's modules import downward only (no circles)"
+#: A contract's verdict line: its name, KEPT or BROKEN, and how many imports it ignores, if any.
+VERDICT = re.compile(r"^(?P<name>.+) (?P<verdict>KEPT|BROKEN)(?: \(\d+ ignored imports?\))?$")
 
 
 def _lint(tree: Path) -> tuple[int, dict[str, str]]:
@@ -29,9 +33,8 @@ def _lint(tree: Path) -> tuple[int, dict[str, str]]:
     )
     verdicts = {}
     for line in proc.stdout.splitlines():
-        for verdict in ("KEPT", "BROKEN"):
-            if line.endswith(f" {verdict}"):
-                verdicts[line.removesuffix(f" {verdict}")] = verdict
+        if match := VERDICT.match(line):
+            verdicts[match["name"]] = match["verdict"]
     assert verdicts, proc.stdout + proc.stderr
     return proc.returncode, verdicts
 
@@ -49,7 +52,7 @@ def _copy_sources(dest: Path) -> Path:
 
 def test_the_tree_keeps_every_contract() -> None:
     code, verdicts = _lint(ROOT)
-    assert verdicts == {LAYERS: "KEPT", API: "KEPT", KERNEL_DEPS: "KEPT"}
+    assert verdicts == {LAYERS: "KEPT", API: "KEPT", KERNEL_DEPS: "KEPT", SWEEP: "KEPT"}
     assert code == 0
 
 
@@ -70,6 +73,11 @@ VIOLATIONS = {
     "cli.py imports the API": ("src/btlab/cli.py", "from .api import create_app", {API}),
     "API imports the CLI": ("src/btlab/api/app.py", "from ..cli import main", {LAYERS}),
     "a module in no layer": ("src/btlab/unplaced.py", "import math", {LAYERS}),
+    "a sweep module imports upward": (
+        "src/btlab/sweep/pbo.py",
+        "from .result import SweepResult",
+        {SWEEP},
+    ),
 }
 
 
@@ -81,5 +89,5 @@ def test_a_planted_violation_breaks_its_contract(case: str, tmp_path: Path) -> N
     module.write_text((module.read_text() if module.exists() else "") + f"\n{line}\n")
     code, verdicts = _lint(tree)
     assert {name for name, verdict in verdicts.items() if verdict == "BROKEN"} == broken
-    assert len(verdicts) == 3
+    assert len(verdicts) == 4
     assert code == 1

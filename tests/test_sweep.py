@@ -35,7 +35,7 @@ from btlab.kernels.metrics import (
     path_stats_nb,
 )
 from btlab.kernels.sweep import sweep_cross, sweep_targets
-from btlab.metrics import compute_metrics
+from btlab.metrics import compute_metrics, metrics_from_stats
 from btlab.pipeline import DataIdentity, simulate_chunked
 from btlab.sweep import (
     MAX_COMBINATIONS,
@@ -43,7 +43,6 @@ from btlab.sweep import (
     SweepResult,
     block_bounds,
     expand_grid,
-    metrics_from_stats,
     parse_sweep_request,
     pbo_from_blocks,
     run_sweep,

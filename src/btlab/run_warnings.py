@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from .data import Dataset
     from .features import FeatureStore
     from .pipeline import RunResult
-    from .sweep import GridExpansion
+    from .sweep.grid import GridExpansion
 
 __all__ = [
     "RunWarning",

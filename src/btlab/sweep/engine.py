@@ -1,0 +1,129 @@
+"""The parallel pass: every combination through the sweep kernels in batches, the "feature a
+above feature b" strategies fused from the feature matrix (`sweep_cross`), any other from
+targets computed a bounded batch at a time (`sweep_targets`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numba
+import numpy as np
+
+from btlab.kernels.execution import BarInputs
+from btlab.kernels.metrics import BLOCK_FIELDS, N_STATS, SW_STATUS
+from btlab.kernels.signals import cross_target_nb
+from btlab.kernels.sweep import sweep_cross, sweep_targets
+
+from .. import data as data_mod
+from ..config import RunConfig
+from ..errors import RunCancelled
+from ..features import FeatureStore
+from ..kernel_status import raise_for_status
+from ..pipeline import CancelCheck, exec_params, size_scale
+from ..strategies import CROSS_STRATEGIES, compute_target, cross_rule
+
+__all__ = ["TARGET_BATCH_BYTES", "PassOutput", "sweep_pass"]
+
+#: Memory the generic path may use for one batch of targets.
+TARGET_BATCH_BYTES = 64 << 20
+
+
+@dataclass
+class _CrossPlan:
+    """The fused path: distinct shifted features and, per combination, which two it compares."""
+
+    features: np.ndarray  # distinct features x bars
+    a_idx: np.ndarray
+    b_idx: np.ndarray
+    long_value: np.ndarray
+    short_value: np.ndarray
+
+
+def _cross_plan(
+    store: FeatureStore, name: str, combos: Sequence[Mapping[str, Any]]
+) -> _CrossPlan | None:
+    """The fused plan where the strategy is a cross of two features (probed against the registry)."""
+    if name not in CROSS_STRATEGIES:
+        return None
+    index: dict[str, int] = {}
+    arrays: list[np.ndarray] = []
+    a_idx, b_idx = np.empty(len(combos), np.int64), np.empty(len(combos), np.int64)
+    long_value, short_value = np.empty(len(combos)), np.empty(len(combos))
+    for c, params in enumerate(combos):
+        rule = cross_rule(name, params)
+        if rule is None:
+            return None
+        for j, spec in enumerate(rule[:2]):
+            key = spec.key()
+            if key not in index:
+                index[key] = len(arrays)
+                arrays.append(store.get(spec))
+            (a_idx if j == 0 else b_idx)[c] = index[key]
+        long_value[c], short_value[c] = rule[2], rule[3]
+    plan = _CrossPlan(np.stack(arrays), a_idx, b_idx, long_value, short_value)
+    for c in sorted({0, len(combos) - 1}):  # the registry's own target must agree
+        target = np.empty(store.n)
+        cross_target_nb(
+            plan.features[a_idx[c]], plan.features[b_idx[c]], long_value[c], short_value[c], target
+        )
+        if not np.array_equal(target, compute_target(store, name, combos[c], store.n)):
+            return None
+    return plan
+
+
+@dataclass
+class PassOutput:
+    stats: np.ndarray  # combinations x N_STATS
+    blocks: np.ndarray  # combinations x groups x BLOCK_FIELDS
+    fused: bool
+
+
+def sweep_pass(
+    dataset: data_mod.Dataset,
+    store: FeatureStore,
+    cfg: RunConfig,
+    name: str,
+    combos: Sequence[Mapping[str, Any]],
+    bounds: np.ndarray,
+    periods_per_year: float,
+    *,
+    on_progress: Callable[[int, int], None] | None = None,
+    should_cancel: CancelCheck | None = None,
+) -> PassOutput:
+    """Every combination through the sweep kernels, in batches between progress reports."""
+    n, total = len(dataset), len(combos)
+    scale = size_scale(cfg, store, n, periods_per_year)
+    params = exec_params(cfg)
+    stats = np.zeros((total, N_STATS))
+    blocks = np.zeros((total, bounds.shape[0] - 1, BLOCK_FIELDS))
+    threads = numba.get_num_threads()
+    plan = _cross_plan(store, name, combos)
+    prices = BarInputs(
+        dataset.ts, dataset.open, dataset.high, dataset.low, dataset.close, dataset.volume
+    )
+    if plan is not None:
+        batch = max(4 * threads, -(-total // 8))
+    else:
+        batch = max(threads, min(total, TARGET_BATCH_BYTES // max(1, 8 * n)))
+    for lo in range(0, total, batch):
+        if should_cancel is not None and should_cancel():
+            raise RunCancelled("sweep cancelled")
+        hi = min(total, lo + batch)
+        chunks = min(threads, hi - lo)
+        if plan is not None:
+            sweep_cross(
+                prices, scale, plan.features, plan.a_idx[lo:hi], plan.b_idx[lo:hi],
+                plan.long_value[lo:hi], plan.short_value[lo:hi], params, bounds, chunks,
+                stats[lo:hi], blocks[lo:hi],
+            )  # fmt: skip
+        else:
+            targets = np.stack([compute_target(store, name, p, n) for p in combos[lo:hi]])
+            sweep_targets(
+                prices, scale, targets, params, bounds, chunks, stats[lo:hi], blocks[lo:hi]
+            )
+        if on_progress is not None:
+            on_progress(hi, total)
+    raise_for_status(stats[:, SW_STATUS], "in the sweep", "combination")
+    return PassOutput(stats, blocks, plan is not None)

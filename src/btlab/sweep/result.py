@@ -1,0 +1,181 @@
+"""What a sweep produced (`SweepResult`): its table, best combination, heatmap and validation,
+and the artifacts and manifest it writes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from btlab import __version__
+
+from .. import data as data_mod
+from ..artifacts import (
+    MANIFEST,
+    OutputFolderTaken,
+    data_sections,
+    engine_versions,
+    folder_conflict,
+    run_hash,
+    table_bytes,
+    write_run_folder,
+)
+from ..hashing import canonical_bytes, sha256_hex
+from ..pipeline import DataIdentity, RunResult
+from ..run_warnings import RunWarning
+from .grid import GridExpansion
+from .request import SweepRequest
+
+__all__ = ["SweepResult", "best_index", "combination_table", "objective_heatmap"]
+
+
+@dataclass(eq=False)
+class SweepResult:
+    """Everything a sweep produced: the table, the best combination, heatmap and validation."""
+
+    request: SweepRequest
+    config_hash: str
+    dataset: data_mod.Dataset
+    identity: DataIdentity
+    expansion: GridExpansion
+    table: pd.DataFrame  # one row per valid combination: combo, the gridded params, metrics
+    best: dict[str, Any]  # {"combo": index, "params": {...}, "metrics": {...}}
+    best_run: RunResult  # the best combination re-run in full
+    heatmap: dict[str, Any]
+    validation: dict[str, Any] | None
+    fused: bool
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    #: What the user must know: skipped grid values, short data, the best's ruin, ... (see
+    #: `btlab.run_warnings`); in the manifest, the completed event, the CLI and the report.
+    warnings: list[RunWarning] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """sweep.json: the grid, its size, what was skipped, the objective and the best."""
+        e = self.expansion
+        return {
+            "strategy": self.request.strategy.name,
+            "axes": e.axes,
+            "n_combinations": e.size,
+            "n_valid": len(e.params),
+            "n_skipped": e.skipped,
+            "skipped_reasons": e.reasons,
+            "objective": self.request.objective,
+            "best": {"combo": self.best["combo"], "params": self.best["params"]},
+            "pbo_splits": self.request.pbo_splits,
+            "fold_dates": self.fold_dates(),
+        }
+
+    def fold_dates(self) -> list[list[str]]:
+        """The first and last bar's timestamp (ISO 8601, UTC) of each validation fold: a sweep
+        folder has no equity table to read them from."""
+        folds = ((self.validation or {}).get("folds") or {}).get("folds") or []
+        ts = self.dataset.ts
+
+        def iso(bar: int) -> str:
+            return str(pd.Timestamp(int(ts[bar]), tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+        return [[iso(f["start_bar"]), iso(f["end_bar"])] for f in folds]
+
+    def artifact_payloads(self) -> dict[str, bytes]:
+        """Every artifact's bytes by file name (the manifest excepted)."""
+        return {
+            "sweep.parquet": table_bytes(self.table),
+            "sweep.json": canonical_bytes(self.summary()),
+            "heatmap.json": canonical_bytes(self.heatmap),
+            "metrics.json": canonical_bytes(self.best["metrics"]),
+            "validation.json": canonical_bytes(
+                self.validation if self.validation is not None else {"enabled": False}
+            ),
+        }
+
+    def manifest(self, payloads: Mapping[str, bytes]) -> dict[str, Any]:
+        manifest: dict[str, Any] = {
+            "engine": "btlab",
+            "engine_version": __version__,
+            "kind": "sweep",
+            "versions": engine_versions(),
+            "config_hash": self.config_hash,
+            "dataset_hash": self.dataset.hash,
+            **data_sections(self.request, self.dataset, self.identity),
+            "artifacts": {
+                name: {"bytes": len(data), "sha256": sha256_hex(data)}
+                for name, data in sorted(payloads.items())
+            },
+            "warnings": [w.to_json() for w in self.warnings],
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        manifest["run_hash"] = run_hash(manifest)
+        return manifest
+
+    def write_artifacts(
+        self, out_dir: str | Path, *, overwrite: bool = False, replace_same_run: bool = False
+    ) -> dict[str, Any]:
+        """Write the artifacts and `manifest.json` to `out_dir` atomically; returns the manifest.
+
+        As `artifacts.write_artifacts` (the same folder writer and the same rule for a
+        non-empty `out_dir`).
+        """
+        out = Path(out_dir)
+        if not overwrite and not replace_same_run and (reason := folder_conflict(out)):
+            raise OutputFolderTaken(out, reason)
+        payloads = self.artifact_payloads()
+        manifest = self.manifest(payloads)
+        write_run_folder(
+            out,
+            [*payloads.items(), (MANIFEST, canonical_bytes(manifest))],
+            overwrite=overwrite,
+            run_hash=manifest["run_hash"] if replace_same_run else None,
+        )
+        return manifest
+
+
+def best_index(values: np.ndarray) -> int:
+    """The first index of the largest finite value (0 when none is finite)."""
+    finite = np.isfinite(values)
+    if not finite.any():
+        return 0
+    return int(np.argmax(np.where(finite, values, -np.inf)))
+
+
+def objective_heatmap(
+    expansion: GridExpansion, objective: str, values: np.ndarray, best: int
+) -> dict[str, Any]:
+    """The objective over the first two axes (others fixed at the best's values): z[y][x]."""
+    names = list(expansion.axes)
+    best_point = expansion.points[best]
+    x_name = names[0]
+    y_name = names[1] if len(names) > 1 else None
+    fixed = {k: best_point[i] for i, k in enumerate(names) if i >= 2}
+    lookup = {point: k for k, point in enumerate(expansion.points)}
+    x_values = expansion.axes[x_name]
+    y_values = expansion.axes[y_name] if y_name is not None else [None]
+    z: list[list[float | None]] = []
+    for y in y_values:
+        row: list[float | None] = []
+        for x in x_values:
+            point = (x, *(() if y_name is None else (y,)), *fixed.values())
+            k = lookup.get(point)
+            row.append(None if k is None else float(values[k]))
+        z.append(row)
+    return {
+        "metric": objective,
+        "x": {"name": x_name, "values": x_values},
+        "y": None if y_name is None else {"name": y_name, "values": y_values},
+        "fixed": fixed,
+        "z": z,
+        "best": dict(zip(names, best_point, strict=True)),
+    }
+
+
+def combination_table(expansion: GridExpansion, rows: list[dict[str, Any]]) -> pd.DataFrame:
+    columns: dict[str, Any] = {"combo": np.arange(len(rows), dtype=np.int64)}
+    for i, name in enumerate(expansion.axes):
+        columns[name] = [p[i] for p in expansion.points]
+    frame = pd.DataFrame(columns)
+    metrics = pd.DataFrame.from_records(rows)
+    return pd.concat([frame, metrics], axis=1)

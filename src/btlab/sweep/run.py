@@ -1,0 +1,267 @@
+"""`run_sweep`: the stages of a sweep (validate, load_data, features, sweep, best, validation)
+and the validation of the best combination against the whole grid."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from btlab.kernels.dtypes import Flag
+from btlab.kernels.ledger import trades_from_fills
+from btlab.kernels.metrics import SW_MEAN, SW_STD
+
+from .. import data as data_mod
+from ..config import RunConfig
+from ..errors import RunCancelled
+from ..features import FeatureStore
+from ..metrics import compute_metrics, metrics_from_stats, span_years
+from ..pipeline import (
+    CancelCheck,
+    DataIdentity,
+    EventSink,
+    RunCache,
+    RunResult,
+    config_hash,
+    exec_params,
+    load_dataset,
+    read_features,
+    run_identity,
+    simulate_chunked,
+    size_scale,
+)
+from ..run_warnings import (
+    RunWarning,
+    combination_warnings,
+    dataset_warnings,
+    grid_warnings,
+    outcome_warnings,
+    validation_warnings,
+    warmup_warnings,
+)
+from ..strategies import compute_target, required_features
+from ..validate_run import bar_returns, fold_metrics
+from ..validation import run_validation
+from .engine import PassOutput, sweep_pass
+from .pbo import block_bounds, pbo_from_blocks
+from .request import SweepRequest, parse_sweep_request, sweep_config_hash
+from .result import SweepResult, best_index, combination_table, objective_heatmap
+
+__all__ = ["run_sweep"]
+
+
+def _single_run(
+    cfg: RunConfig,
+    dataset: data_mod.Dataset,
+    store: FeatureStore,
+    periods_per_year: float,
+    identity: DataIdentity,
+) -> RunResult:
+    """One combination the way `pipeline.run` computes it (validation left to the sweep)."""
+    n = len(dataset)
+    target = compute_target(store, cfg.strategy.name, cfg.strategy.params, n)
+    sim = simulate_chunked(
+        dataset, target, size_scale(cfg, store, n, periods_per_year), exec_params(cfg)
+    )
+    trades = trades_from_fills(sim.fills, n - 1, float(dataset.close[-1]), sim.borrow_total)
+    metrics = compute_metrics(
+        dataset.ts, dataset.close, sim.equity, sim.units, sim.borrow, sim.fills, trades,
+        initial_cash=cfg.execution.initial_cash, periods_per_year=periods_per_year,
+        ruined=bool(sim.flags & Flag.RUINED), halted=bool(sim.flags & Flag.HALTED_MAX_DRAWDOWN),
+    )  # fmt: skip
+    return RunResult(
+        config=cfg, config_hash=config_hash(cfg, identity), dataset=dataset, target=target,
+        units=sim.units, cash=sim.cash, equity_values=sim.equity, borrow=sim.borrow,
+        fill_records=sim.fills, trade_records=trades, metrics=metrics, validation=None,
+        flags=sim.flags, halt_bar=sim.halt_bar, identity=identity,
+    )  # fmt: skip
+
+
+class _Stages:
+    """Stage events with timings, and cancellation checks between stages (as the pipeline's)."""
+
+    def __init__(self, on_event: EventSink | None, should_cancel: CancelCheck | None) -> None:
+        self.on_event = on_event
+        self.should_cancel = should_cancel
+        self.timings: dict[str, float] = {}
+
+    def run(self, name: str, fn: Callable[[], Any]) -> Any:
+        if self.should_cancel is not None and self.should_cancel():
+            raise RunCancelled(f"sweep cancelled before stage {name}")
+        if self.on_event is not None:
+            self.on_event("stage", {"stage": name, "status": "started"})
+        start = time.perf_counter()
+        value = fn()
+        elapsed = (time.perf_counter() - start) * 1e3
+        self.timings[name] = elapsed
+        if self.on_event is not None:
+            self.on_event(
+                "stage", {"stage": name, "status": "done", "elapsed_ms": round(elapsed, 3)}
+            )
+        return value
+
+    def progress(self, stage: str) -> Callable[[int, int], None] | None:
+        sink = self.on_event
+        if sink is None:
+            return None
+        return lambda done, total: sink("progress", {"stage": stage, "done": done, "total": total})
+
+
+def _validate(
+    request: SweepRequest,
+    best_run: RunResult,
+    trial_sharpes: np.ndarray,
+    blocks: np.ndarray,
+    bounds: np.ndarray,
+    best_value: float,
+    statistic: Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], float],
+    periods_per_year: float,
+    on_progress: Callable[[int, int], None] | None,
+    should_cancel: CancelCheck | None,
+) -> dict[str, Any]:
+    n_valid = len(request.expansion.params)
+    cfg = request.validation.model_copy(update={"n_trials": n_valid})
+
+    def progress(done: int, total: int) -> None:
+        if should_cancel is not None and should_cancel():
+            raise RunCancelled("sweep cancelled during validation")
+        if on_progress is not None:
+            on_progress(done, total)
+
+    ds = best_run.dataset
+    finite = trial_sharpes[np.isfinite(trial_sharpes)]
+    out = run_validation(
+        bar_returns(best_run.equity_values), cfg, root_seed=request.seed,
+        periods_per_year=periods_per_year,
+        permutation_statistic=statistic if cfg.permutation.enabled else None,
+        ohlc=(ds.open, ds.high, ds.low, ds.close), real_statistic=best_value,
+        fold_metrics=fold_metrics(best_run, cfg.folds.k) if cfg.folds.enabled else None,
+        trial_sharpes=finite if finite.size > 1 else None, on_progress=progress,
+        permutation_workers=1,  # each permuted sweep is itself parallel over the combinations
+    )  # fmt: skip
+    if not cfg.enabled:
+        return out
+    out["sweep"] = {
+        "n_trials": n_valid,
+        "objective": request.objective,
+        "best_objective": best_value,
+        "permutation_statistic": f"best {request.objective} over the grid",
+    }
+    splits = request.pbo_splits
+    if n_valid >= 2 and bounds[-1] >= 2 * splits:
+        out["pbo"] = pbo_from_blocks(blocks[:, :, 0], blocks[:, :, 1], bounds, periods_per_year)
+    else:
+        out["pbo"] = None
+        out["sweep"]["pbo_skipped"] = (
+            "needs at least 2 valid combinations"
+            if n_valid < 2
+            else f"needs at least {2 * splits} bars of returns for {splits} splits"
+        )
+    return out
+
+
+def run_sweep(
+    request: SweepRequest | Mapping[str, Any],
+    *,
+    data: pd.DataFrame | data_mod.Dataset | None = None,
+    on_event: EventSink | None = None,
+    should_cancel: CancelCheck | None = None,
+    resolve_stored: Callable[[str], data_mod.Dataset] | None = None,
+    cache: RunCache | None = None,
+) -> SweepResult:
+    """Run every valid combination of the request's grid; see the docstring of `btlab.sweep`.
+
+    Events as `pipeline.run`: "stage" (validate, load_data, features, sweep, best, validation)
+    and "progress" ({"stage": "sweep", "done", "total"} in combinations; in permutations for
+    "validation"). Raises ConfigError, DataError or RunCancelled.
+    """
+    stages = _Stages(on_event, should_cancel)
+    req: SweepRequest = stages.run("validate", lambda: parse_sweep_request(request))
+    expansion = req.expansion
+    dataset: data_mod.Dataset = stages.run(
+        "load_data", lambda: load_dataset(req, data, resolve_stored=resolve_stored, cache=cache)
+    )
+    identity = run_identity(req, dataset, explicit=data is not None)
+    chash = sweep_config_hash(req, identity)
+    n = len(dataset)
+    ppy = req.metrics.periods_per_year or dataset.meta.periods_per_year
+    store = FeatureStore(dataset, cache=cache.features if cache is not None else None)
+    name = req.strategy.name
+    combos = expansion.params
+    stages.run(
+        "features", lambda: [store.get(s) for p in combos for s in required_features(name, p)]
+    )
+    bounds = block_bounds(max(n - 1, 0), req.pbo_splits)
+    out: PassOutput = stages.run(
+        "sweep",
+        lambda: sweep_pass(
+            dataset, store, req, name, combos, bounds, ppy,
+            on_progress=stages.progress("sweep"), should_cancel=should_cancel,
+        ),
+    )  # fmt: skip
+    years = span_years(dataset.ts)
+    cash = req.execution.initial_cash
+    rows = [
+        metrics_from_stats(row, n=n, years=years, initial_cash=cash, periods_per_year=ppy)
+        for row in out.stats
+    ]
+    objective = np.array([r[req.objective] for r in rows], dtype=np.float64)
+    best = best_index(objective)
+    best_run: RunResult = stages.run(
+        "best", lambda: _single_run(req.run_config(combos[best]), dataset, store, ppy, identity)
+    )
+    validation = None
+    if req.validation.enabled:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            trial_sharpes = out.stats[:, SW_MEAN] / out.stats[:, SW_STD]
+
+        def statistic(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray) -> float:
+            permuted = dataclasses.replace(dataset, open=o, high=h, low=lo, close=c, adj_close=None)
+            p_out = sweep_pass(permuted, FeatureStore(permuted), req, name, combos, bounds, ppy)
+            values = [
+                metrics_from_stats(r, n=n, years=years, initial_cash=cash, periods_per_year=ppy)[
+                    req.objective
+                ]
+                for r in p_out.stats
+            ]
+            arr = np.array(values, dtype=np.float64)
+            return float(arr[best_index(arr)])
+
+        validation = stages.run(
+            "validation",
+            lambda: _validate(
+                req, best_run, trial_sharpes, out.blocks, bounds, float(objective[best]),
+                statistic, ppy, stages.progress("validation"), should_cancel,
+            ),
+        )  # fmt: skip
+    best_text = ", ".join(
+        f"{k}={json.dumps(v)}" for k, v in combos[best].items() if k in expansion.axes
+    )
+    warnings = [
+        *dataset_warnings(dataset), *grid_warnings(expansion),
+        *warmup_warnings(store, [s for p in combos for s in read_features(req, p)]),
+        *combination_warnings(rows),
+        *(RunWarning(w.code, f"best combination ({best_text}): {w.message}")
+          for w in outcome_warnings(best_run)),
+        *validation_warnings(validation, best_run.metrics),
+    ]  # fmt: skip
+    return SweepResult(
+        request=req,
+        config_hash=chash,
+        dataset=dataset,
+        identity=identity,
+        expansion=expansion,
+        table=combination_table(expansion, rows),
+        best={"combo": best, "params": combos[best], "metrics": best_run.metrics},
+        best_run=best_run,
+        heatmap=objective_heatmap(expansion, req.objective, objective, best),
+        validation=validation,
+        fused=out.fused,
+        timings_ms=stages.timings,
+        warnings=warnings,
+    )
