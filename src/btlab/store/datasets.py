@@ -11,16 +11,16 @@ import json
 import os
 import uuid
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError, NotFoundError
+from ..errors import ConfigError, NotFoundError
+from .db import Database
+from .rows import RunStateError, _dumps, now_iso
 
 if TYPE_CHECKING:
-    from .data import Dataset
-    from .store import _Tx
+    from ..data import Dataset
 
 MAX_SYMBOL_LENGTH = 64
 
@@ -62,16 +62,8 @@ def _iso(value: Any) -> str | None:
     return str(iso()) if callable(iso) else str(value)
 
 
-class DatasetStore:
+class DatasetStore(Database):
     """Stored datasets: import, list, load, re-tag, delete (mixed into `Store`)."""
-
-    datasets_dir: Path
-
-    if TYPE_CHECKING:
-
-        def _query(self, sql: str, args: Sequence[Any] = ()) -> list[Any]: ...
-
-        def _tx(self) -> AbstractContextManager[_Tx]: ...
 
     def dataset_path(self, dataset_id: str) -> Path:
         if not dataset_id or not all(c in "0123456789abcdef" for c in dataset_id):
@@ -95,7 +87,7 @@ class DatasetStore:
         Its symbol is the row's (set at import, changed by `set_dataset_symbol`), not the one
         written into the file at import.
         """
-        from .data import load_parquet
+        from ..data import load_parquet
 
         path = self.dataset_path(dataset_id)
         rows = self._query("SELECT symbol FROM datasets WHERE id = ?", (dataset_id,))
@@ -110,8 +102,6 @@ class DatasetStore:
 
         ConfigError for a symbol that is empty, over 64 characters or holds control characters.
         """
-        from .store import _dumps  # store imports this module: its helpers come at call time
-
         name = symbol.strip()
         if not name or len(name) > MAX_SYMBOL_LENGTH or not name.isprintable():
             raise ConfigError(
@@ -135,8 +125,6 @@ class DatasetStore:
         """Delete a stored dataset: its row, then its file. RunStateError while a queued or
         running run reads it; finished runs keep their artifacts (a new run of it needs the
         bars imported again)."""
-        from .store import RunStateError
-
         with self._tx() as tx:
             row = tx.execute(
                 f"SELECT {_DATASET_COLUMNS} FROM datasets WHERE id = ?", (dataset_id,)
@@ -167,8 +155,7 @@ class DatasetStore:
         The Parquet file is written to a temporary name and renamed into place before the row is
         inserted; the same content twice answers the existing row (its symbol and timeframe kept).
         """
-        from .data import save_parquet
-        from .store import _dumps, now_iso
+        from ..data import save_parquet
 
         meta = dataset.meta
         dataset_id = str(dataset.hash)
@@ -221,7 +208,7 @@ class DatasetStore:
 
         Raises DataError (naming the rule and rows) and writes nothing when the data is invalid.
         """
-        from .data import load_bytes
+        from ..data import load_bytes
 
         dataset = load_bytes(content, fmt=fmt, symbol=symbol, timeframe=timeframe)
         return self.add_dataset(dataset)
