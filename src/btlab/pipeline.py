@@ -458,17 +458,21 @@ def simulate_chunked(
     )  # fmt: skip
 
 
-class _Stages:
-    """Emits stage events with timings and checks for cancellation between stages."""
+class Stages:
+    """The one stage runner of every kind of run: emits stage events with timings and checks
+    for cancellation between stages (`kind` names the run in the cancel message)."""
 
-    def __init__(self, on_event: EventSink | None, should_cancel: CancelCheck | None) -> None:
+    def __init__(
+        self, on_event: EventSink | None, should_cancel: CancelCheck | None, kind: str = "run"
+    ) -> None:
         self.on_event = on_event
         self.should_cancel = should_cancel
+        self.kind = kind
         self.timings: dict[str, float] = {}
 
     def run(self, name: str, fn: Callable[[], V]) -> V:
         if self.should_cancel is not None and self.should_cancel():
-            raise RunCancelled(f"run cancelled before stage {name}")
+            raise RunCancelled(f"{self.kind} cancelled before stage {name}")
         if self.on_event is not None:
             self.on_event("stage", {"stage": name, "status": "started"})
         start = time.perf_counter()
@@ -502,7 +506,7 @@ def run(
     `data` (a DataFrame with ts/open/high/low/close/volume, or a Dataset) replaces the config's
     data source. Raises ConfigError, DataError or RunCancelled.
     """
-    stages = _Stages(on_event, should_cancel)
+    stages = Stages(on_event, should_cancel)
     cfg = stages.run("validate", lambda: parse_config(config))
     dataset = stages.run(
         "load_data", lambda: load_dataset(cfg, data, resolve_stored=resolve_stored, cache=cache)

@@ -3,13 +3,13 @@ bars matrix of returns, only each combination's sums over the CSCV groups."""
 
 from __future__ import annotations
 
-import itertools
-import math
 from typing import Any
 
 import numpy as np
 
-from btlab.kernels.stats import VAR_FLOOR, cscv_nb
+from btlab.kernels.stats import VAR_FLOOR
+
+from ..validation import cscv_summary
 
 __all__ = ["DEFAULT_PBO_SPLITS", "MAX_PBO_SPLITS", "block_bounds", "pbo_from_blocks"]
 
@@ -51,41 +51,8 @@ def pbo_from_blocks(
     centered = raw - group_n * mu
     centered_sq = np.maximum(sq - 2.0 * mu * raw + group_n * mu * mu, 0.0)
     var_floor = VAR_FLOOR * centered_sq.sum(axis=1) / (t - 1.0)
-    combos = np.array(list(itertools.combinations(range(n_splits), n_splits // 2)), dtype=np.int64)
-    c = combos.shape[0]
-    logits, best = np.empty(c), np.empty(c, dtype=np.int64)
-    sr_is, sr_oos = np.empty(c), np.empty(c)
-    cscv_nb(
+    return cscv_summary(
         np.ascontiguousarray(raw.T), np.ascontiguousarray(centered.T),
-        np.ascontiguousarray(centered_sq.T), group_n, var_floor, combos, logits, best, sr_is, sr_oos,
-        np.empty(n_splits, np.bool_), np.empty(n_strat),
+        np.ascontiguousarray(centered_sq.T), group_n, var_floor,
+        n_splits=n_splits, n_bars=int(t), periods_per_year=periods_per_year,
     )  # fmt: skip
-    scale = math.sqrt(periods_per_year) if periods_per_year is not None else 1.0
-    finite = np.isfinite(sr_is) & np.isfinite(sr_oos)
-    slope = math.nan
-    if np.sum(finite) > 2 and np.ptp(sr_is[finite]) > 0:
-        slope = float(np.polyfit(sr_is[finite], sr_oos[finite], 1)[0])
-    q = np.quantile(logits, [0.05, 0.5, 0.95])
-    return {
-        "pbo": float(np.mean(logits <= 0.0)),
-        "n_combinations": int(c),
-        "n_splits": n_splits,
-        "n_strategies": n_strat,
-        "n_bars": int(t),
-        "logits": {
-            "mean": float(np.mean(logits)),
-            "std": float(np.std(logits, ddof=1)) if c > 1 else math.nan,
-            "min": float(np.min(logits)),
-            "q05": float(q[0]),
-            "median": float(q[1]),
-            "q95": float(q[2]),
-            "max": float(np.max(logits)),
-        },
-        "is_best_sharpe_mean": float(np.mean(sr_is)) * scale,
-        "oos_sharpe_of_is_best_mean": float(np.mean(sr_oos)) * scale,
-        "prob_oos_loss": float(np.mean(sr_oos < 0.0)),
-        "degradation_slope": slope,
-        "is_best_counts": {
-            int(k): int(v) for k, v in zip(*np.unique(best, return_counts=True), strict=True)
-        },
-    }

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -27,6 +26,7 @@ from ..pipeline import (
     EventSink,
     RunCache,
     RunResult,
+    Stages,
     config_hash,
     exec_params,
     load_dataset,
@@ -80,36 +80,6 @@ def _single_run(
         fill_records=sim.fills, trade_records=trades, metrics=metrics, validation=None,
         flags=sim.flags, halt_bar=sim.halt_bar, identity=identity,
     )  # fmt: skip
-
-
-class _Stages:
-    """Stage events with timings, and cancellation checks between stages (as the pipeline's)."""
-
-    def __init__(self, on_event: EventSink | None, should_cancel: CancelCheck | None) -> None:
-        self.on_event = on_event
-        self.should_cancel = should_cancel
-        self.timings: dict[str, float] = {}
-
-    def run(self, name: str, fn: Callable[[], Any]) -> Any:
-        if self.should_cancel is not None and self.should_cancel():
-            raise RunCancelled(f"sweep cancelled before stage {name}")
-        if self.on_event is not None:
-            self.on_event("stage", {"stage": name, "status": "started"})
-        start = time.perf_counter()
-        value = fn()
-        elapsed = (time.perf_counter() - start) * 1e3
-        self.timings[name] = elapsed
-        if self.on_event is not None:
-            self.on_event(
-                "stage", {"stage": name, "status": "done", "elapsed_ms": round(elapsed, 3)}
-            )
-        return value
-
-    def progress(self, stage: str) -> Callable[[int, int], None] | None:
-        sink = self.on_event
-        if sink is None:
-            return None
-        return lambda done, total: sink("progress", {"stage": stage, "done": done, "total": total})
 
 
 def _validate(
@@ -180,7 +150,7 @@ def run_sweep(
     and "progress" ({"stage": "sweep", "done", "total"} in combinations; in permutations for
     "validation"). Raises ConfigError, DataError or RunCancelled.
     """
-    stages = _Stages(on_event, should_cancel)
+    stages = Stages(on_event, should_cancel, kind="sweep")
     req: SweepRequest = stages.run("validate", lambda: parse_sweep_request(request))
     expansion = req.expansion
     dataset: data_mod.Dataset = stages.run(
