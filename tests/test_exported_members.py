@@ -44,3 +44,27 @@ def test_unknown_attribute_is_an_attribute_error() -> None:
         assert "no_such_thing" in str(exc)
     else:
         raise AssertionError("expected AttributeError")
+
+
+def test_the_error_tree_in_errors_py_names_every_btlab_error() -> None:
+    """errors.py draws the exception tree: every BtlabError subclass anywhere in btlab is on it,
+    under its base."""
+    import importlib
+    import pkgutil
+
+    from btlab import errors
+
+    for module in pkgutil.walk_packages(btlab.__path__, "btlab."):
+        importlib.import_module(module.name)
+    lines = (errors.__doc__ or "").splitlines()
+
+    def depth(name: str) -> int:
+        (line,) = [ln for ln in lines if f"── {name} " in ln or ln.endswith(f"── {name}")]
+        return line.index(name)
+
+    def walk(cls: type, level: int) -> None:
+        for sub in cls.__subclasses__():
+            assert depth(sub.__name__) > level, sub.__name__
+            walk(sub, depth(sub.__name__))
+
+    walk(errors.BtlabError, 0)

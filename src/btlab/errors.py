@@ -1,11 +1,14 @@
 """Exceptions raised by btlab. Every one names the problem in its message.
 
 BtlabError
-├── DataError        a dataset breaks a rule of SPEC §1 (`rule`, first offending `rows`)
-├── ConfigError      a request / config is invalid (`errors`: field path -> message)
-├── RunError         the engine could not complete a run
-│   └── RunCancelled the run was cancelled
-└── NotFoundError    an unknown run, dataset, preset, feature or strategy
+├── DataError            a dataset breaks a rule of SPEC §1 (`rule`, first offending `rows`)
+├── ConfigError          a request / config is invalid (`errors`: field path -> message)
+├── RunError             the engine could not complete a run
+│   ├── RunCancelled     the run was cancelled
+│   └── OutputFolderTaken  an output folder holds another run (btlab.artifacts)
+├── NotFoundError        an unknown run, dataset, preset, feature or strategy
+├── IdempotencyConflict  an Idempotency-Key reused with another body (btlab.store)
+└── RunStateError        a run or dataset not in a state that allows the operation (btlab.store)
 """
 
 from __future__ import annotations
