@@ -82,6 +82,7 @@ REASON_NAMES: tuple[str, ...] = (
 FILL_DTYPE = np.dtype(
     [
         ("bar", np.int64),
+        ("symbol", np.int64),  # the symbol's column (0 in a single-symbol run)
         ("units", np.float64),
         ("price", np.float64),
         ("fill_price", np.float64),
@@ -100,6 +101,7 @@ TRADE_DTYPE = np.dtype(
     [
         ("entry_bar", np.int64),
         ("exit_bar", np.int64),
+        ("symbol", np.int64),  # the symbol's column (0 in a single-symbol run)
         ("side", np.int64),
         ("units", np.float64),  # largest absolute position held in the trade
         # units-weighted mean reference price of the fills that built / reduced the trade (one

@@ -18,8 +18,9 @@ from .dtypes import TRADE_DTYPE
 
 
 @njit
-def _open_trade_nb(trade, bar, side, units, price, costs, borrow_cum):
+def _open_trade_nb(trade, bar, symbol, side, units, price, costs, borrow_cum):
     trade["entry_bar"] = bar
+    trade["symbol"] = symbol
     trade["side"] = side
     trade["units"] = abs(units)
     trade["entry_price"] = price  # the first entry price until the trade closes
@@ -76,7 +77,14 @@ def trades_nb(fills, last_bar, last_close, final_borrow_cum, out):
         costs = f["spread_cost"] + f["slippage_cost"] + f["commission"]
         if not in_trade or before == 0.0:
             _open_trade_nb(
-                out[count], f["bar"], 1 if units > 0.0 else -1, units, price, costs, f["borrow_cum"]
+                out[count],
+                f["bar"],
+                f["symbol"],
+                1 if units > 0.0 else -1,
+                units,
+                price,
+                costs,
+                f["borrow_cum"],
             )
             in_trade = True
             in_notional, in_units, in_dev, out_units, out_dev = (
@@ -99,6 +107,7 @@ def trades_nb(fills, last_bar, last_close, final_borrow_cum, out):
             _open_trade_nb(
                 out[count],
                 f["bar"],
+                f["symbol"],
                 1 if after > 0.0 else -1,
                 after,
                 price,

@@ -24,6 +24,7 @@ class Fill:
     reason: int
     position_after: float
     borrow_cum: float
+    symbol: int = 0
 
 
 @dataclass

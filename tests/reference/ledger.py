@@ -22,7 +22,7 @@ def trades(fills, last_bar: int, last_close: float, final_borrow_cum: float) -> 
 
     def start(f, units: float, cost: float) -> dict:
         return {
-            "entry_bar": int(f["bar"]), "side": 1 if units > 0 else -1, "units": abs(units),
+            "entry_bar": int(f["bar"]), "symbol": int(f["symbol"]), "side": 1 if units > 0 else -1, "units": abs(units),
             "in_notional": abs(units) * f["price"], "ins": [(abs(units), float(f["price"]))], "outs": [],
             "gross_pnl": -units * f["price"], "costs": cost, "borrow0": float(f["borrow_cum"]),
         }  # fmt: skip
