@@ -1,0 +1,239 @@
+"""The portfolio engine (SPEC §8) against its plain-Python twin, K = 1 against the single-symbol
+entry point, and its properties: conservation of money, causality over every symbol, chunking."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from btlab.kernels import FILL_DTYPE, ExecParams, Flag, Reason
+from btlab.kernels.portfolio import (
+    PortfolioBars,
+    PortfolioOrders,
+    new_portfolio_state,
+    portfolio_buffers,
+    simulate_portfolio_all_nb,
+    simulate_portfolio_nb,
+)
+from btlab.kernels.rules import ST_N_FILLS, fill_capacity
+from tests.reference import portfolio as ref
+from tests.strategies import bars, exec_params, scales, targets
+
+PROPS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def run(pb: PortfolioBars, orders: PortfolioOrders, p: ExecParams):
+    n, k = pb.close.shape
+    out = portfolio_buffers(n, k, fill_capacity(n, k))
+    state = new_portfolio_state(p.initial_cash, k)
+    status = simulate_portfolio_all_nb(pb, orders, p, state, out)
+    assert status == 0
+    return out, out.fills[: int(state[ST_N_FILLS])].copy(), state
+
+
+@st.composite
+def portfolios(draw: st.DrawFn, max_symbols: int = 4, min_size: int = 2, max_size: int = 40):
+    """K symbols on one clock: each a random bar series, with a random listing, delisting and
+    gaps (NaN rows), at least one bar each."""
+    k = draw(st.integers(1, max_symbols))
+    base = draw(bars(min_size=min_size, max_size=max_size))
+    n = len(base)
+    cols = [draw(bars(min_size=n, max_size=n)) for _ in range(k)]
+    ts = base.ts
+    arrays = {name: np.empty((n, k)) for name in ("open", "high", "low", "close", "volume")}
+    for j, b in enumerate(cols):
+        first = draw(st.integers(0, n - 1))
+        last = draw(st.integers(first, n - 1))
+        present = np.zeros(n, dtype=bool)
+        present[first : last + 1] = True
+        if draw(st.booleans()):  # gaps inside the listed span
+            holes = draw(st.lists(st.integers(first, last), max_size=max(1, (last - first) // 3)))
+            present[holes] = False
+            present[first] = True
+        for name in arrays:
+            col = getattr(b, name)
+            arrays[name][:, j] = np.where(present, col, np.nan)
+    return PortfolioBars(ts, *(np.ascontiguousarray(arrays[x]) for x in
+                               ("open", "high", "low", "close", "volume")))  # fmt: skip
+
+
+@st.composite
+def orders_for(draw: st.DrawFn, pb: PortfolioBars, sizing: int) -> PortfolioOrders:
+    n, k = pb.close.shape
+    target = np.column_stack([draw(targets(n)) for _ in range(k)])
+    scale = np.column_stack([draw(scales(n, sizing)) for _ in range(k)])
+    schedule = np.array(sorted(draw(st.sets(st.integers(0, n - 1), max_size=4))), dtype=np.int64)
+    return PortfolioOrders(np.ascontiguousarray(target), np.ascontiguousarray(scale), schedule)
+
+
+def rows(a: np.ndarray) -> list[list[float]]:
+    return [list(map(float, r)) for r in a]
+
+
+def assert_matches_twin(pb: PortfolioBars, orders: PortfolioOrders, p: ExecParams) -> None:
+    out, fills, state = run(pb, orders, p)
+    units, cash, equity, borrow, twin_fills, ruined, halted = ref.simulate(
+        pb.ts, rows(pb.open), rows(pb.high), rows(pb.low), rows(pb.close), rows(pb.volume),
+        rows(orders.target), rows(orders.scale), p._asdict(), list(map(int, orders.schedule)),
+    )  # fmt: skip
+    tol = dict(rtol=1e-12, atol=1e-12 * p.initial_cash)
+    np.testing.assert_allclose(out.units, np.array(units).reshape(out.units.shape), **tol)
+    np.testing.assert_allclose(out.cash, cash, **tol)
+    np.testing.assert_allclose(out.equity, equity, **tol)
+    np.testing.assert_allclose(out.borrow, np.array(borrow).reshape(out.borrow.shape), **tol)
+    assert len(fills) == len(twin_fills)
+    for name in FILL_DTYPE.names:
+        expected = np.array([getattr(f, name) for f in twin_fills], dtype=FILL_DTYPE[name])
+        np.testing.assert_allclose(fills[name], expected, **tol, err_msg=name)
+    flags = int(state[4])
+    assert bool(flags & Flag.RUINED) == ruined
+    assert bool(flags & Flag.HALTED_MAX_DRAWDOWN) == halted
+
+
+@PROPS
+@given(data=st.data(), pb=portfolios(), p=exec_params())
+def test_portfolio_kernel_matches_the_twin(data: st.DataObject, pb: PortfolioBars, p) -> None:
+    """Random K, listings, delistings and gaps, costs, stops, borrow, lots, leverage, halts."""
+    assert_matches_twin(pb, data.draw(orders_for(pb, p.sizing)), p)
+
+
+@PROPS
+@given(data=st.data(), pb=portfolios(max_symbols=3, min_size=8), p=exec_params())
+def test_portfolio_kernel_matches_the_twin_with_a_tight_leverage_cap(
+    data: st.DataObject, pb: PortfolioBars, p: ExecParams
+) -> None:
+    """Gross targets over the cap: every row is scaled down by the same factor."""
+    p = p._replace(max_leverage=data.draw(st.sampled_from([0.3, 0.5, 1.0])))
+    assert_matches_twin(pb, data.draw(orders_for(pb, p.sizing)), p)
+
+
+@settings(max_examples=80, deadline=None)
+@given(data=st.data(), b=bars(), p=exec_params())
+def test_one_column_equals_the_single_symbol_entry_point(data: st.DataObject, b, p) -> None:
+    """K = 1 as a (n, 1) portfolio (the generic compiled kernel) equals `simulate`'s 1-D run."""
+    from btlab.kernels import simulate
+
+    n = len(b)
+    target = data.draw(targets(n))
+    scale = data.draw(scales(n, p.sizing))
+    one = simulate(*b.arrays(), target, p, scale=scale)
+    col = lambda a: np.ascontiguousarray(a, dtype=np.float64).reshape(n, 1)  # noqa: E731
+    pb = PortfolioBars(b.ts, col(b.open), col(b.high), col(b.low), col(b.close), col(b.volume))
+    out, fills, _ = run(pb, PortfolioOrders(col(target), col(scale), np.zeros(0, np.int64)), p)
+    assert np.array_equal(out.equity, one.equity) and np.array_equal(out.cash, one.cash)
+    assert np.array_equal(out.units[:, 0], one.units)
+    assert np.array_equal(out.borrow[:, 0], one.borrow)
+    assert fills.tobytes() == one.fills.tobytes()
+
+
+@PROPS
+@given(data=st.data(), pb=portfolios(), p=exec_params())
+def test_money_is_conserved_across_symbols(data: st.DataObject, pb: PortfolioBars, p) -> None:
+    """Final cash = initial - Σ (units * fill_price + commission) - Σ borrow, over all symbols,
+    and equity = cash + Σ units * mark at every bar."""
+    out, fills, _ = run(pb, data.draw(orders_for(pb, p.sizing)), p)
+    spent = float(np.sum(fills["units"] * fills["fill_price"] + fills["commission"]))
+    assert np.isclose(out.cash[-1], p.initial_cash - spent - out.borrow.sum(), rtol=1e-9,
+                      atol=1e-6 * p.initial_cash)  # fmt: skip
+    mark = np.copy(pb.close)
+    for j in range(mark.shape[1]):  # each symbol marked at its last close
+        col = mark[:, j]
+        idx = np.where(~np.isnan(col), np.arange(len(col)), 0)
+        np.maximum.accumulate(idx, out=idx)
+        mark[:, j] = np.where(np.isnan(col[idx]), 0.0, col[idx])
+    expected = out.cash + np.sum(np.where(out.units != 0, out.units * mark, 0.0), axis=1)
+    np.testing.assert_allclose(out.equity, expected, rtol=1e-9, atol=1e-6 * p.initial_cash)
+
+
+@PROPS
+@given(data=st.data(), pb=portfolios(min_size=4), p=exec_params())
+def test_no_bar_sees_a_later_bar_of_any_symbol(data: st.DataObject, pb: PortfolioBars, p) -> None:
+    """SPEC §8 causality: changing every value of every symbol from clock bar j on (prices and
+    targets) leaves every output before j unchanged."""
+    p = p._replace(close_at_end=False)
+    orders = data.draw(orders_for(pb, p.sizing))
+    n = pb.close.shape[0]
+    j = data.draw(st.integers(1, n - 1))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+
+    def later(a: np.ndarray, lo: float, hi: float) -> np.ndarray:
+        a = a.copy()
+        a[j:] = np.where(np.isnan(a[j:]), np.nan, rng.uniform(lo, hi, a[j:].shape))
+        return a
+
+    close = later(pb.close, 50.0, 150.0)
+    other = PortfolioBars(
+        pb.ts, later(pb.open, 50, 150), np.fmax(later(pb.high, 150, 200), close),
+        np.fmin(later(pb.low, 1, 50), close), close, later(pb.volume, 0, 10),
+    )  # fmt: skip
+    other_orders = orders._replace(target=later(orders.target, -1, 1))
+    a, fa, _ = run(pb, orders, p)
+    b, fb, _ = run(other, other_orders, p)
+    assert np.array_equal(a.equity[:j], b.equity[:j]) and np.array_equal(a.units[:j], b.units[:j])
+    assert fa[fa["bar"] < j].tobytes() == fb[fb["bar"] < j].tobytes()
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), pb=portfolios(min_size=5), p=exec_params(), chunk=st.integers(1, 7))
+def test_chunked_portfolio_runs_are_bit_identical(data, pb: PortfolioBars, p, chunk: int) -> None:
+    orders = data.draw(orders_for(pb, p.sizing))
+    whole, whole_fills, _ = run(pb, orders, p)
+    n, k = pb.close.shape
+    out = portfolio_buffers(n, k, fill_capacity(n, k))
+    state = new_portfolio_state(p.initial_cash, k)
+    for start in range(0, n, chunk):
+        assert simulate_portfolio_nb(pb, orders, p, state, out, start, min(n, start + chunk)) == 0
+    assert np.array_equal(out.equity, whole.equity)
+    assert out.fills[: int(state[ST_N_FILLS])].tobytes() == whole_fills.tobytes()
+
+
+def _two_symbols(n: int = 6) -> PortfolioBars:
+    ts = np.arange(n, dtype=np.int64) * 86_400 * 10**9
+    px = np.column_stack([np.full(n, 100.0), np.full(n, 50.0)])
+    return PortfolioBars(ts, px, px * 1.01, px * 0.99, px.copy(), np.full((n, 2), 1e6))
+
+
+def test_a_rebalance_books_sells_before_buys() -> None:
+    """Symbol 1 (bought first) is sold to fund symbol 0: the sell is the bar's first fill,
+    though symbol 0 comes first in symbol order."""
+    pb = _two_symbols()
+    target = np.array([[0, 0], [0, 1], [0, 1], [1, 0], [1, 0], [1, 0]], dtype=np.float64)
+    orders = PortfolioOrders(target, np.ones_like(target), np.zeros(0, np.int64))
+    _, fills, _ = run(pb, orders, ExecParams(commission_bps=10.0, close_at_end=False))
+    bar3 = fills[fills["bar"] == 3]
+    assert list(bar3["symbol"]) == [1, 0] and bar3["units"][0] < 0 < bar3["units"][1]
+    assert list(fills["reason"]) == [Reason.SIGNAL] * 3
+
+
+def test_the_leverage_cap_scales_the_whole_row() -> None:
+    """Targets 0.9 and 0.6 under a cap of 1.0 are scaled by 1/1.5 each: weights 0.6 and 0.4."""
+    pb = _two_symbols()
+    target = np.tile([0.9, 0.6], (6, 1))
+    orders = PortfolioOrders(target, np.ones_like(target), np.zeros(0, np.int64))
+    out, _fills, _ = run(pb, orders, ExecParams(close_at_end=False))
+    weights = out.units[-1] * pb.close[-1] / out.equity[-1]
+    np.testing.assert_allclose(weights, [0.6, 0.4], rtol=1e-12)
+
+
+def test_a_symbol_without_a_bar_waits_and_a_delisted_one_is_closed_at_its_last_close() -> None:
+    pb = _two_symbols()
+    close = pb.close.copy()
+    close[1, 1] = np.nan  # symbol 1 has no bar at clock bar 1 (its order waits for bar 2)
+    close[4:, 0] = np.nan  # symbol 0 is delisted after clock bar 3
+    close[3, 0] = 120.0
+    nan = np.isnan(close)
+    pb = pb._replace(
+        open=np.where(nan, np.nan, pb.open), high=np.where(nan, np.nan, np.fmax(pb.high, close)),
+        low=np.where(nan, np.nan, pb.low), close=close,
+        volume=np.where(nan, np.nan, pb.volume),
+    )  # fmt: skip
+    target = np.tile([0.5, 0.5], (6, 1))
+    target[0] = 0.0
+    orders = PortfolioOrders(target, np.ones_like(target), np.zeros(0, np.int64))
+    out, fills, _ = run(pb, orders, ExecParams())
+    assert [(int(f["bar"]), int(f["symbol"])) for f in fills[fills["reason"] == Reason.SIGNAL]] == [
+        (1, 0), (2, 1)]  # fmt: skip
+    end = fills[fills["reason"] == Reason.END]
+    assert list(end["symbol"]) == [0, 1] and end["price"][0] == 120.0  # its last close
+    assert out.units[5, 0] == 0.0
