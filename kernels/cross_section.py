@@ -51,24 +51,27 @@ def inverse_vol_nb(vol, tradable, gross, out):
 
 
 @njit
-def _ranks_after(score, i, a, b):
-    """Whether symbol a ranks after symbol b at bar i: a lower score, or an equal score and a
-    later symbol (ties go to symbol order)."""
+def _above_nb(score, i, a, b, best):
+    """Whether symbol a sits above symbol b in the heap: with `best`, whether a ranks before b
+    (a higher score, or an equal one and an earlier symbol: ties go to symbol order); else
+    whether it ranks after b. A total order, so every selection below is unique."""
     x = score[i, a]
     y = score[i, b]
+    if best:
+        return x > y or (x == y and a < b)
     return x < y or (x == y and a > b)
 
 
 @njit
-def _sift_down(score, i, order, start, end):
+def _sift_down_nb(score, i, order, start, end, best):
     root = start
     while True:
         child = 2 * root + 1
         if child >= end:
             return
-        if child + 1 < end and _ranks_after(score, i, order[child + 1], order[child]):
+        if child + 1 < end and _above_nb(score, i, order[child + 1], order[child], best):
             child += 1
-        if _ranks_after(score, i, order[child], order[root]):
+        if _above_nb(score, i, order[child], order[root], best):
             order[root], order[child] = order[child], order[root]
             root = child
         else:
@@ -76,13 +79,16 @@ def _sift_down(score, i, order, start, end):
 
 
 @njit
-def _sort_best_first(score, i, order, m):
-    """Heapsort `order[:m]` (symbol indices) best first: highest score, ties by symbol order."""
-    for start in range(m // 2 - 1, -1, -1):
-        _sift_down(score, i, order, start, m)
-    for end in range(m - 1, 0, -1):
-        order[0], order[end] = order[end], order[0]
-        _sift_down(score, i, order, 0, end)
+def _heapify_nb(score, i, order, end, best):
+    for start in range(end // 2 - 1, -1, -1):
+        _sift_down_nb(score, i, order, start, end, best)
+
+
+@njit
+def _pop_nb(score, i, order, end, best):
+    """Move the heap's root to `order[end - 1]`; `order[:end - 1]` is a heap again."""
+    order[0], order[end - 1] = order[end - 1], order[0]
+    _sift_down_nb(score, i, order, 0, end - 1, best)
 
 
 @njit
@@ -94,6 +100,8 @@ def rank_long_short_nb(score, tradable, top, bottom, gross, order, out):
     (long only), else `gross / 2 / top`, and the last `bottom` get `-gross / 2 / bottom`, so the
     gross exposure of a traded row is `gross`. Where fewer than `top + bottom` symbols are
     ranked, the row is flat (0): the two legs never overlap. `order` is K int64 of scratch.
+    Selection, not a full sort: a heap of the m ranked symbols gives up its `top` best, then a
+    heap of the rest its `bottom` worst, O(m + (top + bottom) log m) a bar.
     """
     n, n_sym = out.shape
     long_w = gross / top if bottom == 0 else 0.5 * gross / top
@@ -107,8 +115,15 @@ def rank_long_short_nb(score, tradable, top, bottom, gross, order, out):
                 m += 1
         if m < top + bottom:
             continue
-        _sort_best_first(score, i, order, m)
-        for r in range(top):
-            out[i, order[r]] = long_w
-        for r in range(m - bottom, m):
-            out[i, order[r]] = short_w
+        end = m
+        _heapify_nb(score, i, order, end, True)
+        for _ in range(top):
+            _pop_nb(score, i, order, end, True)
+            end -= 1
+            out[i, order[end]] = long_w
+        if bottom > 0:
+            _heapify_nb(score, i, order, end, False)
+            for _ in range(bottom):
+                _pop_nb(score, i, order, end, False)
+                end -= 1
+                out[i, order[end]] = short_w

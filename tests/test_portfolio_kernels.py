@@ -80,7 +80,7 @@ def rows(draw: st.DrawFn, ties: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(n, K) values (NaN, zero and negative now and then; few distinct levels when `ties`)
     and a tradable mask."""
     n = draw(st.integers(0, 30))
-    k = draw(st.integers(1, 9))
+    k = draw(st.integers(1, 24))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     if ties:
         values = rng.choice(np.array([-0.1, 0.0, -0.0, 0.05, 0.2]), (n, k))
