@@ -150,8 +150,11 @@ def compute_portfolio_target(
         raise ValueError(
             f"portfolio strategy {name!r} returned shape {target.shape}, expected {shape}"
         )
-    for bad, what in ((~np.isfinite(target), "a non-finite target"),
-                      ((target != 0) & ~universe.tradable, "a target where the symbol is not listed")):  # fmt: skip
+    checks = [
+        (~np.isfinite(target), "a non-finite target"),
+        ((target != 0) & ~universe.tradable, "a target where the symbol is not listed"),
+    ]
+    for bad, what in checks:
         if bad.any():
             i, k = (int(v) for v in np.argwhere(bad)[0])
             raise ValueError(
