@@ -355,6 +355,7 @@ def _pd_feature(frame: pd.DataFrame, name: str, p: dict[str, Any]) -> pd.Series:
         "ema": lambda: s.ewm(span=w, adjust=False, min_periods=w).mean(),
         "returns": lambda: s.pct_change(fill_method=None),
         "log_returns": lambda: np.log(s / s.shift(1)),
+        "trailing_return": lambda: s / s.shift(w) - 1.0,
         "rolling_vol": lambda: np.log(s / s.shift(1)).rolling(w).std(ddof=1),
         "rolling_max": lambda: s.rolling(w).max(),
         "rolling_min": lambda: s.rolling(w).min(),

@@ -46,6 +46,7 @@ __all__ = [
     "feature",
     "format_validation_error",
     "list_features",
+    "raw_feature",
     "resolve_feature_params",
     "shift",
 ]
@@ -224,14 +225,20 @@ class FeatureStore:
         return arr
 
     def _raw(self, spec: FeatureSpec) -> np.ndarray:
-        f = _lookup(spec.name)
-        p = validate_params("feature", spec.name, f.params, spec.params)
-        raw = np.asarray(f.fn(self.data, p), dtype=np.float64)
-        if raw.shape != (self.n,):
-            raise ValueError(
-                f"feature {spec.name!r} returned shape {raw.shape}, expected ({self.n},)"
-            )
-        return raw
+        return raw_feature(self.data, spec)
+
+
+def raw_feature(data: Dataset, spec: FeatureSpec) -> np.ndarray:
+    """The UNSHIFTED feature over the dataset's bars (float64, one value a bar), for the
+    stores only: each shifts it before anything reads it (`FeatureStore` by one bar, the
+    portfolio store onto the union clock). Never hand its result to a strategy."""
+    f = _lookup(spec.name)
+    p = validate_params("feature", spec.name, f.params, spec.params)
+    n = int(np.asarray(data.close).shape[0])
+    raw = np.asarray(f.fn(data, p), dtype=np.float64)
+    if raw.shape != (n,):
+        raise ValueError(f"feature {spec.name!r} returned shape {raw.shape}, expected ({n},)")
+    return raw
 
 
 # --------------------------------------------------------------------------- built-in features
@@ -256,6 +263,13 @@ class EmaParams(Params):
 
 
 class ReturnsParams(Params):
+    source: PriceColumn = Field("close", description="The price column it is computed on.")
+
+
+class TrailingReturnParams(Params):
+    window: Int = Field(
+        20, ge=1, le=100_000, description="Bars back the return is measured from (lookback)."
+    )
     source: PriceColumn = Field("close", description="The price column it is computed on.")
 
 
@@ -321,6 +335,19 @@ def _ema(data: Dataset, p: EmaParams) -> np.ndarray:
 )
 def _returns(data: Dataset, p: ReturnsParams) -> np.ndarray:
     return np.asarray(simple_returns_nb(column(data, p.source)))
+
+
+@feature(
+    "trailing_return",
+    TrailingReturnParams,
+    "Return over the last `window` bars: x[i] / x[i - window] - 1 (NaN for the first `window` bars).",
+)
+def _trailing_return(data: Dataset, p: TrailingReturnParams) -> np.ndarray:
+    x = column(data, p.source)
+    out = np.full(x.shape[0], np.nan)
+    if p.window < x.shape[0]:
+        out[p.window :] = x[p.window :] / x[: x.shape[0] - p.window] - 1.0
+    return out
 
 
 @feature(

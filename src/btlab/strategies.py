@@ -32,9 +32,11 @@ from .kernels.signals import cross_target_nb, hold_state_nb
 
 __all__ = [
     "Strategy",
+    "checked_target",
     "compute_target",
     "list_strategies",
     "required_features",
+    "resolve_strategy",
     "resolve_strategy_params",
     "strategy",
 ]
@@ -86,7 +88,8 @@ def _lookup(name: str) -> type[Strategy[Any]]:
         ) from None
 
 
-def _params(name: str, params: Mapping[str, Any]) -> tuple[type[Strategy[Any]], BaseModel]:
+def resolve_strategy(name: str, params: Mapping[str, Any]) -> tuple[type[Strategy[Any]], BaseModel]:
+    """The registered strategy class and its validated parameter model (ConfigError if bad)."""
     cls = _lookup(name)
     return cls, validate_params("strategy", name, cls.Params, params)
 
@@ -97,7 +100,7 @@ def resolve_strategy_params(name: str, params: Mapping[str, Any]) -> dict[str, A
     Raises ConfigError (a ValueError) for an unknown name (listing the known ones) or for bad
     parameters (naming each field, e.g. "fast (50) must be less than slow (10)").
     """
-    dumped: dict[str, Any] = _params(name, params)[1].model_dump(mode="json")
+    dumped: dict[str, Any] = resolve_strategy(name, params)[1].model_dump(mode="json")
     return dumped
 
 
@@ -123,7 +126,7 @@ def list_strategies() -> list[dict[str, Any]]:
 
 def required_features(name: str, params: Mapping[str, Any]) -> list[FeatureSpec]:
     """The distinct features the strategy reads with these parameters, in declared order."""
-    cls, p = _params(name, params)
+    cls, p = resolve_strategy(name, params)
     seen: dict[str, FeatureSpec] = {}
     for spec in cls.features(p).values():
         seen.setdefault(spec.key(), spec)
@@ -132,11 +135,16 @@ def required_features(name: str, params: Mapping[str, Any]) -> list[FeatureSpec]
 
 def compute_target(store: FeatureStore, name: str, params: Mapping[str, Any], n: int) -> np.ndarray:
     """The strategy's target (float64, finite, length n) from the store's shifted features."""
-    cls, p = _params(name, params)
+    cls, p = resolve_strategy(name, params)
     if store.n != n:
         raise ValueError(f"the feature store holds {store.n} bars, the target asks for {n}")
     f = {alias: store.get(spec) for alias, spec in cls.features(p).items()}
-    target = np.asarray(cls.target(f, p, n), dtype=np.float64)
+    return checked_target(name, cls.target(f, p, n), n)
+
+
+def checked_target(name: str, result: Any, n: int) -> np.ndarray:
+    """Strategy `name`'s result as float64, or a ValueError unless it is finite and length n."""
+    target: np.ndarray = np.asarray(result, dtype=np.float64)
     if target.shape != (n,):
         raise ValueError(f"strategy {name!r} returned shape {target.shape}, expected ({n},)")
     if not np.isfinite(target).all():
@@ -180,7 +188,7 @@ def cross_rule(
     other strategy. Lets fused kernels (sweeps, permutation tests) run the rule themselves."""
     if name not in CROSS_STRATEGIES:
         return None
-    cls, p = _params(name, params)
+    cls, p = resolve_strategy(name, params)
     specs = list(cls.features(p).values())
     if len(specs) != 2:
         return None
