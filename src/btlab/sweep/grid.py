@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_val
 
 from ..errors import ConfigError
 from ..hashing import canonical_json
+from ..run_warnings import RunWarning
 from ..strategies import resolve_strategy_params
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "GridRange",
     "expand_grid",
     "grid_axis",
+    "grid_warnings",
     "parse_grid_option",
 ]
 
@@ -217,3 +219,28 @@ def parse_grid_option(text: str) -> tuple[str, list[Any] | dict[str, Any]]:
             "invalid --grid", [(f"grid.{name}", f"range bounds must be numbers, got {spec!r}")]
         )
     return name, dict(zip(("start", "stop", "step"), [*values, 1][:3], strict=True))
+
+
+#: Distinct reasons for skipped combinations spelled out; the rest are counted together.
+MAX_GRID_REASONS = 5
+
+
+def grid_warnings(expansion: GridExpansion) -> list[RunWarning]:
+    """`grid_skipped`: per reason, how many combinations it skipped and the first of them."""
+    out = []
+    reasons = list(expansion.skipped_by_reason.items())
+    for reason, (count, first) in reasons[:MAX_GRID_REASONS]:
+        combo = ", ".join(f"{name}={json.dumps(value)}" for name, value in first.items())
+        example = "" if count == 1 else "the first: "
+        out.append(
+            RunWarning(
+                "grid_skipped",
+                f"{count} of {expansion.size} combinations skipped ({example}{combo}): {reason}",
+            )
+        )
+    rest = sum(count for _, (count, _) in reasons[MAX_GRID_REASONS:])
+    if rest:
+        out.append(
+            RunWarning("grid_skipped", f"{rest} more combinations skipped for other reasons")
+        )
+    return out
