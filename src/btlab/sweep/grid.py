@@ -33,7 +33,9 @@ __all__ = [
 #: Most combinations one sweep may have (before invalid ones are skipped).
 MAX_COMBINATIONS = 10_000
 
-_MAX_REASONS = 5
+#: Distinct reasons for skipped combinations spelled out (in an error, in the warnings); the
+#: rest are counted together.
+MAX_REASONS = 5
 
 Scalar = int | float | str | bool
 
@@ -167,7 +169,7 @@ def expand_grid(
             params.append(resolve_strategy_params(strategy, {**base, **combo}))
         except ConfigError as exc:
             reason = _combination_error(exc)
-            if len(reasons) < _MAX_REASONS and reason not in reasons:
+            if len(reasons) < MAX_REASONS and reason not in reasons:
                 reasons.append(reason)
             count, first = by_reason.get(reason, (0, combo))
             by_reason[reason] = (count + 1, first)
@@ -221,15 +223,11 @@ def parse_grid_option(text: str) -> tuple[str, list[Any] | dict[str, Any]]:
     return name, dict(zip(("start", "stop", "step"), [*values, 1][:3], strict=True))
 
 
-#: Distinct reasons for skipped combinations spelled out; the rest are counted together.
-MAX_GRID_REASONS = 5
-
-
 def grid_warnings(expansion: GridExpansion) -> list[RunWarning]:
     """`grid_skipped`: per reason, how many combinations it skipped and the first of them."""
     out = []
     reasons = list(expansion.skipped_by_reason.items())
-    for reason, (count, first) in reasons[:MAX_GRID_REASONS]:
+    for reason, (count, first) in reasons[:MAX_REASONS]:
         combo = ", ".join(f"{name}={json.dumps(value)}" for name, value in first.items())
         example = "" if count == 1 else "the first: "
         out.append(
@@ -238,7 +236,7 @@ def grid_warnings(expansion: GridExpansion) -> list[RunWarning]:
                 f"{count} of {expansion.size} combinations skipped ({example}{combo}): {reason}",
             )
         )
-    rest = sum(count for _, (count, _) in reasons[MAX_GRID_REASONS:])
+    rest = sum(count for _, (count, _) in reasons[MAX_REASONS:])
     if rest:
         out.append(
             RunWarning("grid_skipped", f"{rest} more combinations skipped for other reasons")
