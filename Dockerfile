@@ -78,7 +78,7 @@ RUN --mount=type=bind,from=builder,source=/wheels/app,target=/wheels/app \
 USER 10001:10001
 # Compile every kernel the service uses into NUMBA_CACHE_DIR (and build matplotlib's font
 # cache), then prove that a fresh process loads them all from there without compiling anything.
-RUN python -m btlab.warmup && python -m btlab.warmup --check --quiet
+RUN python -m btlab.tools.warmup && python -m btlab.tools.warmup --check --quiet
 VOLUME ["/data"]
 EXPOSE 8000
 # No curl in the slim image: Python asks /health (with the bearer token when one is set).

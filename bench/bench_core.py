@@ -35,9 +35,9 @@ def best_of(fn: Callable[[], object], repeat: int = 15) -> tuple[float, float]:
 
 def bench_kernel(n: int) -> None:
     from btlab.config import SyntheticData
-    from btlab.data import synthetic
     from btlab.kernels import FILL_DTYPE, ExecParams, Status, new_state, simulate, simulate_nb
     from btlab.kernels.execution import BarInputs, OrderInputs, SimBuffers
+    from btlab.synthetic_data import generate as synthetic
 
     ds = synthetic(
         SyntheticData(bars=n, calendar="24x7", timeframe="1m")
@@ -70,7 +70,7 @@ def bench_kernel(n: int) -> None:
 def bench_pipeline(n: int, vectorbt_python: str | None) -> None:
     import btlab
     from btlab.config import SyntheticData
-    from btlab.data import synthetic
+    from btlab.synthetic_data import generate as synthetic
 
     ds = synthetic(SyntheticData(bars=n, calendar="24x7", timeframe="1h"))
     request = {

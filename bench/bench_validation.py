@@ -61,7 +61,7 @@ def timed(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
 
 def bars() -> Any:
     from btlab.config import SyntheticData
-    from btlab.data import synthetic
+    from btlab.synthetic_data import generate as synthetic
 
     return synthetic(SyntheticData(bars=BARS, calendar="24x7", timeframe="1h"))
 

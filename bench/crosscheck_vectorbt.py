@@ -22,7 +22,7 @@ import numpy as np
 
 import btlab
 from btlab.config import SyntheticData
-from btlab.data import synthetic
+from btlab.synthetic_data import generate as synthetic
 
 VBT_SCRIPT = textwrap.dedent(
     """

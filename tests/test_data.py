@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from btlab import data
+from btlab import data, synthetic_data
 from btlab.config import SyntheticData
 from btlab.errors import DataError
 from btlab.kernels.synthetic import garch_returns_nb
@@ -119,7 +119,9 @@ def test_datetime_index_frames_are_accepted() -> None:
 
 
 def test_parquet_round_trip_keeps_bars_symbol_and_hash(tmp_path: Path) -> None:
-    ds = data.synthetic(SyntheticData(bars=300, timeframe="1h", calendar="24x7", symbol="BTC"))
+    ds = synthetic_data.generate(
+        SyntheticData(bars=300, timeframe="1h", calendar="24x7", symbol="BTC")
+    )
     path = tmp_path / "x.parquet"
     data.save_parquet(ds, path)
     back = data.load_parquet(path)
@@ -216,16 +218,16 @@ def test_hash_is_content_only_and_changes_with_any_value() -> None:
 
 
 def test_arrays_are_read_only() -> None:
-    ds = data.synthetic(SyntheticData(bars=10))
+    ds = synthetic_data.generate(SyntheticData(bars=10))
     with pytest.raises(ValueError):
         ds.close[0] = 1.0
 
 
 def test_synthetic_is_deterministic_valid_and_realistic() -> None:
     spec = SyntheticData(bars=20_000, seed=3, zero_volume_prob=0.05)
-    a, b = data.synthetic(spec), data.synthetic(spec)
+    a, b = synthetic_data.generate(spec), synthetic_data.generate(spec)
     assert a.hash == b.hash
-    assert data.synthetic(SyntheticData(bars=20_000, seed=4)).hash != a.hash
+    assert synthetic_data.generate(SyntheticData(bars=20_000, seed=4)).hash != a.hash
     # revalidated through the public path: every rule holds
     again = data.from_dataframe(a.to_frame(), timeframe="1d", calendar="equities")
     assert again.hash == a.hash
@@ -243,7 +245,7 @@ def test_synthetic_is_deterministic_valid_and_realistic() -> None:
     ("tf", "cal"), [("1m", "equities"), ("4h", "24x7"), ("1w", "equities"), ("1h", "equities")]
 )
 def test_synthetic_any_timeframe_and_calendar(tf: str, cal: str) -> None:
-    ds = data.synthetic(SyntheticData(bars=3000, timeframe=tf, calendar=cal))
+    ds = synthetic_data.generate(SyntheticData(bars=3000, timeframe=tf, calendar=cal))
     assert ds.meta.timeframe == tf and ds.meta.gaps == 0
     inferred = data.from_dataframe(ds.to_frame())
     assert inferred.meta.timeframe == tf

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import btlab
-from btlab import data
+from btlab import data, sources, synthetic_data
 from btlab.artifacts import write_artifacts
 from btlab.cli import main
 from btlab.config import parse_config
@@ -135,13 +135,13 @@ def test_posting_a_synthetic_run_generates_no_bars(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[int] = []
-    real = data.synthetic
+    real = sources.generate
 
     def spy(*args: Any, **kwargs: Any) -> data.Dataset:
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(data, "synthetic", spy)
+    monkeypatch.setattr(sources, "generate", spy)
     store = Store(tmp_path / "home")
     orch = Orchestrator(store, executor=_Idle())  # type: ignore[arg-type]
     try:
@@ -167,7 +167,7 @@ def test_a_finished_synthetic_run_records_the_hash_of_its_bars(tmp_path: Path) -
         run, _ = orch.submit(body)
         done = orch.wait(run.id, 120)
         assert done.status == "completed", done.error
-        bars_hash = data.synthetic(bars=200).hash
+        bars_hash = synthetic_data.generate(bars=200).hash
         assert done.dataset_hash == bars_hash
         manifest = json.loads((store.run_dir(run.id) / "manifest.json").read_text())
         assert manifest["dataset_hash"] == bars_hash
@@ -186,6 +186,8 @@ def test_the_warm_cache_is_bounded_by_bytes() -> None:
     assert list(cache.features) == ["f2", "f3", "f4"] and cache.features.weight == 24_000
     cache.features["big"] = np.zeros(10_000)  # alone over the budget: kept, the rest evicted
     assert list(cache.features) == ["big"]
-    cache.datasets["a"] = data.synthetic(bars=300)  # 6 columns x 300 bars x 8 bytes = 14.4 kB
-    cache.datasets["b"] = data.synthetic(bars=300, seed=8)
+    cache.datasets["a"] = synthetic_data.generate(
+        bars=300
+    )  # 6 columns x 300 bars x 8 bytes = 14.4 kB
+    cache.datasets["b"] = synthetic_data.generate(bars=300, seed=8)
     assert list(cache.datasets) == ["b"] and cache.datasets.weight == 14_400

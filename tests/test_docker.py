@@ -1,4 +1,4 @@
-"""The Dockerfile, played as a script, and the kernel warm-up it runs (`python -m btlab.warmup`).
+"""The Dockerfile, played as a script, and the kernel warm-up it runs (`python -m btlab.tools.warmup`).
 
 No Docker engine runs on the CI machines, so `test_dockerfile_steps` plays the Dockerfile itself:
 it reads its FROM/ARG/ENV/WORKDIR/COPY/RUN/USER/VOLUME/EXPOSE/HEALTHCHECK/CMD lines and carries
@@ -39,7 +39,7 @@ from typing import Any
 
 import pytest
 
-from btlab import warmup
+from btlab.tools import warmup
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -525,7 +525,7 @@ def check_image(image: Image, player: Player, tmp: Path) -> None:
     before = cache_snapshot(cache)
     report_path = tmp / "check.json"
     check = subprocess.run(
-        ["python", "-m", "btlab.warmup", "--check", "--quiet", "--json", str(report_path)],
+        ["python", "-m", "btlab.tools.warmup", "--check", "--quiet", "--json", str(report_path)],
         env=env, cwd=image.workdir, capture_output=True, text=True, timeout=300,
         **as_service_user(),
     )  # fmt: skip
@@ -588,7 +588,7 @@ def check_image(image: Image, player: Player, tmp: Path) -> None:
     assert list(fallback.rglob("*.nbi")), f"numba did not fall back to {fallback}"
     assert cache_snapshot(cache) == before
     refused = subprocess.run(
-        ["python", "-m", "btlab.warmup", "--check"], env=env, cwd=image.workdir,
+        ["python", "-m", "btlab.tools.warmup", "--check"], env=env, cwd=image.workdir,
         capture_output=True, text=True, timeout=120, **as_service_user(),
     )  # fmt: skip
     assert refused.returncode == 2 and "not writable" in refused.stderr, refused.stderr
@@ -613,7 +613,7 @@ def test_dockerfile_image_rules() -> None:
     keywords = [i.keyword for i in last]
     user_at = keywords.index("USER")
     runs_after_user = [i.value for i in last[user_at:] if i.keyword == "RUN"]
-    assert any("python -m btlab.warmup" in r for r in runs_after_user), (
+    assert any("python -m btlab.tools.warmup" in r for r in runs_after_user), (
         "the warm-up must run as the service user, so the cache is its own"
     )
     assert not any(i.keyword == "COPY" and "--from" in i.value for i in last), (
@@ -721,7 +721,7 @@ def test_warmup_refuses_an_unwritable_cache_dir(tmp_path: Path) -> None:
     env = {**os.environ, "NUMBA_CACHE_DIR": str(cache)}
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "btlab.warmup"], env=env, capture_output=True, text=True,
+            [sys.executable, "-m", "btlab.tools.warmup"], env=env, capture_output=True, text=True,
             timeout=120, **as_service_user(),
         )  # fmt: skip
     finally:

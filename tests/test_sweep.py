@@ -48,8 +48,8 @@ from btlab.sweep import (
     run_sweep,
     sweep_config_hash,
 )
-from btlab.validate_run import bar_returns
 from btlab.validation import dsr, pbo_cscv
+from btlab.validation.run import bar_returns
 from tests.reference import sweep as ref
 from tests.strategies import Bars, bars, exec_params, scales, series, targets
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from btlab import data
+from btlab import data, sources, synthetic_data
 from btlab.config import FileData, StoredData, SyntheticData, parse_config
 from btlab.errors import ConfigError, DataError
 from btlab.timeframes import read_timeframe
@@ -173,8 +173,8 @@ def test_a_declared_calendar_on_a_file_changes_its_annualisation(tmp_path: objec
 
     path = Path(str(tmp_path)) / "daily.csv"
     bars(pd.bdate_range("2020-01-01", periods=300, tz="UTC")).to_csv(path, index=False)
-    inferred = data.load(FileData(source="csv", path=str(path)))
-    declared = data.load(FileData(source="csv", path=str(path), calendar="24x5"))
+    inferred = sources.load(FileData(source="csv", path=str(path)))
+    declared = sources.load(FileData(source="csv", path=str(path), calendar="24x5"))
     assert (inferred.meta.calendar, inferred.meta.periods_per_year) == ("equities", 252)
     assert (declared.meta.calendar, declared.meta.periods_per_year) == ("24x5", 260)
     assert declared.meta.warnings == []  # daily weekday bars fit either
@@ -189,7 +189,7 @@ def test_a_declared_calendar_on_a_file_changes_its_annualisation(tmp_path: objec
      ("1mo", "equities", 12), ("1q", "24x7", 4)],
 )  # fmt: skip
 def test_synthetic_calendars_agree_with_inference(tf: str, cal: str, ppy: float) -> None:
-    ds = data.synthetic(SyntheticData(bars=400, timeframe=tf, calendar=cal))
+    ds = synthetic_data.generate(SyntheticData(bars=400, timeframe=tf, calendar=cal))
     assert ds.meta.periods_per_year == ppy and ds.meta.gaps == 0
     again = data.from_dataframe(ds.to_frame())
     assert again.meta.timeframe == ds.meta.timeframe
@@ -208,7 +208,7 @@ def test_synthetic_bars_are_bounded_by_what_the_timeframe_can_hold() -> None:
     with pytest.raises(ConfigError, match="at most 2,968 fit"):
         parse_config({"data": {"bars": 5000, "timeframe": "1mo"}})
     # the last bar that fits is valid and increasing
-    ds = data.synthetic(SyntheticData(bars=64_511, start=datetime(2015, 1, 2)))
+    ds = synthetic_data.generate(SyntheticData(bars=64_511, start=datetime(2015, 1, 2)))
     assert ds.meta.end.year == 2262 and (np.diff(ds.ts) > 0).all()
 
 
@@ -220,13 +220,12 @@ def test_synthetic_start_outside_the_pandas_range_is_an_error() -> None:
 
 
 def test_default_synthetic_data_keeps_252() -> None:
-    ds = data.synthetic()
+    ds = synthetic_data.generate()
     assert ds.meta.periods_per_year == 252 and ds.meta.calendar == "equities"
     assert ds.meta.timeframe == "1d" and ds.meta.rows == 2520
 
 
 def test_generated_timestamps_obey_the_import_rules(monkeypatch: pytest.MonkeyPatch) -> None:
-    from btlab import synthetic_data
 
     real = synthetic_data.timestamps
 
@@ -237,5 +236,5 @@ def test_generated_timestamps_obey_the_import_rules(monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr(synthetic_data, "timestamps", wrapped)
     with pytest.raises(DataError) as info:
-        data.synthetic(SyntheticData(bars=50))
+        synthetic_data.generate(SyntheticData(bars=50))
     assert info.value.rule == "decreasing_timestamp" and info.value.rows == [5]

@@ -25,7 +25,6 @@ from btlab.kernels.stats import (
     shuffled_order_nb,
     stationary_bootstrap_sharpe_nb,
 )
-from btlab.validate_run import bar_returns, permutation_batch, permutation_statistic
 from btlab.validation import (
     PermutationBase,
     bootstrap_keys,
@@ -44,6 +43,7 @@ from btlab.validation import (
     sharpe,
     stationary_bootstrap,
 )
+from btlab.validation.run import bar_returns, permutation_batch, permutation_statistic
 from tests.reference import stats as ref
 from tests.strategies import Bars, bars
 

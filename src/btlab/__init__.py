@@ -23,20 +23,20 @@ if TYPE_CHECKING:
     from . import kernels as kernels
     from .artifacts import verify_artifacts, write_artifacts
     from .config import RunConfig, parse_config
-    from .data import Dataset, from_dataframe, load_csv, load_file, load_parquet, synthetic
+    from .data import Dataset, from_dataframe, load_csv, load_file, load_parquet
     from .errors import BtlabError, ConfigError, DataError, NotFoundError, RunCancelled, RunError
     from .pipeline import RunCache, RunResult, config_hash, resolve_config, run
     from .presets import list_presets, load_preset, resolve_request
     from .run_warnings import RunWarning
     from .sweep import SweepRequest, SweepResult, run_sweep
+    from .synthetic_data import generate as synthetic
 
-#: Where each public name lives (the module imported on first access).
+#: Where each public name lives (the module imported on first access; "module:name" where the
+#: module calls it otherwise).
 _LAZY: dict[str, str] = {
     **dict.fromkeys(("verify_artifacts", "write_artifacts"), "artifacts"),
     **dict.fromkeys(("RunConfig", "parse_config"), "config"),
-    **dict.fromkeys(
-        ("Dataset", "from_dataframe", "load_csv", "load_file", "load_parquet", "synthetic"), "data"
-    ),
+    **dict.fromkeys(("Dataset", "from_dataframe", "load_csv", "load_file", "load_parquet"), "data"),
     **dict.fromkeys(
         ("BtlabError", "ConfigError", "DataError", "NotFoundError", "RunCancelled", "RunError"),
         "errors",
@@ -45,6 +45,7 @@ _LAZY: dict[str, str] = {
     **dict.fromkeys(("list_presets", "load_preset", "resolve_request"), "presets"),
     "RunWarning": "run_warnings",
     **dict.fromkeys(("SweepRequest", "SweepResult", "run_sweep"), "sweep"),
+    "synthetic": "synthetic_data:generate",
 }
 
 
@@ -55,7 +56,8 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'btlab' has no attribute {name!r}")
-    value = getattr(import_module(f".{module}", __name__), name)
+    module, _, attribute = module.partition(":")
+    value = getattr(import_module(f".{module}", __name__), attribute or name)
     globals()[name] = value  # later look-ups are plain attribute reads
     return value
 

@@ -35,7 +35,7 @@ from .hashing import SIGNIFICANT_DIGITS, canonical_bytes, sha256_hex
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .pipeline import RunResult
+    from .run_result import RunResult
 
 TABLES = ("equity", "fills", "trades")
 MANIFEST = "manifest.json"
@@ -48,6 +48,7 @@ LABEL_FIELDS = ("labels",)
 
 def data_sections(config: Any, dataset: Any, identity: Any) -> dict[str, Any]:
     """The manifest's request (as hashed), data facts and labels of a run or sweep."""
+    # here, not at the top: checking or verifying a folder (`btlab report`, `--out`) needs no engine
     from .pipeline import hashed_request, run_identity
 
     ident = identity if identity is not None else run_identity(config, dataset)
@@ -133,6 +134,7 @@ def _engine_versions() -> dict[str, str]:  # fixed for the life of a process: lo
 
 
 def _round_column(values: np.ndarray) -> np.ndarray:
+    # here, not at the top: checking or verifying a folder needs no numba (start-up time)
     from btlab.kernels.metrics import round_significant_nb
 
     if values.dtype.kind == "f":

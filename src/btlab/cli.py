@@ -19,11 +19,13 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from .errors import BtlabError, ConfigError, RunError
+from .errors import BtlabError, ConfigError, DataError, NotFoundError, RunError
 from .metric_registry import METRICS, SWEEP_COLUMNS
-from .plugins import add_plugin_argument
+from .plugins import ENV, add_plugin_argument, env_plugins, load_plugins
 from .presets import DEFAULT_PRESET, list_presets, resolve_request
 from .runtime import tune_allocator
+from .store import DB_NAME, Store, default_home
+from .timeframes import data_summary
 
 # soft_wrap: a message is one line however narrow the terminal or pipe (CI logs, grep)
 console = Console(stderr=True, soft_wrap=True)
@@ -39,6 +41,7 @@ def _parse_value(text: str) -> Any:
 
 def parse_set(items: Sequence[str]) -> dict[str, Any]:
     """`a.b.c=VALUE` pairs (VALUE as JSON, else a string) as one nested mapping."""
+    # here, not at the top: `btlab --help` and `btlab presets` start without numba and pandas
     from .config import merge_overrides
 
     overrides: dict[str, Any] = {}
@@ -84,6 +87,7 @@ def load_request(source: str | None) -> dict[str, Any]:
 
 def build_request(args: argparse.Namespace) -> dict[str, Any]:
     """The request body `btlab run` sends to the pipeline, with --data, --seed and --set applied."""
+    # here, not at the top: `btlab --help` and `btlab presets` start without numba and pandas
     from .config import merge_overrides
 
     body = load_request(args.request)
@@ -166,9 +170,6 @@ def home_datasets(args: argparse.Namespace) -> Callable[[str], Any]:
     home = Path(args.home).expanduser() if args.home else None
 
     def resolve(dataset_id: str) -> Any:
-        from .errors import DataError, NotFoundError
-        from .store import DB_NAME, Store, default_home
-
         folder = home or default_home()
         if not (folder / DB_NAME).is_file():
             raise DataError(
@@ -194,6 +195,7 @@ def check_out_folder(
     """Refuse, before any work, an output folder holding anything but this very run (README,
     "Output folders"): the rule for the default folder and for --out alike. Without a config
     hash (before the data is read) only a folder that holds no run at all is refused."""
+    # here, not at the top: `btlab --help` and `btlab presets` start without numba and pandas
     from .artifacts import OutputFolderTaken, folder_conflict, folder_identity
 
     if force:
@@ -207,6 +209,7 @@ def check_out_folder(
 @contextmanager
 def force_hint() -> Iterator[None]:
     """An OutputFolderTaken raised while writing names the CLI's flag, not the Python argument."""
+    # here, not at the top: `btlab --help` and `btlab presets` start without numba and pandas
     from .artifacts import OutputFolderTaken
 
     try:
@@ -216,9 +219,10 @@ def force_hint() -> Iterator[None]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    # here, not at the top: `btlab --help` and `btlab presets` start without numba and pandas
     from .artifacts import write_artifacts
     from .pipeline import RunCache, hashed_request, resolve_config, run, run_identity
-    from .run_warnings import halt_status
+    from .run_result import halt_status
 
     if args.out:  # stray files in --out: said before the data is even read
         check_out_folder(Path(args.out), args.force)
@@ -261,6 +265,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def write_run_report(folder: Path) -> Path:
     """Write `report.html` into an artifact folder just written (the artifacts stay if it fails)."""
+    # here, not at the top: `btlab --help` and `btlab presets` start without numba and pandas
     from .report import write_report
 
     try:
@@ -269,30 +274,6 @@ def write_run_report(folder: Path) -> Path:
         raise RunError(
             f"the artifacts are in {folder}, but the report failed: {exc} (--no-report skips it)"
         ) from exc
-
-
-def data_summary(meta: Any, *, warnings: bool = True) -> list[str]:
-    """What the run took the data to be (timeframe, calendar, annualisation, range) and, unless
-    `warnings` is false (a run prints them among its own warnings), the data's warnings."""
-    from .timeframes import inference_text
-
-    def how(declared: bool) -> str:
-        return "declared" if declared else "inferred"
-
-    line = (
-        f"data: {meta.symbol} {meta.timeframe} ({how(meta.timeframe_declared)}), calendar "
-        f"{meta.calendar} ({how(meta.calendar_declared)}), periods_per_year "
-        f"{meta.periods_per_year:g}, {meta.start:%Y-%m-%d %H:%M} -> {meta.end:%Y-%m-%d %H:%M} UTC, "
-        f"{meta.rows:,} bars, {meta.gaps:,} gaps"
-    )
-    lines = [line]
-    if meta.inference is not None:
-        lines.append(
-            "  evidence: " + inference_text(meta.calendar, meta.inference, meta.bars_per_day)
-        )
-    if warnings:
-        lines += [f"warning: {w}" for w in meta.warnings]
-    return lines
 
 
 def validation_summary(validation: dict[str, Any]) -> str:
@@ -343,6 +324,7 @@ def cmd_presets(args: argparse.Namespace) -> int:
 
 def build_sweep_request(args: argparse.Namespace) -> dict[str, Any]:
     """The sweep request `btlab sweep` runs: `build_request` plus --grid axes and --objective."""
+    # here, not at the top: `btlab --help` and `btlab presets` start without numba and pandas
     from .sweep import parse_grid_option
 
     body = build_request(args)
@@ -393,6 +375,7 @@ def sweep_table(result: Any, top: int = 10) -> Table:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    # here, not at the top: `btlab --help` and `btlab presets` start without numba and pandas
     from .pipeline import RunCache, hashed_request, load_dataset, run_identity
     from .sweep import parse_sweep_request, run_sweep, sweep_config_hash
 
@@ -513,7 +496,7 @@ def build_parser() -> argparse.ArgumentParser:
     presets_p = sub.add_parser("presets", help="list the presets")
     presets_p.add_argument("--json", action="store_true")
     presets_p.set_defaults(func=cmd_presets)
-    try:
+    try:  # here, not at the top: the service commands are optional (absent in a partial install)
         from .service_cli import add_service_commands  # type: ignore[import-not-found,unused-ignore]
     except ImportError:  # the service commands are optional in a partial install
         pass
@@ -527,8 +510,6 @@ def load_command_plugins(args: argparse.Namespace) -> None:
     the --plugin modules, before the request is resolved."""
     if not hasattr(args, "plugin"):
         return
-    from .plugins import ENV, env_plugins, load_plugins
-
     load_plugins(env_plugins(), ENV)
     load_plugins(args.plugin or [], "--plugin")
 

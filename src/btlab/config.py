@@ -9,22 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from functools import cache
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Discriminator,
-    Field,
-    Tag,
-    TypeAdapter,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
-from .errors import ConfigError, pydantic_message
+from .errors import ConfigError, DataError, pydantic_message
+from .features import FeatureSpec as FeatureSpec
+from .request_model import RequestModel
+from .strategies import resolve_strategy_params
+from .synthetic_clock import BoundsError, check_bounds
+from .timeframes import parse_timeframe
 
 #: Upper bounds of money amounts and sizes: far above any real account, far below where float
 #: arithmetic on them loses the cents (a cost of 1e12 against 1e5 of cash is a typo, not a test).
@@ -32,48 +26,10 @@ MAX_CASH = 1e12
 MAX_FEE = 1e9
 MAX_UNITS = 1e9
 
-_LAX_DATETIME: TypeAdapter[datetime] = TypeAdapter(datetime)
-
-
-@cache
-def _datetime_fields(model: type[BaseModel]) -> tuple[str, ...]:
-    def is_datetime(annotation: Any) -> bool:
-        return annotation is datetime or datetime in get_args(annotation)
-
-    return tuple(n for n, f in model.model_fields.items() if is_datetime(f.annotation))
-
-
-class _Model(BaseModel):
-    """Base of every request section: strict types (a JSON bool is not a number, a string is not
-    a number, a float is not an int; an int fills a float field), finite floats only, no
-    unknown fields. JSON has no timestamp type, so ISO 8601 text fills a datetime field."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _timestamps_from_text(cls, data: Any) -> Any:
-        names = _datetime_fields(cls)
-        if not names or not isinstance(data, Mapping):
-            return data
-        out = dict(data)
-        for name in names:
-            value = out.get(name)
-            if isinstance(value, str):
-                try:
-                    datetime.fromisoformat(value)  # ISO text only: "1600000000" is not a date
-                except ValueError:
-                    continue  # left as text: strict validation names the field
-                out[name] = _LAX_DATETIME.validate_python(value)
-        return out
-
 
 def _check_timeframe(value: str | None) -> str | None:
     if value is None:
         return None
-    from .errors import DataError
-    from .timeframes import parse_timeframe
-
     try:
         parse_timeframe(value)
     except DataError as exc:
@@ -90,7 +46,7 @@ _CALENDAR_TEXT = (
 )
 
 
-class SyntheticData(_Model):
+class SyntheticData(RequestModel):
     """The embedded default dataset: seeded, deterministic, no file needed."""
 
     source: Literal["synthetic"] = Field(
@@ -128,8 +84,6 @@ class SyntheticData(_Model):
 
     @model_validator(mode="after")
     def _fits(self) -> SyntheticData:
-        from .synthetic_data import BoundsError, check_bounds
-
         try:
             check_bounds(self.bars, self.start, self.timeframe, self.calendar)
         except BoundsError as exc:
@@ -137,7 +91,7 @@ class SyntheticData(_Model):
         return self
 
 
-class FileData(_Model):
+class FileData(RequestModel):
     """A CSV or Parquet file on this machine."""
 
     source: Literal["csv", "parquet"] = Field(description="File format.")
@@ -156,7 +110,7 @@ class FileData(_Model):
     _timeframe = field_validator("timeframe")(_check_timeframe)
 
 
-class StoredData(_Model):
+class StoredData(RequestModel):
     """A dataset already imported into the btlab home (by `btlab data import` or `POST /datasets`)."""
 
     source: Literal["dataset"] = Field(description="A stored dataset.")
@@ -195,28 +149,7 @@ DataConfig = Annotated[
 ]
 
 
-class FeatureSpec(_Model):
-    """One feature of the registry with its parameters (validated against the feature's schema)."""
-
-    name: str = Field(description="A feature name from the registry (GET /registry).")
-    params: dict[str, Any] = Field(default_factory=dict, description="The feature's parameters.")
-
-    @model_validator(mode="after")
-    def _check_registry(self) -> FeatureSpec:
-        from .features import resolve_feature_params
-
-        filled = resolve_feature_params(self.name, self.params)
-        object.__setattr__(self, "params", filled)
-        return self
-
-    def key(self) -> str:
-        """A canonical text key: the same feature and parameters give the same key."""
-        from .hashing import canonical_json
-
-        return f"{self.name}:{canonical_json(self.params)}"
-
-
-class StrategyConfig(_Model):
+class StrategyConfig(RequestModel):
     """The strategy and its parameters (validated against the strategy's schema)."""
 
     name: str = Field("sma_cross", description="A strategy name from the registry (GET /registry).")
@@ -224,14 +157,12 @@ class StrategyConfig(_Model):
 
     @model_validator(mode="after")
     def _check_registry(self) -> StrategyConfig:
-        from .strategies import resolve_strategy_params
-
         filled = resolve_strategy_params(self.name, self.params)
         object.__setattr__(self, "params", filled)
         return self
 
 
-class ExecutionConfig(_Model):
+class ExecutionConfig(RequestModel):
     """How orders fill and what they cost (SPEC §3)."""
 
     initial_cash: float = Field(100_000.0, gt=0, le=MAX_CASH, description="Starting cash.")
@@ -268,7 +199,7 @@ class ExecutionConfig(_Model):
     )
 
 
-class RiskConfig(_Model):
+class RiskConfig(RequestModel):
     """Sizing and risk limits (SPEC §3)."""
 
     sizing: Literal["fraction", "units", "vol_target"] = Field(
@@ -301,7 +232,7 @@ class RiskConfig(_Model):
     )
 
 
-class MetricsConfig(_Model):
+class MetricsConfig(RequestModel):
     """How metrics are computed (SPEC §5)."""
 
     periods_per_year: float | None = Field(
@@ -312,7 +243,7 @@ class MetricsConfig(_Model):
     )
 
 
-class BootstrapConfig(_Model):
+class BootstrapConfig(RequestModel):
     enabled: bool = Field(True, description="Run the stationary bootstrap of per-bar returns.")
     n_resamples: int = Field(1000, ge=10, le=100_000, description="Bootstrap resamples.")
     mean_block_length: float | None = Field(
@@ -326,19 +257,19 @@ class BootstrapConfig(_Model):
     )
 
 
-class PermutationConfig(_Model):
+class PermutationConfig(RequestModel):
     enabled: bool = Field(True, description="Run the Monte Carlo permutation test.")
     n_permutations: int = Field(
         100, ge=1, le=100_000, description="Permuted price paths to re-run."
     )
 
 
-class FoldsConfig(_Model):
+class FoldsConfig(RequestModel):
     enabled: bool = Field(True, description="Compute metrics on contiguous time folds.")
     k: int = Field(5, ge=2, le=100, description="Number of folds.")
 
 
-class ValidationConfig(_Model):
+class ValidationConfig(RequestModel):
     """Validation statistics written to validation.json (SPEC §6)."""
 
     enabled: bool = Field(True, description="Run validation at all.")
@@ -353,7 +284,7 @@ class ValidationConfig(_Model):
     folds: FoldsConfig = Field(default_factory=FoldsConfig)
 
 
-class RunConfig(_Model):
+class RunConfig(RequestModel):
     """One backtest request: data, features, strategy, execution, risk, metrics, validation, seed."""
 
     data: DataConfig = Field(default_factory=SyntheticData, description="Where the bars come from.")

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -41,9 +41,6 @@ from .timeframes import infer_timeframe as infer_timeframe
 from .timeframes import parse_timeframe as parse_timeframe
 from .timeframes import periods_per_year as periods_per_year
 from .timeframes import read_timeframe as read_timeframe
-
-if TYPE_CHECKING:
-    from .config import DataConfig, SyntheticData
 
 PRICE_COLUMNS = ("open", "high", "low", "close")
 REQUIRED_COLUMNS = ("ts", *PRICE_COLUMNS, "volume")
@@ -616,46 +613,6 @@ def adjust(dataset: Dataset) -> Dataset:
     content = dataset_hash(dataset.ts, open_, high, low, close, dataset.volume, dataset.adj_close)
     meta = dataset.meta.model_copy(update={"id": content, "adjusted": True})
     return Dataset(dataset.ts, open_, high, low, close, dataset.volume, dataset.adj_close, meta)
-
-
-def load(spec: DataConfig, *, resolve_stored: Callable[[str], Dataset] | None = None) -> Dataset:
-    """The dataset a request's `data` section names (adjusted where it asks)."""
-    from .config import FileData, StoredData
-
-    if isinstance(spec, FileData):
-        reader = load_csv if spec.source == "csv" else load_parquet
-        dataset = reader(
-            spec.path, symbol=spec.symbol, timeframe=spec.timeframe, calendar=spec.calendar
-        )
-    elif isinstance(spec, StoredData):
-        if resolve_stored is None:
-            raise DataError(
-                "no_store",
-                "stored datasets (data.source = 'dataset') need the btlab service or a Store; "
-                "load the file with source 'csv' or 'parquet' instead",
-            )
-        dataset = declare(resolve_stored(spec.id), timeframe=spec.timeframe, calendar=spec.calendar)
-    else:
-        dataset = synthetic(spec)
-    return adjust(dataset) if spec.adjust else dataset
-
-
-# ---------------------------------------------------------------------------------------------
-# The synthetic provider (in synthetic_data.py)
-
-
-def synthetic(spec: SyntheticData | None = None, **overrides: Any) -> Dataset:
-    """The embedded default dataset: seeded, deterministic, no file needed (see `synthetic_data`)."""
-    from .synthetic_data import generate
-
-    return generate(spec, **overrides)
-
-
-def synthetic_timestamps(start: datetime, n: int, timeframe: str, calendar: Calendar) -> np.ndarray:
-    """`n` bar timestamps (int64 ns, UTC) of the synthetic provider (see `synthetic_data`)."""
-    from .synthetic_data import timestamps
-
-    return timestamps(start, n, timeframe, calendar)
 
 
 def replace(dataset: Dataset, **changes: Any) -> Dataset:

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import numpy as np
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
+from .data import Dataset
 from .errors import ConfigError, pydantic_message
+from .hashing import canonical_json
 from .kernels.indicators import (
     atr_nb,
     ema_nb,
@@ -32,12 +34,10 @@ from .kernels.indicators import (
     simple_returns_nb,
     sma_nb,
 )
-
-if TYPE_CHECKING:
-    from .config import FeatureSpec
-    from .data import Dataset
+from .request_model import RequestModel
 
 __all__ = [
+    "FeatureSpec",
     "FeatureStore",
     "Float",
     "Int",
@@ -54,7 +54,7 @@ __all__ = [
 Column = Literal["open", "high", "low", "close", "volume", "adj_close"]
 PriceColumn = Literal["open", "high", "low", "close", "adj_close"]
 
-FeatureFn = Callable[["Dataset", Any], np.ndarray]
+FeatureFn = Callable[[Dataset, Any], np.ndarray]
 F = TypeVar("F", bound=FeatureFn)
 
 
@@ -71,7 +71,7 @@ Float = Annotated[float, BeforeValidator(_not_bool)]
 
 class Params(BaseModel):
     """Base of every feature's (and strategy's) parameter model: unknown fields are errors,
-    types are strict as in the request (`config._Model`) and floats finite."""
+    types are strict as in the request (`RequestModel`) and floats finite."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
@@ -146,6 +146,23 @@ def resolve_feature_params(name: str, params: Mapping[str, Any]) -> dict[str, An
         mode="json"
     )
     return dumped
+
+
+class FeatureSpec(RequestModel):
+    """One feature of the registry with its parameters (validated against the feature's schema)."""
+
+    name: str = Field(description="A feature name from the registry (GET /registry).")
+    params: dict[str, Any] = Field(default_factory=dict, description="The feature's parameters.")
+
+    @model_validator(mode="after")
+    def _check_registry(self) -> FeatureSpec:
+        filled = resolve_feature_params(self.name, self.params)
+        object.__setattr__(self, "params", filled)
+        return self
+
+    def key(self) -> str:
+        """A canonical text key: the same feature and parameters give the same key."""
+        return f"{self.name}:{canonical_json(self.params)}"
 
 
 def list_features() -> list[dict[str, Any]]:

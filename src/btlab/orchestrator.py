@@ -34,21 +34,24 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
+from .config import SyntheticData
+from .data import Dataset
 from .errors import BtlabError, ConfigError, DataError, NotFoundError, RunCancelled
 from .hashing import canonical_bytes, canonical_json, canonicalize, sha256_hex
 from .metric_registry import HEADLINE
-from .pipeline import RunCache
+from .pipeline import RunCache, data_identity, load_dataset
+from .run_kinds import run_kind
 from .store import (
     INTERRUPTED,
-    RUN_KINDS,
     DatasetRow,
     EventRow,
     RecoveryReport,
@@ -56,9 +59,6 @@ from .store import (
     RunStateError,
     Store,
 )
-
-if TYPE_CHECKING:
-    from .data import Dataset
 
 log = logging.getLogger("btlab.orchestrator")
 
@@ -250,27 +250,11 @@ class Orchestrator:
         Raises ConfigError naming each bad field (an unknown preset or stored dataset included,
         and a file path where `allow_files` is off) or DataError naming the broken data rule.
         """
-        from .config import SyntheticData
-        from .pipeline import DataIdentity, config_hash, data_identity, load_dataset
-        from .presets import resolve_request
-
-        if kind not in RUN_KINDS:
-            raise ConfigError("invalid request", [("kind", f"unknown run kind {kind!r}")])
-        if kind == "sweep":
-            from .sweep import parse_sweep_request, sweep_config_hash
-
-            try:
-                request = parse_sweep_request(body if body is not None else {})
-            except NotFoundError as exc:
-                raise _config_error("preset", exc) from None
-            cfg: Any = request
-            hasher: Callable[[Any, DataIdentity], str] = sweep_config_hash
-        else:
-            try:
-                cfg = resolve_request(body)
-            except NotFoundError as exc:
-                raise _config_error("preset", exc) from None
-            hasher = config_hash
+        run_type = run_kind(kind)
+        try:
+            cfg = run_type.resolve(body)
+        except NotFoundError as exc:
+            raise _config_error("preset", exc) from None
         if not self.allow_files and cfg.data.source in FILE_SOURCES:
             raise ConfigError(
                 "invalid request",
@@ -280,7 +264,7 @@ class Orchestrator:
             )  # fmt: skip
         if isinstance(cfg.data, SyntheticData):
             # hashed by its spec: the worker generates the bars, never the request
-            chash = hasher(cfg, data_identity(cfg))
+            chash = run_type.config_hash(cfg, data_identity(cfg))
             return Prepared(kind, cfg.model_dump(mode="json"), chash, None)
         guarded = self.file_roots is not None and cfg.data.source in FILE_SOURCES
         if guarded:
@@ -288,7 +272,7 @@ class Orchestrator:
 
         def load() -> tuple[Any, Dataset, str]:
             ds = load_dataset(cfg, resolve_stored=self.store.load_dataset, cache=self.cache)
-            return cfg, ds, hasher(cfg, data_identity(cfg, ds))
+            return cfg, ds, run_type.config_hash(cfg, data_identity(cfg, ds))
 
         try:
             _, dataset, chash = self._load_locked(cfg, load)
@@ -456,21 +440,26 @@ class Orchestrator:
 
         folder = store.run_dir(run_id)
         try:
-            result = self._compute(job, on_event, should_cancel)
-            if result.config_hash != job.config_hash:
+            run_type = run_kind(job.kind)
+            result = run_type.execute(
+                job.config, on_event=on_event, should_cancel=should_cancel,
+                resolve_stored=store.load_dataset, cache=self.cache,
+            )  # fmt: skip
+            completion = run_type.report(result)
+            if completion.config_hash != job.config_hash:
                 raise DataError(
                     "data_changed",
                     f"the data changed after the request was accepted (config hash "
-                    f"{result.config_hash[:12]} != {job.config_hash[:12]}); post it again",
+                    f"{completion.config_hash[:12]} != {job.config_hash[:12]}); post it again",
                 )
             if should_cancel():
                 raise RunCancelled("run cancelled before stage artifacts")
             on_event("stage", {"stage": "artifacts", "status": "started"})
             t0 = time.perf_counter()
-            manifest = result.write_artifacts(folder)
+            manifest = run_type.artifacts(result, folder)
             on_event("stage", {"stage": "artifacts", "status": "done", "elapsed_ms": _ms(t0)})
             on_event("stage", {"stage": "persist", "status": "started"})
-            metrics = headline(result.metrics)
+            metrics = headline(completion.metrics)
             done = store.finish_run(
                 run_id, "completed", run_hash=manifest["run_hash"], metrics=metrics,
                 dataset_hash=manifest["dataset_hash"],
@@ -479,7 +468,7 @@ class Orchestrator:
                     ("stage", {"stage": "prune", "status": "started"}),
                     ("stage", {"stage": "prune", "status": "done"}),
                     ("completed", {"run_id": run_id, "run_hash": manifest["run_hash"],
-                                   "metrics": metrics, "warnings": result.warnings,
+                                   "metrics": metrics, "warnings": completion.warnings,
                                    "elapsed_ms": _ms(start)}),
                 ],
             )  # fmt: skip
@@ -522,49 +511,10 @@ class Orchestrator:
             events=[("failed", {"run_id": run_id, "code": code, "error": error})],
         )  # fmt: skip
 
-    def _compute(
-        self,
-        job: Job,
-        on_event: Callable[[str, dict[str, Any]], None],
-        should_cancel: Callable[[], bool],
-    ) -> _Outcome:
-        if job.kind == "sweep":
-            from .sweep import run_sweep
-
-            sweep = run_sweep(
-                job.config, on_event=on_event, should_cancel=should_cancel,
-                resolve_stored=self.store.load_dataset, cache=self.cache,
-            )  # fmt: skip
-            return _Outcome(
-                sweep.config_hash, sweep.best["metrics"], sweep.write_artifacts,
-                [w.to_json() for w in sweep.warnings],
-            )  # fmt: skip
-        from .artifacts import write_artifacts
-        from .pipeline import run
-
-        result = run(
-            job.config, on_event=on_event, should_cancel=should_cancel,
-            resolve_stored=self.store.load_dataset, cache=self.cache,
-        )  # fmt: skip
-        return _Outcome(
-            result.config_hash, result.metrics, lambda out: write_artifacts(result, out),
-            [w.to_json() for w in result.warnings],
-        )  # fmt: skip
-
-
-@dataclass(frozen=True)
-class _Outcome:
-    config_hash: str
-    metrics: Mapping[str, Any]
-    write_artifacts: Callable[[Any], dict[str, Any]]
-    warnings: list[dict[str, str]]
-
 
 def _ms(start: float) -> float:
     return round((time.perf_counter() - start) * 1e3, 3)
 
 
 def _remove(folder: Any) -> None:
-    import shutil
-
     shutil.rmtree(folder, ignore_errors=True)

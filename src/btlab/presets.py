@@ -46,7 +46,8 @@ def load_preset(name: str) -> dict[str, Any]:
 
 def resolve_request(body: Mapping[str, Any] | None) -> RunConfig:
     """A RunConfig from a request body: a RunConfig mapping, or a preset name with overrides."""
-    from .config import parse_config  # pydantic's models: not needed to list the presets
+    # here, not at the top: `btlab presets` lists them without pydantic's models and numba
+    from .config import parse_config
 
     if body is None:
         return parse_config(load_preset(DEFAULT_PRESET))
@@ -78,6 +79,7 @@ def resolve_request(body: Mapping[str, Any] | None) -> RunConfig:
 def preset_with_overrides(name: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
     """Preset `name`'s request with `overrides` merged in depth; overrides naming a data
     `source` replace the preset's data section whole (no synthetic leftovers beside a file)."""
+    # here, not at the top: `btlab presets` lists them without pydantic's models and numba
     from .config import merge_overrides
 
     base = load_preset(name)

@@ -21,32 +21,22 @@ warnings, and the same manifest bytes, every time.
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from .data import Dataset
+from .features import FeatureSpec, FeatureStore
 from .hashing import canonical_json
 from .metric_registry import BY_NAME
 
-if TYPE_CHECKING:
-    from .config import FeatureSpec
-    from .data import Dataset
-    from .features import FeatureStore
-    from .pipeline import RunResult
-    from .sweep.grid import GridExpansion
-
 __all__ = [
     "RunWarning",
-    "combination_warnings",
     "dataset_warnings",
-    "grid_warnings",
-    "halt_status",
-    "outcome_warnings",
     "undefined_metric_warnings",
     "validation_warnings",
     "warmup_warnings",
@@ -109,57 +99,6 @@ def warmup_warnings(store: FeatureStore, specs: Iterable[FeatureSpec]) -> list[R
             "shorter window",
         )
     ]
-
-
-def halt_status(result: RunResult) -> str | None:
-    """ "ruined at <ts>: ..." or "halted at <ts>: ..." where trading stopped early, else None."""
-    if not (result.ruined or result.halted):
-        return None
-    at = when(result.dataset.ts[result.halt_bar])
-    if result.ruined:
-        return f"ruined at {at}: equity <= 0, trading halted"
-    limit = result.config.risk.max_drawdown or 0.0
-    return f"halted at {at}: drawdown reached risk.max_drawdown ({limit:.2%}), trading halted"
-
-
-def outcome_warnings(result: RunResult) -> list[RunWarning]:
-    """Ruin or halt, no trades, undefined metrics: what the run's own numbers say."""
-    m = result.metrics
-    out: list[RunWarning] = []
-    status = halt_status(result)
-    if status is not None and result.ruined:
-        out.append(
-            RunWarning(
-                "ruined",
-                f"{status} (bar {result.halt_bar}; the position was closed at that close; final "
-                f"equity {m['final_equity']:,.2f}). max_drawdown and the drawdown column stop at "
-                "-100 %; the loss beyond the capital stays in final_equity and total_return",
-            )
-        )
-    elif status is not None:
-        out.append(
-            RunWarning(
-                "halted",
-                f"{status} (bar {result.halt_bar}; the position was closed at the next open)",
-            )
-        )
-    if m["fill_count"] == 0:
-        out.append(
-            RunWarning(
-                "no_trades",
-                f"the strategy never traded in {m['n_bars']} bars: the equity is the initial "
-                "cash throughout and every trade statistic is undefined",
-            )
-        )
-    elif m["trade_count"] == 0:
-        out.append(
-            RunWarning(
-                "no_closed_trades",
-                "no round trip closed (the position is still open at the end: "
-                "execution.close_at_end is off), so the trade statistics are undefined",
-            )
-        )
-    return out + undefined_metric_warnings(m)
 
 
 def returns_reason(metrics: Mapping[str, Any]) -> str:
@@ -249,46 +188,3 @@ def validation_warnings(
     if sweep.get("pbo_skipped"):
         out.append(f"pbo: not computed: {sweep['pbo_skipped']}")
     return [RunWarning("validation_undefined", text) for text in out]
-
-
-#: Distinct reasons for skipped combinations spelled out; the rest are counted together.
-MAX_GRID_REASONS = 5
-
-
-def grid_warnings(expansion: GridExpansion) -> list[RunWarning]:
-    """`grid_skipped`: per reason, how many combinations it skipped and the first of them."""
-    out = []
-    reasons = list(expansion.skipped_by_reason.items())
-    for reason, (count, first) in reasons[:MAX_GRID_REASONS]:
-        combo = ", ".join(f"{name}={json.dumps(value)}" for name, value in first.items())
-        example = "" if count == 1 else "the first: "
-        out.append(
-            RunWarning(
-                "grid_skipped",
-                f"{count} of {expansion.size} combinations skipped ({example}{combo}): {reason}",
-            )
-        )
-    rest = sum(count for _, (count, _) in reasons[MAX_GRID_REASONS:])
-    if rest:
-        out.append(
-            RunWarning("grid_skipped", f"{rest} more combinations skipped for other reasons")
-        )
-    return out
-
-
-def combination_warnings(rows: Sequence[Mapping[str, Any]]) -> list[RunWarning]:
-    """A sweep's combinations that were ruined or never traded (each row of sweep.parquet)."""
-    out = []
-    ruined = sum(1 for r in rows if r["ruined"])
-    idle = sum(1 for r in rows if r["fill_count"] == 0)
-    if ruined:
-        out.append(
-            RunWarning(
-                "ruined",
-                f"{ruined} of {len(rows)} combinations were ruined (equity <= 0, trading "
-                "halted): see the ruined column of sweep.parquet",
-            )
-        )
-    if idle:
-        out.append(RunWarning("no_trades", f"{idle} of {len(rows)} combinations never traded"))
-    return out

@@ -20,10 +20,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from .errors import NotFoundError
+from .errors import BtlabError, NotFoundError
 from .plugins import add_plugin_argument
 from .store import DB_NAME, RUN_STATUSES, RunStateError, Store, default_home
-from .timeframes import CALENDARS
+from .timeframes import CALENDARS, data_summary
 
 # soft_wrap: a message is one line however narrow the terminal or pipe (CI logs, grep)
 out = Console(soft_wrap=True)
@@ -63,8 +63,6 @@ def _print_json(obj: Any) -> None:
 def bind(host: str, port: int) -> socket.socket:
     """A listening TCP socket on `host`:`port` (port 0: a free one); BtlabError naming the
     address when it is busy or cannot be bound."""
-    from .errors import BtlabError
-
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
@@ -88,6 +86,7 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    # here, not at the top: only `btlab serve` needs the server and the API (start-up time)
     import uvicorn
 
     from .api import Settings, create_app
@@ -231,6 +230,7 @@ def cmd_runs_rm(args: argparse.Namespace) -> int:
 
 
 def cmd_data_import(args: argparse.Namespace) -> int:
+    # here, not at the top: the other commands start without the engine (start-up time)
     from .data import load_file
 
     path = Path(args.file)
@@ -246,8 +246,6 @@ def cmd_data_import(args: argparse.Namespace) -> int:
     verb = "imported" if created else "already stored"
     out.print(f"{verb}: {row.symbol} {row.timeframe}, {row.rows} bars, {row.gaps} gaps")
     if created:
-        from .cli import data_summary
-
         for line in data_summary(dataset.meta):
             out.print(line, markup=False, highlight=False, soft_wrap=True)
 
@@ -315,6 +313,7 @@ def cmd_data_tag(args: argparse.Namespace) -> int:
 def report_folder(args: argparse.Namespace) -> Path:
     """The artifact folder `btlab report` renders: a path holding a manifest, else a stored
     run's folder (NotFoundError for an unknown run, RunStateError for one not completed)."""
+    # here, not at the top: the other commands start without the engine (start-up time)
     from .artifacts import MANIFEST
 
     given = Path(args.run).expanduser()
@@ -344,6 +343,7 @@ def report_folder(args: argparse.Namespace) -> Path:
 
 def cmd_report(args: argparse.Namespace) -> int:
     folder = report_folder(args)  # before importing the report: a mistake is told at once
+    # here, not at the top: the other commands start without the engine (start-up time)
     from .report import write_report
 
     path = write_report(folder, Path(args.out).expanduser() if args.out else None)

@@ -25,9 +25,8 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 import numpy as np
 from pydantic import BaseModel, Field, model_validator
 
-from .config import FeatureSpec
 from .errors import ConfigError
-from .features import FeatureStore, Float, Int, Params, validate_params
+from .features import FeatureSpec, FeatureStore, Float, Int, Params, validate_params
 from .kernels.signals import cross_target_nb, hold_state_nb
 
 __all__ = [

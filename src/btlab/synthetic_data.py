@@ -8,47 +8,30 @@ within what pandas can hold (`check_bounds`, used by the config model).
 from __future__ import annotations
 
 import math
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from btlab.kernels.synthetic import garch_returns_nb
 
+from .config import SyntheticData
+from .data import Dataset, _build, check_timestamps
 from .errors import DataError
 from .hashing import canonical_json, rng_for, sha256_hex
-from .timeframes import (
-    DAY_NS,
-    DAY_SECONDS,
-    NS_PER_SECOND,
-    Calendar,
-    Timeframe,
-    nominal_bars_per_day,
-    periods_per_year,
-    read_timeframe,
-)
-
-if TYPE_CHECKING:
-    from .config import SyntheticData
-    from .data import Dataset
+from .synthetic_clock import MAX_BARS as MAX_BARS
+from .synthetic_clock import BoundsError as BoundsError
+from .synthetic_clock import check_bounds as check_bounds
+from .synthetic_clock import timestamps
+from .timeframes import periods_per_year, read_timeframe
 
 #: Bump when the same spec would generate other bars: it is part of the synthetic identity.
 GENERATOR_VERSION = 1
-#: Intraday synthetic equity sessions open at 14:30 UTC.
-EQUITY_SESSION_OPEN_SECONDS = 14 * 3600 + 1800
-#: The most bars one request may generate: a run holds about 20 float64 arrays of its length
-#: (bars, features, the kernel's outputs), so 10M bars is ~1.6 GB of memory.
-MAX_BARS = 10_000_000
 #: The spec fields that do not change the bars (a label, and an option that only errors).
 _LABEL_FIELDS = ("symbol", "adjust")
 
 GARCH_ALPHA = 0.08
 GARCH_BETA = 0.90
 STUDENT_DF = 5.0
-
-_TS_MIN = int(pd.Timestamp.min.value)
-_TS_MAX = int(pd.Timestamp.max.value)
 
 
 def spec_identity(spec: SyntheticData) -> str:
@@ -60,124 +43,6 @@ def spec_identity(spec: SyntheticData) -> str:
     return sha256_hex(text.encode())
 
 
-def _origin_ns(start: datetime) -> int:
-    origin = pd.Timestamp(start)
-    origin = origin.tz_localize("UTC") if origin.tzinfo is None else origin.tz_convert("UTC")
-    return int(origin.value)
-
-
-def _session(tf: Timeframe, calendar: Calendar) -> tuple[int, int]:
-    """(bars per active day, open of the day in seconds) of intraday synthetic bars."""
-    if calendar == "equities":
-        return int(nominal_bars_per_day(tf, calendar)), EQUITY_SESSION_OPEN_SECONDS
-    return DAY_SECONDS // tf.seconds, 0
-
-
-def _month_start_ns(month_index: np.ndarray) -> np.ndarray:
-    months = month_index.astype("datetime64[M]")
-    return np.asarray(months.astype("datetime64[D]").astype(np.int64) * DAY_NS)
-
-
-def _last_ns(start: datetime, n: int, tf: Timeframe, calendar: Calendar) -> int:
-    """The last of `n` timestamps, in exact integer arithmetic (beyond int64 where it overflows)."""
-    t0 = _origin_ns(start)
-    day, time_of_day = divmod(t0, DAY_NS)
-    if tf.months:
-        month0 = int(np.datetime64(day, "D").astype("datetime64[M]").astype(np.int64))
-        last_month = np.datetime64(month0 + (n - 1) * tf.months, "M").astype("datetime64[D]")
-        return int(last_month.astype(np.int64)) * DAY_NS + time_of_day
-    if calendar == "24x7" or tf.seconds >= 7 * DAY_SECONDS:
-        return t0 + (n - 1) * tf.seconds * NS_PER_SECOND
-    first_day = np.datetime64(day, "D")
-    if tf.seconds >= DAY_SECONDS:
-        stride = tf.seconds // DAY_SECONDS
-        last = np.busday_offset(first_day, (n - 1) * stride, roll="forward")
-        return int(last.astype(np.int64)) * DAY_NS + time_of_day
-    per_day, open_s = _session(tf, calendar)
-    last = np.busday_offset(first_day, (n - 1) // per_day, roll="forward")
-    return (
-        int(last.astype(np.int64)) * DAY_NS
-        + (open_s + ((n - 1) % per_day) * tf.seconds) * NS_PER_SECOND
-    )
-
-
-class BoundsError(ValueError):
-    """Synthetic bars that do not fit: `field` names the spec field to change."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-
-
-def check_bounds(bars: int, start: datetime, timeframe: str, calendar: Calendar) -> None:
-    """A BoundsError naming the field and the reason where `bars` bars from `start` do not fit."""
-    if bars > MAX_BARS:
-        raise BoundsError(
-            "bars",
-            f"at most {MAX_BARS:,} bars (a run holds about 20 arrays of this length in memory); "
-            f"got {bars:,}",
-        )
-    try:
-        t0 = _origin_ns(start)
-    except (OverflowError, ValueError, pd.errors.OutOfBoundsDatetime):
-        t0 = _TS_MIN - 1
-    if not _TS_MIN <= t0 <= _TS_MAX:
-        raise BoundsError(
-            "start",
-            f"start {start:%Y-%m-%d} is outside the dates pandas can hold "
-            f"({pd.Timestamp.min:%Y-%m-%d} to {pd.Timestamp.max:%Y-%m-%d})",
-        )
-    tf = read_timeframe(timeframe)
-    if tf.intraday and calendar != "equities" and DAY_SECONDS % tf.seconds:
-        raise BoundsError(
-            "timeframe",
-            f"a {calendar} synthetic timeframe below a day must divide the day; {tf} does not",
-        )
-    if _last_ns(start, bars, tf, calendar) <= _TS_MAX:
-        return
-    lo, hi = 1, bars  # the largest count that fits, by bisection on the exact last timestamp
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        lo, hi = (mid, hi) if _last_ns(start, mid, tf, calendar) <= _TS_MAX else (lo, mid - 1)
-    raise BoundsError(
-        "bars",
-        f"{bars:,} bars of {tf} {calendar} from {start:%Y-%m-%d} would end after "
-        f"{pd.Timestamp.max:%Y-%m-%d}, the last date pandas can hold; at most {lo:,} fit "
-        "(use fewer bars or an earlier start)",
-    )
-
-
-def timestamps(start: datetime, n: int, timeframe: str, calendar: Calendar) -> np.ndarray:
-    """`n` bar timestamps (int64 ns, UTC) from `start` following the calendar.
-
-    24x7 (and weekly bars): every `timeframe` from `start`. Months and quarters: the first of each
-    month from `start`'s month, at its time of day. Daily equities and 24x5: weekdays at the
-    start's time of day. Intraday equities: 6.5 h weekday sessions from 14:30 UTC; intraday
-    24x5: weekdays round the clock from 00:00 UTC.
-    """
-    tf = read_timeframe(timeframe)
-    if n:
-        check_bounds(n, start, timeframe, calendar)
-    t0 = _origin_ns(start)
-    day, time_of_day = divmod(t0, DAY_NS)
-    steps = np.arange(n, dtype=np.int64)
-    if tf.months:
-        month0 = int(np.datetime64(day, "D").astype("datetime64[M]").astype(np.int64))
-        return _month_start_ns(month0 + steps * tf.months) + time_of_day
-    if calendar == "24x7" or tf.seconds >= 7 * DAY_SECONDS:
-        return t0 + steps * (tf.seconds * NS_PER_SECOND)
-    first_day = np.datetime64(day, "D")
-    if tf.seconds >= DAY_SECONDS:
-        stride = tf.seconds // DAY_SECONDS
-        days = np.busday_offset(first_day, steps * stride, roll="forward")
-        return np.asarray(days.astype(np.int64) * DAY_NS + time_of_day)
-    per_day, open_s = _session(tf, calendar)
-    n_days = -(-n // per_day)
-    days = np.busday_offset(first_day, np.arange(n_days, dtype=np.int64), roll="forward")
-    offsets = (open_s + np.arange(per_day, dtype=np.int64) * tf.seconds) * NS_PER_SECOND
-    return np.asarray((days.astype(np.int64)[:, None] * DAY_NS + offsets[None, :]).ravel()[:n])
-
-
 def generate(spec: SyntheticData | None = None, **overrides: Any) -> Dataset:
     """The embedded default dataset: seeded, deterministic, no file needed.
 
@@ -187,9 +52,6 @@ def generate(spec: SyntheticData | None = None, **overrides: Any) -> Dataset:
     grows with the size of the move; `zero_volume_prob` blanks the volume of random bars.
     Everything comes from the generator seeded by `spec.seed` (not the run's root seed).
     """
-    from .config import SyntheticData
-    from .data import _build, check_timestamps
-
     if spec is None or overrides:
         base = spec.model_dump() if spec is not None else {}
         spec = SyntheticData.model_validate({**base, **overrides})

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -374,3 +374,26 @@ def inference_text(
     if bars_per_day is not None:
         parts.append(f"{bars_per_day:g} bars a day x {DAYS_PER_YEAR[facts_calendar]:g} days")
     return "; ".join(parts)
+
+
+def data_summary(meta: Any, *, warnings: bool = True) -> list[str]:
+    """What the run took the data to be (timeframe, calendar, annualisation, range) and, unless
+    `warnings` is false (a run prints them among its own warnings), the data's warnings."""
+
+    def how(declared: bool) -> str:
+        return "declared" if declared else "inferred"
+
+    line = (
+        f"data: {meta.symbol} {meta.timeframe} ({how(meta.timeframe_declared)}), calendar "
+        f"{meta.calendar} ({how(meta.calendar_declared)}), periods_per_year "
+        f"{meta.periods_per_year:g}, {meta.start:%Y-%m-%d %H:%M} -> {meta.end:%Y-%m-%d %H:%M} UTC, "
+        f"{meta.rows:,} bars, {meta.gaps:,} gaps"
+    )
+    lines = [line]
+    if meta.inference is not None:
+        lines.append(
+            "  evidence: " + inference_text(meta.calendar, meta.inference, meta.bars_per_day)
+        )
+    if warnings:
+        lines += [f"warning: {w}" for w in meta.warnings]
+    return lines

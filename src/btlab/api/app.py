@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import cache
 from typing import Any
 
 from fastapi import FastAPI
@@ -17,6 +16,8 @@ from .. import __version__
 from ..orchestrator import Orchestrator
 from ..plugins import load_plugins
 from ..store import Store
+from ..sweep import SweepRequest
+from .deps import sweeps_available
 from .docs import install_docs
 from .errors import install_error_handlers
 from .events import EventHub
@@ -33,23 +34,11 @@ retained run. Every 4xx has the shape `{code, message, details: [{loc, msg}]}`.
 """
 
 
-@cache
-def sweeps_available() -> bool:
-    """Whether btlab.sweep (POST /sweeps) is importable in this installation."""
-    try:
-        from .. import sweep  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def _component_schemas() -> dict[str, type[BaseModel]]:
     schemas: dict[str, type[BaseModel]] = {
         "RunRequest": RunRequest, "ErrorResponse": ErrorResponse, "DatasetPatch": DatasetPatch,
     }  # fmt: skip
     if sweeps_available():
-        from ..sweep import SweepRequest
-
         schemas["SweepRequest"] = SweepRequest
     return schemas
 

@@ -11,9 +11,15 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from ..orchestrator import Orchestrator
+from ..run_kinds import KINDS
 from ..store import Store
 from .events import EventHub
 from .settings import Settings
+
+
+def sweeps_available() -> bool:
+    """Whether the orchestrator runs sweeps (POST /sweeps): "sweep" is one of its run kinds."""
+    return "sweep" in KINDS
 
 
 async def get_settings(request: Request) -> Settings:

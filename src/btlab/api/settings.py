@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..errors import ConfigError
+from ..plugins import plugin_names
 from ..store import DEFAULT_RETENTION, default_home
 
 #: Host names the service answers by default: loopback only (any port).
@@ -111,8 +112,6 @@ class Settings(BaseModel):
     @field_validator("plugins", mode="before")
     @classmethod
     def _split_plugins(cls, value: Any) -> Any:
-        from ..plugins import plugin_names
-
         return plugin_names(value) if isinstance(value, str) else value
 
     @classmethod

@@ -106,6 +106,7 @@ def date_numbers(ts: pd.Series) -> np.ndarray:
 
 
 def _figure(height: float) -> Figure:
+    # here, not at the top: the light commands start without matplotlib (see the docstring)
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(CHART_WIDTH, height))
@@ -114,6 +115,7 @@ def _figure(height: float) -> Figure:
 
 
 def _date_axis(ax: Axes, x: np.ndarray) -> None:
+    # here, not at the top: the light commands start without matplotlib (see the docstring)
     import matplotlib.dates as mdates
 
     locator = mdates.AutoDateLocator(minticks=4, maxticks=10)  # type: ignore[no-untyped-call]
@@ -138,6 +140,7 @@ def _compact_money(value: float, _pos: Any = None) -> str:
 
 def _svg(fig: Figure, salt: str) -> str:
     """The figure as inline SVG: no prologue, metadata, namespaces or per-element ids."""
+    # here, not at the top: the light commands start without matplotlib (see the docstring)
     import matplotlib
 
     buf = io.StringIO()
@@ -164,6 +167,7 @@ def equity_chart(x: np.ndarray, equity: np.ndarray, initial_cash: float) -> str:
     ax.plot(x[keep], equity[keep], color=_COLORS["equity"], linewidth=1.1, label="equity")
     ax.axhline(initial_cash, color=_COLORS["cash"], linewidth=0.8, linestyle="--",
                label="initial cash")  # fmt: skip
+    # here, not at the top: the light commands start without matplotlib (see the docstring)
     from matplotlib.ticker import FuncFormatter
 
     ax.yaxis.set_major_formatter(FuncFormatter(_compact_money))
@@ -195,6 +199,7 @@ def drawdown_chart(x: np.ndarray, drawdown: np.ndarray) -> str:
         ax.set_ylim(min(float(np.nanmin(dd)) * 1.18, -0.01), 0.0)
     else:
         ax.set_ylim(-0.01, 0.001)
+    # here, not at the top: the light commands start without matplotlib (see the docstring)
     from matplotlib.ticker import PercentFormatter
 
     ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
@@ -275,6 +280,7 @@ def position_chart(
 
 
 def heatmap_chart(heatmap: Mapping[str, Any]) -> str:
+    # here, not at the top: the light commands start without matplotlib (see the docstring)
     import matplotlib
     from matplotlib.patches import Rectangle
 

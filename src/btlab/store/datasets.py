@@ -87,6 +87,7 @@ class DatasetStore(Database):
         Its symbol is the row's (set at import, changed by `set_dataset_symbol`), not the one
         written into the file at import.
         """
+        # here, not at the top: `btlab runs list` opens the store without pandas and pyarrow
         from ..data import load_parquet
 
         path = self.dataset_path(dataset_id)
@@ -155,6 +156,7 @@ class DatasetStore(Database):
         The Parquet file is written to a temporary name and renamed into place before the row is
         inserted; the same content twice answers the existing row (its symbol and timeframe kept).
         """
+        # here, not at the top: `btlab runs list` opens the store without pandas and pyarrow
         from ..data import save_parquet
 
         meta = dataset.meta
@@ -208,6 +210,7 @@ class DatasetStore(Database):
 
         Raises DataError (naming the rule and rows) and writes nothing when the data is invalid.
         """
+        # here, not at the top: `btlab runs list` opens the store without pandas and pyarrow
         from ..data import load_bytes
 
         dataset = load_bytes(content, fmt=fmt, symbol=symbol, timeframe=timeframe)

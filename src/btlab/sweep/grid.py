@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_val
 
 from ..errors import ConfigError
 from ..hashing import canonical_json
+from ..run_warnings import RunWarning
 from ..strategies import resolve_strategy_params
 
 __all__ = [
@@ -25,13 +26,16 @@ __all__ = [
     "GridRange",
     "expand_grid",
     "grid_axis",
+    "grid_warnings",
     "parse_grid_option",
 ]
 
 #: Most combinations one sweep may have (before invalid ones are skipped).
 MAX_COMBINATIONS = 10_000
 
-_MAX_REASONS = 5
+#: Distinct reasons for skipped combinations spelled out (in an error, in the warnings); the
+#: rest are counted together.
+MAX_REASONS = 5
 
 Scalar = int | float | str | bool
 
@@ -165,7 +169,7 @@ def expand_grid(
             params.append(resolve_strategy_params(strategy, {**base, **combo}))
         except ConfigError as exc:
             reason = _combination_error(exc)
-            if len(reasons) < _MAX_REASONS and reason not in reasons:
+            if len(reasons) < MAX_REASONS and reason not in reasons:
                 reasons.append(reason)
             count, first = by_reason.get(reason, (0, combo))
             by_reason[reason] = (count + 1, first)
@@ -217,3 +221,24 @@ def parse_grid_option(text: str) -> tuple[str, list[Any] | dict[str, Any]]:
             "invalid --grid", [(f"grid.{name}", f"range bounds must be numbers, got {spec!r}")]
         )
     return name, dict(zip(("start", "stop", "step"), [*values, 1][:3], strict=True))
+
+
+def grid_warnings(expansion: GridExpansion) -> list[RunWarning]:
+    """`grid_skipped`: per reason, how many combinations it skipped and the first of them."""
+    out = []
+    reasons = list(expansion.skipped_by_reason.items())
+    for reason, (count, first) in reasons[:MAX_REASONS]:
+        combo = ", ".join(f"{name}={json.dumps(value)}" for name, value in first.items())
+        example = "" if count == 1 else "the first: "
+        out.append(
+            RunWarning(
+                "grid_skipped",
+                f"{count} of {expansion.size} combinations skipped ({example}{combo}): {reason}",
+            )
+        )
+    rest = sum(count for _, (count, _) in reasons[MAX_REASONS:])
+    if rest:
+        out.append(
+            RunWarning("grid_skipped", f"{rest} more combinations skipped for other reasons")
+        )
+    return out

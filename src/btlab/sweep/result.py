@@ -3,7 +3,7 @@ and the artifacts and manifest it writes."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,7 +31,13 @@ from ..run_warnings import RunWarning
 from .grid import GridExpansion
 from .request import SweepRequest
 
-__all__ = ["SweepResult", "best_index", "combination_table", "objective_heatmap"]
+__all__ = [
+    "SweepResult",
+    "best_index",
+    "combination_table",
+    "combination_warnings",
+    "objective_heatmap",
+]
 
 
 @dataclass(eq=False)
@@ -179,3 +185,21 @@ def combination_table(expansion: GridExpansion, rows: list[dict[str, Any]]) -> p
     frame = pd.DataFrame(columns)
     metrics = pd.DataFrame.from_records(rows)
     return pd.concat([frame, metrics], axis=1)
+
+
+def combination_warnings(rows: Sequence[Mapping[str, Any]]) -> list[RunWarning]:
+    """A sweep's combinations that were ruined or never traded (each row of sweep.parquet)."""
+    out = []
+    ruined = sum(1 for r in rows if r["ruined"])
+    idle = sum(1 for r in rows if r["fill_count"] == 0)
+    if ruined:
+        out.append(
+            RunWarning(
+                "ruined",
+                f"{ruined} of {len(rows)} combinations were ruined (equity <= 0, trading "
+                "halted): see the ruined column of sweep.parquet",
+            )
+        )
+    if idle:
+        out.append(RunWarning("no_trades", f"{idle} of {len(rows)} combinations never traded"))
+    return out

@@ -35,22 +35,22 @@ from ..pipeline import (
     simulate_chunked,
     size_scale,
 )
-from ..run_warnings import (
-    RunWarning,
-    combination_warnings,
-    dataset_warnings,
-    grid_warnings,
-    outcome_warnings,
-    validation_warnings,
-    warmup_warnings,
-)
+from ..run_result import outcome_warnings
+from ..run_warnings import RunWarning, dataset_warnings, validation_warnings, warmup_warnings
 from ..strategies import compute_target, required_features
-from ..validate_run import bar_returns, fold_metrics
 from ..validation import run_validation
+from ..validation.run import bar_returns, fold_metrics
 from .engine import PassOutput, sweep_pass
+from .grid import grid_warnings
 from .pbo import block_bounds, pbo_from_blocks
 from .request import SweepRequest, parse_sweep_request, sweep_config_hash
-from .result import SweepResult, best_index, combination_table, objective_heatmap
+from .result import (
+    SweepResult,
+    best_index,
+    combination_table,
+    combination_warnings,
+    objective_heatmap,
+)
 
 __all__ = ["run_sweep"]
 

@@ -11,7 +11,7 @@ from ...features import list_features
 from ...metric_registry import METRICS
 from ...presets import DEFAULT_PRESET, list_presets
 from ...strategies import list_strategies
-from ..deps import HubDep, OrchestratorDep
+from ..deps import HubDep, OrchestratorDep, sweeps_available
 from ..models import (
     ERRORS,
     FeatureInfo,
@@ -72,8 +72,6 @@ def get_registry() -> Registry:
 @router.get("/health", response_model=Health, tags=["service"], responses=ERRORS)
 def health(orchestrator: OrchestratorDep, hub: HubDep) -> Health:
     """Liveness and a count of stored runs by status."""
-    from ..app import sweeps_available
-
     store = orchestrator.store
     workers = getattr(orchestrator.executor, "workers", 0)
     return Health(

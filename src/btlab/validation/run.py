@@ -1,4 +1,4 @@
-"""The validation stage of a run: wires a RunResult into the statistics of `btlab.validation`.
+"""The validation stage of a run: wires a RunResult into the statistics of this package.
 
 Fold metrics come from the run's own arrays; the permutation test re-runs features, strategy
 and kernel on each permuted price path (same timestamps and volume, fresh feature store).
@@ -10,16 +10,17 @@ import dataclasses
 import math
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numba
 import numpy as np
 
-from .errors import RunCancelled
-from .features import FeatureStore
-from .kernel_status import raise_for_status
-from .kernels.dtypes import FILL_DTYPE, Status
-from .kernels.execution import (
+from ..errors import RunCancelled
+from ..features import FeatureStore
+from ..kernel_inputs import exec_params, size_scale
+from ..kernel_status import raise_for_status
+from ..kernels.dtypes import FILL_DTYPE, Status
+from ..kernels.execution import (
     STATE_SIZE,
     BarInputs,
     OrderInputs,
@@ -28,21 +29,21 @@ from .kernels.execution import (
     simulate_all_nb,
     with_fill_retry,
 )
-from .kernels.metrics import PAIRWISE_STACK_SHAPE, pairwise_stack, return_moments_nb
-from .kernels.permutation import (
+from ..kernels.metrics import PAIRWISE_STACK_SHAPE, pairwise_stack, return_moments_nb
+from ..kernels.permutation import (
     LINE_CLOSE,
     LINE_EMA,
     LINE_SMA,
     WORK_ROWS,
     permuted_cross_sharpe_nb,
 )
-from .metric_registry import FOLD
-from .metrics import annualized_ratio, compute_metrics
-from .strategies import compute_target, cross_rule
-from .validation import BatchStatistic, PermutationBase, run_validation
-
-if TYPE_CHECKING:
-    from .pipeline import RunCache, RunResult
+from ..metric_registry import FOLD
+from ..metrics import annualized_ratio, compute_metrics
+from ..run_cache import RunCache
+from ..run_result import RunResult
+from ..strategies import compute_target, cross_rule
+from .assemble import run_validation
+from .permutation import BatchStatistic, PermutationBase
 
 
 def bar_returns(equity: np.ndarray) -> np.ndarray:
@@ -95,8 +96,6 @@ def permutation_statistic(
     kernel buffers across calls (the permutation test calls it once per path), and the
     timestamps and volume are the run's.
     """
-    from .pipeline import exec_params, size_scale
-
     cfg = result.config
     params = exec_params(cfg)
     ppy = float(result.metrics["periods_per_year"])
@@ -146,8 +145,6 @@ def permutation_batch(result: RunResult) -> BatchStatistic | None:
     runs a whole batch of permutations in one parallel pass: the same kernels as the generic
     path, so the same values bit for bit, without a feature store or the GIL per path.
     """
-    from .pipeline import exec_params
-
     cfg = result.config
     rule = cross_rule(cfg.strategy.name, cfg.strategy.params)
     if rule is None or cfg.risk.sizing == "vol_target":

@@ -1,4 +1,4 @@
-"""Compile every numba kernel the service uses into numba's on-disk cache: `python -m btlab.warmup`.
+"""Compile every numba kernel the service uses into numba's on-disk cache: `python -m btlab.tools.warmup`.
 
 The kernels are jitted with ``cache=True``, so machine code compiled once is stored under
 ``NUMBA_CACHE_DIR`` (numba's default without it: ``__pycache__`` next to the kernel sources) and
@@ -100,6 +100,7 @@ class Report:
 
 def kernel_dispatchers() -> dict[str, Any]:
     """Every numba dispatcher defined in a module of `btlab.kernels`, by ``module.qualname``."""
+    # here, not at the top: importing the kernels needs a usable NUMBA_CACHE_DIR, checked first
     from numba.core.dispatcher import Dispatcher
 
     import btlab.kernels as package
@@ -115,6 +116,7 @@ def kernel_dispatchers() -> dict[str, Any]:
 
 def expected_cache_root() -> Path | None:
     """``NUMBA_CACHE_DIR`` as numba reads it, or None (numba then caches next to the sources)."""
+    # here, not at the top: `--help` and a bad argument answer without loading numba
     from numba.core import config
 
     cache_dir = str(getattr(config, "CACHE_DIR", "") or "")
@@ -138,10 +140,12 @@ def check_cache_dir(root: Path) -> str | None:
 
 def workload(workdir: Path, add_dataset: Callable[[Any], str]) -> list[Job]:
     """The warm-up requests. `workdir` receives the data files; `add_dataset` stores a dataset."""
-    from .data import save_parquet, synthetic
-    from .features import list_features
-    from .presets import list_presets
-    from .strategies import list_strategies
+    # here, not at the top: importing the kernels needs a usable NUMBA_CACHE_DIR, checked first
+    from ..data import save_parquet
+    from ..features import list_features
+    from ..presets import list_presets
+    from ..strategies import list_strategies
+    from ..synthetic_data import generate as synthetic
 
     data = {"source": "synthetic", "bars": WARMUP_BARS}
     quick = {"data": data, "validation": {"enabled": False}}
@@ -230,9 +234,10 @@ def workload(workdir: Path, add_dataset: Callable[[Any], str]) -> list[Job]:
 
 def run_workload(log: Callable[[str], None]) -> list[JobResult]:
     """Run every warm-up job through an orchestrator on a temporary home (removed afterwards)."""
-    from .orchestrator import Orchestrator
-    from .report import render_report
-    from .store import Store
+    # here, not at the top: importing the kernels needs a usable NUMBA_CACHE_DIR, checked first
+    from ..orchestrator import Orchestrator
+    from ..report import render_report
+    from ..store import Store
 
     results: list[JobResult] = []
     first_completed: dict[str, tuple[str, str]] = {}  # kind -> (label, run id)
@@ -342,7 +347,7 @@ def warm_up(log: Callable[[str], None], *, check: bool = False) -> Report:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m btlab.warmup",
+        prog="python -m btlab.tools.warmup",
         description="Compile every kernel the btlab service uses into numba's cache "
         "(NUMBA_CACHE_DIR) by running a small workload.",
     )
@@ -362,6 +367,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(line, flush=True)
 
     started = time.perf_counter()
+    # here, not at the top: `--help` and a bad argument answer without loading numba
     import numba
     from numba.core import config
 

@@ -1,0 +1,51 @@
+"""`RequestModel`, the base of every section of a request (`btlab.config`, `FeatureSpec`).
+
+It sits below the feature and strategy registries and the request itself, so each of them can
+build on it without importing the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from functools import cache
+from typing import Any, get_args
+
+from pydantic import BaseModel, ConfigDict, TypeAdapter, model_validator
+
+__all__ = ["RequestModel"]
+
+_LAX_DATETIME: TypeAdapter[datetime] = TypeAdapter(datetime)
+
+
+@cache
+def _datetime_fields(model: type[BaseModel]) -> tuple[str, ...]:
+    def is_datetime(annotation: Any) -> bool:
+        return annotation is datetime or datetime in get_args(annotation)
+
+    return tuple(n for n, f in model.model_fields.items() if is_datetime(f.annotation))
+
+
+class RequestModel(BaseModel):
+    """Base of every request section: strict types (a JSON bool is not a number, a string is not
+    a number, a float is not an int; an int fills a float field), finite floats only, no
+    unknown fields. JSON has no timestamp type, so ISO 8601 text fills a datetime field."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _timestamps_from_text(cls, data: Any) -> Any:
+        names = _datetime_fields(cls)
+        if not names or not isinstance(data, Mapping):
+            return data
+        out = dict(data)
+        for name in names:
+            value = out.get(name)
+            if isinstance(value, str):
+                try:
+                    datetime.fromisoformat(value)  # ISO text only: "1600000000" is not a date
+                except ValueError:
+                    continue  # left as text: strict validation names the field
+                out[name] = _LAX_DATETIME.validate_python(value)
+        return out
