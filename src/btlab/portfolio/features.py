@@ -26,7 +26,7 @@ from ..kernels.clock import place_shifted_nb
 from .dataset import PortfolioDataset
 
 if TYPE_CHECKING:
-    from ..config import FeatureSpec
+    from ..features import FeatureSpec
 
 __all__ = ["PortfolioFeatureStore", "Universe"]
 

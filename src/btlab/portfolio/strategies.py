@@ -20,11 +20,11 @@ from typing import Any, ClassVar, Generic, TypeVar
 import numpy as np
 from pydantic import BaseModel, Field, model_validator
 
-from ..config import FeatureSpec, _Model
 from ..errors import ConfigError
-from ..features import Float, Int, Params, validate_params
+from ..features import FeatureSpec, Float, Int, Params, validate_params
 from ..kernels.clock import place_decision_nb
 from ..kernels.cross_section import equal_weight_nb, inverse_vol_nb, rank_long_short_nb
+from ..request_model import RequestModel
 from ..strategies import checked_target, resolve_strategy, resolve_strategy_params
 from .features import PortfolioFeatureStore, Universe
 
@@ -164,7 +164,7 @@ def compute_portfolio_target(
     return target
 
 
-class PortfolioStrategyConfig(_Model):
+class PortfolioStrategyConfig(RequestModel):
     """The portfolio strategy and its parameters (validated against the strategy's schema)."""
 
     name: str = Field(
