@@ -28,7 +28,7 @@ from .portfolio import (
     PortfolioBuffers,
     PortfolioOrders,
     fresh_portfolio_state_nb,
-    simulate_portfolio_nb,
+    simulate_one_nb,
 )
 from .rules import (
     ACCOUNT_SIZE,
@@ -138,17 +138,17 @@ def new_state(initial_cash: float) -> np.ndarray:
     return state
 
 
-def with_fill_retry(n_bars: int, run: Callable[[int], Any]) -> Any:
+def with_fill_retry(n_bars: int, run: Callable[[int], Any], n_symbols: int = 1) -> Any:
     """The one fill-buffer policy of every caller of the execution kernel.
 
     `run(capacity)` does the work with fill buffers of `capacity` records and returns its status:
     one `Status` code, or an array of them for a batch (where a second call re-does only the
-    items that ran out). It runs with `first_fill_capacity(n_bars)`; where a status is
-    FILLS_FULL, once more with `fill_capacity(n_bars)`, the bound no run exceeds.
+    items that ran out). It runs with `first_fill_capacity(n_bars, n_symbols)`; where a status
+    is FILLS_FULL, once more with `fill_capacity(n_bars, n_symbols)`, the bound no run exceeds.
     """
-    status = run(first_fill_capacity(n_bars))
+    status = run(first_fill_capacity(n_bars, n_symbols))
     if np.any(np.asarray(status) == Status.FILLS_FULL):
-        status = run(fill_capacity(n_bars))
+        status = run(fill_capacity(n_bars, n_symbols))
     return status
 
 
@@ -178,7 +178,7 @@ def simulate_nb(bars, orders, params, state, out, start, stop):
     one = PortfolioBars(bars.ts, bars.open, bars.high, bars.low, bars.close, bars.volume)
     asks = PortfolioOrders(orders.target, orders.scale, bars.ts[:0])
     outs = PortfolioBuffers(out.units, out.cash, out.equity, out.borrow, out.fills)
-    return simulate_portfolio_nb(one, asks, params, state, outs, start, stop, True)
+    return simulate_one_nb(one, asks, params, state, outs, start, stop)
 
 
 @njit

@@ -255,14 +255,17 @@ def simulate_portfolio_nb(bars, orders, params, state, out, start, stop, one_sym
     (see `kernels/cells.py`): numba then compiles the kernel with K = 1 as a constant and 1-D
     indexing (the loops over symbols fold away).
     """
-    if one_symbol is None and not portfolio_inputs_agree_nb(bars, orders, state, out):
-        return Status.BAD_INPUT  # (a single-symbol caller checks its 1-D shapes itself)
     ts, open_, high, low, close, volume = bars
     target, scale, schedule = orders
     units_out, cash_out, equity_out, borrow_out, fills = out
     n = close.shape[0]
     # a compile-time branch: numba prunes `is None` on the argument's type
-    n_symbols = close.shape[1] if one_symbol is None else 1
+    if one_symbol is None:
+        if not portfolio_inputs_agree_nb(bars, orders, state, out):
+            return Status.BAD_INPUT
+        n_symbols = close.shape[1]
+    else:  # a single-symbol caller (`simulate_one_nb`) checks its 1-D shapes itself
+        n_symbols = 1
     scheduled = schedule.shape[0] > 0
     has_exits = params.stop_loss > 0.0 or params.take_profit > 0.0
     fill_at_open = params.fill_at == FillAt.OPEN
@@ -410,6 +413,13 @@ def simulate_portfolio_nb(bars, orders, params, state, out, start, stop, one_sym
         cash_out[i] = state[ST_CASH]
         equity_out[i] = equity
     return Status.OK
+
+
+@njit
+def simulate_one_nb(bars, orders, params, state, out, start, stop):
+    """`simulate_portfolio_nb` of one symbol whose arrays are 1-D (shapes checked by the
+    caller): compiled with K = 1 as a constant."""
+    return simulate_portfolio_nb(bars, orders, params, state, out, start, stop, True)
 
 
 @njit

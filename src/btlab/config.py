@@ -169,9 +169,11 @@ class ExecutionConfig(RequestModel):
     fill: Literal["open", "close"] = Field(
         "open", description="Fill at the bar's open (default) or close; T+1 either way."
     )
-    rebalance: Literal["on_change", "every_bar"] = Field(
+    rebalance: Literal["on_change", "every_bar", "daily", "weekly", "monthly", "quarterly"] = Field(
         "on_change",
-        description="Trade only when the target changes, or back to the target every bar.",
+        description="When positions go back to their targets: where a target changes "
+        "(on_change), every bar, or at the first bar of each new UTC day, week (from "
+        "Monday), month or quarter; a target change trades at once under every rule.",
     )
     spread_bps: float = Field(
         0.0, ge=0, le=10_000, description="Bid-ask spread in bps; each fill pays half."

@@ -19,6 +19,8 @@ from btlab.kernels.execution import ExecParams
 from .config import RunConfig
 from .features import FeatureSpec, FeatureStore
 from .strategies import required_features
+from .timeframes import CALENDAR_REBALANCES
+from .timeframes import rebalance_schedule as timeframes_schedule
 
 __all__ = ["exec_params", "read_features", "size_scale", "sizing_features"]
 
@@ -85,3 +87,12 @@ def size_scale(
     with np.errstate(divide="ignore", invalid="ignore"):
         scale: np.ndarray = np.minimum(risk.max_leverage, risk.vol_target_annual / vol)
     return scale
+
+
+def rebalance_schedule(config: RunConfig, ts_ns: np.ndarray) -> np.ndarray | None:
+    """The clock bars of the request's calendar rebalance (`timeframes.rebalance_schedule`), or
+    None where it rebalances on a target change or every bar (`ExecParams.every_bar`)."""
+    rule = config.execution.rebalance
+    if rule not in CALENDAR_REBALANCES:
+        return None
+    return timeframes_schedule(ts_ns, rule)

@@ -7,43 +7,28 @@ path stays in NumPy.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from btlab.kernels.dtypes import Flag, Status
-from btlab.kernels.execution import (
-    ST_BORROW_CUM,
-    ST_FLAGS,
-    ST_HALT_BAR,
-    ST_N_FILLS,
-    BarInputs,
-    ExecParams,
-    OrderInputs,
-    SimBuffers,
-    new_state,
-    sim_buffers,
-    simulate_nb,
-    with_fill_retry,
-)
+from btlab.kernels.dtypes import Flag
+from btlab.kernels.execution import ExecParams
 from btlab.kernels.ledger import trades_from_fills
+from btlab.kernels.portfolio import PortfolioBars
 
 from . import data as data_mod
 from . import sources
 from .config import FileData, RunConfig, SyntheticData, parse_config
-from .errors import RunCancelled
 from .features import FeatureStore
 from .hashing import canonical_json, sha256_hex
 from .kernel_inputs import exec_params as exec_params
 from .kernel_inputs import read_features as read_features
+from .kernel_inputs import rebalance_schedule
 from .kernel_inputs import size_scale as size_scale
 from .kernel_inputs import sizing_features as sizing_features
-from .kernel_status import raise_for_status
 from .metrics import compute_metrics
 from .run_cache import CACHE_BYTES as CACHE_BYTES
 from .run_cache import LRU as LRU
@@ -52,18 +37,16 @@ from .run_result import DataIdentity as DataIdentity
 from .run_result import RunResult as RunResult
 from .run_result import outcome_warnings
 from .run_warnings import dataset_warnings, validation_warnings, warmup_warnings
+from .simulation import SIMULATION_CHUNK as SIMULATION_CHUNK
+from .simulation import Simulation as Simulation
+from .simulation import run_engine
+from .stages import CancelCheck as CancelCheck
+from .stages import EventSink as EventSink
+from .stages import Stages as Stages
 from .strategies import compute_target
 from .synthetic_data import spec_identity
 from .timeframes import canonical_timeframe
 from .validation.run import validate_result
-
-EventSink = Callable[[str, dict[str, Any]], None]
-CancelCheck = Callable[[], bool]
-
-#: Bars per kernel call: progress and cancellation are checked between chunks.
-SIMULATION_CHUNK = 1 << 18
-
-V = TypeVar("V")
 
 
 def data_identity(config: RunConfig, dataset: data_mod.Dataset | None = None) -> DataIdentity:
@@ -148,92 +131,24 @@ def resolve_config(
     return cfg, dataset, config_hash(cfg, run_identity(cfg, dataset, explicit=data is not None))
 
 
-@dataclass
-class Simulation:
-    units: np.ndarray
-    cash: np.ndarray
-    equity: np.ndarray
-    borrow: np.ndarray
-    fills: np.ndarray
-    flags: int
-    halt_bar: int
-    borrow_total: float
-
-
 def simulate_chunked(
     dataset: data_mod.Dataset,
     target: np.ndarray,
     scale: np.ndarray,
     params: ExecParams,
     *,
+    schedule: np.ndarray | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     should_cancel: CancelCheck | None = None,
-    chunk: int = SIMULATION_CHUNK,
 ) -> Simulation:
-    """Run the execution kernel over the dataset in chunks (bit-identical to one call)."""
-    n = len(dataset)
-    bars = BarInputs(
+    """The engine over one symbol's bars (K = 1): `simulation.simulate_chunked` on its arrays."""
+    bars = PortfolioBars(
         dataset.ts, dataset.open, dataset.high, dataset.low, dataset.close, dataset.volume
     )
-    orders = OrderInputs(target, scale)
-    state = new_state(params.initial_cash)
-    result: list[SimBuffers] = []
-
-    def run(capacity: int) -> int:
-        state[:] = new_state(params.initial_cash)
-        result[:] = [sim_buffers(n, capacity)]
-        for start in range(0, n, chunk):
-            if should_cancel is not None and should_cancel():
-                raise RunCancelled("run cancelled during simulation")
-            stop = min(n, start + chunk)
-            status = int(simulate_nb(bars, orders, params, state, result[0], start, stop))
-            if status != Status.OK:
-                return status
-            if on_progress is not None:
-                on_progress(stop, n)
-        return int(Status.OK)
-
-    raise_for_status(with_fill_retry(n, run), "in the simulation")
-    out = result[0]
-    k = int(state[ST_N_FILLS])
-    return Simulation(
-        out.units, out.cash, out.equity, out.borrow, out.fills[:k].copy(), int(state[ST_FLAGS]),
-        int(state[ST_HALT_BAR]), float(state[ST_BORROW_CUM]),
+    return run_engine(
+        bars, target, scale, params, schedule=schedule, on_progress=on_progress,
+        should_cancel=should_cancel,
     )  # fmt: skip
-
-
-class Stages:
-    """The one stage runner of every kind of run: emits stage events with timings and checks
-    for cancellation between stages (`kind` names the run in the cancel message)."""
-
-    def __init__(
-        self, on_event: EventSink | None, should_cancel: CancelCheck | None, kind: str = "run"
-    ) -> None:
-        self.on_event = on_event
-        self.should_cancel = should_cancel
-        self.kind = kind
-        self.timings: dict[str, float] = {}
-
-    def run(self, name: str, fn: Callable[[], V]) -> V:
-        if self.should_cancel is not None and self.should_cancel():
-            raise RunCancelled(f"{self.kind} cancelled before stage {name}")
-        if self.on_event is not None:
-            self.on_event("stage", {"stage": name, "status": "started"})
-        start = time.perf_counter()
-        value = fn()
-        elapsed = (time.perf_counter() - start) * 1e3
-        self.timings[name] = elapsed
-        if self.on_event is not None:
-            self.on_event(
-                "stage", {"stage": name, "status": "done", "elapsed_ms": round(elapsed, 3)}
-            )
-        return value
-
-    def progress(self, stage: str) -> Callable[[int, int], None] | None:
-        sink = self.on_event
-        if sink is None:
-            return None
-        return lambda done, total: sink("progress", {"stage": stage, "done": done, "total": total})
 
 
 def run(
@@ -281,6 +196,7 @@ def run(
             target,
             scale,
             params,
+            schedule=rebalance_schedule(cfg, dataset.ts),
             on_progress=stages.progress("simulate"),
             should_cancel=should_cancel,
         ),

@@ -397,3 +397,28 @@ def data_summary(meta: Any, *, warnings: bool = True) -> list[str]:
     if warnings:
         lines += [f"warning: {w}" for w in meta.warnings]
     return lines
+
+
+#: Calendar rebalance rules (SPEC §8 "Orders"): re-size every symbol at the first clock bar of
+#: each new UTC day, ISO week (from Monday), month or quarter.
+CALENDAR_REBALANCES = ("daily", "weekly", "monthly", "quarterly")
+
+
+def rebalance_schedule(ts_ns: np.ndarray, rule: str) -> np.ndarray:
+    """Sorted int64 clock bars where a calendar `rule` re-sizes the portfolio: bar 0 and every
+    bar whose UTC period (day, Monday-based week, month or quarter) differs from the bar
+    before's. A ValueError for a rule that is not one of CALENDAR_REBALANCES."""
+    if rule not in CALENDAR_REBALANCES:
+        raise ValueError(f"unknown calendar rebalance {rule!r}")
+    days = np.floor_divide(np.asarray(ts_ns, dtype=np.int64), DAY_NS)
+    if rule == "daily":
+        period = days
+    elif rule == "weekly":
+        period = np.floor_divide(days + 3, 7)  # 1970-01-01 was a Thursday: weeks from Monday
+    else:
+        months = np.asarray(ts_ns, dtype="datetime64[ns]").astype("datetime64[M]").astype(np.int64)
+        period = months if rule == "monthly" else np.floor_divide(months, 3)
+    starts = np.flatnonzero(np.diff(period) != 0) + 1
+    return np.concatenate([np.zeros(min(1, period.shape[0]), dtype=np.int64), starts]).astype(
+        np.int64
+    )

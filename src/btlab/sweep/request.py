@@ -14,6 +14,7 @@ from ..errors import ConfigError
 from ..hashing import canonical_json, sha256_hex
 from ..pipeline import DataIdentity, hashed_request
 from ..presets import preset_with_overrides
+from ..timeframes import CALENDAR_REBALANCES
 from .grid import AXIS_TAGS, GridAxis, GridError, GridExpansion, expand_grid, grid_axis
 from .pbo import DEFAULT_PBO_SPLITS, MAX_PBO_SPLITS
 
@@ -64,6 +65,16 @@ class SweepRequest(RunConfig):
             return {**data, "strategy": {**strategy, "params": base}}
         first = dict(zip(expansion.axes, expansion.points[0], strict=True))
         return {**data, "strategy": {**strategy, "params": {**params, **first}}}
+
+    @model_validator(mode="after")
+    def _no_calendar_rebalance(self) -> SweepRequest:
+        if self.execution.rebalance in CALENDAR_REBALANCES:
+            raise ConfigError(
+                "invalid sweep request",
+                [("execution.rebalance", f"{self.execution.rebalance!r}: sweeps rebalance "
+                  "on_change or every_bar (a calendar schedule runs in single runs)")],
+            )  # fmt: skip
+        return self
 
     @field_validator("pbo_splits")
     @classmethod

@@ -17,16 +17,12 @@ import numpy as np
 
 from ..errors import RunCancelled
 from ..features import FeatureStore
-from ..kernel_inputs import exec_params, size_scale
+from ..kernel_inputs import exec_params, rebalance_schedule, size_scale
 from ..kernel_status import raise_for_status
 from ..kernels.dtypes import FILL_DTYPE, Status
 from ..kernels.execution import (
     STATE_SIZE,
-    BarInputs,
-    OrderInputs,
-    SimBuffers,
     new_state,
-    simulate_all_nb,
     with_fill_retry,
 )
 from ..kernels.metrics import PAIRWISE_STACK_SHAPE, pairwise_stack, return_moments_nb
@@ -36,6 +32,13 @@ from ..kernels.permutation import (
     LINE_SMA,
     WORK_ROWS,
     permuted_cross_sharpe_nb,
+)
+from ..kernels.portfolio import (
+    PortfolioBars,
+    PortfolioBuffers,
+    PortfolioOrders,
+    fresh_portfolio_state_nb,
+    simulate_one_nb,
 )
 from ..metric_registry import FOLD
 from ..metrics import annualized_ratio, compute_metrics
@@ -103,6 +106,10 @@ def permutation_statistic(
     base = result.dataset
     n = len(base)
     local = threading.local()
+    # a calendar rebalance keeps its dates: the permutation reorders returns, not timestamps
+    schedule = rebalance_schedule(cfg, base.ts)
+    if schedule is None:
+        schedule = np.zeros(0, dtype=np.int64)
 
     def statistic(open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray) -> float:
         permuted = dataclasses.replace(
@@ -117,14 +124,15 @@ def permutation_statistic(
             local.stack = pairwise_stack()
             local.fills = np.empty(0, dtype=FILL_DTYPE)
         units, cash, equity, borrow, scratch = local.buffers
-        bars = BarInputs(base.ts, open_, high, low, close, base.volume)
-        orders = OrderInputs(target, scale)
+        bars = PortfolioBars(base.ts, open_, high, low, close, base.volume)
+        orders = PortfolioOrders(target, scale, schedule)
 
         def run(capacity: int) -> int:
             if local.fills.shape[0] < capacity:  # a grown buffer stays grown
                 local.fills = np.empty(capacity, dtype=FILL_DTYPE)
-            out = SimBuffers(units, cash, equity, borrow, local.fills)
-            return int(simulate_all_nb(bars, orders, params, local.state, out))
+            out = PortfolioBuffers(units, cash, equity, borrow, local.fills)
+            fresh_portfolio_state_nb(local.state, params.initial_cash)
+            return int(simulate_one_nb(bars, orders, params, local.state, out, 0, n))
 
         raise_for_status(with_fill_retry(n, run), "on a permuted path")
         _count, mean, std, _downside = return_moments_nb(equity, scratch, local.stack)
@@ -149,6 +157,8 @@ def permutation_batch(result: RunResult) -> BatchStatistic | None:
     rule = cross_rule(cfg.strategy.name, cfg.strategy.params)
     if rule is None or cfg.risk.sizing == "vol_target":
         return None
+    if rebalance_schedule(cfg, result.dataset.ts) is not None:
+        return None  # the fused kernel has no calendar schedule: the generic path runs
     lines = []
     for spec in rule[:2]:
         kind = _LINE_KINDS.get(spec.name)

@@ -1,0 +1,99 @@
+"""The one way every run drives the execution engine: `run_engine`.
+
+It runs `kernels.portfolio.simulate_portfolio_nb` in chunks of clock bars (progress and
+cancellation between them; bit-identical to one call), with the one fill-buffer policy
+(`with_fill_retry`) and the one status-to-error map (`raise_for_status`). A single-symbol run
+passes 1-D arrays (the engine compiles K = 1 with 1-D cells), a portfolio (n, K) arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from btlab.kernels.dtypes import FILL_DTYPE, Status
+from btlab.kernels.execution import ExecParams, with_fill_retry
+from btlab.kernels.portfolio import (
+    PortfolioBars,
+    PortfolioBuffers,
+    PortfolioOrders,
+    fresh_portfolio_state_nb,
+    simulate_one_nb,
+    simulate_portfolio_nb,
+)
+from btlab.kernels.rules import ST_BORROW_CUM, ST_FLAGS, ST_HALT_BAR, ST_N_FILLS, state_size
+
+from .errors import RunCancelled
+from .kernel_status import raise_for_status
+from .stages import CancelCheck
+
+__all__ = ["SIMULATION_CHUNK", "Simulation", "run_engine"]
+
+#: Bars per kernel call: progress and cancellation are checked between chunks.
+SIMULATION_CHUNK = 1 << 18
+_NO_SCHEDULE = np.zeros(0, dtype=np.int64)
+
+
+@dataclass
+class Simulation:
+    """The engine's outputs: units and borrow per bar (and symbol), cash and equity per bar,
+    the fill records, the outcome flags, the halt bar and the total borrow paid."""
+
+    units: np.ndarray
+    cash: np.ndarray
+    equity: np.ndarray
+    borrow: np.ndarray
+    fills: np.ndarray
+    flags: int
+    halt_bar: int
+    borrow_total: float
+
+
+def run_engine(
+    bars: PortfolioBars,
+    target: np.ndarray,
+    scale: np.ndarray,
+    params: ExecParams,
+    *,
+    schedule: np.ndarray | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    should_cancel: CancelCheck | None = None,
+    chunk: int = SIMULATION_CHUNK,
+) -> Simulation:
+    """Run the engine over every clock bar in chunks. `bars` and `target`/`scale` are 1-D (one
+    symbol) or (n, K); `schedule` the sorted clock bars of a calendar rebalance (or none)."""
+    n = bars.close.shape[0]
+    one_symbol = bars.close.ndim == 1
+    k_symbols = 1 if one_symbol else int(bars.close.shape[1])
+    orders = PortfolioOrders(target, scale, _NO_SCHEDULE if schedule is None else schedule)
+    state = np.empty(state_size(k_symbols))
+    shape = (n,) if one_symbol else (n, k_symbols)
+    units, borrow = np.empty(shape), np.empty(shape)
+    cash, equity = np.empty(n), np.empty(n)
+    result: list[PortfolioBuffers] = []
+
+    def run(capacity: int) -> int:
+        fresh_portfolio_state_nb(state, params.initial_cash)
+        fills = np.empty(capacity, dtype=FILL_DTYPE)
+        result[:] = [PortfolioBuffers(units, cash, equity, borrow, fills)]
+        for start in range(0, n, chunk):
+            if should_cancel is not None and should_cancel():
+                raise RunCancelled("run cancelled during simulation")
+            stop = min(n, start + chunk)
+            engine = simulate_one_nb if one_symbol else simulate_portfolio_nb
+            status = int(engine(bars, orders, params, state, result[0], start, stop))
+            if status != Status.OK:
+                return status
+            if on_progress is not None:
+                on_progress(stop, n)
+        return int(Status.OK)
+
+    raise_for_status(with_fill_retry(n, run, k_symbols), "in the simulation")
+    out = result[0]
+    n_fills = int(state[ST_N_FILLS])
+    return Simulation(
+        units, cash, equity, borrow, out.fills[:n_fills].copy(), int(state[ST_FLAGS]),
+        int(state[ST_HALT_BAR]), float(state[ST_BORROW_CUM]),
+    )  # fmt: skip
