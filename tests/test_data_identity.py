@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import btlab
-from btlab import data
+from btlab import data, synthetic_data
 from btlab.artifacts import write_artifacts
 from btlab.cli import main
 from btlab.config import parse_config
@@ -135,13 +135,14 @@ def test_posting_a_synthetic_run_generates_no_bars(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[int] = []
-    real = data.synthetic
+    real = synthetic_data.generate
 
     def spy(*args: Any, **kwargs: Any) -> data.Dataset:
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(data, "synthetic", spy)
+    # the one generator every synthetic path calls (data.synthetic imports it on each call)
+    monkeypatch.setattr(synthetic_data, "generate", spy)
     store = Store(tmp_path / "home")
     orch = Orchestrator(store, executor=_Idle())  # type: ignore[arg-type]
     try:

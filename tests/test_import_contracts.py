@@ -2,7 +2,7 @@
 
 kernels <- core <- api <- cli; nothing imports the API but `btlab serve` (service_cli); the
 kernels import only numpy, numba and the standard library; every module of btlab is placed in a
-layer; the modules of the btlab.sweep package import downward only. The tree as it is keeps them all; each planted violation (in a copy of the sources) breaks
+layer; the modules of the btlab.sweep and btlab.data packages import downward only. The tree as it is keeps them all; each planted violation (in a copy of the sources) breaks
 exactly the contracts it should, so a contract that stopped checking anything would fail here.
 """
 
@@ -22,6 +22,7 @@ LAYERS = "kernels <- core <- api <- cli (serve is the API's entry point)"
 API = "nothing imports the API but `btlab serve`"
 KERNEL_DEPS = "kernels import only numpy, numba and the standard library"
 SWEEP = "btlab.sweep's modules import downward only (no circles)"
+DATA = "btlab.data's modules import downward only (no circles)"
 #: A contract's verdict line: its name, KEPT or BROKEN, and how many imports it ignores, if any.
 VERDICT = re.compile(r"^(?P<name>.+) (?P<verdict>KEPT|BROKEN)(?: \(\d+ ignored imports?\))?$")
 
@@ -52,7 +53,13 @@ def _copy_sources(dest: Path) -> Path:
 
 def test_the_tree_keeps_every_contract() -> None:
     code, verdicts = _lint(ROOT)
-    assert verdicts == {LAYERS: "KEPT", API: "KEPT", KERNEL_DEPS: "KEPT", SWEEP: "KEPT"}
+    assert verdicts == {
+        LAYERS: "KEPT",
+        API: "KEPT",
+        KERNEL_DEPS: "KEPT",
+        SWEEP: "KEPT",
+        DATA: "KEPT",
+    }
     assert code == 0
 
 
@@ -78,6 +85,11 @@ VIOLATIONS = {
         "from .result import SweepResult",
         {SWEEP},
     ),
+    "a data module imports upward": (
+        "src/btlab/data/meta.py",
+        "from .frames import from_dataframe",
+        {DATA},
+    ),
 }
 
 
@@ -89,5 +101,5 @@ def test_a_planted_violation_breaks_its_contract(case: str, tmp_path: Path) -> N
     module.write_text((module.read_text() if module.exists() else "") + f"\n{line}\n")
     code, verdicts = _lint(tree)
     assert {name for name, verdict in verdicts.items() if verdict == "BROKEN"} == broken
-    assert len(verdicts) == 4
+    assert len(verdicts) == 5
     assert code == 1
