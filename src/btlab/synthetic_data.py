@@ -18,6 +18,7 @@ from btlab.kernels.synthetic import garch_returns_nb
 
 from .errors import DataError
 from .hashing import canonical_json, rng_for, sha256_hex
+from .portfolio.dataset import MAX_CELLS, MAX_SYMBOLS
 from .timeframes import (
     DAY_NS,
     DAY_SECONDS,
@@ -42,6 +43,11 @@ EQUITY_SESSION_OPEN_SECONDS = 14 * 3600 + 1800
 MAX_BARS = 10_000_000
 #: The spec fields that do not change the bars (a label, and an option that only errors).
 _LABEL_FIELDS = ("symbol", "adjust")
+#: The fields of a portfolio spec (`symbols` > 1, see `btlab.portfolio.synthetic`): at
+#: `symbols` = 1 they keep their defaults and stay out of the identity, which is then exactly
+#: the single-symbol identity it always was.
+PORTFOLIO_FIELDS = ("symbols", "beta_mean", "beta_spread", "idio_vol_annual", "idio_vol_spread",
+                    "list_within", "delist_within", "missing_bar_prob")  # fmt: skip
 
 GARCH_ALPHA = 0.08
 GARCH_BETA = 0.90
@@ -54,7 +60,11 @@ _TS_MAX = int(pd.Timestamp.max.value)
 def spec_identity(spec: SyntheticData) -> str:
     """The synthetic dataset's identity: sha256 of its canonical spec (labels left out, the
     timeframe in its canonical spelling) and the generator version; no bar is generated."""
-    fields = spec.model_dump(mode="json", exclude=set(_LABEL_FIELDS))
+    single = spec.symbols == 1
+    left_out = {*_LABEL_FIELDS, *PORTFOLIO_FIELDS} if single else set(_LABEL_FIELDS)
+    fields = spec.model_dump(mode="json", exclude=left_out)
+    if not single:
+        fields["symbol_prefix"] = spec.symbol  # the symbols' names are part of the portfolio
     fields["timeframe"] = str(read_timeframe(spec.timeframe))
     text = canonical_json({"generator": f"btlab-synthetic-v{GENERATOR_VERSION}", "spec": fields})
     return sha256_hex(text.encode())
@@ -147,6 +157,37 @@ def check_bounds(bars: int, start: datetime, timeframe: str, calendar: Calendar)
     )
 
 
+def check_portfolio_bounds(spec: SyntheticData) -> None:
+    """A BoundsError naming the field where a portfolio spec does not fit: too many symbols or
+    bars x symbols, a listing window that leaves a symbol fewer than 2 bars, or a portfolio field
+    set on a single-symbol spec."""
+    if spec.symbols == 1:
+        for name in PORTFOLIO_FIELDS[1:]:
+            if getattr(spec, name) != type(spec).model_fields[name].default:
+                raise BoundsError(
+                    name, "applies to a portfolio only (symbols > 1); leave it out for one symbol"
+                )
+        return
+    if spec.symbols > MAX_SYMBOLS:
+        raise BoundsError(
+            "symbols", f"at most {MAX_SYMBOLS:,} symbols in a portfolio; got {spec.symbols:,}"
+        )
+    cells = spec.bars * spec.symbols
+    if cells > MAX_CELLS:
+        raise BoundsError(
+            "symbols",
+            f"bars x symbols is at most {MAX_CELLS:,} (a portfolio run holds about ten arrays of "
+            f"bars x symbols in memory); {spec.bars:,} x {spec.symbols:,} is {cells:,}",
+        )
+    shortest = spec.bars - int(spec.list_within * spec.bars) - int(spec.delist_within * spec.bars)
+    if shortest < 2:
+        raise BoundsError(
+            "delist_within" if spec.delist_within else "list_within",
+            f"list_within + delist_within leave a symbol {shortest} of {spec.bars:,} bars; a "
+            "symbol needs at least 2 (use smaller shares or more bars)",
+        )
+
+
 def timestamps(start: datetime, n: int, timeframe: str, calendar: Calendar) -> np.ndarray:
     """`n` bar timestamps (int64 ns, UTC) from `start` following the calendar.
 
@@ -178,6 +219,44 @@ def timestamps(start: datetime, n: int, timeframe: str, calendar: Calendar) -> n
     return np.asarray((days.astype(np.int64)[:, None] * DAY_NS + offsets[None, :]).ravel()[:n])
 
 
+def garch_path(
+    rng: np.random.Generator, n: int, mu: float, sigma_bar: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """`n` log returns (and their GARCH(1,1) volatility) with Student-t innovations scaled to unit
+    variance, around the per-bar drift `mu` and unconditional volatility `sigma_bar`."""
+    z = rng.standard_t(STUDENT_DF, n) / math.sqrt(STUDENT_DF / (STUDENT_DF - 2.0))
+    omega = sigma_bar**2 * (1.0 - GARCH_ALPHA - GARCH_BETA)
+    log_ret, sigma = garch_returns_nb(z, mu, omega, GARCH_ALPHA, GARCH_BETA)
+    return log_ret, sigma
+
+
+def bars_from_returns(
+    rng: np.random.Generator,
+    log_ret: np.ndarray,
+    sigma: np.ndarray,
+    start_price: float,
+    zero_volume_prob: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(open, high, low, close, volume) of a close path with log returns `log_ret` (per-bar
+    volatility `sigma`): an overnight gap at each open, a high and low beyond the open/close
+    range, a volume that grows with the size of the move, `zero_volume_prob` of bars blanked."""
+    n = int(log_ret.shape[0])
+    close = np.exp(math.log(start_price) + np.cumsum(log_ret))
+    # a share of each bar's move happens at the open (the gap), the rest during the bar
+    gap_share = rng.uniform(0.0, 0.3, n)
+    prev_close = np.concatenate([close[:1], close[:-1]])
+    open_ = prev_close * np.exp(gap_share * log_ret + 0.1 * sigma * rng.standard_normal(n))
+    body_high = np.maximum(open_, close)
+    body_low = np.minimum(open_, close)
+    high = body_high * np.exp(np.abs(rng.standard_normal(n)) * 0.5 * sigma)
+    low = body_low * np.exp(-np.abs(rng.standard_normal(n)) * 0.5 * sigma)
+    move = np.abs(log_ret) / np.maximum(sigma, 1e-12)
+    volume = np.round(1e6 * np.exp(0.3 * rng.standard_normal(n)) * (0.6 + 0.4 * move))
+    if zero_volume_prob > 0:
+        volume[rng.uniform(0.0, 1.0, n) < zero_volume_prob] = 0.0
+    return open_, high, low, close, volume
+
+
 def generate(spec: SyntheticData | None = None, **overrides: Any) -> Dataset:
     """The embedded default dataset: seeded, deterministic, no file needed.
 
@@ -193,30 +272,20 @@ def generate(spec: SyntheticData | None = None, **overrides: Any) -> Dataset:
     if spec is None or overrides:
         base = spec.model_dump() if spec is not None else {}
         spec = SyntheticData.model_validate({**base, **overrides})
+    if spec.symbols > 1:
+        raise DataError(
+            "portfolio_spec",
+            f"data.symbols = {spec.symbols} describes a portfolio of {spec.symbols} symbols, not "
+            "one dataset: load it with btlab.portfolio.load_portfolio",
+        )
     n = spec.bars
     ppy = periods_per_year(spec.timeframe, spec.calendar)
     rng = rng_for(spec.seed, "synthetic")
-    sigma_bar = spec.vol_annual / math.sqrt(ppy)
-    # fat-tailed innovations scaled to unit variance
-    z = rng.standard_t(STUDENT_DF, n) / math.sqrt(STUDENT_DF / (STUDENT_DF - 2.0))
-    mu = spec.drift_annual / ppy
-    omega = sigma_bar**2 * (1.0 - GARCH_ALPHA - GARCH_BETA)
-    log_ret, sigma = garch_returns_nb(z, mu, omega, GARCH_ALPHA, GARCH_BETA)
+    log_ret, sigma = garch_path(rng, n, spec.drift_annual / ppy, spec.vol_annual / math.sqrt(ppy))
     log_ret[0] = 0.0
-    log_close = math.log(spec.start_price) + np.cumsum(log_ret)
-    close = np.exp(log_close)
-    # a share of each bar's move happens at the open (the gap), the rest during the bar
-    gap_share = rng.uniform(0.0, 0.3, n)
-    prev_close = np.concatenate([close[:1], close[:-1]])
-    open_ = prev_close * np.exp(gap_share * log_ret + 0.1 * sigma * rng.standard_normal(n))
-    body_high = np.maximum(open_, close)
-    body_low = np.minimum(open_, close)
-    high = body_high * np.exp(np.abs(rng.standard_normal(n)) * 0.5 * sigma)
-    low = body_low * np.exp(-np.abs(rng.standard_normal(n)) * 0.5 * sigma)
-    move = np.abs(log_ret) / np.maximum(sigma, 1e-12)
-    volume = np.round(1e6 * np.exp(0.3 * rng.standard_normal(n)) * (0.6 + 0.4 * move))
-    if spec.zero_volume_prob > 0:
-        volume[rng.uniform(0.0, 1.0, n) < spec.zero_volume_prob] = 0.0
+    open_, high, low, close, volume = bars_from_returns(
+        rng, log_ret, sigma, spec.start_price, spec.zero_volume_prob
+    )
     ts = timestamps(spec.start, n, spec.timeframe, spec.calendar)
     check_timestamps(ts)  # §1 holds for generated bars too
     if not np.isfinite(close).all():

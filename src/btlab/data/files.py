@@ -25,6 +25,12 @@ from .meta import Dataset
 def _read_guarded(path: Path, reader: Callable[[Path], pd.DataFrame], kind: str) -> pd.DataFrame:
     if not path.exists():
         raise DataError("file_not_found", f"no such file: {path}")
+    if path.is_dir():
+        raise DataError(
+            "unreadable_file",
+            f"{path} is a folder, not a file: a folder of files is a portfolio (load it with "
+            "btlab.portfolio.load_portfolio or load_folder)",
+        )
     if not path.is_file():
         raise DataError("unreadable_file", f"not a regular file: {path}")
     try:
@@ -49,6 +55,20 @@ def _read_csv(source: Path | io.BytesIO) -> pd.DataFrame:
 
 def _read_parquet(source: Path | io.BytesIO) -> pd.DataFrame:
     return read_parquet(source)
+
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+def read_frame(path: str | Path, *, fmt: str | None = None) -> pd.DataFrame:
+    """A CSV or Parquet file's frame, not yet validated (`fmt` None: by the file's extension,
+    .parquet/.pq Parquet, anything else CSV); a DataError naming the file where it cannot be read."""
+    p = Path(path)
+    if fmt is None:
+        fmt = "parquet" if p.suffix.lower() in PARQUET_SUFFIXES else "csv"
+    if fmt == "parquet":
+        return _read_guarded(p, _read_parquet, "Parquet")
+    return _read_guarded(p, _read_csv, "CSV")
 
 
 def load_csv(
@@ -101,7 +121,7 @@ def load_file(
 ) -> Dataset:
     """CSV or Parquet by file extension (.parquet/.pq are Parquet, anything else CSV)."""
     p = Path(path)
-    reader = load_parquet if p.suffix.lower() in (".parquet", ".pq") else load_csv
+    reader = load_parquet if p.suffix.lower() in PARQUET_SUFFIXES else load_csv
     return reader(p, symbol=symbol, timeframe=timeframe, calendar=calendar)
 
 

@@ -166,6 +166,15 @@ def from_dataframe(
         )
     if len(frame) == 0:
         raise DataError("empty", "the data has no rows")
+    if "symbol" in frame.columns:
+        names = pd.unique(frame["symbol"].astype("string").str.strip().dropna())
+        if len(names) > 1:
+            shown = ", ".join(repr(str(n)) for n in names[:5]) + (", ..." if len(names) > 5 else "")
+            raise DataError(
+                "many_symbols",
+                f"the data holds {len(names):,} symbols ({shown}): a long table is a portfolio; "
+                "load it with btlab.portfolio.from_long or load_portfolio",
+            )
 
     ts = _parse_ts(frame["ts"])
     prices = {name: _numeric(frame, name) for name in PRICE_COLUMNS}

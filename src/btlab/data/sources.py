@@ -38,8 +38,14 @@ def adjust(dataset: Dataset) -> Dataset:
 
 def load(spec: DataConfig, *, resolve_stored: Callable[[str], Dataset] | None = None) -> Dataset:
     """The dataset a request's `data` section names (adjusted where it asks)."""
-    from ..config import FileData, StoredData
+    from ..config import FileData, FileListData, StoredData
 
+    if isinstance(spec, FileListData):
+        raise DataError(
+            "portfolio_spec",
+            f"data.paths lists {len(spec.paths)} files: a portfolio, not one dataset; load it "
+            "with btlab.portfolio.load_portfolio",
+        )
     if isinstance(spec, FileData):
         reader = load_csv if spec.source == "csv" else load_parquet
         dataset = reader(
