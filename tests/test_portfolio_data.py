@@ -494,3 +494,72 @@ def _error(body: dict[str, object]) -> ConfigError:
     with pytest.raises(ConfigError) as info:
         parse_config({"data": body})
     return info.value
+
+
+# --- stored portfolios -----------------------------------------------------------------------
+
+
+def test_a_portfolio_is_stored_once_and_loads_back_under_its_symbols(tmp_path: Path) -> None:
+    from btlab.errors import NotFoundError
+    from btlab.store import RunStateError, Store
+
+    frames = {"A": bars(WEEKDAYS), "B": bars(WEEKDAYS[2:], 5.0)}
+    port = pf.from_frames(frames)
+    store = Store(tmp_path / "home")
+    try:
+        # B's bars were stored before under another name: the portfolio keeps its own
+        earlier, _ = store.add_dataset(data.from_dataframe(frames["B"], symbol="OLD"))
+        row, created = store.add_portfolio(port)
+        assert created and row.id == port.hash and row.symbols == 2 and row.rows == 10
+        assert row.members == {s: m.hash for s, m in port.members.items()}
+        assert row.members["B"] == earlier.id and store.get_dataset(earlier.id).symbol == "OLD"
+        again, created = store.add_portfolio(pf.from_frames(dict(reversed(frames.items()))))
+        assert not created and again.id == row.id
+        loaded = store.load_portfolio(row.id)
+        assert loaded.hash == port.hash and loaded.symbols == ("A", "B")
+        assert [p.id for p in store.list_portfolios()] == [row.id]
+        spec = StoredData(source="dataset", id=row.id)
+        via_request = pf.load_portfolio(
+            spec, resolve_stored=store.load_dataset, resolve_portfolio=store.load_portfolio
+        )
+        assert via_request.hash == port.hash
+        one = pf.load_portfolio(
+            StoredData(source="dataset", id=earlier.id),
+            resolve_stored=store.load_dataset,
+            resolve_portfolio=store.load_portfolio,
+        )
+        assert one.symbols == ("OLD",)
+        with pytest.raises(RunStateError, match="member of stored portfolio"):
+            store.delete_dataset(earlier.id)
+        store.delete_portfolio(row.id)
+        with pytest.raises(NotFoundError):
+            store.get_portfolio(row.id)
+        store.delete_dataset(earlier.id)  # no longer held
+    finally:
+        store.close()
+
+
+def test_data_import_of_a_long_file_or_a_folder_stores_one_portfolio(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from btlab.cli import main
+    from btlab.store import Store
+
+    frames = {"A": bars(WEEKDAYS), "B": bars(WEEKDAYS[2:], 5.0)}
+    long = _write(long_table(frames), tmp_path / "universe.csv")
+    home = str(tmp_path / "home")
+    assert main(["data", "import", str(long), "--json", "--home", home]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["kind"] == "portfolio" and printed["created"]
+    assert printed["id"] == pf.from_frames(frames).hash and printed["symbols"] == 2
+    for s, f in frames.items():
+        _write(f, tmp_path / "folder" / f"{s}.parquet")
+    assert main(["data", "import", str(tmp_path / "folder"), "--home", home]) == 0
+    assert "already stored: portfolio of 2 symbols" in capsys.readouterr().out
+    store = Store(home)
+    try:
+        assert store.load_portfolio(printed["id"]).hash == printed["id"]
+    finally:
+        store.close()

@@ -166,8 +166,9 @@ def from_dataframe(
         )
     if len(frame) == 0:
         raise DataError("empty", "the data has no rows")
-    if "symbol" in frame.columns:
-        names = pd.unique(frame["symbol"].astype("string").str.strip().dropna())
+    symbols = frame["symbol"] if "symbol" in frame.columns else None
+    if isinstance(symbols, pd.Series):
+        names = pd.unique(symbols.astype("string").str.strip().dropna())
         if len(names) > 1:
             shown = ", ".join(repr(str(n)) for n in names[:5]) + (", ..." if len(names) > 5 else "")
             raise DataError(

@@ -19,7 +19,7 @@ import pandas as pd
 from .. import data as data_mod
 from ..config import DataConfig, FileData, FileListData, StoredData, SyntheticData
 from ..data import Dataset
-from ..errors import DataError
+from ..errors import DataError, NotFoundError
 from ..timeframes import Calendar
 from .dataset import MAX_SYMBOLS, PortfolioDataset, from_members
 from .synthetic import generate_portfolio
@@ -306,6 +306,28 @@ def as_portfolio(
     return from_frames(data)
 
 
+def _stored(
+    spec: StoredData, resolve: Callable[[str], PortfolioDataset] | None
+) -> PortfolioDataset | None:
+    """The stored portfolio `spec.id` names (its timeframe / calendar declared where the request
+    does), or None where there is no resolver or it knows no such portfolio."""
+    if resolve is None:
+        return None
+    try:
+        portfolio = resolve(spec.id)
+    except NotFoundError:
+        return None
+    if spec.timeframe is None and spec.calendar is None:
+        return portfolio
+    members = {
+        s: data_mod.declare(m, timeframe=spec.timeframe, calendar=spec.calendar)
+        for s, m in portfolio.members.items()
+    }
+    return from_members(
+        members, timeframe=spec.timeframe, calendar=spec.calendar, source=portfolio.meta.source
+    )
+
+
 def _adjusted(portfolio: PortfolioDataset) -> PortfolioDataset:
     members = {s: data_mod.adjust(m) for s, m in portfolio.members.items()}
     m = portfolio.meta
@@ -318,13 +340,19 @@ def _adjusted(portfolio: PortfolioDataset) -> PortfolioDataset:
 
 
 def load_portfolio(
-    spec: DataConfig, *, resolve_stored: Callable[[str], Dataset] | None = None
+    spec: DataConfig,
+    *,
+    resolve_stored: Callable[[str], Dataset] | None = None,
+    resolve_portfolio: Callable[[str], PortfolioDataset] | None = None,
 ) -> PortfolioDataset:
     """The portfolio a request's `data` section names (adjusted where it asks): synthetic with
     `symbols` K (K = 1 is the single dataset of `data.load`), a file, long file or folder
-    (`path`), a list of files (`paths`), or a stored dataset (K = 1)."""
+    (`path`), a list of files (`paths`), or a stored portfolio or dataset (`id`: a portfolio
+    where `resolve_portfolio` knows it, e.g. `Store.load_portfolio`, else a dataset, K = 1)."""
     if isinstance(spec, SyntheticData) and spec.symbols > 1:
         portfolio = generate_portfolio(spec)  # adjust: true fails below (no adj_close), per symbol
+    elif isinstance(spec, StoredData) and (stored := _stored(spec, resolve_portfolio)):
+        portfolio = stored
     elif isinstance(spec, SyntheticData | StoredData):
         single = data_mod.load(spec, resolve_stored=resolve_stored)  # adjusted where it asks
         return from_members({single.meta.symbol: single}, timeframe=single.meta.timeframe
