@@ -317,6 +317,18 @@ def test_members_at_another_timeframe_are_refused_naming_the_odd_symbol() -> Non
     assert "'A'" not in str(info.value)
 
 
+def test_a_file_at_another_timeframe_is_named_with_its_symbol(tmp_path: Path) -> None:
+    hourly = bars(WEEKDAYS)
+    hourly["ts"] = pd.date_range("2024-01-01 14:00", periods=len(WEEKDAYS), freq="h", tz="UTC")
+    _write(bars(WEEKDAYS), tmp_path / "A.csv")
+    _write(bars(WEEKDAYS), tmp_path / "B.csv")
+    odd = _write(hourly, tmp_path / "H.csv")
+    with pytest.raises(DataError) as info:
+        pf.load_folder(tmp_path)
+    assert info.value.rule == "portfolio_timeframe_mismatch"
+    assert f"'H' (in {odd}) is 1h" in str(info.value)
+
+
 def test_the_clock_times_the_symbols_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pf_dataset, "MAX_CELLS", 15)
     with pytest.raises(DataError, match=r"10 bars x 2 symbols is 20") as info:
@@ -558,6 +570,9 @@ def test_data_import_of_a_long_file_or_a_folder_stores_one_portfolio(
         _write(f, tmp_path / "folder" / f"{s}.parquet")
     assert main(["data", "import", str(tmp_path / "folder"), "--home", home]) == 0
     assert "already stored: portfolio of 2 symbols" in capsys.readouterr().out
+    assert main(["data", "list", "--home", home]) == 0
+    listed = capsys.readouterr().out
+    assert "portfolios" in listed and printed["id"] in listed
     store = Store(home)
     try:
         assert store.load_portfolio(printed["id"]).hash == printed["id"]

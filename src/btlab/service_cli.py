@@ -301,6 +301,7 @@ def cmd_data_list(args: argparse.Namespace) -> int:
     store = _store(args)
     try:
         rows = store.list_datasets()
+        portfolios = store.list_portfolios()
     finally:
         store.close()
     if args.json:
@@ -314,7 +315,17 @@ def cmd_data_list(args: argparse.Namespace) -> int:
         table.add_row(r.id, r.symbol, r.timeframe, str(r.rows), (r.start or "")[:19],
                       (r.end or "")[:19], str(r.gaps))  # fmt: skip
     # room for the 64-digit ids even where the terminal (or a pipe's 80 columns) is narrower
-    Console(width=max(out.width, 150), file=out.file).print(table)
+    console = Console(width=max(out.width, 150), file=out.file)
+    console.print(table)
+    if portfolios:
+        held = Table(title="portfolios", header_style="bold")
+        held.add_column("id", no_wrap=True, min_width=64)
+        for col in ("symbols", "timeframe", "clock bars", "start", "end"):
+            held.add_column(col)
+        for p in portfolios:
+            held.add_row(p.id, str(p.symbols), p.timeframe, str(p.rows), (p.start or "")[:19],
+                         (p.end or "")[:19])  # fmt: skip
+        console.print(held)
     return 0
 
 

@@ -22,6 +22,7 @@ from ..data import Dataset
 from ..errors import DataError, NotFoundError
 from ..timeframes import Calendar
 from .dataset import MAX_SYMBOLS, PortfolioDataset, from_members
+from .meta import common_timeframe
 from .synthetic import generate_portfolio
 
 #: The long table's symbol column (its name case-insensitive, as every column's).
@@ -238,6 +239,7 @@ def load_files(
             origin[name] = path
             members[name] = member
         _check_count(len(members), "the files hold")
+    common_timeframe(members, origins=origin)  # a mismatch names the odd symbols' files
     return from_members(members, timeframe=timeframe, calendar=calendar)
 
 

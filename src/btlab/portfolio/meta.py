@@ -75,13 +75,20 @@ class PortfolioMeta(BaseModel):
         return self.model_dump(mode="json", exclude=labels)
 
 
-def common_timeframe(members: Mapping[str, Dataset]) -> str:
-    """The timeframe every member has; a DataError naming the symbols that differ from most."""
+def common_timeframe(
+    members: Mapping[str, Dataset], *, origins: Mapping[str, Any] | None = None
+) -> str:
+    """The timeframe every member has; a DataError naming the symbols that differ from most
+    (and the file each came from, where `origins` maps symbols to files)."""
     counts = Counter(m.meta.timeframe for m in members.values())
     usual, _ = max(counts.items(), key=lambda kv: (kv[1], kv[0]))
     odd = sorted((s, m.meta.timeframe) for s, m in members.items() if m.meta.timeframe != usual)
     if odd:
-        listed = ", ".join(f"{s!r} is {tf}" for s, tf in odd[:5])
+        where = origins or {}
+        listed = ", ".join(
+            f"{s!r}" + (f" (in {where[s]})" if s in where else "") + f" is {tf}"
+            for s, tf in odd[:5]
+        )
         more = f" (and {len(odd) - 5} more)" if len(odd) > 5 else ""
         raise DataError(
             "portfolio_timeframe_mismatch",
