@@ -8,7 +8,7 @@ import pandas as pd
 from hypothesis import strategies as st
 
 from btlab import data as btdata
-from btlab.portfolio.dataset import PortfolioDataset, from_members
+from btlab.data.portfolio import PortfolioDataset, from_members
 
 DAY = 86_400 * 10**9
 T0 = 1_420_070_400 * 10**9  # 2015-01-01

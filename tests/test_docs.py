@@ -209,7 +209,7 @@ def configuration_reference() -> str:
     """The request reference as Markdown: one table per section of RunConfig, from the models."""
     from pydantic import BaseModel
 
-    from btlab.config import FileData, RunConfig, StoredData, SyntheticData
+    from btlab.config import FileData, FileListData, RunConfig, StoredData, SyntheticData
 
     def bounds(info: Any) -> str:
         """A field's bounds (ge/gt/le/lt), or the values a Literal allows."""
@@ -250,6 +250,7 @@ def configuration_reference() -> str:
     sections: list[tuple[str, type[BaseModel], str]] = [
         ("data (source: synthetic, the default)", SyntheticData, "data."),
         ("data (source: csv or parquet)", FileData, "data."),
+        ("data (source: csv or parquet, with paths: a portfolio)", FileListData, "data."),
         ("data (source: dataset)", StoredData, "data."),
     ]
     for name, info in RunConfig.model_fields.items():

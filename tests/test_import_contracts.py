@@ -3,10 +3,10 @@
 kernels <- core <- api <- cli <- tools, the core itself in ordered floors (so no import circle
 can come back, not even through a function-local or TYPE_CHECKING import); nothing imports the
 API but `btlab serve` (service_cli); the kernels import only numpy, numba and the standard
-library; every module of btlab is placed in a layer; the modules of the btlab.sweep package
-import downward only. The tree as it is keeps them all; each planted violation (in a copy of
-the sources) breaks exactly the contracts it should, so a contract that stopped checking
-anything would fail here.
+library; every module of btlab is placed in a layer; the modules of the btlab.sweep,
+btlab.validation and btlab.data packages import downward only. The tree as it is keeps them
+all; each planted violation (in a copy of the sources) breaks exactly the contracts it should,
+so a contract that stopped checking anything would fail here.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ API = "nothing imports the API but `btlab serve`"
 KERNEL_DEPS = "kernels import only numpy, numba and the standard library"
 SWEEP = "btlab.sweep's modules import downward only (no circles)"
 VALIDATION = "btlab.validation's modules import downward only (no circles)"
+DATA = "btlab.data's modules import downward only (no circles)"
 #: A contract's verdict line: its name, KEPT or BROKEN, and how many imports it ignores, if any.
 VERDICT = re.compile(r"^(?P<name>.+) (?P<verdict>KEPT|BROKEN)(?: \(\d+ ignored imports?\))?$")
 
@@ -62,6 +63,7 @@ def test_the_tree_keeps_every_contract() -> None:
         KERNEL_DEPS: "KEPT",
         SWEEP: "KEPT",
         VALIDATION: "KEPT",
+        DATA: "KEPT",
     }
     assert code == 0
 
@@ -115,6 +117,11 @@ VIOLATIONS = {
         "from .bootstrap import stationary_bootstrap",
         {VALIDATION},
     ),
+    "a data module imports upward": (
+        "src/btlab/data/meta.py",
+        "from .frames import from_dataframe",
+        {DATA},
+    ),
 }
 
 
@@ -126,5 +133,5 @@ def test_a_planted_violation_breaks_its_contract(case: str, tmp_path: Path) -> N
     module.write_text((module.read_text() if module.exists() else "") + f"\n{line}\n")
     code, verdicts = _lint(tree)
     assert {name for name, verdict in verdicts.items() if verdict == "BROKEN"} == broken
-    assert len(verdicts) == 5
+    assert len(verdicts) == 6
     assert code == 1

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 import btlab
 from btlab.config import FeatureSpec
+from btlab.data.portfolio import PortfolioDataset, from_members
 from btlab.errors import ConfigError
 from btlab.features import FeatureStore, list_features, raw_feature
-from btlab.portfolio.dataset import PortfolioDataset, from_members
 from btlab.portfolio.features import PortfolioFeatureStore, Universe
 from tests.portfolios import perturbed, portfolios
 

@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 
 import btlab
 from btlab.config import FeatureSpec
+from btlab.data.portfolio import PortfolioDataset, from_members
 from btlab.errors import ConfigError
 from btlab.features import FeatureStore, Params, raw_feature
 from btlab.portfolio import strategies as registry
-from btlab.portfolio.dataset import PortfolioDataset, from_members
 from btlab.portfolio.features import PortfolioFeatureStore, Universe
 from btlab.portfolio.strategies import (
     PortfolioStrategy,

@@ -67,5 +67,5 @@ def test_the_permutation_test_keeps_the_schedule() -> None:
 
 
 def test_a_sweep_refuses_a_calendar_rebalance_by_name() -> None:
-    with pytest.raises(ConfigError, match="execution.rebalance"):
+    with pytest.raises(ConfigError, match=r"execution\.rebalance"):
         parse_sweep_request({"grid": {"fast": [5, 10]}, "execution": {"rebalance": "monthly"}})

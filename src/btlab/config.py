@@ -17,7 +17,7 @@ from .errors import ConfigError, DataError, pydantic_message
 from .features import FeatureSpec as FeatureSpec
 from .request_model import RequestModel
 from .strategies import resolve_strategy_params
-from .synthetic_clock import BoundsError, check_bounds
+from .synthetic_clock import MAX_SYMBOLS, BoundsError, check_bounds, check_portfolio_bounds
 from .timeframes import parse_timeframe
 
 #: Upper bounds of money amounts and sizes: far above any real account, far below where float
@@ -79,6 +79,58 @@ class SyntheticData(RequestModel):
         False,
         description="Scale OHLC by adj_close/close (synthetic data has no adj_close: an error).",
     )
+    # A portfolio (SPEC §8): `symbols` > 1 generates K symbols from one market factor; the
+    # fields below apply only then (at `symbols` = 1 they must keep their defaults).
+    symbols: int = Field(
+        1,
+        ge=1,
+        description="Number of symbols: 1 is one dataset; K > 1 a portfolio of K correlated "
+        "symbols named `symbol` + 01..K from a one-factor model whose factor follows drift_annual "
+        "and vol_annual (at most 5,000 symbols and 20,000,000 bars x symbols).",
+    )
+    beta_mean: float = Field(
+        1.0, ge=-3, le=3, description="Portfolio: mean beta of the symbols to the market factor."
+    )
+    beta_spread: float = Field(
+        0.3,
+        ge=0,
+        le=3,
+        description="Portfolio: each symbol's beta is drawn uniformly within beta_mean ± this.",
+    )
+    idio_vol_annual: float = Field(
+        0.25,
+        gt=0,
+        le=5,
+        description="Portfolio: mean annual volatility of each symbol's own (idiosyncratic) part.",
+    )
+    idio_vol_spread: float = Field(
+        0.5,
+        ge=0,
+        lt=1,
+        description="Portfolio: each symbol's idiosyncratic volatility is drawn uniformly within "
+        "idio_vol_annual × (1 ± this).",
+    )
+    list_within: float = Field(
+        0.0,
+        ge=0,
+        lt=0.9,
+        description="Portfolio: symbols list at seeded dates within this share of the first bars "
+        "(0: every symbol from the first bar; the earliest always lists at the first bar).",
+    )
+    delist_within: float = Field(
+        0.0,
+        ge=0,
+        lt=0.9,
+        description="Portfolio: symbols delist at seeded dates within this share of the last bars "
+        "(0: none delists; the latest always trades to the last bar).",
+    )
+    missing_bar_prob: float = Field(
+        0.0,
+        ge=0,
+        lt=0.5,
+        description="Portfolio: probability that a listed symbol has no bar at a clock bar (a "
+        "halt); its first and last bars are always there.",
+    )
 
     _timeframe = field_validator("timeframe")(_check_timeframe)
 
@@ -86,6 +138,7 @@ class SyntheticData(RequestModel):
     def _fits(self) -> SyntheticData:
         try:
             check_bounds(self.bars, self.start, self.timeframe, self.calendar)
+            check_portfolio_bounds(self)
         except BoundsError as exc:
             raise ConfigError("invalid request", [(exc.field, str(exc))]) from None
         return self
@@ -95,8 +148,14 @@ class FileData(RequestModel):
     """A CSV or Parquet file on this machine."""
 
     source: Literal["csv", "parquet"] = Field(description="File format.")
-    path: str = Field(min_length=1, description="Path of the file.")
-    symbol: str | None = Field(None, description="Symbol name (default: the file's stem).")
+    path: str = Field(
+        min_length=1,
+        description="Path of the file; for a portfolio (btlab.portfolio.load_portfolio) also a "
+        "long file (with a `symbol` column) or a folder of files, one symbol per file stem.",
+    )
+    symbol: str | None = Field(
+        None, description="Symbol name (default: the file's stem; not for a folder or long file)."
+    )
     timeframe: str | None = Field(
         None, description="Bar length (default: inferred from the timestamps)."
     )
@@ -108,6 +167,45 @@ class FileData(RequestModel):
     )
 
     _timeframe = field_validator("timeframe")(_check_timeframe)
+
+
+#: The most files of a portfolio request: one per symbol.
+MAX_PORTFOLIO_FILES = MAX_SYMBOLS
+
+
+class FileListData(RequestModel):
+    """Several CSV or Parquet files on this machine: a portfolio (SPEC §8), one symbol per file
+    named by its stem, or several from a file with a `symbol` column (a long table)."""
+
+    source: Literal["csv", "parquet"] = Field(description="File format of every file.")
+    paths: list[Annotated[str, Field(min_length=1)]] = Field(
+        min_length=1,
+        max_length=MAX_PORTFOLIO_FILES,
+        description="Paths of the files (at most 5,000); the same symbol in two files is an error.",
+    )
+    timeframe: str | None = Field(
+        None, description="Bar length of every symbol (default: inferred; all must agree)."
+    )
+    calendar: CalendarName | None = Field(
+        None, description=f"Calendar (default: inferred from the union clock): {_CALENDAR_TEXT}."
+    )
+    adjust: bool = Field(
+        False,
+        description="Scale each symbol's OHLC by adj_close/close; an error where one has no "
+        "adj_close.",
+    )
+
+    _timeframe = field_validator("timeframe")(_check_timeframe)
+
+    @field_validator("paths")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        seen: set[str] = set()
+        for path in value:
+            if path in seen:
+                raise ValueError(f"{path!r} is listed twice")
+            seen.add(path)
+        return value
 
 
 class StoredData(RequestModel):
@@ -130,9 +228,13 @@ class StoredData(RequestModel):
 
 
 def _data_source(value: Any) -> str:
-    """The data section's kind; a section without `source` is the synthetic default."""
+    """The data section's kind; a section without `source` is the synthetic default, and csv or
+    parquet with `paths` (a list of files) is `files`."""
+    if isinstance(value, FileListData):
+        return "files"
     if isinstance(value, Mapping):
-        return str(value.get("source", "synthetic"))
+        source = str(value.get("source", "synthetic"))
+        return "files" if source in ("csv", "parquet") and "paths" in value else source
     return str(getattr(value, "source", "synthetic"))
 
 
@@ -140,6 +242,7 @@ DataConfig = Annotated[
     Annotated[SyntheticData, Tag("synthetic")]
     | Annotated[FileData, Tag("csv")]
     | Annotated[FileData, Tag("parquet")]
+    | Annotated[FileListData, Tag("files")]
     | Annotated[StoredData, Tag("dataset")],
     Discriminator(
         _data_source,
@@ -315,11 +418,12 @@ class RunConfig(RequestModel):
         """The request as hashed: every default filled in, file locations left out (content counts)."""
         payload = self.model_dump(mode="json")
         payload["data"].pop("path", None)
+        payload["data"].pop("paths", None)
         payload["data"].pop("id", None)
         return payload
 
 
-_DATA_TAGS = ("synthetic", "csv", "parquet", "dataset")
+_DATA_TAGS = ("synthetic", "csv", "parquet", "files", "dataset")
 
 
 def _loc(parts: Sequence[int | str]) -> str:

@@ -229,12 +229,46 @@ def cmd_runs_rm(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_import_portfolio(args: argparse.Namespace) -> int:
+    """Import a folder of files or a long file (a `symbol` column) as one stored portfolio."""
+    from .portfolio import load_path
+
+    portfolio = load_path(
+        args.file, timeframe=args.timeframe, calendar=args.calendar, symbol=args.symbol
+    )
+    store = _store(args)
+    try:
+        row, created = store.add_portfolio(portfolio)
+    finally:
+        store.close()
+    if args.json:
+        _print_json({"created": created, "kind": "portfolio", **row.__dict__})
+        return 0
+    verb = "imported" if created else "already stored"
+    out.print(
+        f"{verb}: portfolio of {row.symbols} symbols, {row.timeframe}, {row.rows} clock bars",
+        soft_wrap=True,
+    )
+    out.print(f'id: {row.id}  (use it as data.source "dataset", data.id)', soft_wrap=True)
+    return 0
+
+
 def cmd_data_import(args: argparse.Namespace) -> int:
     # here, not at the top: the other commands start without the engine (start-up time)
     from .data import load_file
+    from .errors import DataError
 
     path = Path(args.file)
-    dataset = load_file(path, symbol=args.symbol, timeframe=args.timeframe, calendar=args.calendar)
+    if path.is_dir():
+        return cmd_data_import_portfolio(args)
+    try:
+        dataset = load_file(
+            path, symbol=args.symbol, timeframe=args.timeframe, calendar=args.calendar
+        )
+    except DataError as exc:
+        if exc.rule != "many_symbols":
+            raise
+        return cmd_data_import_portfolio(args)  # a long file: one portfolio
     store = _store(args)
     try:
         row, created = store.add_dataset(dataset)
@@ -265,6 +299,7 @@ def cmd_data_list(args: argparse.Namespace) -> int:
     store = _store(args)
     try:
         rows = store.list_datasets()
+        portfolios = store.list_portfolios()
     finally:
         store.close()
     if args.json:
@@ -278,7 +313,17 @@ def cmd_data_list(args: argparse.Namespace) -> int:
         table.add_row(r.id, r.symbol, r.timeframe, str(r.rows), (r.start or "")[:19],
                       (r.end or "")[:19], str(r.gaps))  # fmt: skip
     # room for the 64-digit ids even where the terminal (or a pipe's 80 columns) is narrower
-    Console(width=max(out.width, 150), file=out.file).print(table)
+    console = Console(width=max(out.width, 150), file=out.file)
+    console.print(table)
+    if portfolios:
+        held = Table(title="portfolios", header_style="bold")
+        held.add_column("id", no_wrap=True, min_width=64)
+        for col in ("symbols", "timeframe", "clock bars", "start", "end"):
+            held.add_column(col)
+        for p in portfolios:
+            held.add_row(p.id, str(p.symbols), p.timeframe, str(p.rows), (p.start or "")[:19],
+                         (p.end or "")[:19])  # fmt: skip
+        console.print(held)
     return 0
 
 
@@ -406,7 +451,9 @@ def add_service_commands(sub: Any) -> None:
     data = sub.add_parser("data", help="import, list, re-tag or delete datasets")
     data_sub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     imp = data_sub.add_parser(
-        "import", help="validate a CSV/Parquet file and store it by content hash"
+        "import",
+        help="validate a CSV/Parquet file and store it by content hash (a folder of files or a "
+        "long file with a symbol column: one portfolio)",
     )
     imp.add_argument("file")
     imp.add_argument("--symbol", help="symbol (default: the file name's stem)")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .config import DataConfig, FileData, StoredData
+from .config import DataConfig, FileData, FileListData, StoredData
 from .data import Dataset, adjust, declare, load_csv, load_parquet
 from .errors import DataError
 from .synthetic_data import generate
@@ -17,7 +17,14 @@ __all__ = ["load"]
 
 
 def load(spec: DataConfig, *, resolve_stored: Callable[[str], Dataset] | None = None) -> Dataset:
-    """The dataset a request's `data` section names (adjusted where it asks)."""
+    """The dataset a request's `data` section names (adjusted where it asks); a portfolio's
+    (several files, a folder, a long file, `symbols` > 1) is `btlab.portfolio.load_portfolio`'s."""
+    if isinstance(spec, FileListData):
+        raise DataError(
+            "portfolio_spec",
+            f"data.paths lists {len(spec.paths)} files: a portfolio, not one dataset; load it "
+            "with btlab.portfolio.load_portfolio",
+        )
     if isinstance(spec, FileData):
         reader = load_csv if spec.source == "csv" else load_parquet
         dataset = reader(

@@ -8,6 +8,7 @@ generates the bars, builds on the request.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,6 +30,16 @@ EQUITY_SESSION_OPEN_SECONDS = 14 * 3600 + 1800
 #: The most bars one request may generate: a run holds about 20 float64 arrays of its length
 #: (bars, features, the kernel's outputs), so 10M bars is ~1.6 GB of memory.
 MAX_BARS = 10_000_000
+#: The most symbols of a portfolio, and of clock bars x symbols: a portfolio run holds about ten
+#: (bars, symbols) arrays, so 20M cells is ~1.6 GB, the single-symbol ceiling of MAX_BARS.
+MAX_SYMBOLS = 5_000
+MAX_CELLS = 20_000_000
+#: The fields of a portfolio spec (`symbols` > 1, see `btlab.portfolio.synthetic`): at
+#: `symbols` = 1 they keep their defaults and stay out of the identity, which is then exactly
+#: the single-symbol identity it always was.
+PORTFOLIO_FIELDS = ("symbols", "beta_mean", "beta_spread", "idio_vol_annual", "idio_vol_spread",
+                    "list_within", "delist_within", "missing_bar_prob")  # fmt: skip
+
 _TS_MIN = int(pd.Timestamp.min.value)
 _TS_MAX = int(pd.Timestamp.max.value)
 
@@ -149,3 +160,34 @@ def timestamps(start: datetime, n: int, timeframe: str, calendar: Calendar) -> n
     days = np.busday_offset(first_day, np.arange(n_days, dtype=np.int64), roll="forward")
     offsets = (open_s + np.arange(per_day, dtype=np.int64) * tf.seconds) * NS_PER_SECOND
     return np.asarray((days.astype(np.int64)[:, None] * DAY_NS + offsets[None, :]).ravel()[:n])
+
+
+def check_portfolio_bounds(spec: Any) -> None:
+    """A BoundsError naming the field where a portfolio spec does not fit: too many symbols or
+    bars x symbols, a listing window that leaves a symbol fewer than 2 bars, or a portfolio field
+    set on a single-symbol spec."""
+    if spec.symbols == 1:
+        for name in PORTFOLIO_FIELDS[1:]:
+            if getattr(spec, name) != type(spec).model_fields[name].default:
+                raise BoundsError(
+                    name, "applies to a portfolio only (symbols > 1); leave it out for one symbol"
+                )
+        return
+    if spec.symbols > MAX_SYMBOLS:
+        raise BoundsError(
+            "symbols", f"at most {MAX_SYMBOLS:,} symbols in a portfolio; got {spec.symbols:,}"
+        )
+    cells = spec.bars * spec.symbols
+    if cells > MAX_CELLS:
+        raise BoundsError(
+            "symbols",
+            f"bars x symbols is at most {MAX_CELLS:,} (a portfolio run holds about ten arrays of "
+            f"bars x symbols in memory); {spec.bars:,} x {spec.symbols:,} is {cells:,}",
+        )
+    shortest = spec.bars - int(spec.list_within * spec.bars) - int(spec.delist_within * spec.bars)
+    if shortest < 2:
+        raise BoundsError(
+            "delist_within" if spec.delist_within else "list_within",
+            f"list_within + delist_within leave a symbol {shortest} of {spec.bars:,} bars; a "
+            "symbol needs at least 2 (use smaller shares or more bars)",
+        )

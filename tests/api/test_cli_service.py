@@ -147,7 +147,8 @@ def _good_csv(tmp_path: Path) -> str:
 
 BAD = [
     ("import-missing-file", lambda t: ["data", "import", str(t / "nope.csv")], "no such file"),
-    ("import-a-folder", lambda t: ["data", "import", str(t)], "not a regular file"),
+    # a folder is a portfolio of its files: here one, e.csv, is empty
+    ("import-a-folder", lambda t: ["data", "import", str(t)], "e.csv is empty"),
     ("import-bad-rows", lambda t: ["data", "import", _bad_csv(t), "--symbol", "S"],
      "duplicate_timestamp"),
     ("import-empty-file", lambda t: ["data", "import", str(t / "e.csv")], "empty"),

@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..data.portfolio import PortfolioDataset
 from ..errors import ConfigError
 from ..features import raw_feature
 from ..kernels.clock import place_shifted_nb
-from .dataset import PortfolioDataset
 
 if TYPE_CHECKING:
     from ..features import FeatureSpec

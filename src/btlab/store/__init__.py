@@ -2,7 +2,7 @@
 
 Layout of the home folder (``BTLAB_HOME``, default ``~/.btlab``)::
 
-    btlab.sqlite3            runs, events, idempotency keys, datasets (WAL mode)
+    btlab.sqlite3            runs, events, idempotency keys, datasets, portfolios (WAL mode)
     runs/<run id>/           artifacts of a completed run or sweep (temp folder + rename)
     datasets/<hash>.parquet  imported datasets, named by their content hash
 
@@ -39,6 +39,7 @@ The package, one job a module (`Store` composes the mixins; nothing here imports
     retention.py  the prune (one transaction) and the recovery after a crash
     runs.py       run rows, events, lifecycle, idempotency, the cancel flag
     datasets.py   dataset rows and their Parquet files
+    portfolios.py portfolio rows: one id for K stored datasets, each under its symbol
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from pathlib import Path
 from .datasets import MAX_SYMBOL_LENGTH, DatasetRow, DatasetStore, sniff_format
 from .db import MAX_IDLE_CONNECTIONS, Database
 from .home import DB_NAME, Home, default_home
+from .portfolios import PortfolioRow, PortfolioStore
 from .retention import DEFAULT_RETENTION, Retention
 from .rows import (
     ACTIVE_STATUSES,
@@ -76,13 +78,13 @@ __all__ = [
     "LIVE_STATUSES", "MAX_IDLE_CONNECTIONS", "MAX_SYMBOL_LENGTH", "MIGRATIONS", "RUN_KINDS",
     "RUN_STATUSES", "SCHEMA_VERSION", "TERMINAL_STATUSES", "Database", "DatasetRow",
     "DatasetStore", "EventListener", "EventRow", "Finished", "Home", "IdempotencyConflict",
-    "RecoveryReport", "Retention", "RunRow", "RunStateError", "RunStore", "Store",
+    "PortfolioRow", "PortfolioStore", "RecoveryReport", "Retention", "RunRow", "RunStateError", "RunStore", "Store",
     "default_home", "new_run_id", "now_iso", "sniff_format",
 ]  # fmt: skip
 
 
-class Store(RunStore, DatasetStore):
-    """Runs, events and datasets of one btlab home. Safe to share between threads."""
+class Store(RunStore, PortfolioStore):
+    """Runs, events, datasets and portfolios of one btlab home. Safe to share between threads."""
 
     def __init__(
         self,

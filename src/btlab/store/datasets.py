@@ -146,6 +146,19 @@ class DatasetStore(Database):
                     f"dataset {dataset_id} is in use by active run(s) {', '.join(users)}; "
                     "cancel them or wait for them to finish"
                 )
+            holders = [
+                r[0]
+                for r in tx.execute(
+                    "SELECT DISTINCT portfolio_id FROM portfolio_members WHERE dataset_id = ? "
+                    "ORDER BY portfolio_id",
+                    (dataset_id,),
+                ).fetchall()
+            ]
+            if holders:
+                raise RunStateError(
+                    f"dataset {dataset_id} is a member of stored portfolio(s) "
+                    f"{', '.join(holders)}; delete the portfolio(s) first"
+                )
             tx.execute("DELETE FROM datasets WHERE id = ?", (dataset_id,))
         self.dataset_path(dataset_id).unlink(missing_ok=True)
         return _dataset(row)

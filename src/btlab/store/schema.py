@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..errors import BtlabError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: Schema migrations: MIGRATIONS[i] takes a database at version i to version i + 1.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -65,6 +65,27 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # 1 -> 2: a cancel asked of a running run, read by the transaction that finishes it
     ("ALTER TABLE runs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0",),
+    # 2 -> 3: portfolios (SPEC §8): one id for K stored datasets, each under its symbol
+    (
+        """CREATE TABLE portfolios (
+            id TEXT PRIMARY KEY,
+            symbols INTEGER NOT NULL,
+            timeframe TEXT NOT NULL,
+            rows INTEGER NOT NULL,
+            start TEXT,
+            "end" TEXT,
+            source TEXT NOT NULL,
+            meta TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE portfolio_members (
+            portfolio_id TEXT NOT NULL,
+            symbol TEXT NOT NULL,
+            dataset_id TEXT NOT NULL,
+            PRIMARY KEY (portfolio_id, symbol)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX portfolio_members_dataset ON portfolio_members (dataset_id)",
+    ),
 )
 
 

@@ -6,7 +6,7 @@ C-ordered, read-only, with NaN in every OHLCV field where a symbol has no bar at
 (before its first bar, after its last, and in its gaps). `positions[k]` are the clock indices of
 symbol k's own bars, so a feature computed on the symbol's own bars can be placed on the clock.
 Symbols are held in sorted order; the identity hashes them in that order with each member's
-content hash.
+content hash. `meta` holds the portfolio's facts (`PortfolioMeta`); each member keeps its own.
 """
 
 from __future__ import annotations
@@ -17,12 +17,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..data import Dataset
 from ..errors import DataError
+from ..synthetic_clock import MAX_CELLS as MAX_CELLS
+from ..synthetic_clock import MAX_SYMBOLS as MAX_SYMBOLS
+from ..timeframes import Calendar
+from .meta import Dataset
+from .portfolio_meta import PortfolioMeta, portfolio_meta
 
 HASH_FORMAT = b"btlab-portfolio-v1"
-#: More symbols than this is a request error (a bars x symbols run holds ~10 such arrays).
-MAX_SYMBOLS = 5_000
 
 
 def _frozen(values: np.ndarray) -> np.ndarray:
@@ -43,6 +45,7 @@ class PortfolioDataset:
     close: np.ndarray
     volume: np.ndarray
     positions: tuple[np.ndarray, ...]  # positions[k]: clock indices of symbol k's bars
+    meta: PortfolioMeta
     _hash: list[str] = field(default_factory=list, repr=False, compare=False)
 
     def __len__(self) -> int:
@@ -66,15 +69,7 @@ class PortfolioDataset:
     def hash(self) -> str:
         """sha256 over a format tag and, in sorted symbol order, each symbol and its content hash."""
         if not self._hash:
-            h = hashlib.sha256()
-            h.update(HASH_FORMAT)
-            h.update(len(self.symbols).to_bytes(8, "little"))
-            for symbol in self.symbols:
-                name = symbol.encode()
-                h.update(len(name).to_bytes(8, "little"))
-                h.update(name)
-                h.update(bytes.fromhex(self.members[symbol].hash))
-            self._hash.append(h.hexdigest())
+            self._hash.append(portfolio_hash(self.symbols, self.members))
         return self._hash[0]
 
     def __repr__(self) -> str:
@@ -85,10 +80,32 @@ class PortfolioDataset:
         )
 
 
-def from_members(members: Mapping[str, Dataset]) -> PortfolioDataset:
+def portfolio_hash(symbols: tuple[str, ...], members: Mapping[str, Dataset]) -> str:
+    """sha256 over a format tag and, in sorted symbol order, each symbol and its content hash."""
+    h = hashlib.sha256()
+    h.update(HASH_FORMAT)
+    h.update(len(symbols).to_bytes(8, "little"))
+    for symbol in sorted(symbols):
+        name = symbol.encode()
+        h.update(len(name).to_bytes(8, "little"))
+        h.update(name)
+        h.update(bytes.fromhex(members[symbol].hash))
+    return h.hexdigest()
+
+
+def from_members(
+    members: Mapping[str, Dataset],
+    *,
+    timeframe: str | None = None,
+    calendar: Calendar | None = None,
+    source: str | None = None,
+) -> PortfolioDataset:
     """Align single-symbol datasets (symbol -> Dataset) on their union clock.
 
-    Raises a `DataError` where there is no member, too many, or a symbol name is blank.
+    `timeframe` / `calendar` are what the request declared (None: the members' shared timeframe,
+    the calendar inferred from the clock); `source` labels the metadata (default: the members').
+    Raises a `DataError` where there is no member, too many, a symbol name is blank, the clock x
+    symbols is over `MAX_CELLS`, or the members' timeframes differ (naming the odd symbol).
     """
     if not members:
         raise DataError("portfolio_empty", "a portfolio needs at least one symbol")
@@ -106,6 +123,12 @@ def from_members(members: Mapping[str, Dataset]) -> PortfolioDataset:
     symbols = tuple(sorted(members))
     ts = np.unique(np.concatenate([members[s].ts for s in symbols]))
     n, k = ts.shape[0], len(symbols)
+    if n * k > MAX_CELLS:
+        raise DataError(
+            "portfolio_too_large",
+            f"a portfolio holds at most {MAX_CELLS:,} clock bars x symbols (a run keeps about ten "
+            f"such arrays in memory); {n:,} bars x {k:,} symbols is {n * k:,}",
+        )
     arrays = {name: np.full((n, k), np.nan) for name in ("open", "high", "low", "close", "volume")}
     positions = []
     for j, symbol in enumerate(symbols):
@@ -114,14 +137,21 @@ def from_members(members: Mapping[str, Dataset]) -> PortfolioDataset:
         for name, out in arrays.items():
             out[pos, j] = getattr(member, name)
         positions.append(_frozen(pos.astype(np.int64)))
+    ordered = {s: members[s] for s in symbols}
+    clock = _frozen(ts.astype(np.int64))
+    identity = portfolio_hash(symbols, ordered)
+    meta = portfolio_meta(symbols, ordered, clock, positions, portfolio_id=identity,
+                          timeframe=timeframe, calendar=calendar, source=source)  # fmt: skip
     return PortfolioDataset(
         symbols=symbols,
-        members={s: members[s] for s in symbols},
-        ts=_frozen(ts.astype(np.int64)),
+        members=ordered,
+        ts=clock,
         open=_frozen(arrays["open"]),
         high=_frozen(arrays["high"]),
         low=_frozen(arrays["low"]),
         close=_frozen(arrays["close"]),
         volume=_frozen(arrays["volume"]),
         positions=tuple(positions),
+        meta=meta,
+        _hash=[identity],
     )
