@@ -21,9 +21,13 @@ from btlab.kernels.portfolio import PortfolioBars
 
 from . import data as data_mod
 from . import sources
-from .config import FileData, RunConfig, SyntheticData, parse_config
+from .config import FileData, RunConfig, parse_config
 from .features import FeatureStore
-from .hashing import canonical_json, sha256_hex
+from .hashing import canonical_json
+from .identity import config_hash as config_hash
+from .identity import data_identity as data_identity
+from .identity import hashed_request as hashed_request
+from .identity import run_identity as run_identity
 from .kernel_inputs import exec_params as exec_params
 from .kernel_inputs import read_features as read_features
 from .kernel_inputs import rebalance_schedule
@@ -44,45 +48,7 @@ from .stages import CancelCheck as CancelCheck
 from .stages import EventSink as EventSink
 from .stages import Stages as Stages
 from .strategies import compute_target
-from .synthetic_data import spec_identity
-from .timeframes import canonical_timeframe
 from .validation.run import validate_result
-
-
-def data_identity(config: RunConfig, dataset: data_mod.Dataset | None = None) -> DataIdentity:
-    """The identity of a request's data: the synthetic spec's when `dataset` is None (the data
-    the request itself names), else the content of `dataset` with its effective timeframe and
-    calendar."""
-    if dataset is not None:
-        m = dataset.meta
-        return DataIdentity(dataset.hash, m.timeframe, m.calendar, m.adjusted)
-    spec = config.data
-    if not isinstance(spec, SyntheticData):
-        raise TypeError(f"the identity of {spec.source!r} data is its content: pass the dataset")
-    return DataIdentity(
-        spec_identity(spec), canonical_timeframe(spec.timeframe), spec.calendar, spec.adjust
-    )
-
-
-def hashed_request(config: RunConfig, identity: DataIdentity) -> dict[str, Any]:
-    """The request as hashed and recorded: every default filled in, the data section replaced by
-    the data's identity (so a path, a stored id or a symbol name does not make another run)."""
-    payload = config.hash_payload()
-    payload["data"] = identity.payload()
-    return payload
-
-
-def config_hash(config: RunConfig, identity: DataIdentity) -> str:
-    """sha256 of the canonical request (defaults filled in) with the data's identity."""
-    return sha256_hex(canonical_json({"request": hashed_request(config, identity)}).encode())
-
-
-def run_identity(
-    config: RunConfig, dataset: data_mod.Dataset, *, explicit: bool = False
-) -> DataIdentity:
-    """The identity a run records: its synthetic spec's, unless the bars were handed in."""
-    synthetic = isinstance(config.data, SyntheticData) and not explicit
-    return data_identity(config, None if synthetic else dataset)
 
 
 def _data_cache_key(config: RunConfig) -> str | None:

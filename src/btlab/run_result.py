@@ -52,6 +52,11 @@ class RunResult:
     def halted(self) -> bool:
         return bool(self.flags & Flag.HALTED_MAX_DRAWDOWN)
 
+    def exposure_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """(price, units) whose |product| / equity is the exposure per bar (a portfolio's are
+        ones and its gross value): what the statistics kernels read."""
+        return self.dataset.close, self.units
+
     def _ts(self, bars: np.ndarray) -> pd.DatetimeIndex:
         return pd.DatetimeIndex(self.dataset.ts[bars].astype("datetime64[ns]"), tz="UTC")
 

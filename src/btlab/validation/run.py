@@ -63,6 +63,8 @@ def fold_metrics(result: RunResult, k: int) -> dict[str, Any]:
     edges = np.linspace(0, n, k + 1).astype(np.int64)
     ppy = result.metrics["periods_per_year"]
     ds = result.dataset
+    price, units = result.exposure_arrays()
+    borrow = result.borrow if result.borrow.ndim == 1 else result.borrow.sum(axis=1)
     folds = []
     for j in range(k):
         a, b = int(edges[j]), int(edges[j + 1])
@@ -78,8 +80,8 @@ def fold_metrics(result: RunResult, k: int) -> dict[str, Any]:
             (result.trade_records["exit_bar"] >= a) & (result.trade_records["exit_bar"] < b)
         ]
         m = compute_metrics(
-            ds.ts[a:b], ds.close[a:b], result.equity_values[a:b], result.units[a:b], result.borrow[a:b], fills, trades,
-            initial_cash=start_equity, periods_per_year=ppy,
+            ds.ts[a:b], price[a:b], result.equity_values[a:b], units[a:b], borrow[a:b], fills,
+            trades, initial_cash=start_equity, periods_per_year=ppy,
         )  # fmt: skip
         folds.append(
             {"fold": j, "start_bar": a, "end_bar": b - 1} | {name: m[name] for name in FOLD}

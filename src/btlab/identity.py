@@ -1,0 +1,61 @@
+"""What decides "the same run": the identity of a request's data and the config hash over it.
+
+The data's identity is its content hash with its effective timeframe, calendar and adjustment,
+or, for the synthetic provider, the hash of its spec (no bar generated); the config hash is the
+sha256 of the canonical request with the data section replaced by that identity.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .config import RunConfig, SyntheticData
+from .data import Dataset
+from .data.portfolio import PortfolioDataset
+from .hashing import canonical_json, sha256_hex
+from .run_result import DataIdentity
+from .synthetic_data import spec_identity
+from .timeframes import canonical_timeframe
+
+__all__ = ["config_hash", "data_identity", "hashed_request", "run_identity"]
+
+
+def data_identity(
+    config: RunConfig, dataset: Dataset | PortfolioDataset | None = None
+) -> DataIdentity:
+    """The identity of a request's data: the synthetic spec's when `dataset` is None (the data
+    the request itself names), else the content of `dataset` with its effective timeframe and
+    calendar."""
+    if isinstance(dataset, PortfolioDataset):
+        adjusted = any(member.meta.adjusted for member in dataset.members.values())
+        return DataIdentity(dataset.hash, dataset.meta.timeframe, dataset.meta.calendar, adjusted)
+    if dataset is not None:
+        m = dataset.meta
+        return DataIdentity(dataset.hash, m.timeframe, m.calendar, m.adjusted)
+    spec = config.data
+    if not isinstance(spec, SyntheticData):
+        raise TypeError(f"the identity of {spec.source!r} data is its content: pass the dataset")
+    return DataIdentity(
+        spec_identity(spec), canonical_timeframe(spec.timeframe), spec.calendar, spec.adjust
+    )
+
+
+def hashed_request(config: RunConfig, identity: DataIdentity) -> dict[str, Any]:
+    """The request as hashed and recorded: every default filled in, the data section replaced by
+    the data's identity (so a path, a stored id or a symbol name does not make another run)."""
+    payload = config.hash_payload()
+    payload["data"] = identity.payload()
+    return payload
+
+
+def config_hash(config: RunConfig, identity: DataIdentity) -> str:
+    """sha256 of the canonical request (defaults filled in) with the data's identity."""
+    return sha256_hex(canonical_json({"request": hashed_request(config, identity)}).encode())
+
+
+def run_identity(
+    config: RunConfig, dataset: Dataset | PortfolioDataset, *, explicit: bool = False
+) -> DataIdentity:
+    """The identity a run records: its synthetic spec's, unless the bars were handed in."""
+    synthetic = isinstance(config.data, SyntheticData) and not explicit
+    return data_identity(config, None if synthetic else dataset)

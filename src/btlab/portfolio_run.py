@@ -1,0 +1,362 @@
+"""A portfolio run (SPEC §8): K symbols traded from one cash account through the one engine.
+
+`run_portfolio` is `pipeline.run` for a `PortfolioDataset`: the same stages (features on each
+symbol's own bars shifted onto the union clock, the strategy's (n, K) target, the engine, the
+metrics of the one account, validation), the same config hash (over the portfolio's identity),
+the same metrics path (`metrics.compute_metrics` on the account's equity, its gross exposure as
+the exposure). A registered single-symbol strategy runs as `per_symbol` (each symbol weighted
+1/K). `PortfolioResult` holds the arrays and builds the artifact tables: `equity` (one row per
+clock bar: cash, equity, gross and net exposure), `fills` and `trades` with a `symbol` column,
+`positions` (units and weight per bar and symbol) and `symbols` (per-symbol P&L, costs and
+turnover).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from btlab.kernels.dtypes import REASON_NAMES, TRADE_DTYPE, Flag
+from btlab.kernels.execution import ExecParams
+from btlab.kernels.ledger import trades_from_fills
+from btlab.kernels.portfolio import PortfolioBars
+
+from .config import RunConfig
+from .data.portfolio import PortfolioDataset
+from .features import FeatureSpec
+from .identity import config_hash, run_identity
+from .kernel_inputs import exec_params, rebalance_schedule
+from .metrics import compute_metrics, drawdown_path
+from .portfolio.features import PortfolioFeatureStore
+from .portfolio.strategies import (
+    compute_portfolio_target,
+    list_portfolio_strategies,
+    required_portfolio_features,
+)
+from .run_cache import RunCache
+from .run_result import DataIdentity, outcome_warnings
+from .run_warnings import RunWarning
+from .simulation import Simulation, run_engine
+from .stages import CancelCheck, EventSink, Stages
+from .validation.assemble import run_validation
+from .validation.run import bar_returns, fold_metrics
+
+__all__ = ["PortfolioResult", "portfolio_strategy", "run_portfolio"]
+
+#: Artifact tables of a portfolio run, in the manifest's order.
+PORTFOLIO_TABLES = ("equity", "fills", "trades", "positions", "symbols")
+
+
+def portfolio_strategy(name: str, params: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The portfolio strategy a request's strategy runs as: itself where it is a portfolio
+    strategy, else `per_symbol` over the single-symbol strategy (each symbol weighted 1/K)."""
+    if name in {s["name"] for s in list_portfolio_strategies()}:
+        return name, dict(params)
+    return "per_symbol", {"strategy": name, "params": dict(params)}
+
+
+def _marks(close: np.ndarray) -> np.ndarray:
+    """Each symbol's last close at every clock bar (NaN before its first bar)."""
+    frame = pd.DataFrame(close)
+    marks: np.ndarray = frame.ffill().to_numpy()
+    return marks
+
+
+@dataclass(eq=False)
+class PortfolioResult:
+    """Everything one portfolio run produced. Arrays are the source of truth; frames are views."""
+
+    config: RunConfig
+    config_hash: str
+    dataset: PortfolioDataset
+    target: np.ndarray  # (n, K)
+    units: np.ndarray  # (n, K)
+    cash: np.ndarray
+    equity_values: np.ndarray
+    borrow: np.ndarray  # (n, K)
+    marks: np.ndarray  # (n, K): each symbol's last close
+    fill_records: np.ndarray
+    trade_records: np.ndarray
+    metrics: dict[str, Any]
+    validation: dict[str, Any] | None
+    flags: int
+    halt_bar: int
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    warnings: list[RunWarning] = field(default_factory=list)
+    identity: DataIdentity | None = None
+
+    kind = "portfolio"
+    tables = PORTFOLIO_TABLES
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        return self.dataset.symbols
+
+    @property
+    def ruined(self) -> bool:
+        return bool(self.flags & Flag.RUINED)
+
+    @property
+    def halted(self) -> bool:
+        return bool(self.flags & Flag.HALTED_MAX_DRAWDOWN)
+
+    @cached_property
+    def position_values(self) -> np.ndarray:
+        """(n, K) units * mark: each position's marked value (0 where flat)."""
+        values: np.ndarray = np.where(self.units != 0.0, self.units * self.marks, 0.0)
+        return values
+
+    @cached_property
+    def gross_value(self) -> np.ndarray:
+        """Σ |units * mark| per clock bar: the gross exposure in money."""
+        gross: np.ndarray = np.abs(self.position_values).sum(axis=1)
+        return gross
+
+    def exposure_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """(price, units) whose |product| / equity is the account's gross leverage per bar,
+        the form the statistics kernels read a single symbol's exposure in."""
+        return np.ones(self.gross_value.shape[0]), self.gross_value
+
+    def _ts(self, bars: np.ndarray) -> pd.DatetimeIndex:
+        return pd.DatetimeIndex(self.dataset.ts[bars].astype("datetime64[ns]"), tz="UTC")
+
+    def _symbol_names(self, columns: np.ndarray) -> np.ndarray:
+        names: np.ndarray = np.array(self.symbols, dtype=object)[columns]
+        return names
+
+    @cached_property
+    def equity(self) -> pd.DataFrame:
+        """Per clock bar: ts, cash, equity, gross and net exposure (fractions of equity),
+        drawdown, borrow (all symbols)."""
+        eq = self.equity_values
+        with np.errstate(divide="ignore", invalid="ignore"):
+            gross = self.gross_value / eq
+            net = self.position_values.sum(axis=1) / eq
+        return pd.DataFrame(
+            {
+                "ts": self._ts(np.arange(eq.shape[0])), "cash": self.cash, "equity": eq,
+                "gross_exposure": gross, "net_exposure": net, "drawdown": drawdown_path(eq),
+                "borrow": self.borrow.sum(axis=1),
+            }
+        )  # fmt: skip
+
+    @cached_property
+    def fills(self) -> pd.DataFrame:
+        """Per fill: ts, bar, symbol, side, units, prices, cost parts, reason, position after."""
+        f = self.fill_records
+        return pd.DataFrame(
+            {
+                "ts": self._ts(f["bar"]), "bar": f["bar"], "symbol": self._symbol_names(f["symbol"]),
+                "side": np.where(f["units"] > 0, "buy", "sell"), "units": np.abs(f["units"]),
+                "price": f["price"], "fill_price": f["fill_price"],
+                "spread_cost": f["spread_cost"], "slippage_cost": f["slippage_cost"],
+                "commission": f["commission"],
+                "reason": np.array(REASON_NAMES, dtype=object)[f["reason"]]
+                if f.size else np.array([], dtype=object),
+                "position_after": f["position_after"],
+            }
+        )  # fmt: skip
+
+    @cached_property
+    def trades(self) -> pd.DataFrame:
+        """Per round trip in one symbol: entry/exit ts, symbol, side, units, prices, P&L, costs."""
+        t = self.trade_records
+        reasons = np.array([*REASON_NAMES, "open"], dtype=object)
+        return pd.DataFrame(
+            {
+                "entry_ts": self._ts(t["entry_bar"]), "exit_ts": self._ts(t["exit_bar"]),
+                "symbol": self._symbol_names(t["symbol"]),
+                "side": np.where(t["side"] > 0, "long", "short"), "units": t["units"],
+                "entry_price": t["entry_price"], "exit_price": t["exit_price"],
+                "gross_pnl": t["gross_pnl"], "costs": t["costs"], "borrow": t["borrow"],
+                "net_pnl": t["net_pnl"], "return": t["return_"], "bars_held": t["bars_held"],
+                "exit_reason": reasons[t["exit_reason"]] if t.size else np.array([], dtype=object),
+            }
+        )  # fmt: skip
+
+    @cached_property
+    def positions(self) -> pd.DataFrame:
+        """Per clock bar and symbol (long form): ts, symbol, units, weight (value / equity)."""
+        n, k = self.units.shape
+        with np.errstate(divide="ignore", invalid="ignore"):
+            weight = self.position_values / self.equity_values[:, None]
+        return pd.DataFrame(
+            {
+                "ts": np.repeat(self._ts(np.arange(n)), k),
+                "symbol": np.tile(np.array(self.symbols, dtype=object), n),
+                "units": self.units.ravel(), "weight": weight.ravel(),
+            }
+        )  # fmt: skip
+
+    @cached_property
+    def symbols_table(self) -> pd.DataFrame:
+        """Per symbol: net P&L (after costs and borrow), costs, borrow, traded notional,
+        turnover (traded notional / mean equity), fills and closed trades."""
+        f, t = self.fill_records, self.trade_records
+        k = len(self.symbols)
+        flows = -(f["units"] * f["fill_price"] + f["commission"])
+        cash_flow = np.bincount(f["symbol"], weights=flows, minlength=k)
+        costs = np.bincount(
+            f["symbol"], weights=f["spread_cost"] + f["slippage_cost"] + f["commission"], minlength=k
+        )  # fmt: skip
+        traded = np.bincount(f["symbol"], weights=np.abs(f["units"]) * f["price"], minlength=k)
+        borrow = self.borrow.sum(axis=0)
+        final_value = self.position_values[-1]
+        mean_equity = float(np.mean(self.equity_values))
+        closed = ~t["is_open"]
+        return pd.DataFrame(
+            {
+                "symbol": list(self.symbols), "net_pnl": cash_flow - borrow + final_value,
+                "costs": costs + borrow, "borrow": borrow, "traded": traded,
+                "turnover": traded / mean_equity if mean_equity > 0 else np.full(k, math.nan),
+                "fills": np.bincount(f["symbol"], minlength=k),
+                "trades": np.bincount(t["symbol"][closed], minlength=k),
+            }
+        )  # fmt: skip
+
+    def table(self, name: str) -> pd.DataFrame:
+        """The artifact table `name` (one of PORTFOLIO_TABLES)."""
+        if name == "symbols":
+            return self.symbols_table
+        frame: pd.DataFrame = getattr(self, name)
+        return frame
+
+
+def _trades(sim: Simulation, marks: np.ndarray) -> np.ndarray:
+    """Every symbol's round trips (its fills through the one ledger kernel), by entry bar then
+    symbol; an open trade is marked at the symbol's last close on the last clock bar."""
+    n, k = marks.shape
+    parts = []
+    fills = sim.fills
+    borrow_by_symbol = sim.borrow.sum(axis=0)
+    for j in range(k):
+        own = fills[fills["symbol"] == j]
+        if own.size:
+            parts.append(
+                trades_from_fills(own, n - 1, float(marks[-1, j]), float(borrow_by_symbol[j]))
+            )
+    if not parts:
+        return np.zeros(0, dtype=TRADE_DTYPE)
+    trades = np.concatenate(parts)
+    order = np.lexsort((trades["symbol"], trades["entry_bar"]))
+    out: np.ndarray = trades[order]
+    return out
+
+
+def _size_scale(
+    cfg: RunConfig, store: PortfolioFeatureStore, shape: tuple[int, int], ppy: float
+) -> np.ndarray:
+    """(n, K) size multipliers: ones, or `min(max_leverage, vol_target / realized_vol)` per
+    symbol for vol_target (NaN while a symbol's volatility is unknown: its order waits)."""
+    risk = cfg.risk
+    if risk.sizing != "vol_target":
+        return np.ones(shape)
+    vol = store.get(FeatureSpec(name="rolling_vol", params={"window": risk.vol_lookback}))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale: np.ndarray = np.minimum(
+            risk.max_leverage, risk.vol_target_annual / (vol * math.sqrt(ppy))
+        )
+    return np.ascontiguousarray(scale)
+
+
+def _validate(
+    result: PortfolioResult, stages: Stages, should_cancel: CancelCheck | None
+) -> dict[str, Any]:
+    """PSR, DSR, bootstrap and folds on the portfolio's per-bar returns (SPEC §8 "Validation")."""
+    cfg = result.config.validation
+    ppy = float(result.metrics["periods_per_year"])
+    folds = fold_metrics(result, cfg.folds.k) if cfg.folds.enabled else None  # type: ignore[arg-type]
+    progress = stages.progress("validation")
+    return run_validation(
+        bar_returns(result.equity_values), cfg, root_seed=result.config.seed, periods_per_year=ppy,
+        fold_metrics=folds, on_progress=progress,
+    )  # fmt: skip
+
+
+def run_portfolio(
+    cfg: RunConfig,
+    dataset: PortfolioDataset,
+    *,
+    explicit: bool,
+    on_event: EventSink | None = None,
+    should_cancel: CancelCheck | None = None,
+    cache: RunCache | None = None,
+    stages: Stages | None = None,
+) -> PortfolioResult:
+    """Run one portfolio backtest of `cfg` on `dataset` (already loaded: `explicit` where the
+    caller handed the bars in rather than the request naming them)."""
+    stages = stages or Stages(on_event, should_cancel)
+    identity = run_identity(cfg, dataset, explicit=explicit)
+    chash = config_hash(cfg, identity)
+    n, k = dataset.close.shape
+    ppy = cfg.metrics.periods_per_year or dataset.meta.periods_per_year
+    store = PortfolioFeatureStore(dataset, cache=cache.features if cache is not None else None)
+    name, params = portfolio_strategy(cfg.strategy.name, cfg.strategy.params)
+
+    def features() -> None:
+        for spec in [*cfg.features, *required_portfolio_features(name, params)]:
+            store.get(spec)
+
+    stages.run("features", features)
+    target = stages.run("strategy", lambda: compute_portfolio_target(store, name, params))
+    scale = _size_scale(cfg, store, (n, k), ppy)
+    params_exec: ExecParams = exec_params(cfg)
+    bars = PortfolioBars(
+        dataset.ts, dataset.open, dataset.high, dataset.low, dataset.close, dataset.volume
+    )
+    sim = stages.run(
+        "simulate",
+        lambda: run_engine(
+            bars, np.ascontiguousarray(target), scale, params_exec,
+            schedule=rebalance_schedule(cfg, dataset.ts), on_progress=stages.progress("simulate"),
+            should_cancel=should_cancel,
+        ),
+    )  # fmt: skip
+    marks = _marks(dataset.close)
+    trades = _trades(sim, marks)
+    result = PortfolioResult(
+        config=cfg, config_hash=chash, dataset=dataset, target=target, units=sim.units,
+        cash=sim.cash, equity_values=sim.equity, borrow=sim.borrow, marks=marks,
+        fill_records=sim.fills, trade_records=trades, metrics={}, validation=None,
+        flags=sim.flags, halt_bar=sim.halt_bar, identity=identity,
+    )  # fmt: skip
+    price, exposure = result.exposure_arrays()
+    result.metrics = stages.run(
+        "metrics",
+        lambda: compute_metrics(
+            dataset.ts, price, sim.equity, exposure, sim.borrow.sum(axis=1), sim.fills, trades,
+            initial_cash=cfg.execution.initial_cash, periods_per_year=ppy,
+            ruined=result.ruined, halted=result.halted,
+        ),
+    )  # fmt: skip
+    if cfg.validation.enabled:
+        result.validation = stages.run(
+            "validation", lambda: _validate(result, stages, should_cancel)
+        )
+    result.warnings = _warnings(result)
+    result.timings_ms = stages.timings
+    return result
+
+
+def _warnings(result: PortfolioResult) -> list[RunWarning]:
+    """What makes a portfolio result degenerate: the data's own warnings, what the run's numbers
+    say (`run_result.outcome_warnings`, as for one symbol), and the permutation test this
+    version does not run on portfolios."""
+    out = [RunWarning("data", w) for w in result.dataset.meta.warnings]
+    out.extend(outcome_warnings(result))  # type: ignore[arg-type]
+    validation = result.config.validation
+    if validation.enabled and validation.permutation.enabled:
+        out.append(
+            RunWarning(
+                "permutation_skipped",
+                "the permutation test is not run on portfolios yet (the joint permutation of "
+                "SPEC §8); PSR, DSR, the bootstrap and the folds use the portfolio's returns",
+            )
+        )
+    return out
