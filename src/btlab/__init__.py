@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # for type checkers only: each name is imported on first access (below)
     from . import kernels as kernels
     from .artifacts import verify_artifacts, write_artifacts
     from .config import RunConfig, parse_config
