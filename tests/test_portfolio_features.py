@@ -1,4 +1,4 @@
-"""The portfolio feature store (btlab.portfolio.features): each registered feature computed on
+"""The portfolio feature store (btlab.portfolio_features): each registered feature computed on
 each symbol's own bars and placed on the union clock, shifted (SPEC §2, §8 "Causality")."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from btlab.config import FeatureSpec
 from btlab.data.portfolio import PortfolioDataset, from_members
 from btlab.errors import ConfigError
 from btlab.features import FeatureStore, list_features, raw_feature
-from btlab.portfolio.features import PortfolioFeatureStore, Universe
+from btlab.portfolio_features import PortfolioFeatureStore, Universe
 from tests.portfolios import perturbed, portfolios
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -1,4 +1,4 @@
-"""The portfolio strategy registry (btlab.portfolio.strategies): causality over K symbols with
+"""The portfolio strategy registry (btlab.portfolio_strategies): causality over K symbols with
 listings, delistings and missing bars (SPEC §2 with §8's wording), the per-symbol rule against
 single-symbol runs, each cross-sectional rule against a plain computation, and the parameters."""
 
@@ -18,9 +18,9 @@ from btlab.config import FeatureSpec
 from btlab.data.portfolio import PortfolioDataset, from_members
 from btlab.errors import ConfigError
 from btlab.features import FeatureStore, Params, raw_feature
-from btlab.portfolio import strategies as registry
-from btlab.portfolio.features import PortfolioFeatureStore, Universe
-from btlab.portfolio.strategies import (
+from btlab import portfolio_strategies as registry
+from btlab.portfolio_features import PortfolioFeatureStore, Universe
+from btlab.portfolio_strategies import (
     PortfolioStrategy,
     PortfolioStrategyConfig,
     compute_portfolio_target,

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from functools import cache
 from importlib.metadata import version
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -35,6 +35,7 @@ from .hashing import SIGNIFICANT_DIGITS, canonical_bytes, sha256_hex
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .portfolio_run import PortfolioResult
     from .run_result import RunResult
 
 TABLES = ("equity", "fills", "trades")
@@ -54,9 +55,14 @@ def data_sections(config: Any, dataset: Any, identity: Any) -> dict[str, Any]:
     ident = identity if identity is not None else run_identity(config, dataset)
     meta = dataset.meta
     spec = config.data
+    symbol = getattr(meta, "symbol", None)
+    symbols = list(getattr(meta, "symbols", [symbol]))
     handed_in = spec.source == "synthetic" and ident.id == dataset.hash  # run(config, data=...)
-    location = getattr(spec, "path", None) or (
-        f"dataset {spec.id}" if spec.source == "dataset" else spec.source
+    paths = getattr(spec, "paths", None)
+    location = (
+        getattr(spec, "path", None)
+        or (f"{len(paths)} files" if paths else None)
+        or (f"dataset {spec.id}" if spec.source == "dataset" else spec.source)
     )
     if handed_in:
         location = f"{meta.source} handed to run()"
@@ -64,7 +70,9 @@ def data_sections(config: Any, dataset: Any, identity: Any) -> dict[str, Any]:
         "request": hashed_request(config, ident),
         "dataset": meta.facts(),
         "labels": {
-            "symbol": meta.symbol, "source": meta.source, "location": str(location),
+            "symbol": symbol if symbol is not None else ", ".join(symbols[:8]) + (
+                f", ... ({len(symbols)} symbols)" if len(symbols) > 8 else ""),
+            "source": meta.source, "location": str(location),
             "timeframe_declared": meta.timeframe_declared,
             "calendar_declared": meta.calendar_declared,
         },
@@ -185,9 +193,15 @@ def run_hash(manifest: dict[str, Any]) -> str:
     return sha256_hex(canonical_bytes(body))
 
 
-def artifact_payloads(result: RunResult) -> dict[str, bytes]:
-    """Every artifact's bytes by file name (the manifest excepted)."""
-    payloads = {f"{name}.parquet": table_bytes(getattr(result, name)) for name in TABLES}
+def artifact_payloads(result: RunResult | PortfolioResult) -> dict[str, bytes]:
+    """Every artifact's bytes by file name (the manifest excepted): a single-symbol run's
+    TABLES, a portfolio's PORTFOLIO_TABLES."""
+    if hasattr(result, "table"):  # a PortfolioResult (not imported: see data_sections)
+        portfolio = cast("PortfolioResult", result)
+        tables = {name: portfolio.table(name) for name in portfolio.tables}
+    else:
+        tables = {name: getattr(result, name) for name in TABLES}
+    payloads = {f"{name}.parquet": table_bytes(frame) for name, frame in tables.items()}
     payloads["metrics.json"] = canonical_bytes(result.metrics)
     payloads["validation.json"] = canonical_bytes(
         result.validation if result.validation is not None else {"enabled": False}
@@ -195,7 +209,9 @@ def artifact_payloads(result: RunResult) -> dict[str, bytes]:
     return payloads
 
 
-def build_manifest(result: RunResult, payloads: dict[str, bytes]) -> dict[str, Any]:
+def build_manifest(
+    result: RunResult | PortfolioResult, payloads: dict[str, bytes]
+) -> dict[str, Any]:
     manifest: dict[str, Any] = {
         "engine": "btlab",
         "engine_version": __version__,
@@ -259,7 +275,7 @@ def write_run_folder(
 
 
 def write_artifacts(
-    result: RunResult,
+    result: RunResult | PortfolioResult,
     out_dir: str | Path,
     *,
     overwrite: bool = False,

@@ -249,7 +249,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
         )  # fmt: skip
         return 0
-    title = f"{config.strategy.name} on {result.dataset.meta.symbol}"
+    meta = result.dataset.meta
+    on = getattr(meta, "symbol", None) or f"{len(getattr(meta, 'symbols', ()))} symbols"
+    title = f"{config.strategy.name} on {on}"
     out_console.print(metrics_table(result.metrics, title, halt_status(result)))
     for line in data_summary(result.dataset.meta, warnings=False):
         out_console.print(line, markup=False, highlight=False, soft_wrap=True)

@@ -15,6 +15,7 @@ from pydantic import Discriminator, Field, Tag, ValidationError, field_validator
 
 from .errors import ConfigError, DataError, pydantic_message
 from .features import FeatureSpec as FeatureSpec
+from .portfolio_strategies import is_portfolio_strategy, resolve_portfolio_strategy_params
 from .request_model import RequestModel
 from .strategies import resolve_strategy_params
 from .synthetic_clock import MAX_SYMBOLS, BoundsError, check_bounds, check_portfolio_bounds
@@ -253,14 +254,22 @@ DataConfig = Annotated[
 
 
 class StrategyConfig(RequestModel):
-    """The strategy and its parameters (validated against the strategy's schema)."""
+    """The strategy and its parameters (validated against the strategy's schema): a registered
+    single-symbol strategy (run on each symbol of a portfolio, weighted 1/K) or a portfolio
+    strategy (run on one symbol as a portfolio of one)."""
 
-    name: str = Field("sma_cross", description="A strategy name from the registry (GET /registry).")
+    name: str = Field(
+        "sma_cross", description="A strategy name from the registry (GET /registry), single-symbol "
+        "or portfolio.",
+    )  # fmt: skip
     params: dict[str, Any] = Field(default_factory=dict, description="The strategy's parameters.")
 
     @model_validator(mode="after")
     def _check_registry(self) -> StrategyConfig:
-        filled = resolve_strategy_params(self.name, self.params)
+        if is_portfolio_strategy(self.name):
+            filled = resolve_portfolio_strategy_params(self.name, self.params)
+        else:
+            filled = resolve_strategy_params(self.name, self.params)
         object.__setattr__(self, "params", filled)
         return self
 

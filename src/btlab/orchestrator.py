@@ -45,6 +45,7 @@ from typing import Any, Protocol
 
 from .config import SyntheticData
 from .data import Dataset
+from .data.portfolio import PortfolioDataset
 from .errors import BtlabError, ConfigError, DataError, NotFoundError, RunCancelled
 from .hashing import canonical_bytes, canonical_json, canonicalize, sha256_hex
 from .metric_registry import HEADLINE
@@ -157,6 +158,19 @@ class _Active:
     cancel: threading.Event = field(default_factory=threading.Event)
 
 
+def _named_files(spec: Any) -> list[tuple[str, Path]]:
+    """Every file a request's data section names, with its field: `data.path` (a file or a
+    folder, and then each file in it: a link inside could point anywhere) or `data.paths[i]`."""
+    paths = getattr(spec, "paths", None)
+    if paths is not None:
+        return [(f"data.paths[{i}]", Path(p)) for i, p in enumerate(paths)]
+    path = Path(spec.path)
+    named = [("data.path", path)]
+    if path.is_dir():
+        named += [("data.path", child) for child in sorted(path.iterdir())]
+    return named
+
+
 class Orchestrator:
     """Accepts runs, executes them through an executor, records events, artifacts and results."""
 
@@ -238,8 +252,8 @@ class Orchestrator:
     # -- submit ----------------------------------------------------------------------------
 
     def _load_locked(
-        self, config: Any, load: Callable[[], tuple[Any, Dataset, str]]
-    ) -> tuple[Any, Dataset, str]:
+        self, config: Any, load: Callable[[], tuple[Any, Dataset | PortfolioDataset, str]]
+    ) -> tuple[Any, Dataset | PortfolioDataset, str]:
         key = canonical_json(config.data.model_dump(mode="json"))
         with self._data_locks[hash(key) % _DATA_LOCKS]:
             return load()
@@ -268,9 +282,10 @@ class Orchestrator:
             return Prepared(kind, cfg.model_dump(mode="json"), chash, None)
         guarded = self.file_roots is not None and cfg.data.source in FILE_SOURCES
         if guarded:
-            self._check_file_root(Path(cfg.data.path))
+            for where, path in _named_files(cfg.data):
+                self._check_file_root(path, where)
 
-        def load() -> tuple[Any, Dataset, str]:
+        def load() -> tuple[Any, Dataset | PortfolioDataset, str]:
             ds = load_dataset(cfg, resolve_stored=self.store.load_dataset, cache=self.cache)
             return cfg, ds, run_type.config_hash(cfg, data_identity(cfg, ds))
 
@@ -282,20 +297,22 @@ class Orchestrator:
             if not guarded:
                 raise
             # a server file that is not data: name the rule and rows, never echo its content
+            named = ", ".join(str(p) for _, p in _named_files(cfg.data))
             raise DataError(
-                exc.rule, f"{cfg.data.path} is not a valid {cfg.data.source} dataset", exc.rows
+                exc.rule, f"{named} is not a valid {cfg.data.source} dataset", exc.rows
             ) from None
         return Prepared(kind, cfg.model_dump(mode="json"), chash, dataset.hash)
 
-    def _check_file_root(self, path: Path) -> None:
-        """ConfigError unless `path` (links followed) lies inside one of `file_roots`."""
+    def _check_file_root(self, path: Path, where: str = "data.path") -> None:
+        """ConfigError (at `where`) unless `path` (links followed) lies inside one of
+        `file_roots`."""
         assert self.file_roots is not None
         resolved = path.expanduser().resolve()
         if not any(resolved.is_relative_to(root) for root in self.file_roots):
             roots = ", ".join(map(str, self.file_roots)) or "none"
             raise ConfigError(
                 "invalid request",
-                [("data.path", f"{path} is outside the folders this server reads files from "
+                [(where, f"{path} is outside the folders this server reads files from "
                   f"(BTLAB_FILE_ROOTS: {roots})")],
             )  # fmt: skip
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -22,6 +22,8 @@ from btlab.kernels.portfolio import PortfolioBars
 from . import data as data_mod
 from . import sources
 from .config import FileData, RunConfig, parse_config
+from .data.portfolio import PortfolioDataset, from_members
+from .errors import ConfigError
 from .features import FeatureStore
 from .hashing import canonical_json
 from .identity import config_hash as config_hash
@@ -34,6 +36,10 @@ from .kernel_inputs import rebalance_schedule
 from .kernel_inputs import size_scale as size_scale
 from .kernel_inputs import sizing_features as sizing_features
 from .metrics import compute_metrics
+from .portfolio.loaders import as_portfolio, load_portfolio, names_a_portfolio
+from .portfolio_run import PortfolioResult as PortfolioResult
+from .portfolio_run import run_portfolio
+from .portfolio_strategies import is_portfolio_strategy
 from .run_cache import CACHE_BYTES as CACHE_BYTES
 from .run_cache import LRU as LRU
 from .run_cache import RunCache as RunCache
@@ -49,6 +55,14 @@ from .stages import EventSink as EventSink
 from .stages import Stages as Stages
 from .strategies import compute_target
 from .validation.run import validate_result
+
+#: Bars a caller may hand to `run`: one symbol's, or a portfolio's.
+PortfolioInput: TypeAlias = (
+    pd.DataFrame
+    | data_mod.Dataset
+    | PortfolioDataset
+    | Mapping[str, pd.DataFrame | data_mod.Dataset]
+)
 
 
 def _data_cache_key(config: RunConfig) -> str | None:
@@ -66,13 +80,18 @@ def _data_cache_key(config: RunConfig) -> str | None:
 
 def load_dataset(
     config: RunConfig,
-    data: pd.DataFrame | data_mod.Dataset | None = None,
+    data: PortfolioInput | None = None,
     *,
     resolve_stored: Callable[[str], data_mod.Dataset] | None = None,
     cache: RunCache | None = None,
-) -> data_mod.Dataset:
-    """The run's dataset: `data` when given (adjusted if the config asks), else the config's source."""
+) -> data_mod.Dataset | PortfolioDataset:
+    """The run's bars: `data` when given (adjusted if the config asks), else the config's
+    source; a PortfolioDataset where they are a portfolio's (`names_a_portfolio`) or the
+    strategy is a portfolio strategy (one symbol then runs as a portfolio of one)."""
+    if names_a_portfolio(config.data, data) or is_portfolio_strategy(config.strategy.name):
+        return load_portfolio_dataset(config, data, resolve_stored=resolve_stored)
     if data is not None:
+        assert isinstance(data, pd.DataFrame | data_mod.Dataset)  # a portfolio's is above
         dataset = data if isinstance(data, data_mod.Dataset) else data_mod.from_dataframe(data)
         return data_mod.adjust(dataset) if config.data.adjust else dataset
     key = _data_cache_key(config) if cache is not None else None
@@ -84,17 +103,53 @@ def load_dataset(
     return dataset
 
 
+def load_single_dataset(
+    config: RunConfig,
+    data: pd.DataFrame | data_mod.Dataset | None = None,
+    *,
+    resolve_stored: Callable[[str], data_mod.Dataset] | None = None,
+    cache: RunCache | None = None,
+    what: str = "this run",
+) -> data_mod.Dataset:
+    """`load_dataset` where only one symbol's bars will do (a ConfigError naming the data
+    section where they are a portfolio's)."""
+    loaded = load_dataset(config, data, resolve_stored=resolve_stored, cache=cache)
+    if isinstance(loaded, PortfolioDataset):
+        raise ConfigError(
+            "invalid request",
+            [("data", f"{what} takes one symbol's bars; this data holds a portfolio of "
+              f"{loaded.n_symbols} symbol(s) (or the strategy is a portfolio strategy)")],
+        )  # fmt: skip
+    return loaded
+
+
 def resolve_config(
     config: RunConfig | Mapping[str, Any] | None,
     data: pd.DataFrame | data_mod.Dataset | None = None,
     *,
     resolve_stored: Callable[[str], data_mod.Dataset] | None = None,
     cache: RunCache | None = None,
-) -> tuple[RunConfig, data_mod.Dataset, str]:
+) -> tuple[RunConfig, data_mod.Dataset | PortfolioDataset, str]:
     """(config, dataset, config hash) without running anything: what decides "the same run"."""
     cfg = parse_config(config)
     dataset = load_dataset(cfg, data, resolve_stored=resolve_stored, cache=cache)
     return cfg, dataset, config_hash(cfg, run_identity(cfg, dataset, explicit=data is not None))
+
+
+def load_portfolio_dataset(
+    config: RunConfig,
+    data: PortfolioInput | None = None,
+    *,
+    resolve_stored: Callable[[str], data_mod.Dataset] | None = None,
+) -> PortfolioDataset:
+    """A portfolio run's bars: `data` when given (adjusted per symbol if the config asks), else
+    the config's source (`portfolio.load_portfolio`)."""
+    if data is not None:
+        portfolio = as_portfolio(data)
+        if config.data.adjust:
+            portfolio = from_members({s: data_mod.adjust(m) for s, m in portfolio.members.items()})
+        return portfolio
+    return load_portfolio(config.data, resolve_stored=resolve_stored)
 
 
 def simulate_chunked(
@@ -119,23 +174,33 @@ def simulate_chunked(
 
 def run(
     config: RunConfig | Mapping[str, Any] | None = None,
-    data: pd.DataFrame | data_mod.Dataset | None = None,
+    data: PortfolioInput | None = None,
     *,
     on_event: EventSink | None = None,
     should_cancel: CancelCheck | None = None,
     resolve_stored: Callable[[str], data_mod.Dataset] | None = None,
     cache: RunCache | None = None,
-) -> RunResult:
+) -> RunResult | PortfolioResult:
     """Run one backtest. `config` is a RunConfig or a mapping (None: all defaults, the synthetic data).
 
-    `data` (a DataFrame with ts/open/high/low/close/volume, or a Dataset) replaces the config's
-    data source. Raises ConfigError, DataError or RunCancelled.
+    `data` replaces the config's data source: one symbol's DataFrame (ts/open/high/low/close/
+    volume) or Dataset, or a portfolio (a long DataFrame with a symbol column, a mapping
+    symbol -> DataFrame or Dataset, a PortfolioDataset). A portfolio (handed in or named by the
+    request: several synthetic symbols, files, a folder, a long file) or a portfolio strategy
+    runs as `portfolio_run.run_portfolio` and returns a PortfolioResult. Raises ConfigError,
+    DataError or RunCancelled.
     """
     stages = Stages(on_event, should_cancel)
     cfg = stages.run("validate", lambda: parse_config(config))
-    dataset = stages.run(
+    loaded = stages.run(
         "load_data", lambda: load_dataset(cfg, data, resolve_stored=resolve_stored, cache=cache)
     )
+    if isinstance(loaded, PortfolioDataset):
+        return run_portfolio(
+            cfg, loaded, explicit=data is not None, should_cancel=should_cancel, cache=cache,
+            stages=stages,
+        )  # fmt: skip
+    dataset = loaded
     identity = run_identity(cfg, dataset, explicit=data is not None)
     chash = config_hash(cfg, identity)
     n = len(dataset)

@@ -33,10 +33,10 @@ from .features import FeatureSpec
 from .identity import config_hash, run_identity
 from .kernel_inputs import exec_params, rebalance_schedule
 from .metrics import compute_metrics, drawdown_path
-from .portfolio.features import PortfolioFeatureStore
-from .portfolio.strategies import (
+from .portfolio_features import PortfolioFeatureStore
+from .portfolio_strategies import (
     compute_portfolio_target,
-    list_portfolio_strategies,
+    is_portfolio_strategy,
     required_portfolio_features,
 )
 from .run_cache import RunCache
@@ -56,7 +56,7 @@ PORTFOLIO_TABLES = ("equity", "fills", "trades", "positions", "symbols")
 def portfolio_strategy(name: str, params: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     """The portfolio strategy a request's strategy runs as: itself where it is a portfolio
     strategy, else `per_symbol` over the single-symbol strategy (each symbol weighted 1/K)."""
-    if name in {s["name"] for s in list_portfolio_strategies()}:
+    if is_portfolio_strategy(name):
         return name, dict(params)
     return "per_symbol", {"strategy": name, "params": dict(params)}
 
@@ -349,7 +349,7 @@ def _warnings(result: PortfolioResult) -> list[RunWarning]:
     say (`run_result.outcome_warnings`, as for one symbol), and the permutation test this
     version does not run on portfolios."""
     out = [RunWarning("data", w) for w in result.dataset.meta.warnings]
-    out.extend(outcome_warnings(result))  # type: ignore[arg-type]
+    out.extend(outcome_warnings(result))
     validation = result.config.validation
     if validation.enabled and validation.permutation.enabled:
         out.append(

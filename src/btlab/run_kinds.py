@@ -19,6 +19,7 @@ from .config import RunConfig
 from .data import Dataset
 from .errors import ConfigError
 from .pipeline import CancelCheck, EventSink, config_hash, run
+from .portfolio_run import PortfolioResult
 from .presets import resolve_request
 from .run_cache import RunCache
 from .run_result import DataIdentity, RunResult
@@ -96,16 +97,16 @@ class SingleRun:
         should_cancel: CancelCheck,
         resolve_stored: Callable[[str], Dataset],
         cache: RunCache,
-    ) -> RunResult:
+    ) -> RunResult | PortfolioResult:
         return run(
             config, on_event=on_event, should_cancel=should_cancel,
             resolve_stored=resolve_stored, cache=cache,
         )  # fmt: skip
 
-    def artifacts(self, result: RunResult, out: Path) -> dict[str, Any]:
+    def artifacts(self, result: RunResult | PortfolioResult, out: Path) -> dict[str, Any]:
         return write_artifacts(result, out)
 
-    def report(self, result: RunResult) -> Completion:
+    def report(self, result: RunResult | PortfolioResult) -> Completion:
         return Completion(
             result.config_hash, result.metrics, [w.to_json() for w in result.warnings]
         )

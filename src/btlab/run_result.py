@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -18,7 +18,7 @@ from .data import Dataset
 from .metrics import drawdown_path
 from .run_warnings import RunWarning, undefined_metric_warnings, when
 
-__all__ = ["DataIdentity", "RunResult", "halt_status", "outcome_warnings"]
+__all__ = ["DataIdentity", "Outcome", "RunResult", "halt_status", "outcome_warnings"]
 
 
 @dataclass(eq=False)
@@ -145,7 +145,28 @@ class DataIdentity:
                 "adjust": self.adjust}  # fmt: skip
 
 
-def halt_status(result: RunResult) -> str | None:
+class _Bars(Protocol):
+    @property
+    def ts(self) -> np.ndarray: ...
+
+
+class Outcome(Protocol):
+    """What `halt_status` and `outcome_warnings` read of a result (a single-symbol run's or a
+    portfolio's)."""
+
+    config: RunConfig
+    metrics: dict[str, Any]
+    halt_bar: int
+
+    @property
+    def dataset(self) -> _Bars: ...
+    @property
+    def ruined(self) -> bool: ...
+    @property
+    def halted(self) -> bool: ...
+
+
+def halt_status(result: Outcome) -> str | None:
     """ "ruined at <ts>: ..." or "halted at <ts>: ..." where trading stopped early, else None."""
     if not (result.ruined or result.halted):
         return None
@@ -156,7 +177,7 @@ def halt_status(result: RunResult) -> str | None:
     return f"halted at {at}: drawdown reached risk.max_drawdown ({limit:.2%}), trading halted"
 
 
-def outcome_warnings(result: RunResult) -> list[RunWarning]:
+def outcome_warnings(result: Outcome) -> list[RunWarning]:
     """Ruin or halt, no trades, undefined metrics: what the run's own numbers say."""
     m = result.metrics
     out: list[RunWarning] = []

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from .. import data as data_mod
 from .. import sources
@@ -369,3 +370,39 @@ def load_portfolio(
         portfolio = load_path(spec.path, fmt=spec.source, timeframe=spec.timeframe,
                               calendar=spec.calendar, symbol=spec.symbol)  # fmt: skip
     return _adjusted(portfolio) if spec.adjust else portfolio
+
+
+def names_a_portfolio(
+    spec: DataConfig,
+    data: PortfolioDataset | Dataset | pd.DataFrame | Mapping[str, Any] | None = None,
+) -> bool:
+    """Whether a request's data (or the bars handed in) is a portfolio rather than one symbol:
+    a mapping or a long table handed in, several synthetic symbols, a list of files, a folder,
+    or a file with a symbol column (read from its header, not its rows)."""
+    if data is not None:
+        if isinstance(data, PortfolioDataset | Mapping):
+            return True
+        return isinstance(data, pd.DataFrame) and _symbol_column(data) is not None
+    if isinstance(spec, SyntheticData):
+        return spec.symbols > 1
+    if isinstance(spec, FileListData):
+        return True
+    if isinstance(spec, FileData):
+        path = Path(spec.path)
+        if path.is_dir():
+            return True
+        try:
+            columns = _header(path, spec.source)
+        except (OSError, ValueError):
+            return False  # the single-symbol loader reports the unreadable file
+        return any(str(c).strip().lower() == SYMBOL_COLUMN for c in columns)
+    return False
+
+
+def _header(path: Path, fmt: str) -> list[str]:
+    """The column names of a CSV or Parquet file, without reading its rows."""
+    if fmt == "parquet":
+        return list(pq.read_schema(path).names)
+    with path.open("r", encoding="utf-8", errors="replace") as fh:
+        first = fh.readline()
+    return [c.strip().strip('"') for c in first.split(",")]

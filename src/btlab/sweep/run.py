@@ -29,7 +29,7 @@ from ..pipeline import (
     Stages,
     config_hash,
     exec_params,
-    load_dataset,
+    load_single_dataset,
     read_features,
     run_identity,
     simulate_chunked,
@@ -154,7 +154,10 @@ def run_sweep(
     req: SweepRequest = stages.run("validate", lambda: parse_sweep_request(request))
     expansion = req.expansion
     dataset: data_mod.Dataset = stages.run(
-        "load_data", lambda: load_dataset(req, data, resolve_stored=resolve_stored, cache=cache)
+        "load_data",
+        lambda: load_single_dataset(
+            req, data, resolve_stored=resolve_stored, cache=cache, what="a sweep"
+        ),
     )
     identity = run_identity(req, dataset, explicit=data is not None)
     chash = sweep_config_hash(req, identity)

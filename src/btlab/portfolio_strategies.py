@@ -20,18 +20,19 @@ from typing import Any, ClassVar, Generic, TypeVar
 import numpy as np
 from pydantic import BaseModel, Field, model_validator
 
-from ..errors import ConfigError
-from ..features import FeatureSpec, Float, Int, Params, validate_params
-from ..kernels.clock import place_decision_nb
-from ..kernels.cross_section import equal_weight_nb, inverse_vol_nb, rank_long_short_nb
-from ..request_model import RequestModel
-from ..strategies import checked_target, resolve_strategy, resolve_strategy_params
-from .features import PortfolioFeatureStore, Universe
+from .errors import ConfigError
+from .features import FeatureSpec, Float, Int, Params, validate_params
+from .kernels.clock import place_decision_nb
+from .kernels.cross_section import equal_weight_nb, inverse_vol_nb, rank_long_short_nb
+from .portfolio_features import PortfolioFeatureStore, Universe
+from .request_model import RequestModel
+from .strategies import checked_target, resolve_strategy, resolve_strategy_params
 
 __all__ = [
     "PortfolioStrategy",
     "PortfolioStrategyConfig",
     "compute_portfolio_target",
+    "is_portfolio_strategy",
     "list_portfolio_strategies",
     "portfolio_strategy",
     "required_portfolio_features",
@@ -99,6 +100,11 @@ def resolve_portfolio_strategy(
     """The registered class and its validated parameters (ConfigError naming each bad field)."""
     cls = _lookup(name)
     return cls, cls.resolve(validate_params("portfolio strategy", name, cls.Params, params))
+
+
+def is_portfolio_strategy(name: str) -> bool:
+    """Whether `name` is a registered portfolio strategy (else it may be a single-symbol one)."""
+    return name in _REGISTRY
 
 
 def resolve_portfolio_strategy_params(name: str, params: Mapping[str, Any]) -> dict[str, Any]:

@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..data.portfolio import PortfolioDataset
-from ..errors import ConfigError
-from ..features import raw_feature
-from ..kernels.clock import place_shifted_nb
+from .data.portfolio import PortfolioDataset
+from .errors import ConfigError
+from .features import raw_feature
+from .kernels.clock import place_shifted_nb
 
 if TYPE_CHECKING:
-    from ..features import FeatureSpec
+    from .features import FeatureSpec
 
 __all__ = ["PortfolioFeatureStore", "Universe"]
 
