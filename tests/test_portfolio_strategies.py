@@ -14,11 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import btlab
+from btlab import portfolio_strategies as registry
 from btlab.config import FeatureSpec
 from btlab.data.portfolio import PortfolioDataset, from_members
 from btlab.errors import ConfigError
 from btlab.features import FeatureStore, Params, raw_feature
-from btlab import portfolio_strategies as registry
 from btlab.portfolio_features import PortfolioFeatureStore, Universe
 from btlab.portfolio_strategies import (
     PortfolioStrategy,
