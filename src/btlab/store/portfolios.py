@@ -13,13 +13,14 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..data import declare
-from ..data.portfolio import PortfolioDataset, from_members
 from ..errors import NotFoundError
 from .datasets import DatasetStore
 from .rows import RunStateError, _dumps, now_iso
+
+if TYPE_CHECKING:
+    from ..data.portfolio import PortfolioDataset
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,11 @@ class PortfolioStore(DatasetStore):
     def load_portfolio(self, portfolio_id: str) -> PortfolioDataset:
         """A stored portfolio by id, each member under its portfolio symbol; NotFoundError if
         unknown. Its timeframe and calendar are kept where they were declared at import."""
+        # here, not at the top: `btlab runs list` and the light commands open the store
+        # without pandas, which the data modules import
+        from ..data import declare
+        from ..data.portfolio import from_members
+
         row = self.get_portfolio(portfolio_id)
         meta = row.meta
         timeframe = meta["timeframe"] if meta.get("timeframe_declared") else None
