@@ -24,8 +24,10 @@ if TYPE_CHECKING:  # for type checkers only: each name is imported on first acce
     from .artifacts import verify_artifacts, write_artifacts
     from .config import RunConfig, parse_config
     from .data import Dataset, from_dataframe, load_csv, load_file, load_parquet
+    from .data.portfolio import PortfolioDataset
     from .errors import BtlabError, ConfigError, DataError, NotFoundError, RunCancelled, RunError
     from .pipeline import RunCache, RunResult, config_hash, resolve_config, run
+    from .portfolio_run import PortfolioResult
     from .presets import list_presets, load_preset, resolve_request
     from .run_warnings import RunWarning
     from .sweep import SweepRequest, SweepResult, run_sweep
@@ -44,6 +46,8 @@ _LAZY: dict[str, str] = {
     **dict.fromkeys(("RunCache", "RunResult", "config_hash", "resolve_config", "run"), "pipeline"),
     **dict.fromkeys(("list_presets", "load_preset", "resolve_request"), "presets"),
     "RunWarning": "run_warnings",
+    "PortfolioDataset": "data.portfolio",
+    "PortfolioResult": "portfolio_run",
     **dict.fromkeys(("SweepRequest", "SweepResult", "run_sweep"), "sweep"),
     "synthetic": "synthetic_data:generate",
 }
@@ -72,6 +76,8 @@ __all__ = [
     "DataError",
     "Dataset",
     "NotFoundError",
+    "PortfolioDataset",
+    "PortfolioResult",
     "RunCache",
     "RunCancelled",
     "RunConfig",
