@@ -4,10 +4,11 @@ entry point, and its properties: conservation of money, causality over every sym
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from btlab.kernels import FILL_DTYPE, ExecParams, Flag, Reason
+from btlab.kernels import FILL_DTYPE, ExecParams, Flag, Reason, Status
 from btlab.kernels.portfolio import (
     PortfolioBars,
     PortfolioOrders,
@@ -237,3 +238,74 @@ def test_a_symbol_without_a_bar_waits_and_a_delisted_one_is_closed_at_its_last_c
     end = fills[fills["reason"] == Reason.END]
     assert list(end["symbol"]) == [0, 1] and end["price"][0] == 120.0  # its last close
     assert out.units[5, 0] == 0.0
+
+
+def _crash(n: int = 6, drop_at: int = 2, factor: float = 0.7) -> PortfolioBars:
+    """Two symbols whose prices fall to `factor` from bar `drop_at` on."""
+    pb = _two_symbols(n)
+    scale = np.where(np.arange(n) >= drop_at, factor, 1.0)[:, None]
+    return pb._replace(
+        open=pb.open * scale, high=pb.high * scale, low=pb.low * scale, close=pb.close * scale
+    )
+
+
+def _held(n: int, weight: float) -> PortfolioOrders:
+    target = np.full((n, 2), weight)
+    return PortfolioOrders(target, np.ones_like(target), np.zeros(0, np.int64))
+
+
+@pytest.mark.parametrize(
+    ("params", "reason"),
+    [
+        (ExecParams(max_drawdown=0.1, close_at_end=False), Reason.MAX_DRAWDOWN),
+        (ExecParams(max_leverage=5.0, close_at_end=False), Reason.RUIN),
+    ],
+)
+def test_a_halt_close_that_finds_the_fill_buffer_full_says_so(params, reason) -> None:
+    """The max-drawdown close (next open) and the ruin close (this close) of every position
+    report FILLS_FULL where the buffer has no room left, as every other fill does."""
+    pb = _crash(factor=0.7 if reason == Reason.MAX_DRAWDOWN else 0.75)
+    orders = _held(6, 0.5 if reason == Reason.MAX_DRAWDOWN else 2.5)
+    _, fills, _ = run(pb, orders, params)
+    first = int(np.flatnonzero(fills["reason"] == reason)[0])
+    n, k = pb.close.shape
+    out = portfolio_buffers(n, k, first)  # room for every fill before that close
+    state = new_portfolio_state(params.initial_cash, k)
+    assert simulate_portfolio_all_nb(pb, orders, params, state, out) == Status.FILLS_FULL
+
+
+def test_arrays_of_other_shapes_are_bad_input() -> None:
+    pb = _two_symbols()
+    orders = _held(5, 0.5)  # one bar short
+    out = portfolio_buffers(6, 2, 64)
+    state = new_portfolio_state(1e5, 2)
+    assert simulate_portfolio_all_nb(pb, orders, ExecParams(), state, out) == Status.BAD_INPUT
+
+
+def test_a_run_started_part_way_skips_the_schedule_entries_before_it() -> None:
+    """A fresh state started at bar 3: the entries at bars 0 and 1 are passed, bar 4's re-sizes."""
+    pb = _two_symbols()
+    orders = _held(6, 0.5)._replace(schedule=np.array([0, 1, 4], dtype=np.int64))
+    out = portfolio_buffers(6, 2, 64)
+    state = new_portfolio_state(1e5, 2)
+    assert simulate_portfolio_nb(pb, orders, ExecParams(), state, out, 3, 6) == Status.OK
+    bars = out.fills[: int(state[ST_N_FILLS])]["bar"]
+    assert set(bars.tolist()) == {3, 5}  # the entry at 3, the end at 5: no drift at 4 (flat prices)
+    assert int(state[6]) == 3  # ST_SCHEDULE_NEXT: every entry passed
+
+
+def test_the_cell_overloads_pick_the_arrays_own_indexing() -> None:
+    """`cells.cell` / `set_cell` compile to a[i] for one symbol's 1-D array, a[i, k] else (the
+    typing functions run at compile time; here they are called directly)."""
+    from numba import types
+
+    from btlab.kernels import cells
+
+    one, two = types.Array(types.float64, 1, "C"), types.Array(types.float64, 2, "C")
+    a, b = np.arange(3.0), np.arange(6.0).reshape(3, 2)
+    assert cells._cell_typed(one, types.int64, types.int64)(a, 2, 1) == 2.0
+    assert cells._cell_typed(two, types.int64, types.int64)(b, 2, 1) == 5.0
+    cells._set_cell_typed(one, types.int64, types.int64, types.float64)(a, 0, 1, 9.0)
+    cells._set_cell_typed(two, types.int64, types.int64, types.float64)(b, 0, 1, 7.0)
+    assert a[0] == 9.0 and b[0, 1] == 7.0
+    assert cells.cell(a, 1, 0) == 1.0 and cells.cell(b, 1, 0) == 2.0
