@@ -14,7 +14,7 @@ import numpy as np
 from btlab.kernels.execution import BarInputs
 from btlab.kernels.metrics import BLOCK_FIELDS, N_STATS, SW_STATUS
 from btlab.kernels.signals import cross_target_nb
-from btlab.kernels.sweep import sweep_cross, sweep_targets
+from btlab.kernels.sweep import ScratchPool, sweep_cross, sweep_targets
 
 from .. import data as data_mod
 from ..config import RunConfig
@@ -107,6 +107,7 @@ def sweep_pass(
         batch = max(4 * threads, -(-total // 8))
     else:
         batch = max(threads, min(total, TARGET_BATCH_BYTES // max(1, 8 * n)))
+    pool = ScratchPool()  # the batches' buffers, made once
     for lo in range(0, total, batch):
         if should_cancel is not None and should_cancel():
             raise RunCancelled("sweep cancelled")
@@ -116,12 +117,12 @@ def sweep_pass(
             sweep_cross(
                 prices, scale, plan.features, plan.a_idx[lo:hi], plan.b_idx[lo:hi],
                 plan.long_value[lo:hi], plan.short_value[lo:hi], params, bounds, chunks,
-                stats[lo:hi], blocks[lo:hi],
+                stats[lo:hi], blocks[lo:hi], pool,
             )  # fmt: skip
         else:
             targets = np.stack([compute_target(store, name, p, n) for p in combos[lo:hi]])
             sweep_targets(
-                prices, scale, targets, params, bounds, chunks, stats[lo:hi], blocks[lo:hi]
+                prices, scale, targets, params, bounds, chunks, stats[lo:hi], blocks[lo:hi], pool
             )
         if on_progress is not None:
             on_progress(hi, total)
