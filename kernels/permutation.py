@@ -7,13 +7,13 @@ rebuild the price path (`stats.rebuild_ohlc_nb`), compute the two lines the rule
 apply the crossover rule (`signals.cross_target_nb`), run the execution kernel and take the
 annualized Sharpe from `metrics.return_moments_nb` — the same kernels in the same order, so
 each value equals the generic path's bit for bit. Keys are split into one contiguous chunk per
-thread (Python threads: the kernel releases the GIL); chunk t works in the caller's buffers
-(index t of each), so memory is threads x bars and the kernel allocates nothing.
+thread (`prange` over the chunks); chunk t works in the caller's buffers (index t of each),
+so memory is threads x bars and the kernel allocates nothing.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import numba
 
 from ._jit import njit
 from .execution import BarInputs, OrderInputs, SimBuffers, simulate_all_nb
@@ -43,6 +43,7 @@ def line_nb(close, kind, window, out):
 WORK_ROWS = 12
 
 
+@njit(parallel=True)
 def permuted_cross_sharpe_nb(
     ts, volume, first, bars, keys, a_kind, a_window, b_kind, b_window, long_value, short_value,
     params, root_ppy, work, orders, states, stacks, fills, out, status_out,
@@ -54,57 +55,36 @@ def permuted_cross_sharpe_nb(
 
     `first` and `bars` are `validation.PermutationBase`'s split of the real path; `ts` and
     `volume` stay the real ones. Sizing is by equity fraction or units (scale 1 on every bar).
-    The keys run in `work.shape[0]` contiguous chunks, one thread each (the kernel releases
-    the GIL); chunk t works in `work[t]` (`WORK_ROWS` x n floats), `orders[t]` (n - 1 ints),
-    `states[t]` (a state vector), `stacks[t]` (`metrics.PAIRWISE_STACK_SHAPE`) and `fills[t]`
-    (fill records), so a caller that keeps them pays no allocation per call.
-
-    Threads, not `prange`: a first run compiles this kernel in a fraction of the time numba's
-    parallel lowering takes, and the path it simulates is typed as a dataset's (read-only
-    columns), so the execution kernel the run itself compiled serves it (`_chunk_nb`).
+    The keys run in `work.shape[0]` contiguous chunks, in parallel; chunk t works in
+    `work[t]` (`WORK_ROWS` x n floats), `orders[t]` (n - 1 ints), `states[t]` (a state vector),
+    `stacks[t]` (`metrics.PAIRWISE_STACK_SHAPE`) and `fills[t]` (fill records), so a caller that keeps them pays no allocation per call.
     """
+    n = ts.shape[0]
     n_keys = keys.shape[0]
     n_chunks = work.shape[0]
-    read = work.view()  # the same memory, typed read-only like a dataset's columns
-    read.flags.writeable = False
-
-    def chunk(t: int) -> None:
-        _chunk_nb(
-            ts, volume, first, bars, keys, t * n_keys // n_chunks, (t + 1) * n_keys // n_chunks,
-            a_kind, a_window, b_kind, b_window, long_value, short_value, params, root_ppy,
-            work[t], read[t], orders[t], states[t], stacks[t], fills[t], out, status_out,
-        )  # fmt: skip
-
-    if n_chunks == 1:
-        chunk(0)
-        return
-    with ThreadPoolExecutor(n_chunks, thread_name_prefix="btlab-perm") as pool:
-        list(pool.map(chunk, range(n_chunks)))
-
-
-@njit
-def _chunk_nb(
-    ts, volume, first, bars, keys, lo, hi, a_kind, a_window, b_kind, b_window, long_value,
-    short_value, params, root_ppy, w, w_read, order, state, stack, fills, out, status_out,
-):  # fmt: skip
-    """Keys `lo .. hi` of `permuted_cross_sharpe_nb` in one chunk's buffers; `w_read` is `w`
-    read-only (the rebuilt prices, as the execution kernel reads them)."""
-    n = ts.shape[0]
-    open_, high, low, close = w[0], w[1], w[2], w[3]
-    target, scale, units, cash = w[4], w[5], w[6], w[7]
-    equity, borrow, line_a, line_b = w[8], w[9], w[10], w[11]
-    scale[:] = 1.0
-    path = BarInputs(ts, w_read[0], w_read[1], w_read[2], w_read[3], volume)
-    sim_out = SimBuffers(units, cash, equity, borrow, fills)
-    for k in range(lo, hi):
-        shuffle_into_nb(order, keys[k])
-        rebuild_ohlc_nb(first, bars, order, open_, high, low, close)
-        a = line_nb(close, a_kind, a_window, line_a)
-        b = line_nb(close, b_kind, b_window, line_b)
-        # the registry's +1 shift: row i compares the lines of bar i - 1; row 0 is warm-up
-        target[0] = 0.0
-        cross_target_nb(a[: n - 1], b[: n - 1], long_value, short_value, target[1:])
-        status = simulate_all_nb(path, OrderInputs(target, scale), params, state, sim_out)
-        status_out[k] = status
-        _count, mean, std, _downside = return_moments_nb(equity, line_a, stack)  # a: used up
-        out[k] = sharpe_nb(mean, std, root_ppy)
+    for t in numba.prange(n_chunks):
+        lo = t * n_keys // n_chunks
+        hi = (t + 1) * n_keys // n_chunks
+        w = work[t]
+        order = orders[t]
+        open_, high, low, close = w[0], w[1], w[2], w[3]
+        target, scale, units, cash = w[4], w[5], w[6], w[7]
+        equity, borrow, line_a, line_b = w[8], w[9], w[10], w[11]
+        scale[:] = 1.0
+        state = states[t]
+        path = BarInputs(ts, open_, high, low, close, volume)
+        sim_out = SimBuffers(units, cash, equity, borrow, fills[t])
+        for k in range(lo, hi):
+            shuffle_into_nb(order, keys[k])
+            rebuild_ohlc_nb(first, bars, order, open_, high, low, close)
+            a = line_nb(close, a_kind, a_window, line_a)
+            b = line_nb(close, b_kind, b_window, line_b)
+            # the registry's +1 shift: row i compares the lines of bar i - 1; row 0 is warm-up
+            target[0] = 0.0
+            cross_target_nb(a[: n - 1], b[: n - 1], long_value, short_value, target[1:])
+            status = simulate_all_nb(path, OrderInputs(target, scale), params, state, sim_out)
+            status_out[k] = status
+            _count, mean, std, _downside = return_moments_nb(
+                equity, line_a, stacks[t]
+            )  # a: used up
+            out[k] = sharpe_nb(mean, std, root_ppy)

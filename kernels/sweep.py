@@ -1,13 +1,14 @@
-"""Sweep kernels: every parameter combination of one strategy, on every core.
+"""Sweep kernels: every parameter combination of one strategy in one parallel pass.
 
 `sweep_cross_nb` runs "long where feature a > feature b" strategies (dual moving-average
 crosses, price against a moving average) straight from a matrix of distinct features, each
 computed once by the caller; `sweep_targets_nb` runs combinations whose targets the caller
-computed. `deal` hands the combinations out in small groups to one thread per chunk as each
-thread frees up (the kernels release the GIL; no `prange`, whose static split left a thread
-idle behind one that lost its core to another job, and whose parallel lowering is slow to
-compile). Thread t works in the caller's buffers `SweepScratch[*][t]`, so memory is threads
-x bars, never combinations x bars, and no kernel allocates. `sweep_cross` / `sweep_targets` are the plain-Python entry points: they apply the
+computed. Both deal the combinations out to one chunk per thread (`prange` over the chunks),
+round robin: chunk t runs combinations t, t + T, t + 2T, ..., so neighbours in the grid (which
+cost alike: the same fast window, about as many trades) are spread over the threads and no
+thread waits for one holding all the busy ones. Chunk t works in the caller's buffers
+`SweepScratch[*][t]`, so memory is threads x bars, never combinations x bars, and no kernel
+allocates. `sweep_cross` / `sweep_targets` are the plain-Python entry points: they apply the
 fill-buffer policy (a combination whose fills outgrow the first buffer is re-run with the
 bound) in buffers made once per capacity (`ScratchPool`) and reused by every later batch.
 
@@ -28,11 +29,10 @@ A combination's result depends on its own inputs only, never on the number of th
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
+import numba
 import numpy as np
 
 from ._jit import njit
@@ -130,54 +130,38 @@ def _run_chunk_nb(bars, target, scale, params, bounds, buf, t, c, stats, blocks)
     )  # fmt: skip
 
 
-@njit
+@njit(parallel=True)
 def sweep_cross_nb(
-    bars, scale, features, a_idx, b_idx, long_value, short_value, params, bounds, buf, t, lo,
-    hi, stats, blocks,
+    bars, scale, features, a_idx, b_idx, long_value, short_value, params, bounds, buf, stats,
+    blocks,
 ):  # fmt: skip
-    """Combinations `lo .. hi` in chunk t's buffers `buf[*][t]` (a `SweepScratch`): target
-    `cross_target_nb(features[a_idx[c]], features[b_idx[c]], long_value[c], short_value[c])`,
-    then `run_combo_nb` into `stats[c]` and `blocks[c]`. `features` is the (distinct features x
-    bars) matrix of shifted features."""
-    target = buf.work[t][0]
-    for c in range(lo, hi):
-        cross_target_nb(
-            features[a_idx[c]], features[b_idx[c]], long_value[c], short_value[c], target
-        )
-        _run_chunk_nb(bars, target, scale, params, bounds, buf, t, c, stats, blocks)
+    """Combination c: target `cross_target_nb(features[a_idx[c]], features[b_idx[c]],
+    long_value[c], short_value[c])`, then `run_combo_nb` into `stats[c]` and `blocks[c]`.
 
-
-@njit
-def sweep_targets_nb(bars, scale, targets, params, bounds, buf, t, lo, hi, stats, blocks):
-    """Combinations `lo .. hi` run targets `targets[c]` (a batch x bars matrix the caller
-    bounds); otherwise as `sweep_cross_nb`."""
-    for c in range(lo, hi):
-        _run_chunk_nb(bars, targets[c], scale, params, bounds, buf, t, c, stats, blocks)
-
-
-def deal(n_chunks: int, n_items: int, run: Callable[[int, int, int], None]) -> None:
-    """`run(t, lo, hi)` over items `0 .. n_items` in small groups, each to whichever of
-    `n_chunks` threads is free next (thread t works in buffers t; the kernels release the GIL).
-
-    Dealt as threads free up, not split in advance: on a machine whose cores other jobs share,
-    a thread that loses its core for a while holds up only its current group, and grid
-    neighbours that cost alike (one fast window, about as many trades) never pile up on one
-    thread. Each item's result depends on its own inputs only, so never on the dealing.
+    `features` is the (distinct features x bars) matrix of shifted features; the combinations
+    run in `buf.work.shape[0]` contiguous chunks, in parallel, chunk t in the buffers `buf[*][t]`
+    (a `SweepScratch`); chunk t runs combinations t, t + T, ... (T chunks).
     """
-    if n_chunks <= 1 or n_items <= 1:
-        run(0, 0, n_items)
-        return
-    group = max(1, min(8, n_items // (8 * n_chunks)))  # calls cost ~tens of us: few, not one
-    starts = itertools.count(0, group)  # next() is atomic under the GIL
+    n_combos = a_idx.shape[0]
+    n_chunks = buf.work.shape[0]
+    for t in numba.prange(n_chunks):
+        target = buf.work[t][0]
+        for c in range(t, n_combos, n_chunks):  # round robin: see the module's docstring
+            cross_target_nb(
+                features[a_idx[c]], features[b_idx[c]], long_value[c], short_value[c], target
+            )
+            _run_chunk_nb(bars, target, scale, params, bounds, buf, t, c, stats, blocks)
 
-    def worker(t: int) -> None:
-        for lo in starts:
-            if lo >= n_items:
-                return
-            run(t, lo, min(n_items, lo + group))
 
-    with ThreadPoolExecutor(n_chunks, thread_name_prefix="btlab-sweep") as pool:
-        list(pool.map(worker, range(n_chunks)))
+@njit(parallel=True)
+def sweep_targets_nb(bars, scale, targets, params, bounds, buf, stats, blocks):
+    """Combination c runs target `targets[c]` (a batch x bars matrix the caller bounds);
+    otherwise as `sweep_cross_nb`."""
+    n_combos = targets.shape[0]
+    n_chunks = buf.work.shape[0]
+    for t in numba.prange(n_chunks):
+        for c in range(t, n_combos, n_chunks):
+            _run_chunk_nb(bars, targets[c], scale, params, bounds, buf, t, c, stats, blocks)
 
 
 class ScratchPool:
@@ -247,12 +231,9 @@ def sweep_cross(
 
     def run(rows: np.ndarray | None, buf: SweepScratch, st: np.ndarray, bl: np.ndarray) -> None:
         pick = slice(None) if rows is None else rows
-        a, b, long_, short = a_idx[pick], b_idx[pick], long_value[pick], short_value[pick]
-        deal(
-            buf.work.shape[0], a.shape[0],
-            lambda t, lo, hi: sweep_cross_nb(
-                bars, scale, features, a, b, long_, short, params, bounds, buf, t, lo, hi, st, bl
-            ),
+        sweep_cross_nb(
+            bars, scale, features, a_idx[pick], b_idx[pick], long_value[pick], short_value[pick],
+            params, bounds, buf, st, bl,
         )  # fmt: skip
 
     _with_fill_retry(bars.close.shape[0], n_chunks, stats, blocks, run, pool)
@@ -274,11 +255,6 @@ def sweep_targets(
 
     def run(rows: np.ndarray | None, buf: SweepScratch, st: np.ndarray, bl: np.ndarray) -> None:
         picked = targets if rows is None else np.ascontiguousarray(targets[rows])
-        deal(
-            buf.work.shape[0], picked.shape[0],
-            lambda t, lo, hi: sweep_targets_nb(
-                bars, scale, picked, params, bounds, buf, t, lo, hi, st, bl
-            ),
-        )  # fmt: skip
+        sweep_targets_nb(bars, scale, picked, params, bounds, buf, st, bl)
 
     _with_fill_retry(bars.close.shape[0], n_chunks, stats, blocks, run, pool)
