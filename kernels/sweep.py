@@ -139,8 +139,8 @@ def sweep_cross_nb(
     long_value[c], short_value[c])`, then `run_combo_nb` into `stats[c]` and `blocks[c]`.
 
     `features` is the (distinct features x bars) matrix of shifted features; the combinations
-    run in `buf.work.shape[0]` contiguous chunks, in parallel, chunk t in the buffers `buf[*][t]`
-    (a `SweepScratch`); chunk t runs combinations t, t + T, ... (T chunks).
+    run in `buf.work.shape[0]` chunks (T), in parallel, chunk t in the buffers `buf[*][t]` (a
+    `SweepScratch`) running combinations t, t + T, t + 2T, ...
     """
     n_combos = a_idx.shape[0]
     n_chunks = buf.work.shape[0]
