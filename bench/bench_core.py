@@ -67,7 +67,41 @@ def bench_kernel(n: int) -> None:
           f"({n / best / 1e6:.0f} M bars/s), median {median * 1e3:.2f} ms")  # fmt: skip
 
 
-def bench_pipeline(n: int, vectorbt_python: str | None) -> None:
+def bench_bandwidth(mb: int = 512) -> float:
+    """This machine's memory bandwidth (bytes/s): best of a NumPy copy between two `mb` MB
+    arrays (reads + writes counted), far beyond any cache; the pipeline's floor is set by it."""
+    src = np.ones(mb << 17)
+    dst = np.empty_like(src)
+    np.copyto(dst, src)
+    best, _ = best_of(lambda: np.copyto(dst, src), repeat=7)
+    copy_bw = 2 * src.nbytes / best
+    read_best, _ = best_of(lambda: src.sum(), repeat=7)
+    print(f"memory bandwidth: copy {copy_bw / 1e9:.1f} GB/s (read + write, {mb} MB arrays), "
+          f"read-only (np.sum) {src.nbytes / read_best / 1e9:.1f} GB/s")  # fmt: skip
+    return copy_bw
+
+
+def pipeline_floor(n: int, bandwidth: float) -> tuple[float, float]:
+    """(streaming floor, fresh-memory floor) in seconds of the 1M-bar pipeline's result.
+
+    What it must read: the six columns the kernel takes (ts, open, high, low, close, volume);
+    what it must write: the five per-bar arrays a RunResult holds (target, units, cash, equity,
+    borrow). The features and the metrics' reads are intermediate (a fused pass needs none of
+    them), so this is the floor of any engine producing the same result. The fresh-memory
+    floor adds first touching the five output arrays (page faults), as any call that returns
+    new arrays pays; it is measured, not computed.
+    """
+    floor = (6 + 5) * 8 * n / bandwidth
+
+    def fresh() -> None:
+        for _ in range(5):
+            np.ones(n)
+
+    best, _ = best_of(fresh)
+    return floor, max(floor, best + 6 * 8 * n / bandwidth)
+
+
+def bench_pipeline(n: int, vectorbt_python: str | None, bandwidth: float) -> None:
     import btlab
     from btlab.config import SyntheticData
     from btlab.synthetic_data import generate as synthetic
@@ -82,6 +116,15 @@ def bench_pipeline(n: int, vectorbt_python: str | None) -> None:
     print(
         f"pipeline (dual SMA + strategy + kernel + metrics), {n:,} bars: best {best * 1e3:.1f} ms, median {median * 1e3:.1f} ms"
     )
+    stages: dict[str, list[float]] = {}
+    for _ in range(7):
+        for name, ms in btlab.run(request, data=ds).timings_ms.items():
+            stages.setdefault(name, []).append(ms)
+    print("  stages (best of 7): " + ", ".join(f"{k} {min(v):.1f} ms" for k, v in stages.items()))
+    floor, fresh = pipeline_floor(n, bandwidth)
+    print(f"  memory-traffic floor of its result (read 6 columns, write 5 per-bar arrays: "
+          f"{11 * 8 * n / 1e6:.0f} MB): {floor * 1e3:.1f} ms streaming ({best / floor:.1f}x), "
+          f"{fresh * 1e3:.1f} ms with the outputs' first touch ({best / fresh:.1f}x)")  # fmt: skip
     if not vectorbt_python:
         return
     with tempfile.TemporaryDirectory() as tmp:
@@ -156,8 +199,9 @@ def main() -> None:
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}"
     )
+    bandwidth = bench_bandwidth()
     bench_kernel(10 * args.bars)
-    bench_pipeline(args.bars, args.vectorbt_python)
+    bench_pipeline(args.bars, args.vectorbt_python, bandwidth)
     bench_cold_start()
 
 

@@ -11,6 +11,9 @@ Measures, against a fresh home folder:
    (goal p50 <= 300 ms). Each POST changes the root seed, so each is a new run (the config hash
    decides identity) on the same cached data and features; the server-side stage timings
    (``stage`` events) show where the time goes;
+   Beside each, the same work in this process: `btlab.run` with the service's kind of warm
+   cache (`RunCache`) and the tuned allocator, then `write_artifacts` to a folder (goal: the
+   HTTP p50 within 1.3x of the in-process p50);
 2. GET /runs/{id} with 100 runs stored: p50 / p99 (goal p99 <= 10 ms);
 3. 50 concurrent SSE clients on one run: each must receive every event, in order.
 """
@@ -123,6 +126,26 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def in_process(*, validation: bool, n: int, seed0: int) -> float:
+    """p50 ms of the same work in this process: run (warm cache) and write the artifacts."""
+    import btlab
+    from btlab.artifacts import write_artifacts
+    from btlab.pipeline import RunCache
+
+    cache = RunCache()
+    walls = []
+    with tempfile.TemporaryDirectory(prefix="btlab-inproc-") as tmp:
+        write_artifacts(
+            btlab.run(request(seed0, validation=validation), cache=cache), Path(tmp) / "w"
+        )
+        for i in range(1, n + 1):
+            start = time.perf_counter()
+            result = btlab.run(request(seed0 + i, validation=validation), cache=cache)
+            write_artifacts(result, Path(tmp) / str(i))
+            walls.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(walls)
+
+
 def warm_runs(
     client: httpx.Client, *, validation: bool, n: int, seed0: int, goal_ms: float
 ) -> None:
@@ -149,6 +172,10 @@ def warm_runs(
           f"server-side start->completed p50 {statistics.median(served):.0f} ms")  # fmt: skip
     parts = ", ".join(f"{k} {statistics.median(v):.1f}" for k, v in stages.items())
     print(f"  stage medians (ms): {parts}")
+    local = in_process(validation=validation, n=n, seed0=seed0 + 5000)
+    verdict = "meets" if p50 <= 1.3 * local else "MISSES"
+    print(f"  the same work in-process (run + write_artifacts): p50 {local:.0f} ms; HTTP / in-process "
+          f"{p50 / local:.2f}x ({verdict} the 1.3x goal)")  # fmt: skip
 
 
 def get_run_latency(client: httpx.Client, n: int) -> None:
@@ -239,6 +266,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50, help="concurrent SSE clients")
     parser.add_argument("--workers", default="1", help="BTLAB_WORKERS of the server")
     args = parser.parse_args()
+    from btlab.runtime import tune_allocator
+
+    tune_allocator()  # as the server tunes its own: the in-process figures compare like with like
     print(f"machine: {machine()}")
     with tempfile.TemporaryDirectory(prefix="btlab-bench-") as tmp:
         server = Server(Path(tmp) / "home", BTLAB_WORKERS=args.workers)

@@ -3,11 +3,14 @@
 `sweep_cross_nb` runs "long where feature a > feature b" strategies (dual moving-average
 crosses, price against a moving average) straight from a matrix of distinct features, each
 computed once by the caller; `sweep_targets_nb` runs combinations whose targets the caller
-computed. Both split the combinations into one contiguous chunk per thread (`prange` over the
-chunks); chunk t works in the caller's buffers `SweepScratch[*][t]`, so memory is threads x
-bars, never combinations x bars, and no kernel allocates. `sweep_cross` / `sweep_targets` are
-the plain-Python entry points: they allocate the buffers and apply the fill-buffer policy
-(a combination whose fills outgrow the first buffer is re-run with the bound).
+computed. Both deal the combinations out to one chunk per thread (`prange` over the chunks),
+round robin: chunk t runs combinations t, t + T, t + 2T, ..., so neighbours in the grid (which
+cost alike: the same fast window, about as many trades) are spread over the threads and no
+thread waits for one holding all the busy ones. Chunk t works in the caller's buffers
+`SweepScratch[*][t]`, so memory is threads x bars, never combinations x bars, and no kernel
+allocates. `sweep_cross` / `sweep_targets` are the plain-Python entry points: they apply the
+fill-buffer policy (a combination whose fills outgrow the first buffer is re-run with the
+bound) in buffers made once per capacity (`ScratchPool`) and reused by every later batch.
 
 Per combination the kernels run the same execution kernel (`simulate_nb`, one call over all
 bars), the same ledger (`trades_nb`) and the same per-path statistics as a single run
@@ -136,16 +139,14 @@ def sweep_cross_nb(
     long_value[c], short_value[c])`, then `run_combo_nb` into `stats[c]` and `blocks[c]`.
 
     `features` is the (distinct features x bars) matrix of shifted features; the combinations
-    run in `buf.work.shape[0]` contiguous chunks, in parallel, chunk t in the buffers `buf[*][t]`
-    (a `SweepScratch`).
+    run in `buf.work.shape[0]` chunks (T), in parallel, chunk t in the buffers `buf[*][t]` (a
+    `SweepScratch`) running combinations t, t + T, t + 2T, ...
     """
     n_combos = a_idx.shape[0]
     n_chunks = buf.work.shape[0]
     for t in numba.prange(n_chunks):
-        lo = t * n_combos // n_chunks
-        hi = (t + 1) * n_combos // n_chunks
         target = buf.work[t][0]
-        for c in range(lo, hi):
+        for c in range(t, n_combos, n_chunks):  # round robin: see the module's docstring
             cross_target_nb(
                 features[a_idx[c]], features[b_idx[c]], long_value[c], short_value[c], target
             )
@@ -159,10 +160,23 @@ def sweep_targets_nb(bars, scale, targets, params, bounds, buf, stats, blocks):
     n_combos = targets.shape[0]
     n_chunks = buf.work.shape[0]
     for t in numba.prange(n_chunks):
-        lo = t * n_combos // n_chunks
-        hi = (t + 1) * n_combos // n_chunks
-        for c in range(lo, hi):
+        for c in range(t, n_combos, n_chunks):
             _run_chunk_nb(bars, targets[c], scale, params, bounds, buf, t, c, stats, blocks)
+
+
+class ScratchPool:
+    """`SweepScratch` buffers by fill capacity, made on first use and handed out again (as
+    views of their first chunks) to every later batch of a pass: a 100k-bar batch's buffers
+    are ~6 MB a chunk, and fresh ones cost their page faults on every batch."""
+
+    def __init__(self) -> None:
+        self._made: dict[int, SweepScratch] = {}
+
+    def get(self, n_chunks: int, n_bars: int, capacity: int) -> SweepScratch:
+        buf = self._made.get(capacity)
+        if buf is None or buf.work.shape[0] < n_chunks or buf.work.shape[2] != n_bars:
+            buf = self._made[capacity] = sweep_scratch(n_chunks, n_bars, capacity)
+        return SweepScratch(*(field[:n_chunks] for field in buf))
 
 
 def _with_fill_retry(
@@ -171,15 +185,18 @@ def _with_fill_retry(
     stats: np.ndarray,
     blocks: np.ndarray,
     run: Callable[[np.ndarray | None, SweepScratch, np.ndarray, np.ndarray], None],
+    pool: ScratchPool | None,
 ) -> None:
     """The fill-buffer policy (`execution.with_fill_retry`) over a batch of combinations: all of
-    them with the first buffers, then only those that ran out, with the bound."""
+    them with the first buffers, then only those that ran out, with the bound; the buffers
+    come from `pool` (a fresh one where None)."""
     rows: np.ndarray | None = None  # None: every row
+    buffers = pool if pool is not None else ScratchPool()
 
     def attempt(capacity: int) -> np.ndarray:
         nonlocal rows
         count = stats.shape[0] if rows is None else rows.shape[0]
-        buf = sweep_scratch(max(1, min(n_chunks, count)), n_bars, capacity)
+        buf = buffers.get(max(1, min(n_chunks, count)), n_bars, capacity)
         if rows is None:
             run(None, buf, stats, blocks)
         else:
@@ -206,9 +223,11 @@ def sweep_cross(
     n_chunks: int,
     stats: np.ndarray,
     blocks: np.ndarray,
+    pool: ScratchPool | None = None,
 ) -> None:
-    """`sweep_cross_nb` in `n_chunks` chunks with buffers it allocates, under the fill policy;
-    `stats[:, SW_STATUS]` holds each combination's final status."""
+    """`sweep_cross_nb` in `n_chunks` chunks under the fill policy, in buffers from `pool`
+    (kept by the caller across batches; fresh ones where None); `stats[:, SW_STATUS]` holds
+    each combination's final status."""
 
     def run(rows: np.ndarray | None, buf: SweepScratch, st: np.ndarray, bl: np.ndarray) -> None:
         pick = slice(None) if rows is None else rows
@@ -217,7 +236,7 @@ def sweep_cross(
             params, bounds, buf, st, bl,
         )  # fmt: skip
 
-    _with_fill_retry(bars.close.shape[0], n_chunks, stats, blocks, run)
+    _with_fill_retry(bars.close.shape[0], n_chunks, stats, blocks, run, pool)
 
 
 def sweep_targets(
@@ -229,12 +248,13 @@ def sweep_targets(
     n_chunks: int,
     stats: np.ndarray,
     blocks: np.ndarray,
+    pool: ScratchPool | None = None,
 ) -> None:
-    """`sweep_targets_nb` in `n_chunks` chunks with buffers it allocates, under the fill policy;
-    `stats[:, SW_STATUS]` holds each combination's final status."""
+    """`sweep_targets_nb` in `n_chunks` chunks under the fill policy, in buffers from `pool`
+    as `sweep_cross`; `stats[:, SW_STATUS]` holds each combination's final status."""
 
     def run(rows: np.ndarray | None, buf: SweepScratch, st: np.ndarray, bl: np.ndarray) -> None:
         picked = targets if rows is None else np.ascontiguousarray(targets[rows])
         sweep_targets_nb(bars, scale, picked, params, bounds, buf, st, bl)
 
-    _with_fill_retry(bars.close.shape[0], n_chunks, stats, blocks, run)
+    _with_fill_retry(bars.close.shape[0], n_chunks, stats, blocks, run, pool)

@@ -432,23 +432,27 @@ def test_nan_inputs_pass_through_the_registry_shifted() -> None:
 
 
 class Spy:
-    """Counts the raw computations of each registered feature (wrapping the real function),
-    by name (`calls`) and by (name, parameters) (`keys`)."""
+    """Counts the raw computations of each registered feature (wrapping the real function and,
+    where it has one, the form that writes into the store's array), by name (`calls`) and by
+    (name, parameters) (`keys`)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls: dict[str, int] = {}
         self.keys: dict[tuple[str, str], int] = {}
         for name, entry in list(registry._REGISTRY.items()):
+            into = None if entry.into is None else self._wrap(name, entry.into)
             monkeypatch.setitem(
-                registry._REGISTRY, name, dataclasses.replace(entry, fn=self._wrap(name, entry.fn))
+                registry._REGISTRY,
+                name,
+                dataclasses.replace(entry, fn=self._wrap(name, entry.fn), into=into),
             )
 
-    def _wrap(self, name: str, fn: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
-        def counted(data: Any, p: Any) -> np.ndarray:
+    def _wrap(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def counted(data: Any, p: Any, *out: np.ndarray) -> Any:
             self.calls[name] = self.calls.get(name, 0) + 1
             key = (name, p.model_dump_json())
             self.keys[key] = self.keys.get(key, 0) + 1
-            return fn(data, p)
+            return fn(data, p, *out)
 
         return counted
 

@@ -25,6 +25,7 @@ from .errors import ConfigError, pydantic_message
 from .hashing import canonical_json
 from .kernels.indicators import (
     atr_nb,
+    ema_into_nb,
     ema_nb,
     log_returns_nb,
     rolling_max_nb,
@@ -32,6 +33,7 @@ from .kernels.indicators import (
     rolling_std_nb,
     rsi_nb,
     simple_returns_nb,
+    sma_into_nb,
     sma_nb,
 )
 from .request_model import RequestModel
@@ -55,6 +57,8 @@ Column = Literal["open", "high", "low", "close", "volume", "adj_close"]
 PriceColumn = Literal["open", "high", "low", "close", "adj_close"]
 
 FeatureFn = Callable[[Dataset, Any], np.ndarray]
+#: Writes a feature's raw values of the first `len(out)` bars into `out` (see `_Feature.into`).
+IntoFn = Callable[[Dataset, Any, np.ndarray], None]
 F = TypeVar("F", bound=FeatureFn)
 
 
@@ -82,18 +86,27 @@ class _Feature:
     params: type[BaseModel]
     description: str
     fn: FeatureFn
+    # The raw values of the first len(out) bars written into `out`, for the built-in kernels
+    # with an `_into` form: the store writes them one bar on, which is the shift itself, so
+    # the shifted array is the only one made (a feature is causal, so the raw values of a
+    # prefix are the prefix of its raw values, bit for bit).
+    into: IntoFn | None = None
 
 
 _REGISTRY: dict[str, _Feature] = {}
 
 
-def feature(name: str, params: type[BaseModel], description: str) -> Callable[[F], F]:
-    """Register `fn(data, p) -> raw array` as feature `name` with parameter model `params`."""
+def feature(
+    name: str, params: type[BaseModel], description: str, *, into: IntoFn | None = None
+) -> Callable[[F], F]:
+    """Register `fn(data, p) -> raw array` as feature `name` with parameter model `params`
+    (`into(data, p, out)`: the same raw values of the first `len(out)` bars, written into
+    `out`, where a kernel can do that; the store then skips a copy)."""
 
     def register(fn: F) -> F:
         if name in _REGISTRY:
             raise ValueError(f"feature {name!r} is already registered")
-        _REGISTRY[name] = _Feature(name, params, description, fn)
+        _REGISTRY[name] = _Feature(name, params, description, fn, into)
         return fn
 
     return register
@@ -234,12 +247,25 @@ class FeatureStore:
             if arr is not None and arr.shape != (self.n,):
                 arr = None
         if arr is None:
-            arr = shift(self._raw(spec))
+            arr = self._shifted(spec)
             self.computed += 1
             if self._shared is not None:
                 self._shared[self._prefix + key] = arr
         self._local[key] = arr
         return arr
+
+    def _shifted(self, spec: FeatureSpec) -> np.ndarray:
+        """`shift(raw)`, for a kernel with an `into` form written in place one bar on."""
+        f = _lookup(spec.name)
+        if f.into is None or self.n == 0:
+            return shift(self._raw(spec))
+        p = validate_params("feature", spec.name, f.params, spec.params)
+        out = np.empty(self.n, dtype=np.float64)
+        out[0] = np.nan
+        f.into(self.data, p, out[1:])
+        out.flags.writeable = False
+        view: np.ndarray = out.view()  # read-only for good, as `shift` makes it
+        return view
 
     def _raw(self, spec: FeatureSpec) -> np.ndarray:
         return raw_feature(self.data, spec)
@@ -333,15 +359,29 @@ def _price(data: Dataset, p: PriceParams) -> np.ndarray:
     return column(data, p.source)
 
 
-@feature("sma", WindowParams, "Simple moving average over `window` bars (rolling(window).mean()).")
+def _sma_into(data: Dataset, p: WindowParams, out: np.ndarray) -> None:
+    sma_into_nb(column(data, p.source)[: out.shape[0]], p.window, out)
+
+
+@feature(
+    "sma",
+    WindowParams,
+    "Simple moving average over `window` bars (rolling(window).mean()).",
+    into=_sma_into,
+)
 def _sma(data: Dataset, p: WindowParams) -> np.ndarray:
     return np.asarray(sma_nb(column(data, p.source), p.window))
+
+
+def _ema_into(data: Dataset, p: EmaParams, out: np.ndarray) -> None:
+    ema_into_nb(column(data, p.source)[: out.shape[0]], p.window, out)
 
 
 @feature(
     "ema",
     EmaParams,
     "Exponential moving average, span `window` (ewm(span, adjust=False, min_periods=span)).",
+    into=_ema_into,
 )
 def _ema(data: Dataset, p: EmaParams) -> np.ndarray:
     return np.asarray(ema_nb(column(data, p.source), p.window))

@@ -14,17 +14,17 @@ import numpy as np
 from btlab.kernels.execution import BarInputs
 from btlab.kernels.metrics import BLOCK_FIELDS, N_STATS, SW_STATUS
 from btlab.kernels.signals import cross_target_nb
-from btlab.kernels.sweep import sweep_cross, sweep_targets
+from btlab.kernels.sweep import ScratchPool, sweep_cross, sweep_targets
 
 from .. import data as data_mod
-from ..config import RunConfig
+from ..config import FeatureSpec, RunConfig
 from ..errors import RunCancelled
 from ..features import FeatureStore
 from ..kernel_status import raise_for_status
 from ..pipeline import CancelCheck, exec_params, size_scale
 from ..strategies import CROSS_STRATEGIES, compute_target, cross_rule
 
-__all__ = ["TARGET_BATCH_BYTES", "PassOutput", "sweep_pass"]
+__all__ = ["TARGET_BATCH_BYTES", "CrossRules", "PassOutput", "cross_rules", "sweep_pass"]
 
 #: Memory the generic path may use for one batch of targets.
 TARGET_BATCH_BYTES = 64 << 20
@@ -41,27 +41,52 @@ class _CrossPlan:
     short_value: np.ndarray
 
 
-def _cross_plan(
-    store: FeatureStore, name: str, combos: Sequence[Mapping[str, Any]]
-) -> _CrossPlan | None:
-    """The fused plan where the strategy is a cross of two features (probed against the registry)."""
+@dataclass
+class CrossRules:
+    """Per combination of a "feature a above feature b" strategy: the two features (by key,
+    with their specs) and the long and short values. Validating and keying the parameters is
+    done once per sweep (`cross_rules`), not again by every pass (the permuted paths of the
+    sweep's validation each run one)."""
+
+    a: list[tuple[str, FeatureSpec]]
+    b: list[tuple[str, FeatureSpec]]
+    long_value: np.ndarray
+    short_value: np.ndarray
+
+
+def cross_rules(name: str, combos: Sequence[Mapping[str, Any]]) -> CrossRules | None:
+    """The fused rule of every combination where the strategy is a cross of two features
+    (`strategies.cross_rule`), else None."""
     if name not in CROSS_STRATEGIES:
         return None
-    index: dict[str, int] = {}
-    arrays: list[np.ndarray] = []
-    a_idx, b_idx = np.empty(len(combos), np.int64), np.empty(len(combos), np.int64)
-    long_value, short_value = np.empty(len(combos)), np.empty(len(combos))
+    rules = CrossRules([], [], np.empty(len(combos)), np.empty(len(combos)))
     for c, params in enumerate(combos):
         rule = cross_rule(name, params)
         if rule is None:
             return None
-        for j, spec in enumerate(rule[:2]):
-            key = spec.key()
+        rules.a.append((rule[0].key(), rule[0]))
+        rules.b.append((rule[1].key(), rule[1]))
+        rules.long_value[c], rules.short_value[c] = rule[2], rule[3]
+    return rules
+
+
+def _cross_plan(
+    store: FeatureStore, name: str, combos: Sequence[Mapping[str, Any]], rules: CrossRules | None
+) -> _CrossPlan | None:
+    """The fused plan where the strategy is a cross of two features (probed against the registry)."""
+    if rules is None:
+        return None
+    index: dict[str, int] = {}
+    arrays: list[np.ndarray] = []
+    a_idx, b_idx = np.empty(len(combos), np.int64), np.empty(len(combos), np.int64)
+    for c in range(len(combos)):
+        for side, idx in ((rules.a, a_idx), (rules.b, b_idx)):
+            key, spec = side[c]
             if key not in index:
                 index[key] = len(arrays)
                 arrays.append(store.get(spec))
-            (a_idx if j == 0 else b_idx)[c] = index[key]
-        long_value[c], short_value[c] = rule[2], rule[3]
+            idx[c] = index[key]
+    long_value, short_value = rules.long_value, rules.short_value
     plan = _CrossPlan(np.stack(arrays), a_idx, b_idx, long_value, short_value)
     for c in sorted({0, len(combos) - 1}):  # the registry's own target must agree
         target = np.empty(store.n)
@@ -91,15 +116,19 @@ def sweep_pass(
     *,
     on_progress: Callable[[int, int], None] | None = None,
     should_cancel: CancelCheck | None = None,
+    rules: CrossRules | None = None,
 ) -> PassOutput:
-    """Every combination through the sweep kernels, in batches between progress reports."""
+    """Every combination through the sweep kernels, in batches between progress reports
+    (`rules`: `cross_rules(name, combos)` where the caller has them, else made here)."""
     n, total = len(dataset), len(combos)
     scale = size_scale(cfg, store, n, periods_per_year)
     params = exec_params(cfg)
     stats = np.zeros((total, N_STATS))
     blocks = np.zeros((total, bounds.shape[0] - 1, BLOCK_FIELDS))
     threads = numba.get_num_threads()
-    plan = _cross_plan(store, name, combos)
+    plan = _cross_plan(
+        store, name, combos, rules if rules is not None else cross_rules(name, combos)
+    )
     prices = BarInputs(
         dataset.ts, dataset.open, dataset.high, dataset.low, dataset.close, dataset.volume
     )
@@ -107,6 +136,7 @@ def sweep_pass(
         batch = max(4 * threads, -(-total // 8))
     else:
         batch = max(threads, min(total, TARGET_BATCH_BYTES // max(1, 8 * n)))
+    pool = ScratchPool()  # the batches' buffers, made once
     for lo in range(0, total, batch):
         if should_cancel is not None and should_cancel():
             raise RunCancelled("sweep cancelled")
@@ -116,12 +146,12 @@ def sweep_pass(
             sweep_cross(
                 prices, scale, plan.features, plan.a_idx[lo:hi], plan.b_idx[lo:hi],
                 plan.long_value[lo:hi], plan.short_value[lo:hi], params, bounds, chunks,
-                stats[lo:hi], blocks[lo:hi],
+                stats[lo:hi], blocks[lo:hi], pool,
             )  # fmt: skip
         else:
             targets = np.stack([compute_target(store, name, p, n) for p in combos[lo:hi]])
             sweep_targets(
-                prices, scale, targets, params, bounds, chunks, stats[lo:hi], blocks[lo:hi]
+                prices, scale, targets, params, bounds, chunks, stats[lo:hi], blocks[lo:hi], pool
             )
         if on_progress is not None:
             on_progress(hi, total)

@@ -30,17 +30,17 @@ from ..pipeline import (
     config_hash,
     exec_params,
     load_single_dataset,
-    read_features,
     run_identity,
     simulate_chunked,
     size_scale,
+    sizing_features,
 )
 from ..run_result import outcome_warnings
 from ..run_warnings import RunWarning, dataset_warnings, validation_warnings, warmup_warnings
 from ..strategies import compute_target, required_features
 from ..validation import run_validation
 from ..validation.run import bar_returns, fold_metrics
-from .engine import PassOutput, sweep_pass
+from .engine import PassOutput, cross_rules, sweep_pass
 from .grid import grid_warnings
 from .pbo import block_bounds, pbo_from_blocks
 from .request import SweepRequest, parse_sweep_request, sweep_config_hash
@@ -166,15 +166,16 @@ def run_sweep(
     store = FeatureStore(dataset, cache=cache.features if cache is not None else None)
     name = req.strategy.name
     combos = expansion.params
-    stages.run(
-        "features", lambda: [store.get(s) for p in combos for s in required_features(name, p)]
-    )
+    # each combination's parameters validated and its features keyed once, for every use below
+    specs = [required_features(name, p) for p in combos]
+    rules = cross_rules(name, combos)
+    stages.run("features", lambda: [store.get(s) for combo in specs for s in combo])
     bounds = block_bounds(max(n - 1, 0), req.pbo_splits)
     out: PassOutput = stages.run(
         "sweep",
         lambda: sweep_pass(
             dataset, store, req, name, combos, bounds, ppy,
-            on_progress=stages.progress("sweep"), should_cancel=should_cancel,
+            on_progress=stages.progress("sweep"), should_cancel=should_cancel, rules=rules,
         ),
     )  # fmt: skip
     years = span_years(dataset.ts)
@@ -195,7 +196,9 @@ def run_sweep(
 
         def statistic(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray) -> float:
             permuted = dataclasses.replace(dataset, open=o, high=h, low=lo, close=c, adj_close=None)
-            p_out = sweep_pass(permuted, FeatureStore(permuted), req, name, combos, bounds, ppy)
+            p_out = sweep_pass(
+                permuted, FeatureStore(permuted), req, name, combos, bounds, ppy, rules=rules
+            )
             values = [
                 metrics_from_stats(r, n=n, years=years, initial_cash=cash, periods_per_year=ppy)[
                     req.objective
@@ -212,12 +215,13 @@ def run_sweep(
                 statistic, ppy, stages.progress("validation"), should_cancel,
             ),
         )  # fmt: skip
+    sizing = sizing_features(req)  # with the strategy's features: `read_features` of each
     best_text = ", ".join(
         f"{k}={json.dumps(v)}" for k, v in combos[best].items() if k in expansion.axes
     )
     warnings = [
         *dataset_warnings(dataset), *grid_warnings(expansion),
-        *warmup_warnings(store, [s for p in combos for s in read_features(req, p)]),
+        *warmup_warnings(store, [s for combo in specs for s in [*combo, *sizing]]),
         *combination_warnings(rows),
         *(RunWarning(w.code, f"best combination ({best_text}): {w.message}")
           for w in outcome_warnings(best_run)),
