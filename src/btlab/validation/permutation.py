@@ -14,6 +14,7 @@ import numpy as np
 
 from ..kernels.stats import rebuild_ohlc_nb, shuffle_into_nb
 from .inputs import finite_returns, seeded_generator
+from .joint_permutation import JointPermutationBase
 
 Statistic = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], float]
 #: `(base, keys) -> values`: the statistic of every path `base.permute_key(k)` for k in `keys`,
@@ -116,7 +117,8 @@ def permutation_test(
     """Monte Carlo permutation test: p = (1 + #{perm >= real}) / (n + 1).
 
     `statistic(o, h, l, c)` re-runs features, strategy and kernel on a path and returns e.g. its
-    Sharpe. `real_value` is the statistic on the real path (computed when None). `seed` is the
+    Sharpe; for a portfolio, (n, K) arrays with NaN where a symbol has no bar, the paths
+    permuted jointly (`JointPermutationBase`). `real_value` is the statistic on the real path (computed when None). `seed` is the
     root seed (draws come from `rng_for(seed, "permutation")`) or a Generator. A permutation
     whose statistic is NaN counts as not >= real (`n_nan` reports how many); a NaN real value
     gives a NaN p-value. `on_progress(done, total)` is called as permutations complete.
@@ -129,7 +131,12 @@ def permutation_test(
     """
     if n_permutations < 1:
         raise ValueError(f"n_permutations must be >= 1, got {n_permutations}")
-    base = PermutationBase(open, high, low, close)
+    # (n, K) paths of a portfolio: one joint permutation of the clock's bars (SPEC §8)
+    base: PermutationBase | JointPermutationBase = (
+        JointPermutationBase(open, high, low, close)
+        if np.ndim(close) == 2
+        else PermutationBase(open, high, low, close)
+    )
     rng = seeded_generator(seed, "permutation")
     real = (
         float(statistic(*(np.asarray(a, dtype=np.float64) for a in (open, high, low, close))))
@@ -154,6 +161,8 @@ def permutation_test(
         size = 4 * n_workers
         for start in range(0, n_permutations, size):
             stop = min(n_permutations, start + size)
+            if not isinstance(base, PermutationBase):
+                raise ValueError("a batch statistic runs on one symbol's path, not a portfolio's")
             null[start:stop] = batch_statistic(base, keys[start:stop])
             if on_progress is not None:
                 for i in range(start, stop):
