@@ -159,3 +159,18 @@ def test_a_strategy_on_pure_noise_gets_no_extreme_p_value() -> None:
     # small p-value in four is chance; seed 2's market fell and the ranking sat it out)
     assert sum(v <= 0.1 for v in p) <= 1, p
     assert 0.1 < float(np.mean(p)) < 0.9, p
+
+
+def test_the_section_counts_the_bars_it_can_move_and_warns_where_few_can() -> None:
+    full = _validated(1, n=3, data={"symbols": 3, "bars": 120}).validation["permutation"]  # type: ignore[index]
+    assert full["bars_permutable"] == full["bars_after_first"] == 119
+    # listing and delisting only split the clock into strata: nothing is pinned
+    staggered = _validated(1, n=3, data={**DATA, "missing_bar_prob": 0.0})
+    section = staggered.validation["permutation"]  # type: ignore[index]
+    assert section["bars_permutable"] >= section["bars_after_first"] - 2
+    assert "permutation_weak" not in {w.code for w in staggered.warnings}
+    # halts of many symbols: most bars have a pattern of their own and stay in place
+    halted = _validated(1, n=3, data={"symbols": 12, "bars": 200, "missing_bar_prob": 0.1})
+    section = halted.validation["permutation"]  # type: ignore[index]
+    assert section["bars_permutable"] < 0.5 * section["bars_after_first"]
+    assert "permutation_weak" in {w.code for w in halted.warnings}

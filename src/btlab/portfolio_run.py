@@ -392,9 +392,27 @@ def run_portfolio(
     return result
 
 
+#: Below this share of movable bars the joint permutation test is flagged as weak.
+PERMUTATION_WEAK_SHARE = 0.5
+
+
 def _warnings(result: PortfolioResult) -> list[RunWarning]:
-    """What makes a portfolio result degenerate: the data's own warnings and what the run's
-    numbers say (`run_result.outcome_warnings`, as for one symbol)."""
+    """What makes a portfolio result degenerate: the data's own warnings, what the run's
+    numbers say (`run_result.outcome_warnings`, as for one symbol), and a joint permutation
+    that can move too few bars (missing bars pin the rows they are in) to mean much."""
     out = [RunWarning("data", w) for w in result.dataset.meta.warnings]
     out.extend(outcome_warnings(result))
+    section = (result.validation or {}).get("permutation")
+    if section is not None:
+        movable, bars = section["bars_permutable"], section["bars_after_first"]
+        if movable < PERMUTATION_WEAK_SHARE * bars:
+            out.append(
+                RunWarning(
+                    "permutation_weak",
+                    f"the joint permutation can move only {movable:,} of {bars:,} bars: a bar "
+                    "whose pattern of moves (which symbols have a bar there, which come back "
+                    "from a missing bar) no other bar shares stays in place, so the permuted "
+                    "paths are close to the real one and the p-value says little",
+                )
+            )
     return out

@@ -75,6 +75,8 @@ class JointPermutationBase:
         _, label = np.unique(code[1:], axis=0, return_inverse=True)
         self.label = label.reshape(-1).astype(np.int64)
         self.slots = np.argsort(self.label, kind="stable")
+        #: bars 1..n-1 a permutation can move: those in a stratum of two or more
+        self.movable = int(np.sum(np.bincount(self.label)[self.label] >= 2))
 
     def order(self, key: int | np.uint64) -> np.ndarray:
         """`order[j]`: the real clock bar (minus 1) whose moves slot j + 1 of the path of `key`

@@ -121,7 +121,8 @@ def permutation_test(
     permuted jointly (`JointPermutationBase`). `real_value` is the statistic on the real path (computed when None). `seed` is the
     root seed (draws come from `rng_for(seed, "permutation")`) or a Generator. A permutation
     whose statistic is NaN counts as not >= real (`n_nan` reports how many); a NaN real value
-    gives a NaN p-value. `on_progress(done, total)` is called as permutations complete.
+    gives a NaN p-value. A portfolio's result also says how many of its bars after the first
+    the joint permutation can move (`bars_permutable` of `bars_after_first`). `on_progress(done, total)` is called as permutations complete.
     Permutation i is shuffled by key i of `permutation_keys`; `workers` threads (default: the
     cores) run them, and `statistic` must be thread-safe (btlab's kernels release the GIL).
     The arrays `statistic` receives are read-only and are overwritten by the same thread's
@@ -184,6 +185,11 @@ def permutation_test(
     finite = null[np.isfinite(null)]
     n_ge = int(np.sum(null >= real)) if math.isfinite(real) else 0
     q = np.quantile(finite, [0.05, 0.5, 0.95]) if finite.size else np.full(3, math.nan)
+    joint = (
+        {"bars_permutable": base.movable, "bars_after_first": base.n - 1}
+        if isinstance(base, JointPermutationBase)
+        else {}
+    )
     return {
         "p_value": (1.0 + n_ge) / (n_permutations + 1.0) if math.isfinite(real) else math.nan,
         "real": real,
@@ -193,4 +199,5 @@ def permutation_test(
         "null_mean": float(np.mean(finite)) if finite.size else math.nan,
         "null_std": float(np.std(finite, ddof=1)) if finite.size > 1 else math.nan,
         "null_quantiles": {"q05": float(q[0]), "q50": float(q[1]), "q95": float(q[2])},
+        **joint,
     }
