@@ -174,3 +174,14 @@ def test_the_section_counts_the_bars_it_can_move_and_warns_where_few_can() -> No
     section = halted.validation["permutation"]  # type: ignore[index]
     assert section["bars_permutable"] < 0.5 * section["bars_after_first"]
     assert "permutation_weak" in {w.code for w in halted.warnings}
+
+
+def test_paths_that_are_not_a_portfolios_are_refused_by_name() -> None:
+    close = np.array([[1.0, np.nan], [1.1, 2.0], [1.2, 2.1]])
+    high = close * 1.01
+    with pytest.raises(ValueError, match="high must be finite exactly where close is"):
+        JointPermutationBase(close, np.where(np.isnan(close), 1.0, high), close, close)
+    with pytest.raises(ValueError, match="> 0"):
+        JointPermutationBase(close, high, close * 0.0, close)
+    with pytest.raises(ValueError, match="at least 2 bars"):
+        JointPermutationBase(close[:1], high[:1], close[:1], close[:1])

@@ -51,9 +51,7 @@ class JointPermutationBase:
         for a, name in ((o, "open"), (h, "high"), (lo, "low")):
             if not np.array_equal(np.isfinite(a), present):
                 raise ValueError(f"{name} must be finite exactly where close is (a symbol's bars)")
-        if np.any(o[present] <= 0) or np.any(h[present] <= 0) or np.any(lo[present] <= 0):
-            raise ValueError("open, high, low and close must be > 0 to take ratios")
-        if np.any(c[present] <= 0):
+        if any(np.any(a[present] <= 0) for a in (o, h, lo, c)):
             raise ValueError("open, high, low and close must be > 0 to take ratios")
         self.n, self.n_symbols = n, k
         self.present = present
