@@ -3,6 +3,7 @@ same engine equal to a single-symbol run."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -109,7 +110,10 @@ def test_portfolio_artifacts_are_written_hashed_and_deterministic(tmp_path: Path
     assert verify_artifacts(tmp_path / "a") == []
     fills = pd.read_parquet(tmp_path / "a" / "fills.parquet")
     assert fills["symbol"].str.startswith("SYN").all()
-    assert "permutation_skipped" in {w["code"] for w in first["warnings"]}
+    # the joint permutation test runs on portfolios: no warning, a permutation section
+    assert "permutation_skipped" not in {w["code"] for w in first["warnings"]}
+    validation = json.loads((tmp_path / "a" / "validation.json").read_text())
+    assert 0.0 < validation["permutation"]["p_value"] <= 1.0
 
 
 def test_a_sweep_over_portfolio_data_is_refused_by_name() -> None:

@@ -25,14 +25,16 @@ import pandas as pd
 from btlab.kernels.dtypes import REASON_NAMES, TRADE_DTYPE, Flag
 from btlab.kernels.execution import ExecParams
 from btlab.kernels.ledger import trades_from_fills
+from btlab.kernels.metrics import pairwise_stack, return_moments_nb
 from btlab.kernels.portfolio import PortfolioBars
 
 from .config import RunConfig
-from .data.portfolio import PortfolioDataset
+from .data.portfolio import PortfolioDataset, with_prices
+from .errors import RunCancelled
 from .features import FeatureSpec
 from .identity import config_hash, run_identity
 from .kernel_inputs import exec_params, rebalance_schedule
-from .metrics import compute_metrics, drawdown_path
+from .metrics import annualized_ratio, compute_metrics, drawdown_path
 from .portfolio_features import PortfolioFeatureStore
 from .portfolio_strategies import (
     compute_portfolio_target,
@@ -45,6 +47,7 @@ from .run_warnings import RunWarning
 from .simulation import Simulation, run_engine
 from .stages import CancelCheck, EventSink, Stages
 from .validation.assemble import run_validation
+from .validation.permutation import Statistic
 from .validation.run import bar_returns, fold_metrics
 
 __all__ = ["PortfolioResult", "portfolio_strategy", "run_portfolio"]
@@ -265,16 +268,61 @@ def _size_scale(
     return np.ascontiguousarray(scale)
 
 
+def permutation_statistic(result: PortfolioResult) -> Statistic:
+    """The run's Sharpe re-computed on (n, K) price paths: the portfolio pipeline re-run.
+
+    Each path becomes a `PortfolioDataset` on the run's clock (`data.portfolio.with_prices`:
+    timestamps, volume and each symbol's bars kept), then a fresh `PortfolioFeatureStore`, the
+    portfolio strategy, the size scale and the engine (`simulation.run_engine`) run as in
+    `run_portfolio`, and the Sharpe is taken as the run's `metrics["sharpe"]`
+    (`return_moments_nb` over the equity path, then `metrics.annualized_ratio`), so the real
+    paths give that value bit for bit. Thread-safe: every path has its own store and buffers.
+    """
+    cfg, data = result.config, result.dataset
+    n, k = data.close.shape
+    name, params = portfolio_strategy(cfg.strategy.name, cfg.strategy.params)
+    params_exec = exec_params(cfg)
+    ppy = float(result.metrics["periods_per_year"])
+    root_ppy = math.sqrt(ppy)
+    # a calendar rebalance keeps its dates: the permutation reorders moves, not timestamps
+    schedule = rebalance_schedule(cfg, data.ts)
+
+    def statistic(open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray) -> float:
+        permuted = with_prices(data, open_, high, low, close)
+        store = PortfolioFeatureStore(permuted)
+        target = compute_portfolio_target(store, name, params)
+        scale = _size_scale(cfg, store, (n, k), ppy)
+        bars = PortfolioBars(
+            data.ts, permuted.open, permuted.high, permuted.low, permuted.close, data.volume
+        )
+        sim = run_engine(bars, np.ascontiguousarray(target), scale, params_exec, schedule=schedule)
+        _count, mean, std, _downside = return_moments_nb(sim.equity, np.empty(n), pairwise_stack())
+        return annualized_ratio(float(mean), float(std), root_ppy)
+
+    return statistic
+
+
 def _validate(
     result: PortfolioResult, stages: Stages, should_cancel: CancelCheck | None
 ) -> dict[str, Any]:
-    """PSR, DSR, bootstrap and folds on the portfolio's per-bar returns (SPEC §8 "Validation")."""
+    """PSR, DSR, bootstrap and folds on the portfolio's per-bar returns, and the joint
+    permutation test of every symbol's paths (SPEC §8 "Validation")."""
     cfg = result.config.validation
     ppy = float(result.metrics["periods_per_year"])
     folds = fold_metrics(result, cfg.folds.k) if cfg.folds.enabled else None  # type: ignore[arg-type]
-    progress = stages.progress("validation")
+    sink = stages.progress("validation")
+
+    def progress(done: int, total: int) -> None:
+        if should_cancel is not None and should_cancel():
+            raise RunCancelled("run cancelled during validation")
+        if sink is not None:
+            sink(done, total)
+
+    ds = result.dataset
     return run_validation(
         bar_returns(result.equity_values), cfg, root_seed=result.config.seed, periods_per_year=ppy,
+        permutation_statistic=permutation_statistic(result) if cfg.permutation.enabled else None,
+        ohlc=(ds.open, ds.high, ds.low, ds.close), real_statistic=result.metrics["sharpe"],
         fold_metrics=folds, on_progress=progress,
     )  # fmt: skip
 
@@ -344,19 +392,27 @@ def run_portfolio(
     return result
 
 
+#: Below this share of movable bars the joint permutation test is flagged as weak.
+PERMUTATION_WEAK_SHARE = 0.5
+
+
 def _warnings(result: PortfolioResult) -> list[RunWarning]:
-    """What makes a portfolio result degenerate: the data's own warnings, what the run's numbers
-    say (`run_result.outcome_warnings`, as for one symbol), and the permutation test this
-    version does not run on portfolios."""
+    """What makes a portfolio result degenerate: the data's own warnings, what the run's
+    numbers say (`run_result.outcome_warnings`, as for one symbol), and a joint permutation
+    that can move too few bars (missing bars pin the rows they are in) to mean much."""
     out = [RunWarning("data", w) for w in result.dataset.meta.warnings]
     out.extend(outcome_warnings(result))
-    validation = result.config.validation
-    if validation.enabled and validation.permutation.enabled:
-        out.append(
-            RunWarning(
-                "permutation_skipped",
-                "the permutation test is not run on portfolios yet (the joint permutation of "
-                "SPEC §8); PSR, DSR, the bootstrap and the folds use the portfolio's returns",
+    section = (result.validation or {}).get("permutation")
+    if section is not None:
+        movable, bars = section["bars_permutable"], section["bars_after_first"]
+        if movable < PERMUTATION_WEAK_SHARE * bars:
+            out.append(
+                RunWarning(
+                    "permutation_weak",
+                    f"the joint permutation can move only {movable:,} of {bars:,} bars: a bar "
+                    "whose pattern of moves (which symbols have a bar there, which come back "
+                    "from a missing bar) no other bar shares stays in place, so the permuted "
+                    "paths are close to the real one and the p-value says little",
+                )
             )
-        )
     return out

@@ -11,6 +11,7 @@ content hash. `meta` holds the portfolio's facts (`PortfolioMeta`); each member 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -155,3 +156,32 @@ def from_members(
         meta=meta,
         _hash=[identity],
     )
+
+
+def with_prices(
+    data: PortfolioDataset,
+    open: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+) -> PortfolioDataset:
+    """`data` with other (n, K) prices on the same clock (e.g. a permuted path): NaN exactly
+    where `data` has no bar, so each member keeps its timestamps and volume and takes its
+    prices from its own clock bars; `adj_close` is dropped (it belongs to the real prices).
+    The metadata (symbols, clock, gaps) is kept; the hash follows the new members."""
+    arrays = {"open": open, "high": high, "low": low, "close": close}
+    aligned = {name: _frozen(np.array(a, dtype=np.float64)) for name, a in arrays.items()}
+    shape = data.close.shape
+    for name, a in aligned.items():
+        if a.shape != shape or not np.array_equal(np.isfinite(a), np.isfinite(data.close)):
+            raise ValueError(
+                f"{name} must be a {shape} array, finite exactly where the portfolio has bars"
+            )
+    members = {}
+    for k, symbol in enumerate(data.symbols):
+        own = {name: a[data.positions[k], k] for name, a in aligned.items()}
+        members[symbol] = dataclasses.replace(data.members[symbol], adj_close=None, **own)
+    return dataclasses.replace(
+        data, members=members, _hash=[], open=aligned["open"], high=aligned["high"],
+        low=aligned["low"], close=aligned["close"],
+    )  # fmt: skip

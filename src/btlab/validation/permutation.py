@@ -14,6 +14,7 @@ import numpy as np
 
 from ..kernels.stats import rebuild_ohlc_nb, shuffle_into_nb
 from .inputs import finite_returns, seeded_generator
+from .joint_permutation import JointPermutationBase
 
 Statistic = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], float]
 #: `(base, keys) -> values`: the statistic of every path `base.permute_key(k)` for k in `keys`,
@@ -116,10 +117,12 @@ def permutation_test(
     """Monte Carlo permutation test: p = (1 + #{perm >= real}) / (n + 1).
 
     `statistic(o, h, l, c)` re-runs features, strategy and kernel on a path and returns e.g. its
-    Sharpe. `real_value` is the statistic on the real path (computed when None). `seed` is the
+    Sharpe; for a portfolio, (n, K) arrays with NaN where a symbol has no bar, the paths
+    permuted jointly (`JointPermutationBase`). `real_value` is the statistic on the real path (computed when None). `seed` is the
     root seed (draws come from `rng_for(seed, "permutation")`) or a Generator. A permutation
     whose statistic is NaN counts as not >= real (`n_nan` reports how many); a NaN real value
-    gives a NaN p-value. `on_progress(done, total)` is called as permutations complete.
+    gives a NaN p-value. A portfolio's result also says how many of its bars after the first
+    the joint permutation can move (`bars_permutable` of `bars_after_first`). `on_progress(done, total)` is called as permutations complete.
     Permutation i is shuffled by key i of `permutation_keys`; `workers` threads (default: the
     cores) run them, and `statistic` must be thread-safe (btlab's kernels release the GIL).
     The arrays `statistic` receives are read-only and are overwritten by the same thread's
@@ -129,7 +132,12 @@ def permutation_test(
     """
     if n_permutations < 1:
         raise ValueError(f"n_permutations must be >= 1, got {n_permutations}")
-    base = PermutationBase(open, high, low, close)
+    # (n, K) paths of a portfolio: one joint permutation of the clock's bars (SPEC §8)
+    base: PermutationBase | JointPermutationBase = (
+        JointPermutationBase(open, high, low, close)
+        if np.ndim(close) == 2
+        else PermutationBase(open, high, low, close)
+    )
     rng = seeded_generator(seed, "permutation")
     real = (
         float(statistic(*(np.asarray(a, dtype=np.float64) for a in (open, high, low, close))))
@@ -154,6 +162,8 @@ def permutation_test(
         size = 4 * n_workers
         for start in range(0, n_permutations, size):
             stop = min(n_permutations, start + size)
+            if not isinstance(base, PermutationBase):
+                raise ValueError("a batch statistic runs on one symbol's path, not a portfolio's")
             null[start:stop] = batch_statistic(base, keys[start:stop])
             if on_progress is not None:
                 for i in range(start, stop):
@@ -175,6 +185,11 @@ def permutation_test(
     finite = null[np.isfinite(null)]
     n_ge = int(np.sum(null >= real)) if math.isfinite(real) else 0
     q = np.quantile(finite, [0.05, 0.5, 0.95]) if finite.size else np.full(3, math.nan)
+    joint = (
+        {"bars_permutable": base.movable, "bars_after_first": base.n - 1}
+        if isinstance(base, JointPermutationBase)
+        else {}
+    )
     return {
         "p_value": (1.0 + n_ge) / (n_permutations + 1.0) if math.isfinite(real) else math.nan,
         "real": real,
@@ -184,4 +199,5 @@ def permutation_test(
         "null_mean": float(np.mean(finite)) if finite.size else math.nan,
         "null_std": float(np.std(finite, ddof=1)) if finite.size > 1 else math.nan,
         "null_quantiles": {"q05": float(q[0]), "q50": float(q[1]), "q95": float(q[2])},
+        **joint,
     }
