@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 
 import btlab
-from btlab.portfolio import from_long
 from btlab.cli import main
+from btlab.portfolio import from_long
 
 from .conftest import SERVER_ENV, Server, stream_events, wait_status
 
