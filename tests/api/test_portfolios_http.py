@@ -318,3 +318,28 @@ def test_btlab_run_home_runs_a_stored_portfolio(
     assert main(["run", unknown, "--home", str(home), "--out", str(tmp_path / "o2"),
                  "--quiet"]) != 0  # fmt: skip
     assert "unknown dataset id" in capsys.readouterr().err
+
+
+def test_a_portfolio_a_queued_run_reads_cannot_be_deleted(tmp_path: Path) -> None:
+    from btlab.orchestrator import Job, JobRunner, Orchestrator
+    from btlab.store import RunStateError, Store
+
+    class Held:  # an executor that keeps every job queued
+        def submit(self, job: Job, runner: JobRunner) -> None:
+            pass
+
+        def shutdown(self, *, wait: bool) -> None:
+            pass
+
+    store = Store(tmp_path / "home")
+    try:
+        row, _ = store.add_portfolio(from_long(long_table(seed=180)))
+        orchestrator = Orchestrator(store, executor=Held())
+        run, created = orchestrator.submit(no_validation({"source": "dataset", "id": row.id}))
+        assert created and run.status == "queued" and run.dataset_hash == row.id
+        with pytest.raises(RunStateError, match=f"in use by active run.*{run.id}"):
+            store.delete_portfolio(row.id)
+        orchestrator.cancel(run.id)
+        store.delete_portfolio(row.id)  # no active run reads it now
+    finally:
+        store.close()
