@@ -189,6 +189,25 @@ def home_datasets(args: argparse.Namespace) -> Callable[[str], Any]:
     return resolve
 
 
+def home_portfolios(args: argparse.Namespace) -> Callable[[str], Any]:
+    """The `resolve_portfolio` of a CLI run: a stored portfolio's id (`btlab data import` of a
+    folder or a long file) runs that portfolio, from the home's store as in the service.
+    NotFoundError where the id names none (it may be a stored dataset's); read-only."""
+    home = Path(args.home).expanduser() if args.home else None
+
+    def resolve(portfolio_id: str) -> Any:
+        folder = home or default_home()
+        if not (folder / DB_NAME).is_file():
+            raise NotFoundError(f"no btlab home at {folder}")  # home_datasets names the fix
+        store = Store(folder)
+        try:
+            return store.load_portfolio(portfolio_id)  # the service's own path to a portfolio
+        finally:
+            store.close()
+
+    return resolve
+
+
 def check_out_folder(
     out: Path, force: bool, config_hash: str | None = None, request: Any = None
 ) -> None:  # request: the request as hashed (`pipeline.hashed_request`)
@@ -226,15 +245,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.out:  # stray files in --out: said before the data is even read
         check_out_folder(Path(args.out), args.force)
-    resolve_stored = home_datasets(args)
+    resolve_stored, resolve_portfolio = home_datasets(args), home_portfolios(args)
     cache = RunCache(max_datasets=1)  # the data that names the folder, kept for the run
     config, dataset, chash = resolve_config(
-        resolve_request(build_request(args)), resolve_stored=resolve_stored, cache=cache
-    )
+        resolve_request(build_request(args)), resolve_stored=resolve_stored,
+        resolve_portfolio=resolve_portfolio, cache=cache,
+    )  # fmt: skip
     out = Path(args.out) if args.out else Path("btlab-out") / chash[:12]
     check_out_folder(out, args.force, chash, hashed_request(config, run_identity(config, dataset)))
     with stage_progress(args.quiet, "{task.percentage:>3.0f}%") as on_event:
-        result = run(config, on_event=on_event, resolve_stored=resolve_stored, cache=cache)
+        result = run(
+            config, on_event=on_event, resolve_stored=resolve_stored,
+            resolve_portfolio=resolve_portfolio, cache=cache,
+        )  # fmt: skip
     with force_hint():
         manifest = write_artifacts(result, out, overwrite=args.force, replace_same_run=True)
     report = None if args.no_report else write_run_report(out)
@@ -384,15 +407,20 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     request = parse_sweep_request(build_sweep_request(args))
     if args.out:
         check_out_folder(Path(args.out), args.force)
-    resolve_stored = home_datasets(args)
+    resolve_stored, resolve_portfolio = home_datasets(args), home_portfolios(args)
     cache = RunCache(max_datasets=1)
-    dataset = load_dataset(request, resolve_stored=resolve_stored, cache=cache)
+    dataset = load_dataset(
+        request, resolve_stored=resolve_stored, resolve_portfolio=resolve_portfolio, cache=cache
+    )
     identity = run_identity(request, dataset)
     chash = sweep_config_hash(request, identity)
     out = Path(args.out) if args.out else Path("btlab-out") / f"sweep-{chash[:12]}"
     check_out_folder(out, args.force, chash, hashed_request(request, identity))
     with stage_progress(args.quiet, "{task.completed}/{task.total}") as on_event:
-        result = run_sweep(request, on_event=on_event, resolve_stored=resolve_stored, cache=cache)
+        result = run_sweep(
+            request, on_event=on_event, resolve_stored=resolve_stored,
+            resolve_portfolio=resolve_portfolio, cache=cache,
+        )  # fmt: skip
     with force_hint():
         manifest = result.write_artifacts(out, overwrite=args.force, replace_same_run=True)
     report = None if args.no_report else write_run_report(out)

@@ -286,7 +286,10 @@ class Orchestrator:
                 self._check_file_root(path, where)
 
         def load() -> tuple[Any, Dataset | PortfolioDataset, str]:
-            ds = load_dataset(cfg, resolve_stored=self.store.load_dataset, cache=self.cache)
+            ds = load_dataset(
+                cfg, resolve_stored=self.store.load_dataset,
+                resolve_portfolio=self.store.load_portfolio, cache=self.cache,
+            )  # fmt: skip
             return cfg, ds, run_type.config_hash(cfg, data_identity(cfg, ds))
 
         try:
@@ -460,7 +463,8 @@ class Orchestrator:
             run_type = run_kind(job.kind)
             result = run_type.execute(
                 job.config, on_event=on_event, should_cancel=should_cancel,
-                resolve_stored=store.load_dataset, cache=self.cache,
+                resolve_stored=store.load_dataset, resolve_portfolio=store.load_portfolio,
+                cache=self.cache,
             )  # fmt: skip
             completion = run_type.report(result)
             if completion.config_hash != job.config_hash:

@@ -21,9 +21,9 @@ from btlab.kernels.portfolio import PortfolioBars
 
 from . import data as data_mod
 from . import sources
-from .config import FileData, RunConfig, parse_config
+from .config import FileData, RunConfig, StoredData, parse_config
 from .data.portfolio import PortfolioDataset, from_members
-from .errors import ConfigError
+from .errors import ConfigError, NotFoundError
 from .features import FeatureStore
 from .hashing import canonical_json
 from .identity import config_hash as config_hash
@@ -64,6 +64,23 @@ PortfolioInput: TypeAlias = (
     | Mapping[str, pd.DataFrame | data_mod.Dataset]
 )
 
+#: Where a stored portfolio comes from, by id (`Store.load_portfolio`): NotFoundError where the
+#: id names none (it may still name a stored dataset).
+PortfolioResolver: TypeAlias = Callable[[str], PortfolioDataset]
+
+
+def _stored_portfolio(
+    config: RunConfig, resolve_portfolio: PortfolioResolver | None
+) -> PortfolioDataset | None:
+    """The stored portfolio a request's `data.id` names, or None (no resolver, another source,
+    or an id that names no portfolio: then it is a stored dataset's, or unknown)."""
+    if resolve_portfolio is None or not isinstance(config.data, StoredData):
+        return None
+    try:
+        return resolve_portfolio(config.data.id)
+    except NotFoundError:
+        return None
+
 
 def _data_cache_key(config: RunConfig) -> str | None:
     spec = config.data
@@ -83,11 +100,17 @@ def load_dataset(
     data: PortfolioInput | None = None,
     *,
     resolve_stored: Callable[[str], data_mod.Dataset] | None = None,
+    resolve_portfolio: PortfolioResolver | None = None,
     cache: RunCache | None = None,
 ) -> data_mod.Dataset | PortfolioDataset:
     """The run's bars: `data` when given (adjusted if the config asks), else the config's
-    source; a PortfolioDataset where they are a portfolio's (`names_a_portfolio`) or the
-    strategy is a portfolio strategy (one symbol then runs as a portfolio of one)."""
+    source; a PortfolioDataset where they are a portfolio's (`names_a_portfolio`, or a stored
+    portfolio that `resolve_portfolio` knows by `data.id`) or the strategy is a portfolio
+    strategy (one symbol then runs as a portfolio of one)."""
+    stored = _stored_portfolio(config, resolve_portfolio) if data is None else None
+    if stored is not None:
+        # declared and adjusted as the request asks, by the one loader of a request's portfolio
+        return load_portfolio(config.data, resolve_portfolio=lambda _id: stored)
     if names_a_portfolio(config.data, data) or is_portfolio_strategy(config.strategy.name):
         return load_portfolio_dataset(config, data, resolve_stored=resolve_stored)
     if data is not None:
@@ -108,12 +131,16 @@ def load_single_dataset(
     data: pd.DataFrame | data_mod.Dataset | None = None,
     *,
     resolve_stored: Callable[[str], data_mod.Dataset] | None = None,
+    resolve_portfolio: PortfolioResolver | None = None,
     cache: RunCache | None = None,
     what: str = "this run",
 ) -> data_mod.Dataset:
     """`load_dataset` where only one symbol's bars will do (a ConfigError naming the data
     section where they are a portfolio's)."""
-    loaded = load_dataset(config, data, resolve_stored=resolve_stored, cache=cache)
+    loaded = load_dataset(
+        config, data, resolve_stored=resolve_stored, resolve_portfolio=resolve_portfolio,
+        cache=cache,
+    )  # fmt: skip
     if isinstance(loaded, PortfolioDataset):
         raise ConfigError(
             "invalid request",
@@ -128,11 +155,14 @@ def resolve_config(
     data: pd.DataFrame | data_mod.Dataset | None = None,
     *,
     resolve_stored: Callable[[str], data_mod.Dataset] | None = None,
+    resolve_portfolio: PortfolioResolver | None = None,
     cache: RunCache | None = None,
 ) -> tuple[RunConfig, data_mod.Dataset | PortfolioDataset, str]:
     """(config, dataset, config hash) without running anything: what decides "the same run"."""
     cfg = parse_config(config)
-    dataset = load_dataset(cfg, data, resolve_stored=resolve_stored, cache=cache)
+    dataset = load_dataset(
+        cfg, data, resolve_stored=resolve_stored, resolve_portfolio=resolve_portfolio, cache=cache
+    )
     return cfg, dataset, config_hash(cfg, run_identity(cfg, dataset, explicit=data is not None))
 
 
@@ -179,6 +209,7 @@ def run(
     on_event: EventSink | None = None,
     should_cancel: CancelCheck | None = None,
     resolve_stored: Callable[[str], data_mod.Dataset] | None = None,
+    resolve_portfolio: PortfolioResolver | None = None,
     cache: RunCache | None = None,
 ) -> RunResult | PortfolioResult:
     """Run one backtest. `config` is a RunConfig or a mapping (None: all defaults, the synthetic data).
@@ -186,15 +217,20 @@ def run(
     `data` replaces the config's data source: one symbol's DataFrame (ts/open/high/low/close/
     volume) or Dataset, or a portfolio (a long DataFrame with a symbol column, a mapping
     symbol -> DataFrame or Dataset, a PortfolioDataset). A portfolio (handed in or named by the
-    request: several synthetic symbols, files, a folder, a long file) or a portfolio strategy
+    request: several synthetic symbols, files, a folder, a long file, a stored portfolio's id
+    that `resolve_portfolio` knows) or a portfolio strategy
     runs as `portfolio_run.run_portfolio` and returns a PortfolioResult. Raises ConfigError,
     DataError or RunCancelled.
     """
     stages = Stages(on_event, should_cancel)
     cfg = stages.run("validate", lambda: parse_config(config))
     loaded = stages.run(
-        "load_data", lambda: load_dataset(cfg, data, resolve_stored=resolve_stored, cache=cache)
-    )
+        "load_data",
+        lambda: load_dataset(
+            cfg, data, resolve_stored=resolve_stored, resolve_portfolio=resolve_portfolio,
+            cache=cache,
+        ),
+    )  # fmt: skip
     if isinstance(loaded, PortfolioDataset):
         return run_portfolio(
             cfg, loaded, explicit=data is not None, should_cancel=should_cancel, cache=cache,

@@ -18,7 +18,7 @@ from .artifacts import write_artifacts
 from .config import RunConfig
 from .data import Dataset
 from .errors import ConfigError
-from .pipeline import CancelCheck, EventSink, config_hash, run
+from .pipeline import CancelCheck, EventSink, PortfolioResolver, config_hash, run
 from .portfolio_run import PortfolioResult
 from .presets import resolve_request
 from .run_cache import RunCache
@@ -64,9 +64,11 @@ class RunKind(Protocol[Req, Res]):
         on_event: EventSink,
         should_cancel: CancelCheck,
         resolve_stored: Callable[[str], Dataset],
+        resolve_portfolio: PortfolioResolver | None = None,
         cache: RunCache,
     ) -> Res:
-        """Run the stored request (`resolve`'s request as JSON) to its result."""
+        """Run the stored request (`resolve`'s request as JSON) to its result (a stored id is a
+        portfolio where `resolve_portfolio` knows it, else a dataset of `resolve_stored`)."""
         ...
 
     def artifacts(self, result: Res, out: Path) -> dict[str, Any]:
@@ -96,11 +98,12 @@ class SingleRun:
         on_event: EventSink,
         should_cancel: CancelCheck,
         resolve_stored: Callable[[str], Dataset],
+        resolve_portfolio: PortfolioResolver | None = None,
         cache: RunCache,
     ) -> RunResult | PortfolioResult:
         return run(
             config, on_event=on_event, should_cancel=should_cancel,
-            resolve_stored=resolve_stored, cache=cache,
+            resolve_stored=resolve_stored, resolve_portfolio=resolve_portfolio, cache=cache,
         )  # fmt: skip
 
     def artifacts(self, result: RunResult | PortfolioResult, out: Path) -> dict[str, Any]:
@@ -130,11 +133,12 @@ class Sweep:
         on_event: EventSink,
         should_cancel: CancelCheck,
         resolve_stored: Callable[[str], Dataset],
+        resolve_portfolio: PortfolioResolver | None = None,
         cache: RunCache,
     ) -> SweepResult:
         return run_sweep(
             config, on_event=on_event, should_cancel=should_cancel,
-            resolve_stored=resolve_stored, cache=cache,
+            resolve_stored=resolve_stored, resolve_portfolio=resolve_portfolio, cache=cache,
         )  # fmt: skip
 
     def artifacts(self, result: SweepResult, out: Path) -> dict[str, Any]:

@@ -35,6 +35,16 @@ def _chunks(total: int, size: int = 8 << 10) -> Iterator[bytes]:
         yield b" " * size
 
 
+def _long_csv(broken: tuple[str, int] | None = None) -> bytes:
+    """A long table of symbols A and B, 3 days each; `broken` (symbol, day) has high < close."""
+    rows = ["ts,symbol,open,high,low,close,volume"]
+    for symbol in "AB":
+        for day in range(1, 4):
+            high = "0.9" if (symbol, day) == broken else "1.5"
+            rows.append(f"2020-01-0{day},{symbol},1,{high},0.5,1.2,100")
+    return "\n".join(rows).encode() + b"\n"
+
+
 def _good_csv() -> bytes:
     frame = btlab.synthetic(bars=50, seed=1).to_frame()
     return frame.to_csv(index=False).encode()
@@ -242,6 +252,13 @@ CASES = [
     Case("upload-oversized-chunked", "POST", "/datasets", 413, f"limit of {UPLOAD_LIMIT} bytes",
          "body", {"content": _chunks(UPLOAD_LIMIT), "headers": {"Content-Type": "text/csv"}}),
     Case("dataset-unknown-id", "GET", "/datasets/zzz", 404, "unknown dataset id 'zzz'"),
+    # -- a long upload (a portfolio): the broken row is named by its symbol and table row
+    Case("upload-long-broken-row", "POST", "/datasets", 422,
+         "symbol 'B': high is below max(open, close) (first offending rows: 4)",
+         "high_below_open_close", _csv_upload(_long_csv(("B", 2)))),
+    Case("upload-long-named", "POST", "/datasets", 422, "no symbol name ('X')",
+         "portfolio_symbol", _csv_upload(_long_csv(), symbol="X")),
+    Case("portfolio-unknown-id", "GET", "/portfolios/zzz", 404, "unknown portfolio id 'zzz'"),
     Case("dataset-traversal", "GET", "/datasets/..%2F..%2Fbtlab.sqlite3", 404, "no such endpoint",
          raw=True),
     # -- no such endpoint, wrong method
@@ -324,7 +341,8 @@ def _routes(client: httpx.Client) -> set[tuple[str, str]]:
 
 def test_every_route_with_a_body_or_query_has_bad_input_cases(client: httpx.Client) -> None:
     """A new route taking a body or query parameters needs its cases above."""
-    no_input = {("GET", "/presets"), ("GET", "/registry"), ("GET", "/health"), ("GET", "/datasets")}
+    no_input = {("GET", "/presets"), ("GET", "/registry"), ("GET", "/health"), ("GET", "/datasets"),
+                ("GET", "/portfolios")}  # fmt: skip
     plain = {r for r in _routes(client) if "{" not in r[1]} - no_input
     covered = {(c.method, c.path) for c in CASES}
     assert plain - covered == set()
@@ -339,6 +357,7 @@ def test_every_route_answers_an_unknown_id_with_a_404_naming_it(
         if "{" not in template:
             continue
         path = template.replace("{run_id}", "0123456789abcdef").replace("{dataset_id}", "f" * 64)
+        path = path.replace("{portfolio_id}", "f" * 64)
         if "{name}" in path:
             path = path.replace("0123456789abcdef", runs["run"]).replace("{name}", "nope.bin")
         response = client.request(method, path)

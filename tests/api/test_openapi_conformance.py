@@ -39,6 +39,7 @@ def test_405_lists_every_method_of_the_path(client: httpx.Client) -> None:
     paths = _spec(client)["paths"]
     for template, ops in paths.items():
         path = template.replace("{run_id}", "0123456789abcdef").replace("{dataset_id}", "f" * 64)
+        path = path.replace("{portfolio_id}", "e" * 64)
         path = path.replace("{name}", "metrics.json")
         documented = {m.upper() for m in ops}
         for method in {"PUT", "PATCH", "DELETE", "POST", "OPTIONS"} - documented:

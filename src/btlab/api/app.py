@@ -23,7 +23,7 @@ from .errors import install_error_handlers
 from .events import EventHub
 from .middleware import BearerAuth, BodyLimit, HostCheck
 from .models import DatasetPatch, ErrorResponse, RunRequest
-from .routes import catalog, datasets, runs, sweeps
+from .routes import catalog, datasets, portfolios, runs, sweeps
 from .settings import Settings
 
 DESCRIPTION = """\
@@ -110,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if sweeps_available():
         app.include_router(sweeps.router)
     app.include_router(datasets.router)
+    app.include_router(portfolios.router)
     app.include_router(catalog.router)
     app.add_middleware(
         BodyLimit, limit=settings.max_request_bytes, upload_limit=settings.max_upload_bytes,

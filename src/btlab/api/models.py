@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from ..config import RunConfig
-from ..store import DatasetRow, EventRow, RunRow
+from ..store import DatasetRow, EventRow, PortfolioRow, RunRow
 
 RunStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
 RunKind = Literal["run", "sweep"]
@@ -229,6 +229,11 @@ class Registry(_Out):
 
 
 class DatasetOut(_Out):
+    """One stored dataset: one symbol's bars."""
+
+    kind: Literal["dataset"] = Field(
+        "dataset", description="Always 'dataset' (an upload may answer a portfolio instead)."
+    )
     id: str = Field(
         description="Content hash of the bars; use it as data.id with source 'dataset'."
     )
@@ -249,6 +254,41 @@ class DatasetOut(_Out):
             id=row.id, symbol=row.symbol, timeframe=row.timeframe, rows=row.rows, start=row.start,
             end=row.end, gaps=row.gaps, largest_gap_seconds=row.largest_gap_seconds,
             source=row.source, created_at=row.created_at, meta=row.meta,
+        )  # fmt: skip
+
+
+class PortfolioOut(_Out):
+    """One stored portfolio (SPEC §8): K stored datasets, each under its symbol, on one clock."""
+
+    kind: Literal["portfolio"] = Field("portfolio", description="Always 'portfolio'.")
+    id: str = Field(
+        description="The portfolio hash (over the sorted symbols and their bars); use it as "
+        "data.id with source 'dataset' to run the portfolio."
+    )
+    symbols: list[str] = Field(description="Its symbols, sorted.")
+    members: dict[str, str] = Field(
+        description="Each symbol's stored dataset id (GET /datasets/{id}): symbol -> id."
+    )
+    timeframe: str
+    rows: int = Field(description="Clock bars: the sorted union of every symbol's timestamps.")
+    start: datetime | None
+    end: datetime | None
+    gaps: int = Field(description="Places where clock bars the calendar expects are missing.")
+    largest_gap_seconds: float | None
+    source: str
+    created_at: datetime
+    meta: dict[str, Any] = Field(
+        description="Its facts: calendar, periods per year, each symbol's listing (first and "
+        "last clock bar, missing bars), the inference and any warnings."
+    )
+
+    @classmethod
+    def of(cls, row: PortfolioRow) -> PortfolioOut:
+        return cls(
+            id=row.id, symbols=sorted(row.members), members=row.members, timeframe=row.timeframe,
+            rows=row.rows, start=row.start, end=row.end, gaps=int(row.meta.get("gaps", 0)),
+            largest_gap_seconds=row.meta.get("largest_gap_seconds"), source=row.source,
+            created_at=row.created_at, meta=row.meta,
         )  # fmt: skip
 
 

@@ -29,6 +29,7 @@ from .files import load_bytes as load_bytes
 from .files import load_csv as load_csv
 from .files import load_file as load_file
 from .files import load_parquet as load_parquet
+from .files import read_bytes as read_bytes
 from .files import read_frame as read_frame
 from .files import save_parquet as save_parquet
 from .frames import ADJ_ALIASES as ADJ_ALIASES

@@ -133,6 +133,13 @@ def load_bytes(
     timeframe: str | None = None,
 ) -> Dataset:
     """A validated Dataset from the bytes of an uploaded CSV or Parquet file."""
+    frame = read_bytes(content, fmt=fmt)
+    return from_dataframe(frame, symbol=symbol or "DATA", timeframe=timeframe, source=fmt)
+
+
+def read_bytes(content: bytes, *, fmt: str) -> pd.DataFrame:
+    """The frame of an uploaded CSV or Parquet file's bytes, not yet validated; a DataError
+    naming the rule where it cannot be read (empty, unreadable, ragged rows, too wide)."""
     if not content:
         raise DataError("empty", "the upload is empty")
     if fmt not in ("csv", "parquet"):
@@ -152,7 +159,7 @@ def load_bytes(
         pd.errors.ParserError,
     ) as exc:
         raise DataError("unreadable_file", f"cannot read the upload as {fmt}: {exc}") from None
-    return from_dataframe(frame, symbol=symbol or "DATA", timeframe=timeframe, source=fmt)
+    return frame
 
 
 _META_KEY = b"btlab.dataset"

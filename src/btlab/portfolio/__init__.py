@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         load_folder,
         load_path,
         load_portfolio,
+        load_upload,
     )
     from .synthetic import generate_portfolio
 
@@ -47,6 +48,7 @@ _LAZY: dict[str, str] = {
             "load_folder",
             "load_path",
             "load_portfolio",
+            "load_upload",
         ),
         "btlab.portfolio.loaders",
     ),
@@ -85,4 +87,5 @@ __all__ = [
     "load_folder",
     "load_path",
     "load_portfolio",
+    "load_upload",
 ]

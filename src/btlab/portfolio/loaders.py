@@ -310,6 +310,43 @@ def as_portfolio(
     return from_frames(data)
 
 
+def _symbol_count(frame: pd.DataFrame) -> int:
+    """How many distinct symbols a frame's symbol column names (0 without one)."""
+    column = _symbol_column(frame)
+    if column is None:
+        return 0
+    text = frame[column].astype("string").str.strip()
+    return int(text[text.notna() & (text != "")].nunique())
+
+
+def load_upload(
+    content: bytes,
+    *,
+    fmt: str,
+    symbol: str | None = None,
+    default_symbol: str | None = None,
+    timeframe: str | None = None,
+) -> Dataset | PortfolioDataset:
+    """The bars of an uploaded CSV or Parquet file: a portfolio where a `symbol` column names
+    several symbols (a long table, `from_long`: errors name the symbol and the upload's data
+    rows), else one symbol's dataset named `symbol`, else `default_symbol` (e.g. the file
+    name's stem), else DATA, exactly as `data.load_bytes` loads it. A long table takes its
+    symbols from its rows, so naming one (`symbol`) is an error."""
+    frame = data_mod.read_bytes(content, fmt=fmt)
+    if _symbol_count(frame) <= 1:
+        return data_mod.from_dataframe(
+            frame, symbol=symbol or default_symbol or "DATA", timeframe=timeframe, source=fmt
+        )
+    if symbol is not None:
+        raise DataError(
+            "portfolio_symbol",
+            f"the upload has a {SYMBOL_COLUMN} column naming {_symbol_count(frame):,} symbols "
+            f"(a long table): its symbols come from it, so no symbol name ({symbol!r}) can be "
+            "given for it",
+        )
+    return from_long(frame, timeframe=timeframe, source=fmt)
+
+
 def _stored(
     spec: StoredData, resolve: Callable[[str], PortfolioDataset] | None
 ) -> PortfolioDataset | None:

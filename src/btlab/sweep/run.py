@@ -17,6 +17,7 @@ from btlab.kernels.metrics import SW_MEAN, SW_STD
 
 from .. import data as data_mod
 from ..config import RunConfig
+from ..data.portfolio import PortfolioDataset
 from ..errors import RunCancelled
 from ..features import FeatureStore
 from ..metrics import compute_metrics, metrics_from_stats, span_years
@@ -142,6 +143,7 @@ def run_sweep(
     on_event: EventSink | None = None,
     should_cancel: CancelCheck | None = None,
     resolve_stored: Callable[[str], data_mod.Dataset] | None = None,
+    resolve_portfolio: Callable[[str], PortfolioDataset] | None = None,
     cache: RunCache | None = None,
 ) -> SweepResult:
     """Run every valid combination of the request's grid; see the docstring of `btlab.sweep`.
@@ -156,7 +158,12 @@ def run_sweep(
     dataset: data_mod.Dataset = stages.run(
         "load_data",
         lambda: load_single_dataset(
-            req, data, resolve_stored=resolve_stored, cache=cache, what="a sweep"
+            req,
+            data,
+            resolve_stored=resolve_stored,
+            resolve_portfolio=resolve_portfolio,
+            cache=cache,
+            what="a sweep",
         ),
     )
     identity = run_identity(req, dataset, explicit=data is not None)

@@ -1,23 +1,32 @@
-"""Datasets: upload a CSV or Parquet file (validated as SPEC §1, stored once by content hash)."""
+"""Datasets: upload a CSV or Parquet file (validated as SPEC §1, stored once by content hash).
+
+A long file (a `symbol` column naming several symbols) is stored as a portfolio (SPEC §8): its
+members as datasets, the portfolio under its hash (`GET /portfolios/{id}`).
+"""
 
 from __future__ import annotations
 
 from pathlib import PurePath
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeAlias
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from ...errors import ConfigError
-from ...store import sniff_format
+from ...data.portfolio import PortfolioDataset
+from ...errors import ConfigError, NotFoundError
+from ...portfolio.loaders import load_upload
+from ...store import Store, sniff_format
 from ..bodies import UPLOAD_TYPES, read_json, require_content_type
 from ..deps import OrchestratorDep, StoreDep
 from ..errors import ApiError
-from ..models import ERRORS, DatasetOut, DatasetPatch, with_errors
+from ..models import ERRORS, DatasetOut, DatasetPatch, PortfolioOut, with_errors
 
 router = APIRouter(tags=["datasets"])
+
+#: What an upload stores: one symbol's dataset, or a portfolio (a long file), told by `kind`.
+Uploaded: TypeAlias = Annotated[DatasetOut | PortfolioOut, Field(discriminator="kind")]
 
 _UPLOAD_DOC = {
     "requestBody": {
@@ -29,7 +38,7 @@ _UPLOAD_DOC = {
                     "required": ["file"],
                     "properties": {
                         "file": {"type": "string", "format": "binary", "description": "CSV or Parquet file."},
-                        "symbol": {"type": "string", "description": "Symbol (default: the file name's stem)."},
+                        "symbol": {"type": "string", "description": "Symbol (default: the file name's stem); not for a long file, whose symbol column names them."},
                         "timeframe": {"type": "string", "description": "Bar length, e.g. 1d (default: inferred)."},
                     },
                 }
@@ -55,13 +64,16 @@ def _form_text(value: object, name: str) -> str | None:
 @router.post(
     "/datasets",
     status_code=201,
-    response_model=DatasetOut,
+    response_model=Uploaded,
     responses=with_errors(
-        {200: {"model": DatasetOut, "description": "The same bars, stored before"}},
+        {
+            200: {"model": Uploaded, "description": "The same bars, stored before"},
+            201: {"model": Uploaded, "description": "Stored: a dataset, or a portfolio (a long file)"},
+        },
         body=True,
     ),
     openapi_extra=_UPLOAD_DOC,
-)
+)  # fmt: skip
 async def upload_dataset(
     request: Request,
     response: Response,
@@ -71,8 +83,10 @@ async def upload_dataset(
     format: Annotated[
         Literal["csv", "parquet"] | None, Query(description="Default: sniffed.")
     ] = None,
-) -> DatasetOut:
-    """Upload bars as multipart (`file`, `symbol`, `timeframe`) or as the raw body (query parameters)."""
+) -> DatasetOut | PortfolioOut:
+    """Upload bars as multipart (`file`, `symbol`, `timeframe`) or as the raw body (query
+    parameters). A long file (a `symbol` column naming several symbols) is stored as a
+    portfolio, its members as datasets: the answer's `kind` says which."""
     filename: str | None = None
     if require_content_type(request, UPLOAD_TYPES) == "multipart/form-data":
         async with request.form(max_files=1, max_fields=8) as form:
@@ -88,28 +102,46 @@ async def upload_dataset(
             timeframe = timeframe or _form_text(form.get("timeframe"), "timeframe")
     else:
         content = await request.body()
-    if symbol is None and filename:
-        symbol = PurePath(filename).stem[:64] or None
+    stem = (PurePath(filename).stem[:64] or None) if filename else None
     if symbol is not None and len(symbol) > 64:
         raise ApiError(422, "invalid_request", "symbol is longer than 64 characters", [("symbol", "at most 64 characters")])  # fmt: skip
     fmt = format or sniff_format(filename, content)
-    row, created = await run_in_threadpool(
-        store.import_bytes, content, fmt, symbol=symbol, timeframe=timeframe
+    loaded = await run_in_threadpool(
+        load_upload, content, fmt=fmt, symbol=symbol, default_symbol=stem, timeframe=timeframe
     )
+    if isinstance(loaded, PortfolioDataset):
+        held, created = await run_in_threadpool(store.add_portfolio, loaded)
+        response.status_code = 201 if created else 200
+        response.headers["Location"] = f"/portfolios/{held.id}"
+        return PortfolioOut.of(held)
+    row, created = await run_in_threadpool(store.add_dataset, loaded)
     response.status_code = 201 if created else 200
     response.headers["Location"] = f"/datasets/{row.id}"
     return DatasetOut.of(row)
 
 
+def _not_a_portfolio(store: Store, dataset_id: str) -> None:
+    """A 404 that points to GET /portfolios/{id} where the id is a stored portfolio's."""
+    try:
+        store.get_portfolio(dataset_id)
+    except NotFoundError:
+        return
+    raise NotFoundError(
+        f"{dataset_id!r} is a stored portfolio, not a dataset: see GET /portfolios/{dataset_id}"
+    )
+
+
 @router.get("/datasets", response_model=list[DatasetOut], responses=ERRORS)
 def list_datasets(store: StoreDep) -> list[DatasetOut]:
-    """Stored datasets, newest first."""
+    """Stored datasets, newest first (a stored portfolio's members among them; the portfolios
+    themselves are GET /portfolios)."""
     return [DatasetOut.of(r) for r in store.list_datasets()]
 
 
 @router.get("/datasets/{dataset_id}", response_model=DatasetOut, responses=ERRORS)
 def get_dataset(dataset_id: str, store: StoreDep) -> DatasetOut:
     """One stored dataset (use its id as data.id with data.source 'dataset')."""
+    _not_a_portfolio(store, dataset_id)
     return DatasetOut.of(store.get_dataset(dataset_id))
 
 
@@ -130,6 +162,7 @@ async def patch_dataset(
     dataset_id: str, request: Request, store: StoreDep, orchestrator: OrchestratorDep
 ) -> DatasetOut:
     """Re-tag a stored dataset: `{"symbol": "GOOG"}` (the bars, and so the id, stay)."""
+    await run_in_threadpool(_not_a_portfolio, store, dataset_id)
     await run_in_threadpool(store.get_dataset, dataset_id)  # 404 before the body is read
     body = await read_json(request)
     try:
@@ -144,7 +177,9 @@ async def patch_dataset(
 
 
 @router.delete("/datasets/{dataset_id}", status_code=204, response_model=None, responses=ERRORS)
-def delete_dataset(dataset_id: str, orchestrator: OrchestratorDep) -> Response:
-    """Delete a stored dataset (409 while a queued or running run reads it)."""
+def delete_dataset(dataset_id: str, store: StoreDep, orchestrator: OrchestratorDep) -> Response:
+    """Delete a stored dataset (409 while a queued or running run reads it, or while a stored
+    portfolio holds it: delete the portfolio first)."""
+    _not_a_portfolio(store, dataset_id)
     orchestrator.delete_dataset(dataset_id)
     return Response(status_code=204)
