@@ -4,8 +4,8 @@
         --python .venv/bin/python --rounds 4
 
 Each round runs one fresh worker process per interpreter, in turn (old, new, old, new, ...), so
-the two trees see the same load on a shared machine. A worker times, warm, best of N in its own
-process: the execution kernel as `bench_core.py` calls it (`simulate_nb`, preallocated outputs,
+the two trees see the same load on a shared machine. A worker times, warm, the best process CPU
+time of N calls in its own process (all threads; wall time on a busy shared VM moves by 2x): the execution kernel as `bench_core.py` calls it (`simulate_nb`, preallocated outputs,
 costs + stops + borrow on), the in-process dual-SMA pipeline (1M bars), the 100-combination
 sweep of `bench_validation.py` (100k bars) and what the 100-permutation test adds to a 100k-bar
 run. The driver prints each figure's best over all rounds per tree and the ratio new / old.
@@ -27,12 +27,15 @@ import numpy as np
 
 
 def best(fn: Callable[[], object], repeat: int) -> float:
+    """The best process CPU time of `repeat` warm calls (every thread's; on a machine shared
+    with other jobs the CPU time of the work, unlike its wall time, leaves out the time the
+    process waited for a core)."""
     fn()
     times = []
     for _ in range(repeat):
-        start = time.perf_counter()
+        start = time.process_time()
         fn()
-        times.append(time.perf_counter() - start)
+        times.append(time.process_time() - start)
     return min(times)
 
 
