@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 import btlab
 from btlab.kernels import FILL_DTYPE, TRADE_DTYPE
 from btlab.kernels.ledger import trades_by_symbol, trades_from_fills
+from tests.reference import ledger as ref
 
 
 def per_symbol(fills, k, last_bar, last_closes, borrow):
@@ -63,3 +64,8 @@ def test_interleaved_fills_group_by_symbol(k: int, steps: list[tuple[int, float]
     borrow = np.zeros(k)
     got = trades_by_symbol(fills, k, len(steps), closes, borrow)
     assert_same(got, per_symbol(fills, k, len(steps), closes, borrow))
+    expected = ref.trades_by_symbol(fills, k, len(steps), closes, borrow)  # the plain twin
+    assert len(got) == len(expected)
+    for name in TRADE_DTYPE.names:
+        want = np.array([t[name] for t in expected], dtype=TRADE_DTYPE[name])
+        np.testing.assert_allclose(got[name], want, rtol=1e-12, atol=1e-9, err_msg=name)
