@@ -5,7 +5,8 @@
 
 Each round runs one fresh worker process per interpreter, in turn (old, new, old, new, ...), so
 the two trees see the same load on a shared machine. A worker times, warm, the best process CPU
-time of N calls in its own process (all threads; wall time on a busy shared VM moves by 2x): the execution kernel as `bench_core.py` calls it (`simulate_nb`, preallocated outputs,
+time of N calls in its own process (all threads, spinning included; `--wall`: wall time, which
+on a busy shared VM moves by 2x): the execution kernel as `bench_core.py` calls it (`simulate_nb`, preallocated outputs,
 costs + stops + borrow on), the in-process dual-SMA pipeline (1M bars), the 100-combination
 sweep of `bench_validation.py` (100k bars) and what the 100-permutation test adds to a 100k-bar
 run. The driver prints each figure's best over all rounds per tree and the ratio new / old.
@@ -30,12 +31,13 @@ def best(fn: Callable[[], object], repeat: int) -> float:
     """The best process CPU time of `repeat` warm calls (every thread's; on a machine shared
     with other jobs the CPU time of the work, unlike its wall time, leaves out the time the
     process waited for a core)."""
+    clock = time.perf_counter if os.environ.get("BENCH_K1_CLOCK") == "wall" else time.process_time
     fn()
     times = []
     for _ in range(repeat):
-        start = time.process_time()
+        start = clock()
         fn()
-        times.append(time.process_time() - start)
+        times.append(clock() - start)
     return min(times)
 
 
@@ -117,6 +119,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=9)
     parser.add_argument("--kernel-bars", type=int, default=5_000_000)
     parser.add_argument("--worker", action="store_true")
+    parser.add_argument("--wall", action="store_true", help="time wall seconds, not CPU time")
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(args.kernel_bars, args.repeat)))
@@ -134,6 +137,8 @@ def main() -> None:
     for r in range(args.rounds):
         for py in pythons:
             env = {**os.environ, "PYTHONHASHSEED": "0"}
+            if args.wall:
+                env["BENCH_K1_CLOCK"] = "wall"
             text = subprocess.run([py, *cmd], check=True, capture_output=True, text=True, env=env)
             row = json.loads(text.stdout)
             results[py].append(row)
