@@ -155,3 +155,37 @@ def trades_from_fills(
     out = np.zeros(fills.shape[0] + 1, dtype=TRADE_DTYPE)
     count = trades_nb(fills, last_bar, last_close, final_borrow_cum, out)
     return out[:count].copy()
+
+
+@njit
+def trades_by_symbol_nb(fills, ends, last_bar, last_closes, final_borrow_cums, out):
+    """`trades_nb` of each symbol's fills in one call: `fills` grouped by symbol (symbol j's in
+    `[ends[j-1], ends[j])`, each in booking order), its trades marked at `last_closes[j]` with
+    `final_borrow_cums[j]`; appended to `out` (room for `fills.shape[0] + len(ends)` trades)
+    symbol by symbol. Returns the count."""
+    count = 0
+    start = 0
+    for j in range(ends.shape[0]):
+        stop = ends[j]
+        if stop > start:
+            count += trades_nb(
+                fills[start:stop], last_bar, last_closes[j], final_borrow_cums[j], out[count:]
+            )
+        start = stop
+    return count
+
+
+def trades_by_symbol(
+    fills: np.ndarray, n_symbols: int, last_bar: int, last_closes: np.ndarray,
+    final_borrow_cums: np.ndarray,
+) -> np.ndarray:  # fmt: skip
+    """Trade records (TRADE_DTYPE) of a portfolio's fills, symbol by symbol (each symbol's in
+    entry order); see `trades_by_symbol_nb`."""
+    grouped = fills[np.argsort(fills["symbol"], kind="stable")]
+    ends = np.cumsum(np.bincount(grouped["symbol"], minlength=n_symbols)).astype(np.int64)
+    out = np.zeros(fills.shape[0] + n_symbols, dtype=TRADE_DTYPE)
+    count = trades_by_symbol_nb(
+        grouped, ends, last_bar, np.ascontiguousarray(last_closes, dtype=np.float64),
+        np.ascontiguousarray(final_borrow_cums, dtype=np.float64), out,
+    )  # fmt: skip
+    return out[:count].copy()

@@ -253,7 +253,9 @@ def simulate_portfolio_nb(bars, orders, params, state, out, start, stop, one_sym
     `PortfolioBuffers`, `state` of `rules.state_size(K)` (see the module docstring for the
     steps of a bar). `one_symbol` is None, or True for a single-symbol run whose arrays are 1-D
     (see `kernels/cells.py`): numba then compiles the kernel with K = 1 as a constant and 1-D
-    indexing (the loops over symbols fold away).
+    indexing (the loops over symbols fold away), and with a bar on every clock bar (a single
+    symbol's data has no missing bars, SPEC §1), so the K = 1 loop drops the missing-bar tests
+    and marks at the bar's close directly.
     """
     ts, open_, high, low, close, volume = bars
     target, scale, schedule = orders
@@ -297,7 +299,7 @@ def simulate_portfolio_nb(bars, orders, params, state, out, start, stop, one_sym
         for k in range(n_symbols):
             b = ACCOUNT_SIZE + k * POSITION_SIZE
             o = cell(open_, i, k)
-            has_bar = o == o
+            has_bar = one_symbol is not None or o == o  # one symbol: a bar on every clock bar
             # 1. Open step: a halt decided at the last close, or an exit level the open gaps
             # through.
             if has_bar and state[b + P_DD_CLOSE] != 0.0:
@@ -318,8 +320,9 @@ def simulate_portfolio_nb(bars, orders, params, state, out, start, stop, one_sym
             # then reads the target then current; a target change ends a stop's flat spell.
             if halted:
                 continue
-            listed = has_bar or state[b + P_MARK] == state[b + P_MARK]
-            tgt = cell(target, i, k) if listed else 0.0
+            tgt = cell(target, i, k)
+            if not has_bar and state[b + P_MARK] != state[b + P_MARK]:
+                tgt = 0.0  # not listed yet: a symbol before its first bar wants nothing
             if tgt != state[b + P_PREV_TARGET]:
                 state[b + P_PENDING] = PENDING_CHANGE
             elif resize and state[b + P_STOPPED_OUT] == 0.0 and state[b + P_PENDING] == 0.0:
@@ -343,11 +346,10 @@ def simulate_portfolio_nb(bars, orders, params, state, out, start, stop, one_sym
             any_ready = False
         # 3. Intrabar step: a stop / take-profit level inside the bar's range exits there; then
         # the symbol's mark, and borrow for a short held over the bar (at the mark).
-        dt = float(ts[i] - ts[i - 1]) if i > 0 else 0.0
         for k in range(n_symbols):
             b = ACCOUNT_SIZE + k * POSITION_SIZE
             c = cell(close, i, k)
-            if c == c:
+            if one_symbol is not None or c == c:
                 units = state[b + P_UNITS]
                 if has_exits and units != 0.0:
                     reason, level = exit_touched_nb(
@@ -360,7 +362,8 @@ def simulate_portfolio_nb(bars, orders, params, state, out, start, stop, one_sym
             borrow = 0.0
             units = state[b + P_UNITS]
             if units < 0.0 and i > 0 and params.borrow_rate_annual > 0.0:
-                mark = state[b + P_MARK]
+                mark = c if one_symbol is not None else state[b + P_MARK]
+                dt = float(ts[i] - ts[i - 1])
                 borrow = -units * mark * params.borrow_rate_annual * dt / NS_PER_YEAR_365
                 state[ST_CASH] -= borrow
                 state[ST_BORROW_CUM] += borrow
@@ -384,7 +387,10 @@ def simulate_portfolio_nb(bars, orders, params, state, out, start, stop, one_sym
             units = state[ACCOUNT_SIZE + k * POSITION_SIZE + P_UNITS]
             set_cell(units_out, i, k, units)
             if units != 0.0:
-                equity += units * state[ACCOUNT_SIZE + k * POSITION_SIZE + P_MARK]
+                if one_symbol is not None:  # its mark is this bar's close
+                    equity += units * cell(close, i, k)
+                else:
+                    equity += units * state[ACCOUNT_SIZE + k * POSITION_SIZE + P_MARK]
         if equity <= 0.0 and (int(state[ST_FLAGS]) & Flag.RUINED) == 0:
             for k in range(n_symbols):
                 b = ACCOUNT_SIZE + k * POSITION_SIZE

@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from btlab.kernels.dtypes import REASON_NAMES, TRADE_DTYPE, Flag
+from btlab.kernels.dtypes import REASON_NAMES, Flag
 from btlab.kernels.execution import ExecParams
-from btlab.kernels.ledger import trades_from_fills
+from btlab.kernels.ledger import trades_by_symbol
 from btlab.kernels.metrics import pairwise_stack, return_moments_nb
 from btlab.kernels.portfolio import PortfolioBars
 
@@ -232,21 +232,11 @@ class PortfolioResult:
 
 
 def _trades(sim: Simulation, marks: np.ndarray) -> np.ndarray:
-    """Every symbol's round trips (its fills through the one ledger kernel), by entry bar then
-    symbol; an open trade is marked at the symbol's last close on the last clock bar."""
+    """Every symbol's round trips (its fills through the one ledger kernel, all symbols in one
+    call), by entry bar then symbol; an open trade is marked at the symbol's last close on the
+    last clock bar."""
     n, k = marks.shape
-    parts = []
-    fills = sim.fills
-    borrow_by_symbol = sim.borrow.sum(axis=0)
-    for j in range(k):
-        own = fills[fills["symbol"] == j]
-        if own.size:
-            parts.append(
-                trades_from_fills(own, n - 1, float(marks[-1, j]), float(borrow_by_symbol[j]))
-            )
-    if not parts:
-        return np.zeros(0, dtype=TRADE_DTYPE)
-    trades = np.concatenate(parts)
+    trades = trades_by_symbol(sim.fills, k, n - 1, marks[-1], sim.borrow.sum(axis=0))
     order = np.lexsort((trades["symbol"], trades["entry_bar"]))
     out: np.ndarray = trades[order]
     return out

@@ -74,3 +74,16 @@ def trades(fills, last_bar: int, last_close: float, final_borrow_cum: float) -> 
         cur["outs"].append((abs(position), last_close))
         finish(cur, last_bar, -1, final_borrow_cum, True)
     return out
+
+
+def trades_by_symbol(
+    fills, n_symbols: int, last_bar: int, last_closes, final_borrow_cums
+) -> list[dict]:
+    """Twin of `kernels.ledger.trades_by_symbol`: each symbol's own fills (in booking order)
+    through `trades`, symbol by symbol."""
+    out: list[dict] = []
+    for j in range(n_symbols):
+        own = [f for f in fills if int(f["symbol"]) == j]
+        if own:
+            out.extend(trades(own, last_bar, float(last_closes[j]), float(final_borrow_cums[j])))
+    return out
