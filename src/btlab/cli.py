@@ -25,7 +25,7 @@ from .plugins import ENV, add_plugin_argument, env_plugins, load_plugins
 from .presets import DEFAULT_PRESET, list_presets, resolve_request
 from .runtime import tune_allocator
 from .store import DB_NAME, Store, default_home
-from .timeframes import data_summary
+from .timeframes import data_name, data_summary
 
 # soft_wrap: a message is one line however narrow the terminal or pipe (CI logs, grep)
 console = Console(stderr=True, soft_wrap=True)
@@ -85,6 +85,39 @@ def load_request(source: str | None) -> dict[str, Any]:
     return body
 
 
+_PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+def _file_format(path: Path) -> str:
+    """csv or parquet: a file's by its extension; a folder's by the data files it holds."""
+    if not path.is_dir():
+        return "parquet" if path.name.lower().endswith(_PARQUET_SUFFIXES) else "csv"
+    suffixes = {
+        p.suffix.lower() for p in path.iterdir() if p.is_file() and not p.name.startswith(".")
+    }
+    has_csv, has_parquet = ".csv" in suffixes, bool(suffixes & set(_PARQUET_SUFFIXES))
+    if has_csv and has_parquet:
+        raise ConfigError("invalid --data", [(
+            "data", f"the folder {path} holds both CSV and Parquet files; a portfolio's files "
+            "share one format: move one kind out or name the files with --data each",
+        )])  # fmt: skip
+    return "parquet" if has_parquet else "csv"
+
+
+def data_section(paths: Sequence[Path]) -> dict[str, Any]:
+    """The request's data section for `--data` given once (a file, a long file or a folder) or
+    several times (one file per symbol, or long files: a portfolio)."""
+    if len(paths) == 1:
+        return {"source": _file_format(paths[0]), "path": str(paths[0])}
+    formats = {str(p): _file_format(p) for p in paths}
+    if len(set(formats.values())) > 1:
+        listed = ", ".join(f"{p} ({f})" for p, f in formats.items())
+        raise ConfigError("invalid --data", [(
+            "data", f"the files of one portfolio share one format, and these do not: {listed}",
+        )])  # fmt: skip
+    return {"source": next(iter(formats.values())), "paths": [str(p) for p in paths]}
+
+
 def build_request(args: argparse.Namespace) -> dict[str, Any]:
     """The request body `btlab run` sends to the pipeline, with --data, --seed and --set applied."""
     # here, not at the top: `btlab --help` and `btlab presets` start without numba and pandas
@@ -93,8 +126,7 @@ def build_request(args: argparse.Namespace) -> dict[str, Any]:
     body = load_request(args.request)
     extra: dict[str, Any] = parse_set(args.set or [])
     if args.data:
-        fmt = "parquet" if str(args.data).lower().endswith((".parquet", ".pq")) else "csv"
-        extra = merge_overrides(extra, {"data": {"source": fmt, "path": str(args.data)}})
+        extra = merge_overrides(extra, {"data": data_section(args.data)})
     if args.seed is not None:
         extra["seed"] = args.seed
     if args.no_validation:
@@ -273,7 +305,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         )  # fmt: skip
         return 0
     meta = result.dataset.meta
-    on = getattr(meta, "symbol", None) or f"{len(getattr(meta, 'symbols', ()))} symbols"
+    symbols = getattr(meta, "symbols", None)
+    on = getattr(meta, "symbol", "") if symbols is None else f"{len(symbols):,} symbols"
     title = f"{config.strategy.name} on {on}"
     out_console.print(metrics_table(result.metrics, title, halt_status(result)))
     for line in data_summary(result.dataset.meta, warnings=False):
@@ -440,7 +473,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         )  # fmt: skip
         return 0
     out_console.print(
-        f"{request.strategy.name} on {result.dataset.meta.symbol}: {summary['n_valid']} of "
+        f"{request.strategy.name} on {data_name(result.dataset.meta)}: {summary['n_valid']} of "
         f"{summary['n_combinations']} combinations ({summary['n_skipped']} skipped)"
     )
     for line in data_summary(result.dataset.meta, warnings=False):
@@ -472,7 +505,11 @@ def add_request_arguments(parser: argparse.ArgumentParser, holds: str, default_o
         help=f"preset name, JSON file or inline JSON{holds} (default: {DEFAULT_PRESET})",
     )
     parser.add_argument(
-        "--data", type=Path, help="CSV or Parquet file replacing the request's data source"
+        "--data",
+        type=Path,
+        action="append",
+        help="CSV or Parquet file replacing the request's data source; a long file (with a "
+        "symbol column) or a folder of files is a portfolio, and so is --data given again",
     )
     parser.add_argument("--out", help=f"artifact folder (default: {default_out})")
     parser.add_argument(

@@ -376,6 +376,18 @@ def inference_text(
     return "; ".join(parts)
 
 
+def data_name(meta: Any, *, named: int = 3) -> str:
+    """What a run's data is called: a dataset's symbol, or a portfolio's symbol count and its
+    first `named` symbols and last one, e.g. "8 symbols (SYN01, SYN02, SYN03, … SYN08)"."""
+    symbols = getattr(meta, "symbols", None)
+    if symbols is None:
+        return str(meta.symbol)
+    names = [str(s) for s in symbols]
+    shown = ", ".join(names[:named]) + (f", … {names[-1]}" if len(names) > named else "")
+    noun = "symbol" if len(names) == 1 else "symbols"
+    return f"{len(names):,} {noun} ({shown})"
+
+
 def data_summary(meta: Any, *, warnings: bool = True) -> list[str]:
     """What the run took the data to be (timeframe, calendar, annualisation, range) and, unless
     `warnings` is false (a run prints them among its own warnings), the data's warnings."""
@@ -384,7 +396,7 @@ def data_summary(meta: Any, *, warnings: bool = True) -> list[str]:
         return "declared" if declared else "inferred"
 
     line = (
-        f"data: {meta.symbol} {meta.timeframe} ({how(meta.timeframe_declared)}), calendar "
+        f"data: {data_name(meta)} {meta.timeframe} ({how(meta.timeframe_declared)}), calendar "
         f"{meta.calendar} ({how(meta.calendar_declared)}), periods_per_year "
         f"{meta.periods_per_year:g}, {meta.start:%Y-%m-%d %H:%M} -> {meta.end:%Y-%m-%d %H:%M} UTC, "
         f"{meta.rows:,} bars, {meta.gaps:,} gaps"

@@ -2,7 +2,8 @@
 
 `render_report(folder)` reads what a run wrote (`manifest.json`, `metrics.json`,
 `validation.json`, `equity.parquet`, `fills.parquet`, `trades.parquet`; a sweep folder has
-`sweep.json`, `sweep.parquet` and `heatmap.json` instead of the three tables) and returns one
+`sweep.json`, `sweep.parquet` and `heatmap.json` instead of the three tables; a portfolio
+folder also has `positions.parquet` and `symbols.parquet`, see `portfolio`) and returns one
 self-contained HTML page. `write_report` writes it (temporary file + rename), `cached_report`
 reuses a report already written by this same renderer. `btlab run`, `btlab report` and
 `GET /runs/{id}/report` all go through `write_report`, so the three show the same page.
@@ -38,8 +39,9 @@ Choices:
 - matplotlib keeps global settings; renders in one process are serialized by a lock.
 
 The parts: `data` reads the folder into `ReportData`, `cells` formats one value, `charts` draws
-the SVG figures, `tables` builds the metric, monthly, validation and fold tables, `page`
-assembles the page, `files` writes it and reuses a cached one.
+the SVG figures, `tables` builds the metric, monthly, validation and fold tables, `portfolio`
+draws a portfolio's weights chart and its per-symbol and trades tables, `page` assembles the
+page, `files` writes it and reuses a cached one.
 """
 
 from __future__ import annotations

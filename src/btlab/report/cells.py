@@ -67,6 +67,14 @@ def sign_class(value: Any) -> str:
     return "pos" if value > 0 else "neg"
 
 
+def figure_html(chart_id: str, svg: str, caption: str) -> str:
+    """A chart in its figure, with its caption."""
+    return (
+        f'<figure id="{chart_id}" class="chart">{svg}'
+        f"<figcaption>{esc(caption)}</figcaption></figure>"
+    )
+
+
 def cell(value: Any, kind: str, *, signed: bool = False) -> str:
     """A number cell: the value as shown, and unrounded (JSON) in data-value."""
     cls = " ".join(c for c in ("num", sign_class(value) if signed else "") if c)

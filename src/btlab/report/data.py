@@ -12,11 +12,15 @@ import pandas as pd
 from ..artifacts import MANIFEST
 from ..errors import NotFoundError, RunError
 
+#: The artifact only a portfolio run writes: its presence makes the folder a portfolio's.
+POSITIONS = "positions.parquet"
+
 
 @dataclass(frozen=True)
 class ReportData:
     """The artifacts a report shows. `equity`, `fills`, `trades` are None for a sweep; the
-    `sweep*` and `heatmap` fields are None for a run."""
+    `sweep*` and `heatmap` fields are None for a run; `positions` and `symbols` are set for a
+    portfolio run only (its folder has `positions.parquet`)."""
 
     manifest: dict[str, Any]
     metrics: dict[str, Any]
@@ -27,10 +31,16 @@ class ReportData:
     sweep: dict[str, Any] | None = None
     sweep_table: pd.DataFrame | None = None
     heatmap: dict[str, Any] | None = None
+    positions: pd.DataFrame | None = None
+    symbols: pd.DataFrame | None = None
 
     @property
     def is_sweep(self) -> bool:
         return self.sweep is not None
+
+    @property
+    def is_portfolio(self) -> bool:
+        return self.positions is not None
 
 
 def _read_json(folder: Path, name: str) -> dict[str, Any]:
@@ -72,9 +82,12 @@ def load_report_data(folder: str | Path) -> ReportData:
             sweep_table=_read_table(path, "sweep.parquet"),
             heatmap=_read_json(path, "heatmap.json"),
         )  # fmt: skip
+    portfolio = (path / POSITIONS).is_file()
     return ReportData(
         manifest, metrics, validation,
         equity=_read_table(path, "equity.parquet"),
         fills=_read_table(path, "fills.parquet"),
         trades=_read_table(path, "trades.parquet"),
+        positions=_read_table(path, POSITIONS) if portfolio else None,
+        symbols=_read_table(path, "symbols.parquet") if portfolio else None,
     )  # fmt: skip

@@ -15,7 +15,7 @@ from btlab import __version__
 
 from ..metric_registry import SWEEP_COLUMNS
 from ..timeframes import DataInference, infer_timeframe, inference_text
-from .cells import KINDS, LABELS, SIGNED, cell, esc, fmt, json_value, params_text
+from .cells import KINDS, LABELS, SIGNED, cell, esc, figure_html, fmt, json_value, params_text
 from .charts import (
     RC,
     date_numbers,
@@ -26,6 +26,7 @@ from .charts import (
     position_chart,
 )
 from .data import ReportData, load_report_data
+from .portfolio import symbols_table, symbols_text, trades_table, weights_figure
 from .tables import metrics_tables, monthly_returns, monthly_table, validation_section
 
 #: Bump when the page changes: a cached report of another format is rendered again.
@@ -92,14 +93,22 @@ def _identity(data: ReportData, ts: np.ndarray | None) -> tuple[str, str]:
         if timeframe is None and ts is not None and ts.size > 1:
             timeframe = str(infer_timeframe(ts)[0])
     execution = request.get("execution") or {}
+    symbol_row = ("symbol", "Symbol", symbol)
+    kind = "sweep" if data.is_sweep else "run"
+    if data.positions is not None:
+        n_symbols, symbols = symbols_text(m, data.positions)
+        symbol, kind = f"{n_symbols:,} symbols", "portfolio run"
+        symbol_row = ("symbols", "Symbols", symbols)
     rows: list[tuple[str, str, str]] = [
-        ("kind", "Kind", "sweep" if data.is_sweep else "run"),
+        ("kind", "Kind", kind),
         ("strategy", "Strategy", str(strategy.get("name", "—"))),
         ("params", "Parameters", params_text(strategy.get("params") or {})),
-        ("symbol", "Symbol", symbol),
+        symbol_row,
         ("timeframe", "Timeframe", str(timeframe or "—")),
         *_data_rows(m),
     ]
+    if data.positions is not None:
+        rows.append(("rebalance", "Rebalance", str(execution.get("rebalance", "—"))))
     if data.is_sweep and data.sweep is not None:
         axes = data.sweep.get("axes") or {}
         grid = "; ".join(f"{k} ∈ {{{', '.join(json_value(x) for x in vals)}}}"
@@ -175,13 +184,6 @@ def _flags(metrics: Mapping[str, Any]) -> str:
     return "".join(f'<p class="warning">{esc(n)}</p>' for n in notes)
 
 
-def _figure_html(chart_id: str, svg: str, caption: str) -> str:
-    return (
-        f'<figure id="{chart_id}" class="chart">{svg}'
-        f"<figcaption>{esc(caption)}</figcaption></figure>"
-    )
-
-
 def _run_body(data: ReportData) -> tuple[str, np.ndarray]:
     equity = data.equity
     trades = data.trades
@@ -192,22 +194,38 @@ def _run_body(data: ReportData) -> tuple[str, np.ndarray]:
     initial_cash = float(data.metrics.get("initial_cash") or (eq[0] if eq.size else 0.0))
     n = eq.size
     drawn = f"{min(n, minmax_indices(eq).size):,} of {n:,} bars drawn"
-    position_svg, position_caption = position_chart(
-        x, equity["target"].to_numpy(np.float64), equity["exposure"].to_numpy(np.float64),
-        trades, ts,
-    )  # fmt: skip
-    charts = (
-        _figure_html("chart-equity", equity_chart(x, eq, initial_cash),
+    charts = [
+        figure_html("chart-equity", equity_chart(x, eq, initial_cash),
                      f"Marked equity at each bar's close ({drawn}: each bucket's low and high)."),
-        _figure_html("chart-drawdown", drawdown_chart(x, equity["drawdown"].to_numpy(np.float64)),
+        figure_html("chart-drawdown", drawdown_chart(x, equity["drawdown"].to_numpy(np.float64)),
                      "Equity over its running peak, minus one; the dot marks the deepest point."),
-        _figure_html("chart-position", position_svg,
+    ]  # fmt: skip
+    tables = ""
+    if data.positions is not None:
+        assert data.symbols is not None
+        charts.append(weights_figure(data.positions, ts, x))
+        heading = "Equity, drawdown and weights"
+        daily = not (ts % 86_400_000_000_000).any()
+        tables = (
+            '<section id="symbols"><h2>Symbols</h2><p class="note">Per symbol: P&amp;L after '
+            "costs and borrow (an open position at its last mark), costs (spread, slippage, "
+            "commission and borrow), traded notional, turnover (traded over the mean equity), "
+            "fills and closed round trips; its mean weight (signed) and largest |weight|.</p>"
+            f"{symbols_table(data.symbols, data.positions)}</section>"
+            f'<section id="trades"><h2>Trades</h2>{trades_table(trades, daily)}</section>'
+        )
+    else:
+        position_svg, position_caption = position_chart(
+            x, equity["target"].to_numpy(np.float64), equity["exposure"].to_numpy(np.float64),
+            trades, ts,
+        )  # fmt: skip
+        charts.append(figure_html("chart-position", position_svg,
                      "Target: the strategy's wanted position; exposure: the position held. "
-                     + position_caption),
-    )  # fmt: skip
+                     + position_caption))  # fmt: skip
+        heading = "Equity, drawdown and position"
     monthly = monthly_returns(equity["ts"], eq, initial_cash)
     body = (
-        f'<section id="charts"><h2>Equity, drawdown and position</h2>{"".join(charts)}</section>'
+        f'<section id="charts"><h2>{heading}</h2>{"".join(charts)}</section>{tables}'
         '<section id="monthly"><h2>Monthly returns (%)</h2>'
         '<p class="note">Compounded from the equity at each UTC month\'s last bar; the first month '
         "against the initial cash. Total: the year's months compounded.</p>"
@@ -265,7 +283,7 @@ def _sweep_body(data: ReportData) -> str:
         "monthly returns of the best combination, run it alone: the sweep's request without "
         "<code>grid</code>, <code>objective</code> and <code>pbo_splits</code>, with "
         f"<code>{esc(sets)}</code>.</p></div>"
-        + _figure_html("chart-heatmap", heatmap_chart(heatmap), caption)
+        + figure_html("chart-heatmap", heatmap_chart(heatmap), caption)
         + f'<div class="wide"><table id="table-top"><caption>Top {len(top)} of {len(table):,} '
         f"combinations by {esc(objective)}</caption><thead><tr>{head}</tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table></div></section>"
