@@ -9,7 +9,8 @@ one column). Every buffer comes from the caller; problems are status codes.
 Inputs are (bars, symbols) C-ordered arrays with NaN in every price where a symbol has no bar at
 a clock bar. Per clock bar:
 1. open: per symbol with a bar, a max-drawdown close or a stop / take-profit gap exit;
-2. orders: where the target row changed (any symbol), on the rebalance schedule or every bar,
+2. orders: where the target row changed (any symbol) or every bar — or, on a calendar
+   rebalance schedule, only from its bars on (a target change waits for the next one) —
    each symbol whose order can fill now (it has a bar with volume and a known size) is ordered
    to its target, sized on the equity marked at the reference prices (the open, or the last
    close of a symbol without a bar), each symbol's cap its share of `max_leverage`; sells are
@@ -45,6 +46,7 @@ from .rules import (
     P_PENDING,
     P_PREV_TARGET,
     P_READY,
+    P_RELEASED,
     P_STOPPED_OUT,
     P_UNITS,
     PENDING_CHANGE,
@@ -172,6 +174,7 @@ def _exit_nb(fills, state, b, bar, symbol, price, reason, params):
     state[b + P_STOPPED_OUT] = 1.0
     if state[b + P_PENDING] == PENDING_RESIZE:
         state[b + P_PENDING] = PENDING_NONE
+        state[b + P_RELEASED] = 0.0
     return True
 
 
@@ -276,15 +279,18 @@ def simulate_portfolio_nb(bars, orders, params, state, out, start, stop, one_sym
         # Is every symbol re-sized to its target on this bar: every bar, on the schedule, or
         # where the target row changed (a listed symbol's target differs from its last one)?
         resize = params.every_bar
+        on_schedule = False
         if scheduled:
             nxt = int(state[ST_SCHEDULE_NEXT])
             while nxt < schedule.shape[0] and schedule[nxt] < i:
                 nxt += 1
             if nxt < schedule.shape[0] and schedule[nxt] == i:
-                resize = True
+                resize = on_schedule = True
                 nxt += 1
             state[ST_SCHEDULE_NEXT] = nxt
-        if not halted and not resize and n_symbols > 1:
+        # On a calendar schedule a target change waits for the next schedule bar (where every
+        # symbol is re-sized anyway); otherwise a changed row re-sizes every symbol now.
+        if not halted and not resize and not scheduled and n_symbols > 1:
             for k in range(n_symbols):
                 b = ACCOUNT_SIZE + k * POSITION_SIZE
                 listed = (
@@ -329,8 +335,11 @@ def simulate_portfolio_nb(bars, orders, params, state, out, start, stop, one_sym
                 state[b + P_PENDING] = PENDING_RESIZE
             state[b + P_PREV_TARGET] = tgt
             pending = state[b + P_PENDING]
+            if scheduled and on_schedule and pending != PENDING_NONE:
+                state[b + P_RELEASED] = 1.0  # this order may fill from this bar on
             if (
                 pending != PENDING_NONE
+                and (not scheduled or state[b + P_RELEASED] != 0.0)
                 and has_bar
                 and not (
                     (params.skip_zero_volume and cell(volume, i, k) == 0.0)
@@ -338,6 +347,7 @@ def simulate_portfolio_nb(bars, orders, params, state, out, start, stop, one_sym
                 )
             ):
                 state[b + P_PENDING] = PENDING_NONE
+                state[b + P_RELEASED] = 0.0
                 state[b + P_READY] = pending
                 any_ready = True
         if any_ready and fill_at_open:

@@ -39,7 +39,8 @@ P_READY = 5  # a PENDING_* code: the order that fills at this bar (its open or i
 P_DD_CLOSE = 6  # 1.0: max drawdown reached, close this position at its next bar's open
 P_MARK = 7  # the symbol's last close (NaN before its first bar)
 P_BORROW_CUM = 8  # borrow paid on this symbol's shorts so far
-POSITION_SIZE = 9
+P_RELEASED = 9  # 1.0: on a calendar schedule, the waiting order may fill (a schedule bar came)
+POSITION_SIZE = 10
 # The fields of the first (for a single-symbol run, the only) position.
 ST_UNITS = ACCOUNT_SIZE + P_UNITS
 ST_ENTRY = ACCOUNT_SIZE + P_ENTRY

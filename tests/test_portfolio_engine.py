@@ -283,15 +283,31 @@ def test_arrays_of_other_shapes_are_bad_input() -> None:
 
 
 def test_a_run_started_part_way_skips_the_schedule_entries_before_it() -> None:
-    """A fresh state started at bar 3: the entries at bars 0 and 1 are passed, bar 4's re-sizes."""
+    """A fresh state started at bar 3: the entries at bars 0 and 1 are passed; the target
+    change seen at bar 3 waits for the schedule's bar 4."""
     pb = _two_symbols()
     orders = _held(6, 0.5)._replace(schedule=np.array([0, 1, 4], dtype=np.int64))
     out = portfolio_buffers(6, 2, 64)
     state = new_portfolio_state(1e5, 2)
     assert simulate_portfolio_nb(pb, orders, ExecParams(), state, out, 3, 6) == Status.OK
     bars = out.fills[: int(state[ST_N_FILLS])]["bar"]
-    assert set(bars.tolist()) == {3, 5}  # the entry at 3, the end at 5: no drift at 4 (flat prices)
+    assert set(bars.tolist()) == {4, 5}  # the entry at the schedule's bar 4, the end at 5
     assert int(state[6]) == 3  # ST_SCHEDULE_NEXT: every entry passed
+
+
+def test_on_a_calendar_schedule_a_target_change_waits_for_the_next_schedule_bar() -> None:
+    """Targets change at bars 1 and 3; the schedule is bars 0 and 4: the first change trades at
+    bar 4 (reading the target then current), nothing trades between."""
+    pb = _two_symbols(7)
+    target = np.zeros((7, 2))
+    target[1:, 0] = 0.5
+    target[3:, 1] = 0.3
+    orders = PortfolioOrders(target, np.ones_like(target), np.array([0, 4], dtype=np.int64))
+    _, fills, _ = run(pb, orders, ExecParams(close_at_end=False))
+    assert [(int(f["bar"]), int(f["symbol"])) for f in fills] == [(4, 0), (4, 1)]
+    every = orders._replace(schedule=np.zeros(0, dtype=np.int64))
+    _, fills, _ = run(pb, every, ExecParams(close_at_end=False))
+    assert [int(f["bar"]) for f in fills][:2] == [1, 3]  # on_change: at once
 
 
 def test_the_cell_overloads_pick_the_arrays_own_indexing() -> None:

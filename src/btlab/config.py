@@ -283,9 +283,9 @@ class ExecutionConfig(RequestModel):
     )
     rebalance: Literal["on_change", "every_bar", "daily", "weekly", "monthly", "quarterly"] = Field(
         "on_change",
-        description="When positions go back to their targets: where a target changes "
-        "(on_change), every bar, or at the first bar of each new UTC day, week (from "
-        "Monday), month or quarter; a target change trades at once under every rule.",
+        description="When orders are placed: where a target changes (on_change), every bar, "
+        "or only at the first bar of each new UTC day, week (from Monday), month or quarter "
+        "(a target changed in between waits for it; every position is re-sized there).",
     )
     spread_bps: float = Field(
         0.0, ge=0, le=10_000, description="Bid-ask spread in bps; each fill pays half."

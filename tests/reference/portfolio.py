@@ -35,6 +35,7 @@ class Position:
     last_target: float = 0.0
     stopped: bool = False
     waiting: str | None = None  # "resize" or "change": waits for a bar it can fill on
+    released: bool = False  # on a calendar schedule: a schedule bar came since it began waiting
     ready: str | None = None  # the order filling at this bar
     close_at_next_open: bool = False
     mark: float = math.nan  # last close seen
@@ -77,6 +78,7 @@ class Account:
         pos.stopped = True
         if pos.waiting == "resize":
             pos.waiting = None
+            pos.released = False
 
 
 def exposure(p: dict, target: float, scale: float, price: float, equity: float) -> float:
@@ -175,8 +177,10 @@ def simulate(ts, open_, high, low, close, volume, target, scale, p: dict, schedu
 
     for i in range(n):
         was_halted = halted
-        resize = p["every_bar"] or i in sched
-        if not was_halted and not resize and n_sym > 1:
+        on_schedule = i in sched
+        resize = p["every_bar"] or on_schedule
+        # a calendar schedule: target changes wait for its next bar (no row re-size between)
+        if not was_halted and not resize and not sched and n_sym > 1:
             resize = any(eff_target(i, k) != pos[k].last_target for k in range(n_sym))
         any_ready = False
         for k in range(n_sym):
@@ -197,14 +201,18 @@ def simulate(ts, open_, high, low, close, volume, target, scale, p: dict, schedu
             elif resize and not q.stopped and q.waiting is None:
                 q.waiting = "resize"
             q.last_target = tgt
+            if sched and on_schedule and q.waiting is not None:
+                q.released = True
             no_volume = p["skip_zero_volume"] and volume[i][k] == 0
             if (
                 q.waiting is not None
+                and (not sched or q.released)
                 and has(i, k)
                 and not no_volume
                 and size_known(p, tgt, scale[i][k])
             ):
                 q.ready, q.waiting = q.waiting, None
+                q.released = False
                 any_ready = True
         if any_ready and p["fill_at"] == 0:
             row_orders(i, open_)
