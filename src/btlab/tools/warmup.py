@@ -143,6 +143,7 @@ def workload(workdir: Path, add_dataset: Callable[[Any], str]) -> list[Job]:
     # here, not at the top: importing the kernels needs a usable NUMBA_CACHE_DIR, checked first
     from ..data import save_parquet
     from ..features import list_features
+    from ..portfolio_strategies import list_portfolio_strategies
     from ..presets import list_presets
     from ..strategies import list_strategies
     from ..synthetic_data import generate as synthetic
@@ -153,13 +154,25 @@ def workload(workdir: Path, add_dataset: Callable[[Any], str]) -> list[Job]:
         Job(
             f"preset {name}",
             "run",
-            {"preset": name, "overrides": {"data": data, "validation": _SMALL_VALIDATION}},
+            # fewer bars, the preset's data otherwise (a portfolio preset keeps its symbols)
+            {
+                "preset": name,
+                "overrides": {"data": {"bars": WARMUP_BARS}, "validation": _SMALL_VALIDATION},
+            },
         )
         for name in list_presets()
     ]
     jobs += [
         Job(f"strategy {s['name']}", "run", {**quick, "strategy": {"name": s["name"]}})
         for s in list_strategies()
+    ]
+    jobs += [
+        Job(
+            f"portfolio strategy {s['name']}",
+            "run",
+            {**quick, "data": {**data, "symbols": 4}, "strategy": {"name": s["name"]}},
+        )
+        for s in list_portfolio_strategies()
     ]
     every_feature = [{"name": f["name"]} for f in list_features()]
     jobs.append(Job("every feature", "run", {**quick, "features": every_feature}))
