@@ -18,6 +18,7 @@ from btlab.kernels.execution import ExecParams
 
 from .config import RunConfig
 from .features import FeatureSpec, FeatureStore
+from .portfolio_features import PortfolioFeatureStore
 from .strategies import required_features
 from .timeframes import CALENDAR_REBALANCES
 from .timeframes import rebalance_schedule as timeframes_schedule
@@ -71,9 +72,14 @@ def read_features(config: RunConfig, params: Mapping[str, Any] | None = None) ->
 
 
 def size_scale(
-    config: RunConfig, store: FeatureStore, n: int, periods_per_year: float
+    config: RunConfig,
+    store: FeatureStore | PortfolioFeatureStore,
+    n: int | tuple[int, int],
+    periods_per_year: float,
 ) -> np.ndarray:
     """Per-bar size multiplier: ones, or `min(max_leverage, vol_target / realized_vol)` for vol_target.
+
+    `n` is the bar count, or (bars, symbols) with a portfolio's store (one scale per symbol).
 
     The realized volatility is the registry's (shifted) rolling std of log returns, annualized.
     Where it is not yet known (warm-up) the scale is NaN: unknown, not zero, so the kernel holds

@@ -31,9 +31,8 @@ from btlab.kernels.portfolio import PortfolioBars
 from .config import RunConfig
 from .data.portfolio import PortfolioDataset, with_prices
 from .errors import RunCancelled
-from .features import FeatureSpec
 from .identity import config_hash, run_identity
-from .kernel_inputs import exec_params, rebalance_schedule
+from .kernel_inputs import exec_params, rebalance_schedule, size_scale
 from .metrics import annualized_ratio, compute_metrics, drawdown_path
 from .portfolio_features import PortfolioFeatureStore
 from .portfolio_strategies import (
@@ -242,22 +241,6 @@ def _trades(sim: Simulation, marks: np.ndarray) -> np.ndarray:
     return out
 
 
-def _size_scale(
-    cfg: RunConfig, store: PortfolioFeatureStore, shape: tuple[int, int], ppy: float
-) -> np.ndarray:
-    """(n, K) size multipliers: ones, or `min(max_leverage, vol_target / realized_vol)` per
-    symbol for vol_target (NaN while a symbol's volatility is unknown: its order waits)."""
-    risk = cfg.risk
-    if risk.sizing != "vol_target":
-        return np.ones(shape)
-    vol = store.get(FeatureSpec(name="rolling_vol", params={"window": risk.vol_lookback}))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        scale: np.ndarray = np.minimum(
-            risk.max_leverage, risk.vol_target_annual / (vol * math.sqrt(ppy))
-        )
-    return np.ascontiguousarray(scale)
-
-
 def permutation_statistic(result: PortfolioResult) -> Statistic:
     """The run's Sharpe re-computed on (n, K) price paths: the portfolio pipeline re-run.
 
@@ -281,7 +264,7 @@ def permutation_statistic(result: PortfolioResult) -> Statistic:
         permuted = with_prices(data, open_, high, low, close)
         store = PortfolioFeatureStore(permuted)
         target = compute_portfolio_target(store, name, params)
-        scale = _size_scale(cfg, store, (n, k), ppy)
+        scale = size_scale(cfg, store, (n, k), ppy)
         bars = PortfolioBars(
             data.ts, permuted.open, permuted.high, permuted.low, permuted.close, data.volume
         )
@@ -343,7 +326,7 @@ def run_portfolio(
 
     stages.run("features", features)
     target = stages.run("strategy", lambda: compute_portfolio_target(store, name, params))
-    scale = _size_scale(cfg, store, (n, k), ppy)
+    scale = size_scale(cfg, store, (n, k), ppy)
     params_exec: ExecParams = exec_params(cfg)
     bars = PortfolioBars(
         dataset.ts, dataset.open, dataset.high, dataset.low, dataset.close, dataset.volume
