@@ -16,7 +16,7 @@ from pydantic import Discriminator, Field, Tag, ValidationError, field_validator
 from .errors import ConfigError, DataError, pydantic_message
 from .features import FeatureSpec as FeatureSpec
 from .portfolio_strategies import is_portfolio_strategy, resolve_portfolio_strategy_params
-from .request_model import RequestModel
+from .request_model import RequestModel, hash_payload
 from .strategies import resolve_strategy_params
 from .synthetic_clock import MAX_SYMBOLS, BoundsError, check_bounds, check_portfolio_bounds
 from .timeframes import parse_timeframe
@@ -425,7 +425,7 @@ class RunConfig(RequestModel):
 
     def hash_payload(self) -> dict[str, Any]:
         """The request as hashed: every default filled in, file locations left out (content counts)."""
-        payload = self.model_dump(mode="json")
+        payload = hash_payload(self)
         payload["data"].pop("path", None)
         payload["data"].pop("paths", None)
         payload["data"].pop("id", None)

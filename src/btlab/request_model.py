@@ -13,9 +13,43 @@ from typing import Any, get_args
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, model_validator
 
-__all__ = ["RequestModel"]
+__all__ = ["HashOmitDefault", "RequestModel", "hash_payload"]
 
 _LAX_DATETIME: TypeAdapter[datetime] = TypeAdapter(datetime)
+
+
+class HashOmitDefault:
+    """Field marker (`Annotated[T, HashOmitDefault()]`): the field is left out of the hashed
+    request while it holds its default. A field added to a request after runs were recorded
+    carries it, so every request written before it keeps its config hash (and its stored runs)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "HashOmitDefault()"
+
+
+def _prune(model: BaseModel, dumped: dict[str, Any]) -> dict[str, Any]:
+    for name, info in type(model).model_fields.items():
+        if name not in dumped:
+            continue
+        value = getattr(model, name)
+        omit = any(isinstance(m, HashOmitDefault) for m in info.metadata)
+        if omit and value == info.get_default(call_default_factory=True):
+            del dumped[name]
+        elif isinstance(value, BaseModel) and isinstance(dumped[name], dict):
+            _prune(value, dumped[name])
+        elif isinstance(value, list | tuple) and isinstance(dumped[name], list):
+            for item, out in zip(value, dumped[name], strict=True):
+                if isinstance(item, BaseModel) and isinstance(out, dict):
+                    _prune(item, out)
+    return dumped
+
+
+def hash_payload(model: BaseModel) -> dict[str, Any]:
+    """`model.model_dump(mode="json")` without the `HashOmitDefault` fields at their default, at
+    every depth: the request as its config hash sees it."""
+    return _prune(model, model.model_dump(mode="json"))
 
 
 @cache
