@@ -458,7 +458,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         manifest = result.write_artifacts(out, overwrite=args.force, replace_same_run=True)
     report = None if args.no_report else write_run_report(out)
     summary = result.summary()
-    best = {k: result.best["params"][k] for k in result.expansion.axes}
+    best = result.best_point()
     objective = request.objective
     print_warnings(result.warnings)
     if args.json:

@@ -102,9 +102,13 @@ def path_statistics(
     *,
     ruined: bool = False,
     halted: bool = False,
+    bounds: np.ndarray = _NO_BOUNDS,
+    blocks: np.ndarray = _NO_BLOCKS,
 ) -> np.ndarray:
     """One row of per-path statistics (`kernels.metrics.STAT_NAMES`) of a run or a part of one,
-    by the kernels the sweep runs for each combination, so both give the same bits.
+    by the kernels the sweep runs for each combination, so both give the same bits. With CSCV
+    group `bounds`, each group's return sums go to `blocks` (groups x BLOCK_FIELDS), as the
+    sweep kernels write them.
 
     A part of a ruined run (a fold) may hold the ruin without its flag: equity at or below 0
     (then the raw drawdown is at or below -1, or the first bar is already there) sets the
@@ -114,7 +118,7 @@ def path_statistics(
     row = np.zeros(N_STATS)
     scratch = np.empty(max(n, fills.shape[0], trades.shape[0], 1))
     stack = pairwise_stack()
-    path_stats_nb(close, units, equity, borrow, True, _NO_BOUNDS, row, _NO_BLOCKS, scratch, stack)
+    path_stats_nb(close, units, equity, borrow, True, bounds, row, blocks, scratch, stack)
     fill_stats_nb(fills, fills.shape[0], row, scratch, stack)
     trade_stats_nb(trades, trades.shape[0], row, scratch, stack)
     row[SW_FINAL] = equity[n - 1] if n else math.nan

@@ -23,7 +23,7 @@ from . import data as data_mod
 from . import sources
 from .config import FileData, RunConfig, StoredData, parse_config
 from .data.portfolio import PortfolioDataset, from_members
-from .errors import ConfigError, NotFoundError
+from .errors import NotFoundError
 from .features import FeatureStore
 from .hashing import canonical_json
 from .identity import config_hash as config_hash
@@ -124,30 +124,6 @@ def load_dataset(
     if cache is not None and key is not None:
         cache.datasets[key] = dataset
     return dataset
-
-
-def load_single_dataset(
-    config: RunConfig,
-    data: pd.DataFrame | data_mod.Dataset | None = None,
-    *,
-    resolve_stored: Callable[[str], data_mod.Dataset] | None = None,
-    resolve_portfolio: PortfolioResolver | None = None,
-    cache: RunCache | None = None,
-    what: str = "this run",
-) -> data_mod.Dataset:
-    """`load_dataset` where only one symbol's bars will do (a ConfigError naming the data
-    section where they are a portfolio's)."""
-    loaded = load_dataset(
-        config, data, resolve_stored=resolve_stored, resolve_portfolio=resolve_portfolio,
-        cache=cache,
-    )  # fmt: skip
-    if isinstance(loaded, PortfolioDataset):
-        raise ConfigError(
-            "invalid request",
-            [("data", f"{what} takes one symbol's bars; this data holds a portfolio of "
-              f"{loaded.n_symbols} symbol(s) (or the strategy is a portfolio strategy)")],
-        )  # fmt: skip
-    return loaded
 
 
 def resolve_config(

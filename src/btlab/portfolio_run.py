@@ -389,3 +389,35 @@ def _warnings(result: PortfolioResult) -> list[RunWarning]:
                 )
             )
     return out
+
+
+def simulate_portfolio(
+    cfg: RunConfig,
+    dataset: PortfolioDataset,
+    store: PortfolioFeatureStore,
+    periods_per_year: float,
+    *,
+    identity: DataIdentity | None = None,
+    chash: str = "",
+) -> PortfolioResult:
+    """One portfolio combination through the engine as `run_portfolio` runs it (the strategy's
+    target, the size scale, the rebalance schedule, the trades), metrics and validation left to
+    the caller: what a sweep runs for each combination of a portfolio grid."""
+    n, k = dataset.close.shape
+    name, params = portfolio_strategy(cfg.strategy.name, cfg.strategy.params)
+    target = compute_portfolio_target(store, name, params)
+    scale = size_scale(cfg, store, (n, k), periods_per_year)
+    bars = PortfolioBars(
+        dataset.ts, dataset.open, dataset.high, dataset.low, dataset.close, dataset.volume
+    )
+    sim = run_engine(
+        bars, np.ascontiguousarray(target), scale, exec_params(cfg),
+        schedule=rebalance_schedule(cfg, dataset.ts),
+    )  # fmt: skip
+    marks = _marks(dataset.close)
+    return PortfolioResult(
+        config=cfg, config_hash=chash, dataset=dataset, target=target, units=sim.units,
+        cash=sim.cash, equity_values=sim.equity, borrow=sim.borrow, marks=marks,
+        fill_records=sim.fills, trade_records=_trades(sim, marks), metrics={}, validation=None,
+        flags=sim.flags, halt_bar=sim.halt_bar, identity=identity,
+    )  # fmt: skip

@@ -1,12 +1,17 @@
 """A sweep's grid: its axes (a list of values or an inclusive range), their expansion into the
-strategy's valid combinations, and the command line's `--grid NAME=...` axes."""
+valid combinations, and the command line's `--grid NAME=...` axes.
+
+An axis named without a dot is a parameter of the strategy (`fast`); a dotted name is a field
+of the request (`execution.commission_bps`, `risk.stop_loss`, `strategy.params.fast`) under one
+of `FIELD_SECTIONS`. A combination is valid when the strategy accepts its parameters and the
+request accepts its fields; the rest are skipped and counted."""
 
 from __future__ import annotations
 
 import itertools
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -14,17 +19,20 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_val
 
 from ..errors import ConfigError
 from ..hashing import canonical_json
+from ..portfolio_strategies import is_portfolio_strategy, resolve_portfolio_strategy_params
 from ..run_warnings import RunWarning
 from ..strategies import resolve_strategy_params
 
 __all__ = [
     "AXIS_TAGS",
+    "FIELD_SECTIONS",
     "MAX_COMBINATIONS",
     "GridAxis",
     "GridError",
     "GridExpansion",
     "GridRange",
     "expand_grid",
+    "field_overrides",
     "grid_axis",
     "grid_warnings",
     "parse_grid_option",
@@ -37,7 +45,16 @@ MAX_COMBINATIONS = 10_000
 #: rest are counted together.
 MAX_REASONS = 5
 
-Scalar = int | float | str | bool
+Scalar = int | float | str | bool | None
+
+#: The request sections a dotted axis may range over: how orders fill and cost, the risk and
+#: sizing rules, the strategy's parameters. The data, the validation and the seed stay fixed
+#: (the trials of one sweep are compared on the same bars, by the same tests).
+FIELD_SECTIONS = ("execution", "risk", "strategy.params")
+
+#: Validates the request fields of one combination: {dotted path: value} -> a ConfigError or
+#: nothing (`SweepRequest` passes the run request's own validation).
+FieldCheck = Callable[[Mapping[str, Any]], None]
 
 
 class GridRange(BaseModel):
@@ -103,7 +120,11 @@ def _axis_values(axis: GridAxis) -> list[Any]:
 @dataclass(frozen=True)
 class GridExpansion:
     """A grid's axes (sorted by name), its valid combinations (strategy params with defaults
-    filled in, in grid order) with their values on the axes, and what was skipped and why."""
+    filled in, in grid order) with their values on the axes, and what was skipped and why.
+
+    `fields[k]` holds combination k's request fields ({dotted path: value}, the strategy's
+    parameters left out: they are `params[k]`); empty where every axis is a strategy parameter.
+    """
 
     axes: dict[str, list[Any]]
     size: int
@@ -113,35 +134,86 @@ class GridExpansion:
     reasons: list[str]
     #: reason -> (combinations skipped for it, the first of them as {param: value}), in grid order
     skipped_by_reason: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
+    fields: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def field_axes(self) -> list[str]:
+        """The axes that are request fields, not strategy parameters."""
+        return [name for name in self.axes if strategy_param(name) is None]
 
 
 def _combination_error(exc: ConfigError) -> str:
     return "; ".join(f"{loc}: {msg}" for loc, msg in exc.errors) or str(exc)
 
 
+def strategy_param(axis: str) -> str | None:
+    """The strategy parameter an axis names (`fast`, `strategy.params.fast`), else None (a
+    request field such as `execution.commission_bps`)."""
+    if "." not in axis:
+        return axis
+    prefix = "strategy.params."
+    return axis[len(prefix) :] if axis.startswith(prefix) else None
+
+
+def _resolve_params(strategy: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    if is_portfolio_strategy(strategy):
+        return resolve_portfolio_strategy_params(strategy, params)
+    return resolve_strategy_params(strategy, params)
+
+
+def _axis_error(name: str, strategy: str, known: set[str]) -> str | None:
+    """Why an axis name is not one a sweep can range over, or None."""
+    param = strategy_param(name)
+    if param is not None:
+        if param in known:
+            return None
+        return f"not a parameter of {strategy!r} (has: {', '.join(sorted(known))})"
+    if not any(name.startswith(f"{section}.") for section in FIELD_SECTIONS):
+        sections = ", ".join(f"{s}.<field>" for s in FIELD_SECTIONS)
+        return f"a sweep ranges over strategy parameters or the request fields {sections}"
+    return None
+
+
+def field_overrides(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """{dotted path: value} as the nested mapping it overrides in a request."""
+    out: dict[str, Any] = {}
+    for path, value in fields.items():
+        node = out
+        *parents, leaf = path.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out
+
+
 def expand_grid(
-    strategy: str, base_params: Mapping[str, Any], grid: Mapping[str, GridAxis]
+    strategy: str,
+    base_params: Mapping[str, Any],
+    grid: Mapping[str, GridAxis],
+    check_fields: FieldCheck | None = None,
 ) -> GridExpansion:
-    """Every combination of `grid` over `base_params`, each validated by the strategy.
+    """Every combination of `grid` over `base_params`, each validated by the strategy (and, for
+    axes over request fields, by `check_fields`, which raises the request's ConfigError).
 
     Raises ConfigError naming `grid` (or `grid.<param>`) for an empty grid or axis, a duplicate
-    value, a name the strategy does not have, more than MAX_COMBINATIONS combinations, or no
-    valid combination. An unknown strategy raises the registry's ConfigError.
+    value, a name the strategy does not have (or a field outside `FIELD_SECTIONS`), more than
+    MAX_COMBINATIONS combinations, or no valid combination. An unknown strategy raises the
+    registry's ConfigError.
     """
-    known = set(resolve_strategy_params(strategy, {}))  # every parameter, with its default
+    known = set(_resolve_params(strategy, {}))  # every parameter, with its default
     if not grid:
         raise ConfigError("invalid sweep grid", [("grid", "give at least one parameter")])
     axes: dict[str, list[Any]] = {}
     errors: list[tuple[str, str]] = []
+    params_of = {strategy_param(name): name for name in grid if strategy_param(name) is not None}
     for name in sorted(grid):
         values = _axis_values(grid[name])
-        if name not in known:
-            errors.append(
-                (
-                    f"grid.{name}",
-                    f"not a parameter of {strategy!r} (has: {', '.join(sorted(known))})",
-                )
-            )
+        problem = _axis_error(name, strategy, known)
+        param = strategy_param(name)
+        if problem is not None:
+            errors.append((f"grid.{name}", problem))
+        elif param is not None and params_of.get(param) != name:
+            errors.append((f"grid.{name}", f"the parameter {param!r} has two axes"))
         elif not values:
             errors.append((f"grid.{name}", "give at least one value"))
         else:
@@ -158,29 +230,58 @@ def expand_grid(
             "invalid sweep grid",
             [("grid", f"{size} combinations; at most {MAX_COMBINATIONS} are allowed")],
         )
-    base = {k: v for k, v in base_params.items() if k not in axes}
+    gridded = {strategy_param(name) for name in axes}
+    base = {k: v for k, v in base_params.items() if k not in gridded}
     params: list[dict[str, Any]] = []
+    fields: list[dict[str, Any]] = []
     points: list[tuple[Any, ...]] = []
     reasons: list[str] = []
     by_reason: dict[str, tuple[int, dict[str, Any]]] = {}
+    # a combination's fields are checked once per distinct value set, not once per combination
+    field_errors: dict[str, str | None] = {}
+
+    def fields_error(request_fields: dict[str, Any]) -> str | None:
+        if not request_fields or check_fields is None:
+            return None
+        key = canonical_json(request_fields)
+        if key not in field_errors:
+            try:
+                check_fields(request_fields)
+                field_errors[key] = None
+            except ConfigError as exc:
+                field_errors[key] = _combination_error(exc)
+        return field_errors[key]
+
     for point in itertools.product(*axes.values()):
         combo = dict(zip(axes, point, strict=True))
+        own: dict[str, Any] = {}
+        request_fields: dict[str, Any] = {}
+        for axis, value in combo.items():
+            param = strategy_param(axis)
+            if param is None:
+                request_fields[axis] = value
+            else:
+                own[param] = value
         try:
-            params.append(resolve_strategy_params(strategy, {**base, **combo}))
+            resolved = _resolve_params(strategy, {**base, **own})
+            reason = fields_error(request_fields)
         except ConfigError as exc:
             reason = _combination_error(exc)
+        if reason is not None:
             if len(reasons) < MAX_REASONS and reason not in reasons:
                 reasons.append(reason)
             count, first = by_reason.get(reason, (0, combo))
             by_reason[reason] = (count + 1, first)
             continue
+        params.append(resolved)
+        fields.append(request_fields)
         points.append(point)
     if not params:
         raise ConfigError(
             "invalid sweep grid",
             [("grid", f"no valid combination of {size}: {'; '.join(reasons)}")],
         )
-    return GridExpansion(axes, size, params, points, size - len(params), reasons, by_reason)
+    return GridExpansion(axes, size, params, points, size - len(params), reasons, by_reason, fields)
 
 
 def grid_axis(value: Any) -> GridAxis:

@@ -25,8 +25,9 @@ from ..artifacts import (
     table_bytes,
     write_run_folder,
 )
+from ..data.portfolio import PortfolioDataset
 from ..hashing import canonical_bytes, sha256_hex
-from ..pipeline import DataIdentity, RunResult
+from ..pipeline import DataIdentity, PortfolioResult, RunResult
 from ..run_warnings import RunWarning
 from .grid import GridExpansion
 from .request import SweepRequest
@@ -46,12 +47,12 @@ class SweepResult:
 
     request: SweepRequest
     config_hash: str
-    dataset: data_mod.Dataset
+    dataset: data_mod.Dataset | PortfolioDataset
     identity: DataIdentity
     expansion: GridExpansion
     table: pd.DataFrame  # one row per valid combination: combo, the gridded params, metrics
     best: dict[str, Any]  # {"combo": index, "params": {...}, "metrics": {...}}
-    best_run: RunResult  # the best combination re-run in full
+    best_run: RunResult | PortfolioResult  # the best combination re-run in full
     heatmap: dict[str, Any]
     validation: dict[str, Any] | None
     fused: bool
@@ -71,10 +72,15 @@ class SweepResult:
             "n_skipped": e.skipped,
             "skipped_reasons": e.reasons,
             "objective": self.request.objective,
-            "best": {"combo": self.best["combo"], "params": self.best["params"]},
+            "best": {k: self.best[k] for k in ("combo", "params", "fields") if k in self.best},
             "pbo_splits": self.request.pbo_splits,
             "fold_dates": self.fold_dates(),
         }
+
+    def best_point(self) -> dict[str, Any]:
+        """The best combination's value on each axis, by axis name as the grid gives it."""
+        e = self.expansion
+        return dict(zip(e.axes, e.points[self.best["combo"]], strict=True))
 
     def fold_dates(self) -> list[list[str]]:
         """The first and last bar's timestamp (ISO 8601, UTC) of each validation fold: a sweep
