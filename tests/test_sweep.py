@@ -79,10 +79,10 @@ def assert_equals_single_runs(res: SweepResult) -> None:
     """Every combination's metrics equal those of `btlab.run` of it, bit for bit."""
     rows = res.table.to_dict("records")
     assert len(rows) == len(res.expansion.params)
-    for row, params in zip(rows, res.expansion.params, strict=True):
-        single = btlab.run(res.request.run_config(params), data=res.dataset)
-        diff = {k: (row[k], v) for k, v in single.metrics.items() if not same(row[k], v)}
-        assert not diff, (params, diff)
+    for k, row in enumerate(rows):
+        single = btlab.run(res.request.combination_config(k), data=res.dataset)
+        diff = {m: (row[m], v) for m, v in single.metrics.items() if not same(row[m], v)}
+        assert not diff, (res.expansion.points[k], diff)
 
 
 # ------------------------------------------------------------------ equal to single runs

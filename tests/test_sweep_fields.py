@@ -3,32 +3,14 @@ combination equals its single run bit for bit, whichever path ran it."""
 
 from __future__ import annotations
 
-import math
-from typing import Any
-
-import numpy as np
 import pytest
 
 import btlab
 from btlab.errors import ConfigError
-from btlab.sweep import SweepResult, run_sweep
+from btlab.sweep import run_sweep
+from tests.test_sweep import assert_equals_single_runs
 
 NO_VALIDATION = {"enabled": False}
-
-
-def same(x: Any, y: Any) -> bool:
-    if isinstance(y, float) and math.isnan(y):
-        return isinstance(x, float | np.floating) and math.isnan(x)
-    return bool(x == y)
-
-
-def assert_equals_single_runs(res: SweepResult) -> None:
-    rows = res.table.to_dict("records")
-    assert len(rows) == len(res.expansion.params)
-    for k, row in enumerate(rows):
-        single = btlab.run(res.request.combination_config(k), data=res.dataset)
-        diff = {m: (row[m], v) for m, v in single.metrics.items() if not same(row[m], v)}
-        assert not diff, (res.expansion.points[k], diff)
 
 
 def test_execution_and_risk_axes_equal_single_runs() -> None:

@@ -28,7 +28,7 @@ from ..features import FeatureStore
 from ..hashing import canonical_json
 from ..kernel_inputs import rebalance_schedule
 from ..metrics import path_statistics
-from ..pipeline import CancelCheck, exec_params, simulate_chunked, size_scale
+from ..pipeline import CancelCheck, Simulation, exec_params, simulate_chunked, size_scale
 from ..portfolio_features import PortfolioFeatureStore
 from ..portfolio_run import simulate_portfolio
 from ..strategies import compute_target
@@ -36,7 +36,7 @@ from ..timeframes import CALENDAR_REBALANCES
 from .engine import CrossRules, PassOutput, cross_rules, sweep_pass
 from .request import SweepRequest
 
-__all__ = ["SweepData", "combination_stats", "run_pass"]
+__all__ = ["SweepData", "combination_stats", "run_pass", "simulate_single"]
 
 
 @dataclass
@@ -49,6 +49,21 @@ class SweepData:
     @property
     def is_portfolio(self) -> bool:
         return isinstance(self.dataset, PortfolioDataset)
+
+
+def simulate_single(
+    cfg: RunConfig, dataset: data_mod.Dataset, store: FeatureStore, periods_per_year: float
+) -> tuple[np.ndarray, Simulation, np.ndarray]:
+    """One symbol's combination through the engine as `pipeline.run` runs it: (target, the
+    simulation, the trades)."""
+    n = len(dataset)
+    target = compute_target(store, cfg.strategy.name, cfg.strategy.params, n)
+    sim = simulate_chunked(
+        dataset, target, size_scale(cfg, store, n, periods_per_year), exec_params(cfg),
+        schedule=rebalance_schedule(cfg, dataset.ts),
+    )  # fmt: skip
+    trades = trades_from_fills(sim.fills, n - 1, float(dataset.close[-1]), sim.borrow_total)
+    return target, sim, trades
 
 
 def combination_stats(
@@ -68,14 +83,8 @@ def combination_stats(
         )  # fmt: skip
         return row, blocks
     assert isinstance(data.store, FeatureStore)
-    dataset, store = data.dataset, data.store
-    n = len(dataset)
-    target = compute_target(store, cfg.strategy.name, cfg.strategy.params, n)
-    sim = simulate_chunked(
-        dataset, target, size_scale(cfg, store, n, periods_per_year), exec_params(cfg),
-        schedule=rebalance_schedule(cfg, dataset.ts),
-    )  # fmt: skip
-    trades = trades_from_fills(sim.fills, n - 1, float(dataset.close[-1]), sim.borrow_total)
+    dataset = data.dataset
+    _target, sim, trades = simulate_single(cfg, dataset, data.store, periods_per_year)
     row = path_statistics(
         dataset.close, sim.equity, sim.units, sim.borrow, sim.fills, trades,
         ruined=bool(sim.flags & Flag.RUINED), halted=bool(sim.flags & Flag.HALTED_MAX_DRAWDOWN),

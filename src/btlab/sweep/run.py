@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 
 from btlab.kernels.dtypes import Flag
-from btlab.kernels.ledger import trades_from_fills
 from btlab.kernels.metrics import SW_MEAN, SW_STD
 
 from .. import data as data_mod
@@ -20,7 +19,6 @@ from ..config import FeatureSpec, RunConfig
 from ..data.portfolio import PortfolioDataset, with_prices
 from ..errors import RunCancelled
 from ..features import FeatureStore
-from ..kernel_inputs import rebalance_schedule
 from ..metrics import compute_metrics, metrics_from_stats, span_years
 from ..pipeline import (
     CancelCheck,
@@ -31,11 +29,8 @@ from ..pipeline import (
     RunResult,
     Stages,
     config_hash,
-    exec_params,
     load_dataset,
     run_identity,
-    simulate_chunked,
-    size_scale,
     sizing_features,
 )
 from ..portfolio_features import PortfolioFeatureStore
@@ -43,12 +38,12 @@ from ..portfolio_run import portfolio_strategy, simulate_portfolio
 from ..portfolio_strategies import required_portfolio_features
 from ..run_result import outcome_warnings
 from ..run_warnings import RunWarning, dataset_warnings, validation_warnings, warmup_warnings
-from ..strategies import compute_target, required_features
+from ..strategies import required_features
 from ..validation import run_validation
 from ..validation.run import bar_returns, fold_metrics
 from .engine import PassOutput, cross_rules
 from .grid import grid_warnings
-from .passes import SweepData, run_pass
+from .passes import SweepData, run_pass, simulate_single
 from .pbo import block_bounds, pbo_from_blocks
 from .request import SweepRequest, parse_sweep_request, sweep_config_hash
 from .result import (
@@ -70,13 +65,7 @@ def _single_run(
     identity: DataIdentity,
 ) -> RunResult:
     """One combination the way `pipeline.run` computes it (validation left to the sweep)."""
-    n = len(dataset)
-    target = compute_target(store, cfg.strategy.name, cfg.strategy.params, n)
-    sim = simulate_chunked(
-        dataset, target, size_scale(cfg, store, n, periods_per_year), exec_params(cfg),
-        schedule=rebalance_schedule(cfg, dataset.ts),
-    )  # fmt: skip
-    trades = trades_from_fills(sim.fills, n - 1, float(dataset.close[-1]), sim.borrow_total)
+    target, sim, trades = simulate_single(cfg, dataset, store, periods_per_year)
     metrics = compute_metrics(
         dataset.ts, dataset.close, sim.equity, sim.units, sim.borrow, sim.fills, trades,
         initial_cash=cfg.execution.initial_cash, periods_per_year=periods_per_year,
