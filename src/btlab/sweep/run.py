@@ -18,6 +18,7 @@ from .. import data as data_mod
 from ..config import FeatureSpec, RunConfig
 from ..data.portfolio import PortfolioDataset, with_prices
 from ..errors import RunCancelled
+from ..executors import BatchExecutor, executor_from_env
 from ..features import FeatureStore
 from ..metrics import compute_metrics, metrics_from_stats, span_years
 from ..pipeline import (
@@ -188,13 +189,17 @@ def run_sweep(
     resolve_stored: Callable[[str], data_mod.Dataset] | None = None,
     resolve_portfolio: Callable[[str], PortfolioDataset] | None = None,
     cache: RunCache | None = None,
+    executor: BatchExecutor | None = None,
 ) -> SweepResult:
     """Run every valid combination of the request's grid; see the docstring of `btlab.sweep`.
 
     Events as `pipeline.run`: "stage" (validate, load_data, features, sweep, best, validation)
     and "progress" ({"stage": "sweep", "done", "total"} in combinations; in permutations for
-    "validation"). Raises ConfigError, DataError or RunCancelled.
+    "validation"). The combinations run in batches on `executor` (default: the cluster that
+    `BTLAB_CLUSTER` names, else this process; `btlab.executors`), with the same results
+    wherever they run. Raises ConfigError, DataError or RunCancelled.
     """
+    executor = executor if executor is not None else executor_from_env()
     stages = Stages(on_event, should_cancel, kind="sweep")
     req: SweepRequest = stages.run("validate", lambda: parse_sweep_request(request))
     expansion = req.expansion
@@ -221,14 +226,14 @@ def run_sweep(
     combos = expansion.params
     # each combination's parameters validated and its features keyed once, for every use below
     specs = [_required_features(name, p, portfolio) for p in combos]
-    rules = None if portfolio or expansion.field_axes else cross_rules(name, combos)
+    rules = None if portfolio else cross_rules(name, combos)
     stages.run("features", lambda: [store.get(s) for combo in specs for s in combo])
     bounds = block_bounds(max(n - 1, 0), req.pbo_splits)
     out: PassOutput = stages.run(
         "sweep",
         lambda: run_pass(
             req, sweep_data, bounds, ppy, rules=rules, on_progress=stages.progress("sweep"),
-            should_cancel=should_cancel,
+            should_cancel=should_cancel, executor=executor,
         ),
     )  # fmt: skip
     years = span_years(dataset.ts)
@@ -250,7 +255,8 @@ def run_sweep(
             trial_sharpes = out.stats[:, SW_MEAN] / out.stats[:, SW_STD]
 
         def statistic(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray) -> float:
-            p_out = run_pass(req, _permuted(sweep_data, o, h, lo, c), bounds, ppy, rules=rules)
+            permuted = _permuted(sweep_data, o, h, lo, c)
+            p_out = run_pass(req, permuted, bounds, ppy, rules=rules, executor=executor)
             values = [
                 metrics_from_stats(
                     r, n=n, years=years, periods_per_year=ppy,
