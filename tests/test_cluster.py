@@ -114,7 +114,9 @@ def test_executor_from_env(monkeypatch: pytest.MonkeyPatch, cluster: Any) -> Non
 
 
 def test_an_unreachable_scheduler_is_a_clear_error() -> None:
-    with pytest.raises(Exception, match="cannot reach the cluster scheduler at tcp://127.0.0.1:1"):
+    with pytest.raises(
+        Exception, match=r"cannot reach the cluster scheduler at tcp://127\.0\.0\.1:1"
+    ):
         DaskExecutor("tcp://127.0.0.1:1", timeout=2)
 
 
