@@ -133,3 +133,28 @@ def test_without_distributed_the_error_names_the_extra(monkeypatch: pytest.Monke
     monkeypatch.setattr(builtins, "__import__", no_distributed)
     with pytest.raises(ConfigError, match=r"btlab\[cluster\]"):
         DaskExecutor("tcp://127.0.0.1:1")
+
+
+@pytest.mark.parametrize(
+    "request_body",
+    [
+        {"data": {"bars": 800, "seed": 4}, "strategy": {"name": "sma_cross"}},  # fused paths
+        {"data": {"bars": 600, "seed": 4}, "strategy": {"name": "rsi_reversion"}},
+        {
+            "data": {"bars": 400, "seed": 4, "symbols": 4},
+            "strategy": {"name": "inverse_vol"},
+            "execution": {"rebalance": "monthly"},
+        },
+    ],
+    ids=["fused", "generic", "portfolio"],
+)
+def test_a_runs_permutation_test_on_the_cluster_equals_the_local_one(
+    executor: DaskExecutor, request_body: dict[str, Any]
+) -> None:
+    import btlab
+
+    body = {**request_body, "validation": {"permutation": {"n_permutations": 12}}}
+    local = btlab.run(body, executor=LocalExecutor())
+    remote = btlab.run(body, executor=executor)
+    assert local.validation is not None and local.validation["permutation"]["n_permutations"] == 12
+    assert remote.validation == local.validation

@@ -24,6 +24,7 @@ from . import sources
 from .config import FileData, RunConfig, StoredData, parse_config
 from .data.portfolio import PortfolioDataset, from_members
 from .errors import NotFoundError
+from .executors import BatchExecutor, executor_from_env
 from .features import FeatureStore
 from .hashing import canonical_json
 from .identity import config_hash as config_hash
@@ -187,6 +188,7 @@ def run(
     resolve_stored: Callable[[str], data_mod.Dataset] | None = None,
     resolve_portfolio: PortfolioResolver | None = None,
     cache: RunCache | None = None,
+    executor: BatchExecutor | None = None,
 ) -> RunResult | PortfolioResult:
     """Run one backtest. `config` is a RunConfig or a mapping (None: all defaults, the synthetic data).
 
@@ -195,9 +197,12 @@ def run(
     symbol -> DataFrame or Dataset, a PortfolioDataset). A portfolio (handed in or named by the
     request: several synthetic symbols, files, a folder, a long file, a stored portfolio's id
     that `resolve_portfolio` knows) or a portfolio strategy
-    runs as `portfolio_run.run_portfolio` and returns a PortfolioResult. Raises ConfigError,
-    DataError or RunCancelled.
+    runs as `portfolio_run.run_portfolio` and returns a PortfolioResult. The permutation test's
+    paths run on `executor` (default: the cluster `BTLAB_CLUSTER` names, else this process;
+    `btlab.executors`), with the same result wherever they run. Raises ConfigError, DataError
+    or RunCancelled.
     """
+    executor = executor if executor is not None else executor_from_env()
     stages = Stages(on_event, should_cancel)
     cfg = stages.run("validate", lambda: parse_config(config))
     loaded = stages.run(
@@ -210,7 +215,7 @@ def run(
     if isinstance(loaded, PortfolioDataset):
         return run_portfolio(
             cfg, loaded, explicit=data is not None, should_cancel=should_cancel, cache=cache,
-            stages=stages,
+            stages=stages, executor=executor,
         )  # fmt: skip
     dataset = loaded
     identity = run_identity(cfg, dataset, explicit=data is not None)
@@ -262,7 +267,8 @@ def run(
     if cfg.validation.enabled:
         result.validation = stages.run(
             "validation", lambda: validate_result(result, store, on_progress=stages.progress("validation"),
-                                                  should_cancel=should_cancel, cache=cache)
+                                                  should_cancel=should_cancel, cache=cache,
+                                                  executor=executor)
         )  # fmt: skip
     result.warnings = [
         *dataset_warnings(dataset), *warmup_warnings(store, read), *outcome_warnings(result),

@@ -31,6 +31,7 @@ from btlab.kernels.portfolio import PortfolioBars
 from .config import RunConfig
 from .data.portfolio import PortfolioDataset, with_prices
 from .errors import RunCancelled
+from .executors import BatchExecutor
 from .identity import config_hash, run_identity
 from .kernel_inputs import exec_params, rebalance_schedule, size_scale
 from .metrics import annualized_ratio, compute_metrics, drawdown_path
@@ -275,8 +276,37 @@ def permutation_statistic(result: PortfolioResult) -> Statistic:
     return statistic
 
 
+@dataclass
+class PortfolioPermutations:
+    """The recipe of a portfolio's permutation statistic for a cluster's workers
+    (`validation.permutation.PathStatistics`): its request, bars and periods per year travel."""
+
+    result: PortfolioResult
+
+    def __getstate__(self) -> dict[str, Any]:
+        r = self.result
+        none, flat = np.zeros((0, 0)), np.zeros(0)
+        slim = PortfolioResult(
+            config=r.config, config_hash=r.config_hash, dataset=r.dataset, target=none,
+            units=none, cash=flat, equity_values=flat, borrow=none, marks=none,
+            fill_records=r.fill_records[:0], trade_records=r.trade_records[:0],
+            metrics={"periods_per_year": r.metrics["periods_per_year"]}, validation=None,
+            flags=r.flags, halt_bar=r.halt_bar,
+        )  # fmt: skip
+        return {"result": slim}
+
+    def statistic(self) -> Statistic:
+        return permutation_statistic(self.result)
+
+    def batch(self) -> None:
+        return None  # no fused kernel over a portfolio's paths
+
+
 def _validate(
-    result: PortfolioResult, stages: Stages, should_cancel: CancelCheck | None
+    result: PortfolioResult,
+    stages: Stages,
+    should_cancel: CancelCheck | None,
+    executor: BatchExecutor | None = None,
 ) -> dict[str, Any]:
     """PSR, DSR, bootstrap and folds on the portfolio's per-bar returns, and the joint
     permutation test of every symbol's paths (SPEC §8 "Validation")."""
@@ -296,7 +326,8 @@ def _validate(
         bar_returns(result.equity_values), cfg, root_seed=result.config.seed, periods_per_year=ppy,
         permutation_statistic=permutation_statistic(result) if cfg.permutation.enabled else None,
         ohlc=(ds.open, ds.high, ds.low, ds.close), real_statistic=result.metrics["sharpe"],
-        fold_metrics=folds, on_progress=progress,
+        fold_metrics=folds, on_progress=progress, executor=executor,
+        permutation_recipe=PortfolioPermutations(result),
     )  # fmt: skip
 
 
@@ -309,6 +340,7 @@ def run_portfolio(
     should_cancel: CancelCheck | None = None,
     cache: RunCache | None = None,
     stages: Stages | None = None,
+    executor: BatchExecutor | None = None,
 ) -> PortfolioResult:
     """Run one portfolio backtest of `cfg` on `dataset` (already loaded: `explicit` where the
     caller handed the bars in rather than the request naming them)."""
@@ -358,7 +390,7 @@ def run_portfolio(
     )  # fmt: skip
     if cfg.validation.enabled:
         result.validation = stages.run(
-            "validation", lambda: _validate(result, stages, should_cancel)
+            "validation", lambda: _validate(result, stages, should_cancel, executor)
         )
     result.warnings = _warnings(result)
     result.timings_ms = stages.timings

@@ -108,6 +108,7 @@ class SingleRun:
         return run(
             config, on_event=on_event, should_cancel=should_cancel,
             resolve_stored=resolve_stored, resolve_portfolio=resolve_portfolio, cache=cache,
+            executor=batches if batches is not None else LocalExecutor(),
         )  # fmt: skip
 
     def artifacts(self, result: RunResult | PortfolioResult, out: Path) -> dict[str, Any]:
