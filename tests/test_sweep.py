@@ -413,7 +413,7 @@ def test_invalid_combinations_are_skipped_and_counted() -> None:
         ),
         ({"fast": {"start": 5, "stop": 10, "step": 0}}, "grid.fast.step", "greater than 0"),
         ({"fast": {"start": 9, "stop": 1, "step": 1}}, "grid.fast", "must be >= start"),
-        ({"fast": "5:10"}, "grid.fast", "a list of values or a range"),
+        ({"fast": "5:10"}, "grid.fast", "a list of values, a range"),
     ],
 )
 def test_bad_grids_name_the_field(grid: dict[str, Any], loc: str, message: str) -> None:

@@ -168,3 +168,55 @@ def test_field_axis_request_hashes_the_same_whatever_base_value_is_written() -> 
     b = btlab.sweep.parse_sweep_request({"grid": grid, "execution": {"commission_bps": 9.0}})
     assert a.execution.commission_bps == b.execution.commission_bps == 1.0
     assert a.model_dump() == b.model_dump()
+
+
+RANDOM = {
+    "data": {"bars": 400, "seed": 6},
+    "strategy": {"name": "sma_cross"},
+    "samples": 12,
+    "grid": {
+        "fast": {"low": 3, "high": 30, "integer": True},
+        "slow": [60, 90, 120],
+        "execution.commission_bps": {"low": 0.1, "high": 20.0, "log": True},
+    },
+    "validation": NO_VALIDATION,
+    "seed": 3,
+}
+
+
+def test_random_search_draws_distinct_seeded_points_and_equals_single_runs() -> None:
+    res = run_sweep(RANDOM)
+    e = res.expansion
+    assert e.random and e.size == 12 and len(set(e.points)) == len(e.points)
+    fast_i = list(e.axes).index("fast")
+    cost_i = list(e.axes).index("execution.commission_bps")
+    assert all(isinstance(p[fast_i], int) and 3 <= p[fast_i] <= 30 for p in e.points)
+    assert all(0.1 <= p[cost_i] <= 20.0 for p in e.points)
+    assert_equals_single_runs(res)
+    again = run_sweep(RANDOM)
+    assert again.expansion.points == e.points and again.config_hash == res.config_hash
+    other = run_sweep({**RANDOM, "seed": 4})
+    assert other.expansion.points != e.points  # the root seed draws them
+    z = res.heatmap["z"]
+    assert max(v for row in z for v in row if v is not None) == res.best["metrics"]["sharpe"]
+
+
+def test_a_distribution_without_samples_is_refused_naming_the_axis() -> None:
+    with pytest.raises(ConfigError) as info:
+        run_sweep({"grid": {"fast": {"low": 3, "high": 9}}, "validation": NO_VALIDATION})
+    assert any(loc == "grid.fast" and "samples" in msg for loc, msg in info.value.errors)
+
+
+def test_the_command_line_reads_distributions() -> None:
+    from btlab.sweep import parse_grid_option
+
+    assert parse_grid_option("lr=loguniform:0.001:0.1") == (
+        "lr",
+        {"low": 0.001, "high": 0.1, "log": True},
+    )
+    assert parse_grid_option("fast=randint:2:40") == (
+        "fast",
+        {"low": 2, "high": 40, "integer": True},
+    )
+    with pytest.raises(ConfigError):
+        parse_grid_option("fast=uniform:2")

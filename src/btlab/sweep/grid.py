@@ -15,10 +15,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from ..errors import ConfigError
-from ..hashing import canonical_json
+from ..hashing import canonical_json, rng_for
 from ..portfolio_strategies import is_portfolio_strategy, resolve_portfolio_strategy_params
 from ..run_warnings import RunWarning
 from ..strategies import resolve_strategy_params
@@ -28,6 +29,7 @@ __all__ = [
     "FIELD_SECTIONS",
     "MAX_COMBINATIONS",
     "GridAxis",
+    "GridDistribution",
     "GridError",
     "GridExpansion",
     "GridRange",
@@ -85,24 +87,67 @@ class GridRange(BaseModel):
         return [round(self.start + k * self.step, 12) for k in range(count)]
 
 
+class GridDistribution(BaseModel):
+    """A random axis: values drawn uniformly from [low, high] (log-uniform with `log`, whole
+    numbers with `integer`); only in a sweep with `samples` (random search)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+    low: int | float = Field(description="Smallest value.")
+    high: int | float = Field(description="Largest value (drawn too).")
+    log: bool = Field(False, description="Draw log-uniformly (low > 0).")
+    integer: bool = Field(False, description="Draw whole numbers.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> GridDistribution:
+        for name in ("low", "high"):
+            if isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be a number")
+        if self.high < self.low:
+            raise ValueError(f"high ({self.high}) must be >= low ({self.low})")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log-uniform axis needs low > 0, got {self.low}")
+        if self.integer and (self.low != int(self.low) or self.high != int(self.high)):
+            raise ValueError("an integer axis needs whole-number bounds")
+        return self
+
+    def draw(self, rng: np.random.Generator) -> int | float:
+        if self.integer and not self.log:
+            return int(rng.integers(int(self.low), int(self.high), endpoint=True))
+        if self.log:
+            value = math.exp(rng.uniform(math.log(self.low), math.log(self.high)))
+        else:
+            value = float(rng.uniform(self.low, self.high))
+        if self.integer:
+            return int(min(max(round(value), self.low), self.high))
+        return round(value, 12)
+
+
 def _axis_kind(value: Any) -> str | None:
     if isinstance(value, list | tuple):
         return "values"
+    if isinstance(value, Mapping) and ("low" in value or "high" in value):
+        return "random"
+    if isinstance(value, GridDistribution):
+        return "random"
     if isinstance(value, Mapping | GridRange):
         return "range"
     return None
 
 
-#: One axis of a grid: a list of values or an inclusive range.
+#: One axis of a grid: a list of values, an inclusive range, or (random search) a distribution.
 GridAxis = Annotated[
-    Annotated[list[Scalar], Tag("values")] | Annotated[GridRange, Tag("range")],
+    Annotated[list[Scalar], Tag("values")]
+    | Annotated[GridRange, Tag("range")]
+    | Annotated[GridDistribution, Tag("random")],
     Discriminator(
         _axis_kind,
         custom_error_type="grid_axis",
-        custom_error_message="expected a list of values or a range {start, stop, step}",
+        custom_error_message="expected a list of values, a range {start, stop, step} or a "
+        "distribution {low, high, log, integer}",
     ),
 ]
-AXIS_TAGS = ("values", "range")
+AXIS_TAGS = ("values", "range", "random")
 
 
 class GridError(ValueError):
@@ -114,7 +159,34 @@ class GridError(ValueError):
 
 
 def _axis_values(axis: GridAxis) -> list[Any]:
+    if isinstance(axis, GridDistribution):
+        return []  # drawn, not listed (`_draws`)
     return axis.values() if isinstance(axis, GridRange) else list(axis)
+
+
+def _draws(
+    axes: Mapping[str, GridAxis], names: list[str], samples: int, seed: int
+) -> list[tuple[Any, ...]]:
+    """`samples` distinct points, each axis drawn on its own from `rng_for(seed, "sweep")`: a
+    listed axis uniformly among its values, a distribution from it. A point drawn again is
+    drawn anew (at most 20 tries a sample: a small space gives fewer points)."""
+    rng = rng_for(seed, "sweep")
+    listed = {name: _axis_values(axes[name]) for name in names}
+    seen: set[str] = set()
+    points: list[tuple[Any, ...]] = []
+    for _ in range(20 * samples):
+        if len(points) == samples:
+            break
+        point = tuple(
+            axis.draw(rng) if isinstance(axis := axes[name], GridDistribution)
+            else listed[name][int(rng.integers(len(listed[name])))]
+            for name in names
+        )  # fmt: skip
+        key = canonical_json(list(point))
+        if key not in seen:
+            seen.add(key)
+            points.append(point)
+    return points
 
 
 @dataclass(frozen=True)
@@ -135,6 +207,8 @@ class GridExpansion:
     #: reason -> (combinations skipped for it, the first of them as {param: value}), in grid order
     skipped_by_reason: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
     fields: list[dict[str, Any]] = field(default_factory=list)
+    #: The combinations are random draws (`samples`), not the product of the axes.
+    random: bool = False
 
     @property
     def field_axes(self) -> list[str]:
@@ -191,6 +265,9 @@ def expand_grid(
     base_params: Mapping[str, Any],
     grid: Mapping[str, GridAxis],
     check_fields: FieldCheck | None = None,
+    *,
+    samples: int | None = None,
+    seed: int = 0,
 ) -> GridExpansion:
     """Every combination of `grid` over `base_params`, each validated by the strategy (and, for
     axes over request fields, by `check_fields`, which raises the request's ConfigError).
@@ -199,6 +276,10 @@ def expand_grid(
     value, a name the strategy does not have (or a field outside `FIELD_SECTIONS`), more than
     MAX_COMBINATIONS combinations, or no valid combination. An unknown strategy raises the
     registry's ConfigError.
+
+    With `samples`, the combinations are that many distinct random points (`_draws`, seeded by
+    `seed`) instead of the product; an axis may then be a distribution, and `axes` lists each
+    axis's distinct drawn values in ascending order.
     """
     known = set(_resolve_params(strategy, {}))  # every parameter, with its default
     if not grid:
@@ -214,6 +295,9 @@ def expand_grid(
             errors.append((f"grid.{name}", problem))
         elif param is not None and params_of.get(param) != name:
             errors.append((f"grid.{name}", f"the parameter {param!r} has two axes"))
+        elif isinstance(grid[name], GridDistribution):
+            if samples is None:
+                errors.append((f"grid.{name}", "a distribution needs `samples` (random search)"))
         elif not values:
             errors.append((f"grid.{name}", "give at least one value"))
         else:
@@ -224,7 +308,7 @@ def expand_grid(
         axes[name] = values
     if errors:
         raise ConfigError("invalid sweep grid", errors)
-    size = math.prod(len(v) for v in axes.values())
+    size = samples if samples is not None else math.prod(len(v) for v in axes.values())
     if size > MAX_COMBINATIONS:
         raise ConfigError(
             "invalid sweep grid",
@@ -252,8 +336,16 @@ def expand_grid(
                 field_errors[key] = _combination_error(exc)
         return field_errors[key]
 
-    for point in itertools.product(*axes.values()):
-        combo = dict(zip(axes, point, strict=True))
+    names = list(axes)
+    drawn = None if samples is None else _draws(grid, names, samples, seed)
+    if drawn is not None:
+        axes = {
+            name: sorted({p[i] for p in drawn}, key=lambda v: (v is None, v))
+            for i, name in enumerate(names)
+        }
+        size = len(drawn)
+    for point in drawn if drawn is not None else itertools.product(*axes.values()):
+        combo = dict(zip(names, point, strict=True))
         own: dict[str, Any] = {}
         request_fields: dict[str, Any] = {}
         for axis, value in combo.items():
@@ -281,13 +373,18 @@ def expand_grid(
             "invalid sweep grid",
             [("grid", f"no valid combination of {size}: {'; '.join(reasons)}")],
         )
-    return GridExpansion(axes, size, params, points, size - len(params), reasons, by_reason, fields)
+    return GridExpansion(
+        axes, size, params, points, size - len(params), reasons, by_reason, fields,
+        random=drawn is not None,
+    )  # fmt: skip
 
 
 def grid_axis(value: Any) -> GridAxis:
-    if isinstance(value, GridRange | list):
+    if isinstance(value, GridRange | GridDistribution | list):
         return value
     if isinstance(value, Mapping):
+        if _axis_kind(value) == "random":
+            return GridDistribution.model_validate(value)
         return GridRange.model_validate(value)
     raise TypeError("grid values must be lists or ranges")
 
@@ -299,9 +396,17 @@ def _option_value(text: str) -> Any:
         return text  # a bare word is a string: ma=sma,ema
 
 
+#: The command line's distributions of a random axis: name -> GridDistribution flags.
+DISTRIBUTIONS: dict[str, dict[str, bool]] = {
+    "uniform": {}, "loguniform": {"log": True}, "randint": {"integer": True},
+}  # fmt: skip
+
+
 def parse_grid_option(text: str) -> tuple[str, list[Any] | dict[str, Any]]:
     """One command-line grid axis: `NAME=START:STOP:STEP` or `NAME=START:STOP` (an inclusive
-    range, step 1) or `NAME=V1,V2,...` (a list; values read as JSON, else as strings)."""
+    range, step 1) or `NAME=V1,V2,...` (a list; values read as JSON, else as strings), or a
+    distribution for a random search: `NAME=uniform:LOW:HIGH`, `loguniform:LOW:HIGH`,
+    `randint:LOW:HIGH`."""
     name, sep, spec = text.partition("=")
     name = name.strip()
     if not sep or not name or not spec.strip():
@@ -309,6 +414,16 @@ def parse_grid_option(text: str) -> tuple[str, list[Any] | dict[str, Any]]:
             "invalid --grid",
             [(text, "expected NAME=VALUES: NAME=START:STOP:STEP or NAME=V1,V2,...")],
         )
+    kind, _, bounds = spec.partition(":")
+    if kind.strip() in DISTRIBUTIONS:
+        parts = [_option_value(p.strip()) for p in bounds.split(":")]
+        if len(parts) != 2 or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in parts
+        ):
+            raise ConfigError(
+                "invalid --grid", [(f"grid.{name}", f"expected {kind}:LOW:HIGH, got {spec!r}")]
+            )
+        return name, {"low": parts[0], "high": parts[1], **DISTRIBUTIONS[kind.strip()]}
     if ":" not in spec:
         return name, [_option_value(v.strip()) for v in spec.split(",")]
     parts = [p.strip() for p in spec.split(":")]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from functools import cached_property
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
@@ -14,8 +14,10 @@ from ..errors import ConfigError
 from ..hashing import canonical_json, sha256_hex
 from ..pipeline import DataIdentity, hashed_request
 from ..presets import preset_with_overrides
+from ..request_model import HashOmitDefault
 from .grid import (
     AXIS_TAGS,
+    MAX_COMBINATIONS,
     FieldCheck,
     GridAxis,
     GridError,
@@ -30,7 +32,7 @@ from .pbo import DEFAULT_PBO_SPLITS, MAX_PBO_SPLITS
 __all__ = ["OBJECTIVES", "Objective", "SweepRequest", "parse_sweep_request", "sweep_config_hash"]
 
 #: The fields a sweep request adds to a run request.
-SWEEP_FIELDS = ("grid", "objective", "pbo_splits")
+SWEEP_FIELDS = ("grid", "objective", "pbo_splits", "samples")
 
 
 def fields_check(payload: Mapping[str, Any]) -> FieldCheck:
@@ -63,6 +65,15 @@ class SweepRequest(RunConfig):
     whatever was written there.
     """
 
+    # before `grid`: the grid's validator reads it
+    samples: Annotated[int | None, HashOmitDefault()] = Field(
+        None,
+        ge=1,
+        le=MAX_COMBINATIONS,
+        description="Random search: this many distinct combinations drawn from the axes (a "
+        "list or range uniformly among its values, {low, high, log, integer} from that "
+        "distribution), seeded by the request's seed; unset: every combination of the grid.",
+    )
     grid: dict[str, GridAxis] = Field(
         description="Strategy parameter (`fast`) or request field (`execution.commission_bps`, "
         "`risk.stop_loss`: under execution, risk or strategy.params) -> values: a list, or "
@@ -89,7 +100,10 @@ class SweepRequest(RunConfig):
         params = dict(strategy.get("params") or {})
         try:
             grid = {k: grid_axis(v) for k, v in data["grid"].items()}
-            expansion = expand_grid(name, params, grid, fields_check(data))
+            expansion = expand_grid(
+                name, params, grid, fields_check(data), samples=data.get("samples"),
+                seed=data.get("seed", 0),
+            )  # fmt: skip
         except (ConfigError, ValidationError, TypeError, ValueError):
             gridded = {strategy_param(k) for k in data["grid"]}
             base = {k: v for k, v in params.items() if k not in gridded}
@@ -117,7 +131,10 @@ class SweepRequest(RunConfig):
         payload = {k: v.model_dump(mode="json") if hasattr(v, "model_dump") else v
                    for k, v in info.data.items()}  # fmt: skip
         try:
-            expand_grid(strategy.name, strategy.params, value, fields_check(payload))
+            expand_grid(
+                strategy.name, strategy.params, value, fields_check(payload),
+                samples=info.data.get("samples"), seed=info.data.get("seed", 0),
+            )  # fmt: skip
         except ConfigError as exc:
             raise GridError(exc.errors) from None
         return value
@@ -127,8 +144,9 @@ class SweepRequest(RunConfig):
         """The grid expanded and validated (computed once per request)."""
         payload = self.model_dump(mode="json")
         return expand_grid(
-            self.strategy.name, self.strategy.params, self.grid, fields_check(payload)
-        )
+            self.strategy.name, self.strategy.params, self.grid, fields_check(payload),
+            samples=self.samples, seed=self.seed,
+        )  # fmt: skip
 
     def run_config(
         self, params: Mapping[str, Any], fields: Mapping[str, Any] | None = None
@@ -186,9 +204,7 @@ def parse_sweep_request(obj: SweepRequest | Mapping[str, Any]) -> SweepRequest:
         overrides = body.pop("overrides", None) or {}
         if not isinstance(overrides, Mapping):
             raise ConfigError("invalid sweep request", [("overrides", "must be a JSON object")])
-        sweep_fields: dict[str, Any] = {
-            k: body.pop(k) for k in ("grid", "objective", "pbo_splits") if k in body
-        }
+        sweep_fields: dict[str, Any] = {k: body.pop(k) for k in SWEEP_FIELDS if k in body}
         if body:
             raise ConfigError(
                 "invalid sweep request",
