@@ -79,13 +79,14 @@ def given_benchmark(series: pd.Series, ts_ns: np.ndarray, initial_cash: float) -
         raise ConfigError(
             "invalid benchmark", [("benchmark", f"a pandas Series, not {type(series).__name__}")]
         )
-    try:
-        index = pd.DatetimeIndex(pd.to_datetime(series.index, utc=True))
-    except (TypeError, ValueError) as exc:
+    if not isinstance(series.index, pd.DatetimeIndex):
         raise DataError(
-            "benchmark_index", f"the benchmark's index must hold timestamps ({exc})"
-        ) from exc
-    stamps = index.as_unit("ns").asi8
+            "benchmark_index",
+            f"the benchmark's index must be a DatetimeIndex, not {type(series.index).__name__} "
+            "(e.g. series.index = pd.to_datetime(series.index, utc=True))",
+        )
+    index = series.index.tz_localize("UTC") if series.index.tz is None else series.index
+    stamps = index.tz_convert("UTC").as_unit("ns").asi8
     if np.unique(stamps).shape[0] != stamps.shape[0]:
         raise DataError("benchmark_index", "the benchmark's index repeats a timestamp")
     values = pd.Series(series.to_numpy(dtype=np.float64, na_value=np.nan), index=stamps)

@@ -228,9 +228,17 @@ def per_bar_returns(equity: np.ndarray) -> np.ndarray:
     return out
 
 
+#: A std of per-bar returns below this is rounding, not variance: returns computed as ratios
+#: of an equity path that compounds a constant rate differ from it by ulps of 1 (~1e-16).
+RETURN_NOISE = 1e-12
+
+
 def _constant(values: np.ndarray) -> bool:
-    # all equal: their deviation is 0, though the float mean may differ from them by an ulp
-    return bool(values.size == 0 or values.max() == values.min())
+    """All equal up to rounding: no values, all equal (their float mean may still differ from
+    them by an ulp), or a std (ddof 1) below `RETURN_NOISE`."""
+    if values.size < 2 or values.max() == values.min():
+        return True
+    return bool(np.std(values, ddof=1) < RETURN_NOISE)
 
 
 def tail_metrics(r: np.ndarray) -> dict[str, float]:
