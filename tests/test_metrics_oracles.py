@@ -10,10 +10,10 @@ import statistics
 from typing import Any
 
 import empyrical
+import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
-import quantstats as qs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
@@ -21,6 +21,11 @@ from scipy import stats
 from btlab.kernels import FILL_DTYPE, TRADE_DTYPE
 from btlab.metric_registry import BY_NAME, FROM_STATS, METRIC_NAMES
 from btlab.metrics import compute_metrics
+
+# quantstats restyles matplotlib when imported (rcParams: line caps, fonts...), and the report
+# draws its charts with matplotlib: keep the style of every other test in this process
+with matplotlib.rc_context():
+    import quantstats as qs
 
 DAY = 86_400 * 10**9
 CASH = 1e5
