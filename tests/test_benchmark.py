@@ -192,3 +192,15 @@ def test_a_sweeps_best_run_has_every_metric_and_its_table_the_row_metrics() -> N
     assert res.best_run.benchmark_equity is not None
     metric_columns = [c for c in res.table.columns if c in METRIC_NAMES]
     assert metric_columns == list(FROM_STATS)
+
+
+def test_a_portfolio_sweeps_best_run_is_measured_against_the_index() -> None:
+    res = btlab.run_sweep({**PORTFOLIO, "grid": {"gross": [0.5, 1.0]}})
+    best = res.best_run
+    assert isinstance(best, PortfolioResult) and best.benchmark_equity is not None
+    alone = btlab.run(res.request.combination_config(res.best["combo"]))
+    assert isinstance(alone, PortfolioResult) and alone.benchmark_equity is not None
+    np.testing.assert_array_equal(best.benchmark_equity, alone.benchmark_equity)
+    assert {k: best.metrics[k] for k in METRIC_NAMES[len(FROM_STATS) :]} == {
+        k: alone.metrics[k] for k in METRIC_NAMES[len(FROM_STATS) :]
+    }
