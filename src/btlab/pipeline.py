@@ -21,6 +21,7 @@ from btlab.kernels.portfolio import PortfolioBars
 
 from . import data as data_mod
 from . import sources
+from .benchmark import run_benchmark, with_benchmark_hash
 from .config import FileData, RunConfig, StoredData, parse_config
 from .data.portfolio import PortfolioDataset, from_members
 from .errors import NotFoundError
@@ -189,6 +190,7 @@ def run(
     resolve_portfolio: PortfolioResolver | None = None,
     cache: RunCache | None = None,
     executor: BatchExecutor | None = None,
+    benchmark: pd.Series | None = None,
 ) -> RunResult | PortfolioResult:
     """Run one backtest. `config` is a RunConfig or a mapping (None: all defaults, the synthetic data).
 
@@ -197,10 +199,12 @@ def run(
     symbol -> DataFrame or Dataset, a PortfolioDataset). A portfolio (handed in or named by the
     request: several synthetic symbols, files, a folder, a long file, a stored portfolio's id
     that `resolve_portfolio` knows) or a portfolio strategy
-    runs as `portfolio_run.run_portfolio` and returns a PortfolioResult. The permutation test's
-    paths run on `executor` (default: the cluster `BTLAB_CLUSTER` names, else this process;
-    `btlab.executors`), with the same result wherever they run. Raises ConfigError, DataError
-    or RunCancelled.
+    runs as `portfolio_run.run_portfolio` and returns a PortfolioResult. `benchmark`: levels
+    (prices or an equity curve) indexed by timestamp with a value at every bar, to measure the
+    run against instead of `metrics.benchmark` (`btlab.benchmark`; its content joins the config
+    hash). The permutation test's paths run on `executor` (default: the cluster `BTLAB_CLUSTER`
+    names, else this process; `btlab.executors`), with the same result wherever they run.
+    Raises ConfigError, DataError or RunCancelled.
     """
     executor = executor if executor is not None else executor_from_env()
     stages = Stages(on_event, should_cancel)
@@ -215,11 +219,15 @@ def run(
     if isinstance(loaded, PortfolioDataset):
         return run_portfolio(
             cfg, loaded, explicit=data is not None, should_cancel=should_cancel, cache=cache,
-            stages=stages, executor=executor,
+            stages=stages, executor=executor, benchmark=benchmark,
         )  # fmt: skip
     dataset = loaded
     identity = run_identity(cfg, dataset, explicit=data is not None)
-    chash = config_hash(cfg, identity)
+    initial_cash = cfg.execution.initial_cash
+    bench = run_benchmark(cfg.metrics.benchmark, dataset.close, dataset.ts, initial_cash, benchmark)
+    chash = with_benchmark_hash(
+        config_hash(cfg, identity), bench if benchmark is not None else None
+    )
     n = len(dataset)
     ppy = cfg.metrics.periods_per_year or dataset.meta.periods_per_year
     feature_cache = cache.features if cache is not None else None
@@ -254,15 +262,15 @@ def run(
         "metrics",
         lambda: compute_metrics(
             dataset.ts, dataset.close, sim.equity, sim.units, sim.borrow, sim.fills, trades,
-            initial_cash=cfg.execution.initial_cash, periods_per_year=ppy,
-            ruined=bool(sim.flags & Flag.RUINED), halted=bool(sim.flags & Flag.HALTED_MAX_DRAWDOWN),
+            initial_cash=initial_cash, periods_per_year=ppy, ruined=bool(sim.flags & Flag.RUINED),
+            halted=bool(sim.flags & Flag.HALTED_MAX_DRAWDOWN), benchmark=bench,
         ),
     )  # fmt: skip
     result = RunResult(
         config=cfg, config_hash=chash, dataset=dataset, target=target, units=sim.units, cash=sim.cash,
         equity_values=sim.equity, borrow=sim.borrow, fill_records=sim.fills, trade_records=trades,
         metrics=metrics, validation=None, flags=sim.flags, halt_bar=sim.halt_bar,
-        identity=identity,
+        identity=identity, benchmark_equity=bench,
     )  # fmt: skip
     if cfg.validation.enabled:
         result.validation = stages.run(

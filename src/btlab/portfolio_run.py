@@ -28,6 +28,7 @@ from btlab.kernels.ledger import trades_by_symbol
 from btlab.kernels.metrics import pairwise_stack, return_moments_nb
 from btlab.kernels.portfolio import PortfolioBars
 
+from .benchmark import run_benchmark, with_benchmark_hash
 from .config import RunConfig
 from .data.portfolio import PortfolioDataset, with_prices
 from .errors import RunCancelled
@@ -93,6 +94,8 @@ class PortfolioResult:
     timings_ms: dict[str, float] = field(default_factory=dict)
     warnings: list[RunWarning] = field(default_factory=list)
     identity: DataIdentity | None = None
+    #: The benchmark's equity per clock bar (`btlab.benchmark`), None where it is off.
+    benchmark_equity: np.ndarray | None = None
 
     kind = "portfolio"
     tables = PORTFOLIO_TABLES
@@ -136,18 +139,21 @@ class PortfolioResult:
     @cached_property
     def equity(self) -> pd.DataFrame:
         """Per clock bar: ts, cash, equity, gross and net exposure (fractions of equity),
-        drawdown, borrow (all symbols)."""
+        drawdown, borrow (all symbols), and the benchmark's equity (`benchmark`) where it is on."""
         eq = self.equity_values
         with np.errstate(divide="ignore", invalid="ignore"):
             gross = self.gross_value / eq
             net = self.position_values.sum(axis=1) / eq
-        return pd.DataFrame(
+        frame = pd.DataFrame(
             {
                 "ts": self._ts(np.arange(eq.shape[0])), "cash": self.cash, "equity": eq,
                 "gross_exposure": gross, "net_exposure": net, "drawdown": drawdown_path(eq),
                 "borrow": self.borrow.sum(axis=1),
             }
         )  # fmt: skip
+        if self.benchmark_equity is not None:
+            frame["benchmark"] = self.benchmark_equity
+        return frame
 
     @cached_property
     def fills(self) -> pd.DataFrame:
@@ -341,12 +347,18 @@ def run_portfolio(
     cache: RunCache | None = None,
     stages: Stages | None = None,
     executor: BatchExecutor | None = None,
+    benchmark: pd.Series | None = None,
 ) -> PortfolioResult:
     """Run one portfolio backtest of `cfg` on `dataset` (already loaded: `explicit` where the
-    caller handed the bars in rather than the request naming them)."""
+    caller handed the bars in rather than the request naming them); `benchmark` as
+    `pipeline.run`'s."""
     stages = stages or Stages(on_event, should_cancel)
     identity = run_identity(cfg, dataset, explicit=explicit)
-    chash = config_hash(cfg, identity)
+    cash = cfg.execution.initial_cash
+    bench = run_benchmark(cfg.metrics.benchmark, dataset.close, dataset.ts, cash, benchmark)
+    chash = with_benchmark_hash(
+        config_hash(cfg, identity), bench if benchmark is not None else None
+    )
     n, k = dataset.close.shape
     ppy = cfg.metrics.periods_per_year or dataset.meta.periods_per_year
     store = PortfolioFeatureStore(dataset, cache=cache.features if cache is not None else None)
@@ -377,15 +389,15 @@ def run_portfolio(
         config=cfg, config_hash=chash, dataset=dataset, target=target, units=sim.units,
         cash=sim.cash, equity_values=sim.equity, borrow=sim.borrow, marks=marks,
         fill_records=sim.fills, trade_records=trades, metrics={}, validation=None,
-        flags=sim.flags, halt_bar=sim.halt_bar, identity=identity,
+        flags=sim.flags, halt_bar=sim.halt_bar, identity=identity, benchmark_equity=bench,
     )  # fmt: skip
     price, exposure = result.exposure_arrays()
     result.metrics = stages.run(
         "metrics",
         lambda: compute_metrics(
             dataset.ts, price, sim.equity, exposure, sim.borrow.sum(axis=1), sim.fills, trades,
-            initial_cash=cfg.execution.initial_cash, periods_per_year=ppy,
-            ruined=result.ruined, halted=result.halted,
+            initial_cash=cash, periods_per_year=ppy, ruined=result.ruined, halted=result.halted,
+            benchmark=bench,
         ),
     )  # fmt: skip
     if cfg.validation.enabled:

@@ -15,6 +15,7 @@ from btlab.kernels.dtypes import Flag
 from btlab.kernels.metrics import SW_MEAN, SW_STD
 
 from .. import data as data_mod
+from ..benchmark import run_benchmark
 from ..config import FeatureSpec, RunConfig
 from ..data.portfolio import PortfolioDataset, with_prices
 from ..errors import RunCancelled
@@ -67,16 +68,18 @@ def _single_run(
 ) -> RunResult:
     """One combination the way `pipeline.run` computes it (validation left to the sweep)."""
     target, sim, trades = simulate_single(cfg, dataset, store, periods_per_year)
+    cash = cfg.execution.initial_cash
+    bench = run_benchmark(cfg.metrics.benchmark, dataset.close, dataset.ts, cash)
     metrics = compute_metrics(
         dataset.ts, dataset.close, sim.equity, sim.units, sim.borrow, sim.fills, trades,
-        initial_cash=cfg.execution.initial_cash, periods_per_year=periods_per_year,
-        ruined=bool(sim.flags & Flag.RUINED), halted=bool(sim.flags & Flag.HALTED_MAX_DRAWDOWN),
+        initial_cash=cash, periods_per_year=periods_per_year, ruined=bool(sim.flags & Flag.RUINED),
+        halted=bool(sim.flags & Flag.HALTED_MAX_DRAWDOWN), benchmark=bench,
     )  # fmt: skip
     return RunResult(
         config=cfg, config_hash=config_hash(cfg, identity), dataset=dataset, target=target,
         units=sim.units, cash=sim.cash, equity_values=sim.equity, borrow=sim.borrow,
         fill_records=sim.fills, trade_records=trades, metrics=metrics, validation=None,
-        flags=sim.flags, halt_bar=sim.halt_bar, identity=identity,
+        flags=sim.flags, halt_bar=sim.halt_bar, identity=identity, benchmark_equity=bench,
     )  # fmt: skip
 
 
@@ -91,11 +94,14 @@ def _portfolio_run(
     result = simulate_portfolio(
         cfg, dataset, store, periods_per_year, identity=identity, chash=config_hash(cfg, identity)
     )
+    cash = cfg.execution.initial_cash
+    result.benchmark_equity = run_benchmark(cfg.metrics.benchmark, dataset.close, dataset.ts, cash)
     price, exposure = result.exposure_arrays()
     result.metrics = compute_metrics(
         dataset.ts, price, result.equity_values, exposure, result.borrow.sum(axis=1),
-        result.fill_records, result.trade_records, initial_cash=cfg.execution.initial_cash,
+        result.fill_records, result.trade_records, initial_cash=cash,
         periods_per_year=periods_per_year, ruined=result.ruined, halted=result.halted,
+        benchmark=result.benchmark_equity,
     )  # fmt: skip
     return result
 
