@@ -62,7 +62,8 @@ class RunResult:
 
     @cached_property
     def equity(self) -> pd.DataFrame:
-        """Per bar: ts, target, units, cash, equity, exposure, drawdown, borrow."""
+        """Per bar: ts, target, units, cash, equity, exposure, drawdown, borrow, close (the
+        price the bar is marked at: the report draws it with the fills)."""
         eq = self.equity_values
         with np.errstate(divide="ignore", invalid="ignore"):
             exposure = self.units * self.dataset.close / eq
@@ -77,6 +78,7 @@ class RunResult:
                 "exposure": exposure,
                 "drawdown": drawdown,
                 "borrow": self.borrow,
+                "close": self.dataset.close,
             }
         )
 
