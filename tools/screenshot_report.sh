@@ -36,6 +36,26 @@ for kind in run portfolio sweep; do
     "$browser" --headless --no-sandbox --disable-gpu --hide-scrollbars \
       --screenshot="$out/$kind-$width.png" --window-size="$width,${HEIGHT:-9000}" \
       "file://$out/$kind/report.html" 2>/dev/null
-    echo "$out/$kind-$width.png"
   done
 done
+# trim the blank below each page and cut it into slices an image viewer shows at full size
+.venv/bin/python - "$out" <<'PY'
+import sys
+from pathlib import Path
+
+from PIL import Image  # matplotlib's dependency
+
+for png in sorted(p for p in Path(sys.argv[1]).glob("*.png") if "-part" not in p.stem):
+    image = Image.open(png).convert("RGB")
+    width, height = image.size
+    last = image.crop((0, height - 1, width, height)).tobytes()
+    bottom = height
+    while bottom > 1 and image.crop((0, bottom - 1, width, bottom)).tobytes() == last:
+        bottom -= 1
+    image = image.crop((0, 0, width, min(height, bottom + 20)))
+    image.save(png)
+    for i, top in enumerate(range(0, image.size[1], 1600)):
+        image.crop((0, top, width, min(image.size[1], top + 1600))).save(
+            png.with_name(f"{png.stem}-part{i}.png"))
+    print(png, image.size)
+PY
