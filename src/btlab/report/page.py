@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Mapping
 from importlib.metadata import version
@@ -245,7 +246,8 @@ def _run_body(data: ReportData) -> tuple[str, np.ndarray]:
                      + position_caption))  # fmt: skip
         heading = "Equity, drawdown, price and position"
     tables += f'<section id="trades"><h2>Trades</h2>{trades_table(trades, daily)}</section>'
-    ppy = float(data.metrics.get("periods_per_year") or 252.0)
+    # a folder without it draws no rolling chart rather than guess an annualization
+    ppy = float(data.metrics.get("periods_per_year") or math.nan)
     monthly = monthly_returns(equity["ts"], eq, initial_cash)
     body = (
         f'<section id="charts"><h2>{heading}</h2>{"".join(charts)}</section>'
