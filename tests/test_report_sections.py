@@ -356,3 +356,14 @@ def test_an_older_sweep_folder_without_best_equity_still_renders(
 def test_sections_render_the_same_bytes_twice(run_dir: Path, tmp_path: Path) -> None:
     first = write_report(run_dir, tmp_path / "a.html").read_bytes()
     assert write_report(run_dir, tmp_path / "b.html").read_bytes() == first
+
+
+def test_no_rolling_chart_without_periods_per_year(run_dir: Path, tmp_path: Path) -> None:
+    old = tmp_path / "old"
+    shutil.copytree(run_dir, old)
+    metrics = json.loads((old / "metrics.json").read_text(encoding="utf-8"))
+    del metrics["periods_per_year"]
+    (old / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
+    page = parse_report(render_report(old))
+    assert not page.find_all(id="chart-rolling")
+    element(page, "chart-histogram")
