@@ -100,6 +100,7 @@ def test_default_run_produces_every_table_and_metric() -> None:
         "exposure",
         "drawdown",
         "borrow",
+        "close",
         "benchmark",
     ]
     assert {

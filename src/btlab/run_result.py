@@ -64,8 +64,9 @@ class RunResult:
 
     @cached_property
     def equity(self) -> pd.DataFrame:
-        """Per bar: ts, target, units, cash, equity, exposure, drawdown, borrow, and the
-        benchmark's equity (`benchmark`) where it is on."""
+        """Per bar: ts, target, units, cash, equity, exposure, drawdown, borrow, close (the
+        price the bar is marked at: the report draws it with the fills), and the benchmark's
+        equity (`benchmark`) where it is on."""
         eq = self.equity_values
         with np.errstate(divide="ignore", invalid="ignore"):
             exposure = self.units * self.dataset.close / eq
@@ -80,6 +81,7 @@ class RunResult:
                 "exposure": exposure,
                 "drawdown": drawdown,
                 "borrow": self.borrow,
+                "close": self.dataset.close,
             }
         )
         if self.benchmark_equity is not None:

@@ -26,10 +26,13 @@ if TYPE_CHECKING:
 BUCKETS = 600
 #: Trade markers: at most one of each kind per this many equal slices of the time axis.
 MARKER_COLUMNS = 160
-#: Width of the charts in inches (SVG: 72 pt per inch); the page scales them to its width.
-CHART_WIDTH = 11.0
+#: The price chart's fill markers: fewer slices, they sit on a busier line.
+PRICE_MARKER_COLUMNS = 100
+#: Width of the charts in inches (SVG: 72 pt per inch); the page scales them to its width. 9 in
+#: with 9.5 pt text reads at 1400 px (scaled up about 1.2×) and at 700 px (down to about 0.75×).
+CHART_WIDTH = 9.0
 #: Fixed margins (fractions of the figure) so the time axes of the stacked charts line up.
-_LEFT, _RIGHT = 0.075, 0.985
+_LEFT, _RIGHT = 0.085, 0.985
 
 _COLORS = {
     "equity": "#1f5fa8",
@@ -40,15 +43,17 @@ _COLORS = {
     "long": "#1e8449",
     "short": "#c0392b",
     "exit": "#34495e",
+    "benchmark": "#9a7d0a",
+    "price": "#4a4f57",
 }
 #: matplotlib settings for every chart (`render_html` draws the page inside them).
 RC: dict[RcKeyType, Any] = {
     "svg.fonttype": "none",
     "font.family": "sans-serif",
     "font.sans-serif": ["DejaVu Sans", "Arial", "Helvetica"],
-    "font.size": 9.0,
-    "axes.titlesize": 10.0,
-    "axes.labelsize": 9.0,
+    "font.size": 9.5,
+    "axes.titlesize": 10.5,
+    "axes.labelsize": 9.5,
     "axes.edgecolor": "#9aa0a6",
     "axes.linewidth": 0.6,
     "axes.spines.top": False,
@@ -61,7 +66,7 @@ RC: dict[RcKeyType, Any] = {
     "xtick.major.size": 3.0,
     "ytick.major.size": 3.0,
     "legend.frameon": False,
-    "legend.fontsize": 8.5,
+    "legend.fontsize": 9.0,
     "path.simplify": True,
     "image.interpolation": "nearest",
     "date.epoch": "1970-01-01T00:00:00",  # date_numbers() counts days from it
@@ -105,11 +110,11 @@ def date_numbers(ts: pd.Series) -> np.ndarray:
     return out
 
 
-def _figure(height: float) -> Figure:
+def _figure(height: float, width: float = CHART_WIDTH) -> Figure:
     # here, not at the top: the light commands start without matplotlib (see the docstring)
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(CHART_WIDTH, height))
+    fig = Figure(figsize=(width, height))
     fig.subplots_adjust(left=_LEFT, right=_RIGHT, top=0.9, bottom=0.16)
     return fig
 
@@ -160,21 +165,93 @@ def _svg(fig: Figure, salt: str) -> str:
     return head + body.strip()
 
 
-def equity_chart(x: np.ndarray, equity: np.ndarray, initial_cash: float) -> str:
+#: The equity chart switches to a log scale where its curves span more than this factor.
+LOG_SPAN = 10.0
+
+
+def log_scale(*series: np.ndarray) -> bool:
+    """Whether curves are drawn on a log scale: every finite value positive and the largest
+    over the smallest above LOG_SPAN (a ruined run's equity at or below zero stays linear)."""
+    values = np.concatenate([np.asarray(s, dtype=np.float64) for s in series])
+    values = values[np.isfinite(values)]
+    if values.size == 0 or values.min() <= 0:
+        return False
+    return bool(values.max() / values.min() > LOG_SPAN)
+
+
+def equity_chart(
+    x: np.ndarray, equity: np.ndarray, initial_cash: float, benchmark: np.ndarray | None = None
+) -> tuple[str, bool]:
+    """The chart, and whether its y axis is logarithmic (`log_scale` of equity and benchmark)."""
     fig = _figure(3.2)
     ax = fig.add_subplot()
     keep = minmax_indices(equity)
+    if benchmark is not None:
+        keep_b = minmax_indices(benchmark)
+        ax.plot(x[keep_b], benchmark[keep_b], color=_COLORS["benchmark"], linewidth=0.9,
+                label="benchmark")  # fmt: skip
     ax.plot(x[keep], equity[keep], color=_COLORS["equity"], linewidth=1.1, label="equity")
     ax.axhline(initial_cash, color=_COLORS["cash"], linewidth=0.8, linestyle="--",
                label="initial cash")  # fmt: skip
+    # here, not at the top: the light commands start without matplotlib (see the docstring)
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    log = log_scale(equity, *([] if benchmark is None else [benchmark]))
+    if log:
+        ax.set_yscale("log")
+        ax.yaxis.set_major_locator(LogLocator(base=10.0, subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.yaxis.set_major_formatter(FuncFormatter(_compact_money))
+    _date_axis(ax, x)
+    _legend(ax)
+    ax.set_title("Equity" + (" (log scale)" if log else ""), loc="left")
+    return _svg(fig, "equity"), log
+
+
+def price_chart(
+    x: np.ndarray, close: np.ndarray, fills: pd.DataFrame, ts: np.ndarray
+) -> tuple[str, str]:  # fmt: skip
+    """The close with a marker at each fill's bar and price (buy ▲, sell ▼), thinned as the
+    position chart's trade markers; and a caption naming how many were drawn."""
+    fig = _figure(2.9)
+    ax = fig.add_subplot()
+    keep = minmax_indices(close)
+    ax.plot(x[keep], close[keep], color=_COLORS["price"], linewidth=0.9, label="close")
+    lo, hi = float(x[0]), float(x[-1])
+    n_fills, shown = len(fills), 0
+    if n_fills:
+        if "bar" in fills:
+            bars = fills["bar"].to_numpy(np.int64)
+        else:
+            bars = np.searchsorted(ts, pd.DatetimeIndex(fills["ts"]).as_unit("ns").asi8)
+        bars = np.clip(bars, 0, len(x) - 1)
+        price = fills["fill_price" if "fill_price" in fills else "price"].to_numpy(np.float64)
+        buy = (fills["side"].astype(str) == "buy").to_numpy()
+        for mask, marker, color, label in ((buy, "^", _COLORS["long"], "buy"),
+                                           (~buy, "v", _COLORS["short"], "sell")):  # fmt: skip
+            pick = np.flatnonzero(mask)
+            pick = pick[_thin(x[bars[pick]], lo, hi, PRICE_MARKER_COLUMNS)]
+            shown += pick.size
+            if pick.size:
+                ax.plot(x[bars[pick]], price[pick], linestyle="none", marker=marker,
+                        markersize=5, color=color, label=label, alpha=0.85)  # fmt: skip
     # here, not at the top: the light commands start without matplotlib (see the docstring)
     from matplotlib.ticker import FuncFormatter
 
     ax.yaxis.set_major_formatter(FuncFormatter(_compact_money))
     _date_axis(ax, x)
     _legend(ax)
-    ax.set_title("Equity", loc="left")
-    return _svg(fig, "equity")
+    ax.set_title("Price and fills", loc="left")
+    if not n_fills:
+        caption = "The close of each bar. No fills."
+    elif shown == n_fills:
+        caption = f"The close of each bar; all {n_fills:,} fills marked at their fill price."
+    else:
+        caption = (
+            f"The close of each bar; {shown:,} of {n_fills:,} fills marked at their fill price "
+            f"(at most one buy and one sell per 1/{PRICE_MARKER_COLUMNS} of the time axis)."
+        )
+    return _svg(fig, "price"), caption
 
 
 def drawdown_chart(x: np.ndarray, drawdown: np.ndarray) -> str:
@@ -319,7 +396,7 @@ def heatmap_chart(heatmap: Mapping[str, Any]) -> str:
         mid = (vmin + vmax) / 2
         for (row, col), value in np.ndenumerate(z):
             if np.isfinite(value):
-                ax.text(col, row, f"{value:.2f}", ha="center", va="center", fontsize=7.5,
+                ax.text(col, row, f"{value:.2f}", ha="center", va="center", fontsize=8.5,
                         color="#111111" if value > mid else "#ffffff")  # fmt: skip
     best = heatmap.get("best") or {}
     x_name, y_name = heatmap["x"]["name"], (y_axis or {}).get("name")

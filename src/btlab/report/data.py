@@ -14,6 +14,8 @@ from ..errors import NotFoundError, RunError
 
 #: The artifact only a portfolio run writes: its presence makes the folder a portfolio's.
 POSITIONS = "positions.parquet"
+#: A sweep's best combination's equity (sweeps written before it have none).
+BEST_EQUITY = "best_equity.parquet"
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,8 @@ class ReportData:
     heatmap: dict[str, Any] | None = None
     positions: pd.DataFrame | None = None
     symbols: pd.DataFrame | None = None
+    #: A sweep's best combination's equity table (`best_equity.parquet`; None in older folders).
+    best_equity: pd.DataFrame | None = None
 
     @property
     def is_sweep(self) -> bool:
@@ -81,6 +85,7 @@ def load_report_data(folder: str | Path) -> ReportData:
             sweep=_read_json(path, "sweep.json"),
             sweep_table=_read_table(path, "sweep.parquet"),
             heatmap=_read_json(path, "heatmap.json"),
+            best_equity=_read_table(path, BEST_EQUITY) if (path / BEST_EQUITY).is_file() else None,
         )  # fmt: skip
     portfolio = (path / POSITIONS).is_file()
     return ReportData(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Mapping
 from importlib.metadata import version
@@ -24,13 +25,15 @@ from .charts import (
     heatmap_chart,
     minmax_indices,
     position_chart,
+    price_chart,
 )
 from .data import ReportData, load_report_data
 from .portfolio import symbols_table, symbols_text, trades_table, weights_figure
+from .returns import returns_section
 from .tables import metrics_tables, monthly_returns, monthly_table, validation_section
 
 #: Bump when the page changes: a cached report of another format is rendered again.
-REPORT_FORMAT = 3
+REPORT_FORMAT = 4
 
 _RENDER_LOCK = threading.Lock()
 
@@ -184,6 +187,28 @@ def _flags(metrics: Mapping[str, Any]) -> str:
     return "".join(f'<p class="warning">{esc(n)}</p>' for n in notes)
 
 
+def _equity_figures(equity: pd.DataFrame, initial_cash: float, prefix: str = "chart") -> list[str]:
+    """The equity chart (with the benchmark where the table has one) and the drawdown chart."""
+    x = date_numbers(equity["ts"])
+    eq = equity["equity"].to_numpy(dtype=np.float64)
+    benchmark = (
+        equity["benchmark"].to_numpy(dtype=np.float64) if "benchmark" in equity.columns else None
+    )
+    n = eq.size
+    drawn = f"{min(n, minmax_indices(eq).size):,} of {n:,} bars drawn"
+    svg, log = equity_chart(x, eq, initial_cash, benchmark)
+    caption = f"Marked equity at each bar's close ({drawn}: each bucket's low and high)."
+    if benchmark is not None:
+        caption += " Benchmark: the benchmark's equity from the same initial cash."
+    if log:
+        caption += " Log scale: the curves span more than 10×."
+    return [
+        figure_html(f"{prefix}-equity", svg, caption),
+        figure_html(f"{prefix}-drawdown", drawdown_chart(x, equity["drawdown"].to_numpy(np.float64)),
+                    "Equity over its running peak, minus one; the dot marks the deepest point."),
+    ]  # fmt: skip
+
+
 def _run_body(data: ReportData) -> tuple[str, np.ndarray]:
     equity = data.equity
     trades = data.trades
@@ -192,29 +217,26 @@ def _run_body(data: ReportData) -> tuple[str, np.ndarray]:
     x = date_numbers(equity["ts"])
     eq = equity["equity"].to_numpy(dtype=np.float64)
     initial_cash = float(data.metrics.get("initial_cash") or (eq[0] if eq.size else 0.0))
-    n = eq.size
-    drawn = f"{min(n, minmax_indices(eq).size):,} of {n:,} bars drawn"
-    charts = [
-        figure_html("chart-equity", equity_chart(x, eq, initial_cash),
-                     f"Marked equity at each bar's close ({drawn}: each bucket's low and high)."),
-        figure_html("chart-drawdown", drawdown_chart(x, equity["drawdown"].to_numpy(np.float64)),
-                     "Equity over its running peak, minus one; the dot marks the deepest point."),
-    ]  # fmt: skip
+    charts = _equity_figures(equity, initial_cash)
+    daily = not (ts % 86_400_000_000_000).any()
     tables = ""
     if data.positions is not None:
         assert data.symbols is not None
         charts.append(weights_figure(data.positions, ts, x))
         heading = "Equity, drawdown and weights"
-        daily = not (ts % 86_400_000_000_000).any()
         tables = (
             '<section id="symbols"><h2>Symbols</h2><p class="note">Per symbol: P&amp;L after '
             "costs and borrow (an open position at its last mark), costs (spread, slippage, "
             "commission and borrow), traded notional, turnover (traded over the mean equity), "
             "fills and closed round trips; its mean weight (signed) and largest |weight|.</p>"
             f"{symbols_table(data.symbols, data.positions)}</section>"
-            f'<section id="trades"><h2>Trades</h2>{trades_table(trades, daily)}</section>'
         )
     else:
+        if "close" in equity.columns and data.fills is not None:
+            price_svg, price_caption = price_chart(
+                x, equity["close"].to_numpy(np.float64), data.fills, ts
+            )
+            charts.append(figure_html("chart-price", price_svg, price_caption))
         position_svg, position_caption = position_chart(
             x, equity["target"].to_numpy(np.float64), equity["exposure"].to_numpy(np.float64),
             trades, ts,
@@ -222,11 +244,16 @@ def _run_body(data: ReportData) -> tuple[str, np.ndarray]:
         charts.append(figure_html("chart-position", position_svg,
                      "Target: the strategy's wanted position; exposure: the position held. "
                      + position_caption))  # fmt: skip
-        heading = "Equity, drawdown and position"
+        heading = "Equity, drawdown, price and position"
+    tables += f'<section id="trades"><h2>Trades</h2>{trades_table(trades, daily)}</section>'
+    # a folder without it draws no rolling chart rather than guess an annualization
+    ppy = float(data.metrics.get("periods_per_year") or math.nan)
     monthly = monthly_returns(equity["ts"], eq, initial_cash)
     body = (
-        f'<section id="charts"><h2>{heading}</h2>{"".join(charts)}</section>{tables}'
-        '<section id="monthly"><h2>Monthly returns (%)</h2>'
+        f'<section id="charts"><h2>{heading}</h2>{"".join(charts)}</section>'
+        + returns_section(x, eq, ts, ppy, daily)
+        + tables
+        + '<section id="monthly"><h2>Monthly returns (%)</h2>'
         '<p class="note">Compounded from the equity at each UTC month\'s last bar; the first month '
         "against the initial cash. Total: the year's months compounded.</p>"
         f"{monthly_table(monthly)}</section>"
@@ -273,16 +300,23 @@ def _sweep_body(data: ReportData) -> str:
         )  # fmt: skip
         rows.append(f'<tr data-combo="{int(rec["combo"])}">{cells}</tr>')
     best_params = best.get("params") or {}
+    if data.best_equity is not None:
+        cash = float(data.metrics.get("initial_cash") or 0.0)
+        best_charts = _equity_figures(data.best_equity, cash, prefix="chart-best")
+        kept = "The best combination's equity and drawdown are drawn below (best_equity.parquet)."
+    else:  # a sweep folder written before best_equity.parquet
+        best_charts = []
+        kept = "This sweep folder keeps no per-bar path of the best combination."
     sets = " ".join(
         f"--set strategy.params.{k}={json_value(best_params[k])}" for k in axes if k in best_params
     )
     return (
         '<section id="sweep"><h2>Sweep</h2><div class="two">'
         f'<table id="table-best"><caption>Best combination</caption><tbody>{best_rows}</tbody></table>'
-        '<p class="note">A sweep keeps no per-bar path: for the equity, drawdown, position and '
-        "monthly returns of the best combination, run it alone: the sweep's request without "
-        "<code>grid</code>, <code>objective</code> and <code>pbo_splits</code>, with "
-        f"<code>{esc(sets)}</code>.</p></div>"
+        f'<p class="note">{kept} For its position, trades and monthly returns, run it alone: the '
+        "sweep's request without <code>grid</code>, <code>objective</code> and "
+        f"<code>pbo_splits</code>, with <code>{esc(sets)}</code>.</p></div>"
+        + "".join(best_charts)
         + figure_html("chart-heatmap", heatmap_chart(heatmap), caption)
         + f'<div class="wide"><table id="table-top"><caption>Top {len(top)} of {len(table):,} '
         f"combinations by {esc(objective)}</caption><thead><tr>{head}</tr></thead>"
@@ -319,6 +353,7 @@ td.detail{color:var(--muted);font-size:12.5px}td.meaning{font-size:12.5px;max-wi
 .two{display:grid;grid-template-columns:minmax(240px,1fr) 2fr;gap:16px;align-items:start}
 code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px;background:var(--band);padding:1px 4px;overflow-wrap:anywhere}
 footer{color:var(--muted);font-size:12px;margin-top:32px}
+@media (max-width:760px){main{padding:16px 12px 32px}h1{font-size:19px}.two{grid-template-columns:1fr}th,td{padding:3px 6px}.metric-grid{grid-template-columns:1fr}}
 """
 
 

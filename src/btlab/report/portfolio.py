@@ -125,8 +125,8 @@ def weights_chart(
     entries = len(ax.get_legend_handles_labels()[1])
     # one row (matplotlib fills a legend column by column: two rows would read out of order)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncols=max(entries, 1),
-              borderaxespad=0.0, handlelength=1.0, handletextpad=0.4, columnspacing=0.9,
-              fontsize=7.5)  # fmt: skip
+              borderaxespad=0.0, handlelength=1.0, handletextpad=0.4, columnspacing=0.8,
+              fontsize=8.0)  # fmt: skip
     ax.set_title("Weights (position value / equity)", loc="left")
     return _svg(fig, "weights"), int(keep.size)
 
@@ -217,8 +217,10 @@ _TRADE_COLUMNS = (
 
 
 def trades_table(trades: pd.DataFrame, daily: bool) -> str:
-    """The first MAX_TRADES round trips (entry time, then symbol, as the artifact holds them)."""
+    """The first MAX_TRADES round trips (entry time, then symbol, as the artifact holds them);
+    a single-symbol run's trades (no `symbol` column) get no symbol column."""
     shown = trades.head(MAX_TRADES)
+    by_symbol = "symbol" in trades
     head = "".join(f'<th scope="col">{esc(label)}</th>' for _, label, _, _ in _TRADE_COLUMNS)
     rows = []
     for i, rec in enumerate(shown.to_dict("records")):
@@ -227,7 +229,9 @@ def trades_table(trades: pd.DataFrame, daily: bool) -> str:
             for key, _, kind, signed in _TRADE_COLUMNS
         )
         rows.append(
-            f'<tr data-trade="{i}"><td>{esc(rec["symbol"])}</td><td>{esc(rec["side"])}</td>'
+            f'<tr data-trade="{i}">'
+            + (f"<td>{esc(rec['symbol'])}</td>" if by_symbol else "")
+            + f"<td>{esc(rec['side'])}</td>"
             f'<td class="date">{esc(_stamp(rec["entry_ts"], daily))}</td>'
             f'<td class="date">{esc(_stamp(rec["exit_ts"], daily))}</td>{cells}'
             f"<td>{esc(rec['exit_reason'])}</td></tr>"
@@ -240,7 +244,8 @@ def trades_table(trades: pd.DataFrame, daily: bool) -> str:
     )  # fmt: skip
     return (
         f'<div class="wide"><table id="table-trades"><caption>{esc(caption)}</caption><thead><tr>'
-        '<th scope="col">Symbol</th><th scope="col">Side</th><th scope="col">Entry</th>'
+        + ('<th scope="col">Symbol</th>' if by_symbol else "")
+        + '<th scope="col">Side</th><th scope="col">Entry</th>'
         f'<th scope="col">Exit</th>{head}<th scope="col">Exit reason</th></tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table></div>"
     )

@@ -96,8 +96,10 @@ class SweepResult:
         return [[iso(f["start_bar"]), iso(f["end_bar"])] for f in folds]
 
     def artifact_payloads(self) -> dict[str, bytes]:
-        """Every artifact's bytes by file name (the manifest excepted)."""
+        """Every artifact's bytes by file name (the manifest excepted); best_equity.parquet is
+        the best combination's equity table (as a run's equity.parquet), for the report."""
         return {
+            "best_equity.parquet": table_bytes(self.best_run.equity),
             "sweep.parquet": table_bytes(self.table),
             "sweep.json": canonical_bytes(self.summary()),
             "heatmap.json": canonical_bytes(self.heatmap),
