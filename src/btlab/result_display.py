@@ -127,11 +127,16 @@ def _headline(metrics: Mapping[str, Any]) -> str:
     )
 
 
+def _warning_count(warnings: list[Any]) -> str:
+    count = len(warnings)
+    return "" if not count else f", {count} warning" + ("s" if count > 1 else "")
+
+
 def result_repr(result: Shown) -> str:
     """`<RunResult sma_cross(fast=10, ...) on SYN 1d, ... | return +3.1%, ... | config ab12cd34>`."""
     strategy = result.config.strategy
     kind = type(result).__name__
-    warned = f", {len(result.warnings)} warnings" if result.warnings else ""
+    warned = _warning_count(result.warnings)
     return (
         f"<{kind} {strategy.name}({params_text(strategy.params)}) on {data_label(result.dataset)}"
         f"\n {_headline(result.metrics)}{warned} | config {result.config_hash[:12]}>"
@@ -277,7 +282,7 @@ def sweep_repr(sweep: ShownSweep) -> str:
     """`<SweepResult sma_cross over fast[6] x slow[3] (...) | best ...: sharpe ... | config ...>`."""
     objective = sweep.request.objective
     value = sweep.best["metrics"].get(objective)
-    warned = f", {len(sweep.warnings)} warnings" if sweep.warnings else ""
+    warned = _warning_count(sweep.warnings)
     return (
         f"<{sweep_title(sweep)}\n best {params_text(sweep.best_point())}: {objective} "
         f"{_number(value)}; {_headline(sweep.best['metrics'])}{warned} | config "
