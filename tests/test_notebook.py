@@ -361,6 +361,17 @@ def test_heatmap_of_other_axes_and_metrics(sweep: btlab.SweepResult) -> None:
         sweep.heatmap(metric="nope")
 
 
+def test_heatmap_of_one_axis_is_one_row() -> None:
+    one = btlab.run_sweep(
+        {"data": {"bars": 300}, "strategy": {"name": "sma_cross", "params": {"slow": 50}},
+         "grid": {"fast": [5, 10, 20]}, **NO_VALIDATION}
+    )  # fmt: skip
+    frame = one.heatmap(metric="cagr")
+    assert list(frame.index) == ["cagr"] and list(frame.columns) == [5, 10, 20]
+    assert frame.iloc[0].tolist() == pytest.approx(one.table["cagr"].tolist())
+    assert one.heatmap().iloc[0].tolist() == pytest.approx(one.heatmap_json["z"][0])  # sharpe
+
+
 def test_sweep_html_is_well_formed(sweep: btlab.SweepResult) -> None:
     tags = parsed(sweep._repr_html_())
     assert [tag for tag, _ in tags.seen].count("svg") == 1
