@@ -372,6 +372,20 @@ def test_heatmap_of_one_axis_is_one_row() -> None:
     assert one.heatmap().iloc[0].tolist() == pytest.approx(one.heatmap_json["z"][0])  # sharpe
 
 
+def test_heatmap_over_a_field_axis_with_null() -> None:
+    fields = btlab.run_sweep(
+        {"data": {"bars": 400}, "strategy": {"name": "sma_cross", "params": {"slow": 40}},
+         "grid": {"fast": [5, 10], "risk.stop_loss": [None, 0.05]}, **NO_VALIDATION}
+    )  # fmt: skip
+    frame = fields.heatmap(x="risk.stop_loss", y="fast")
+    assert list(frame.index) == [5, 10] and frame.shape == (2, 2)
+    for k, row in fields.table.iterrows():
+        stop = row["risk.stop_loss"]
+        column = 0 if stop is None or math.isnan(stop) else 1
+        assert frame.loc[row["fast"]].iloc[column] == row["sharpe"], k
+    assert not frame.isna().any().any()
+
+
 def test_sweep_html_is_well_formed(sweep: btlab.SweepResult) -> None:
     tags = parsed(sweep._repr_html_())
     assert [tag for tag, _ in tags.seen].count("svg") == 1

@@ -205,12 +205,18 @@ def heatmap_frame(
     if metric not in table.columns:
         raise KeyError(f"{metric!r} is not a column of the sweep table")
     fixed = {k: best[k] for k in names if k not in (x, y)}
-    rows = table
-    for name, value in fixed.items():
-        rows = rows[rows[name] == value]
-    columns = pd.Index(axes[x], name=x)
-    if y is None:
-        line = rows.set_index(x)[metric].reindex(columns).astype(float)
-        return pd.DataFrame([line.to_numpy()], index=pd.Index([metric]), columns=columns)
-    frame = rows.pivot(index=y, columns=x, values=metric).astype(float)
-    return frame.reindex(index=pd.Index(axes[y], name=y), columns=columns)
+    # by lookup rather than a pivot: an axis may hold None (a field set to null), which the
+    # table holds as None or NaN and a pivot would drop
+    at: dict[tuple[Any, Any], float] = {}
+    for _, row in table.iterrows():
+        if all(_key(row[k]) == _key(v) for k, v in fixed.items()):
+            at[(_key(row[x]), _key(row[y]) if y is not None else None)] = float(row[metric])
+    ys = axes[y] if y is not None else [None]
+    z = [[at.get((_key(xv), _key(yv)), math.nan) for xv in axes[x]] for yv in ys]
+    index = pd.Index(axes[y], name=y) if y is not None else pd.Index([metric])
+    return pd.DataFrame(z, index=index, columns=pd.Index(axes[x], name=x), dtype=float)
+
+
+def _key(value: Any) -> Any:
+    """An axis value as a lookup key: None and NaN alike (a null field's value)."""
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
