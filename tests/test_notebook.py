@@ -395,26 +395,35 @@ def test_sweep_html_is_well_formed(sweep: btlab.SweepResult) -> None:
 # ------------------------------------------------------------------ plot
 
 
+def _benchmark(result: Any) -> list[str]:
+    """["benchmark"] where the result carries a benchmark's equity (metrics.benchmark)."""
+    return ["benchmark"] if getattr(result, "benchmark_equity", None) is not None else []
+
+
 def test_run_plot_has_equity_drawdown_and_exposure(run: btlab.RunResult) -> None:
     go = pytest.importorskip("plotly.graph_objects")
     fig = run.plot()
     assert isinstance(fig, go.Figure)
-    assert [t.name for t in fig.data] == ["equity", "drawdown", "exposure"]
-    assert np.array_equal(fig.data[0].y, run.equity_values)
-    assert np.allclose(fig.data[1].y, run.equity["drawdown"])
+    traces = {t.name: t for t in fig.data}
+    assert [t.name for t in fig.data] == ["equity", *_benchmark(run), "drawdown", "exposure"]
+    assert np.array_equal(traces["equity"].y, run.equity_values)
+    assert np.allclose(traces["drawdown"].y, run.equity["drawdown"])
+    assert np.allclose(traces["exposure"].y, run.equity["exposure"], equal_nan=True)
     with_benchmark = dataclasses.replace(run)
     with_benchmark.benchmark_equity = run.equity_values * 0.9  # type: ignore[attr-defined]
-    names = [t.name for t in with_benchmark.plot().data]
-    assert names == ["equity", "benchmark", "drawdown", "exposure"]
+    traces = {t.name: t for t in with_benchmark.plot().data}
+    assert list(traces) == ["equity", "benchmark", "drawdown", "exposure"]
+    assert np.array_equal(traces["benchmark"].y, run.equity_values * 0.9)
 
 
 def test_portfolio_plot_has_the_weights(portfolio: btlab.PortfolioResult) -> None:
     go = pytest.importorskip("plotly.graph_objects")
     fig = portfolio.plot()
     assert isinstance(fig, go.Figure)
-    assert [t.name for t in fig.data] == ["equity", "drawdown", "AAA", "BBB", "CCC"]
+    names = ["equity", *_benchmark(portfolio), "drawdown", "AAA", "BBB", "CCC"]
+    assert [t.name for t in fig.data] == names
     weights = portfolio.positions.pivot(index="ts", columns="symbol", values="weight")
-    assert np.allclose(fig.data[2].y, weights["AAA"], equal_nan=True)
+    assert np.allclose(fig.data[names.index("AAA")].y, weights["AAA"], equal_nan=True)
 
 
 def test_sweep_plot_is_the_heatmap(sweep: btlab.SweepResult) -> None:
