@@ -1,4 +1,4 @@
-"""How a result shows itself in a notebook or a REPL: a one-line `repr`, and `_repr_html_` with
+"""How a result shows itself in a notebook or a REPL: a two-line `repr`, and `_repr_html_` with
 the headline metrics, the equity curve as a small inline SVG, the run's identity and warnings.
 
 The SVG is hand-written (no plotting library): the equity thinned to about 300 buckets, each
@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import itertools
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 import numpy as np
@@ -39,11 +39,6 @@ SVG_WIDTH, SVG_HEIGHT = 480, 120
 _PARAMS_CHARS = 80
 
 
-class _Meta(Protocol):
-    @property
-    def timeframe(self) -> str: ...
-
-
 class _Data(Protocol):
     @property
     def ts(self) -> np.ndarray: ...
@@ -53,18 +48,13 @@ class _Data(Protocol):
     def meta(self) -> Any: ...
 
 
-class _Warning(Protocol):
-    code: str
-    message: str
-
-
 class Shown(Protocol):
     """What the display reads of a run's result (a single-symbol run's or a portfolio's)."""
 
     config_hash: str
     metrics: dict[str, Any]
     equity_values: np.ndarray
-    warnings: list[Any]
+    warnings: list[Any]  # RunWarning (code, message)
 
     @property
     def config(self) -> RunConfig: ...
@@ -76,12 +66,12 @@ def _percent(value: Any) -> str:
     return _number(value, lambda v: f"{v * 100:+.2f}%")
 
 
-def _number(value: Any, show: Any = None) -> str:
+def _number(value: Any, show: Callable[[Any], str] | None = None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
     if isinstance(value, float) and math.isinf(value):
         return "inf" if value > 0 else "-inf"
-    return str(show(value)) if show is not None else f"{value:.2f}"
+    return show(value) if show is not None else f"{value:.2f}"
 
 
 def format_metric(value: Any, kind: str) -> str:
@@ -133,7 +123,8 @@ def _warning_count(warnings: list[Any]) -> str:
 
 
 def result_repr(result: Shown) -> str:
-    """`<RunResult sma_cross(fast=10, ...) on SYN 1d, ... | return +3.1%, ... | config ab12cd34>`."""
+    """`<RunResult sma_cross(fast=10, ...) on SYN 1d, 2,520 bars 2015-01-02..2024-08-29` and
+    ` return +3.10%, sharpe 0.57, max_dd -20.01% | config 907b8a32c14c>` on a second line."""
     strategy = result.config.strategy
     kind = type(result).__name__
     warned = _warning_count(result.warnings)
