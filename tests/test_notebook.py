@@ -386,6 +386,19 @@ def test_heatmap_over_a_field_axis_with_null() -> None:
     assert not frame.isna().any().any()
 
 
+def test_heatmap_of_a_random_search_is_the_best_draw_per_cell() -> None:
+    search = btlab.run_sweep(
+        {"data": {"bars": 400}, "strategy": {"name": "sma_cross"}, "samples": 10,
+         "grid": {"fast": {"low": 3, "high": 30, "integer": True}, "slow": [40, 80],
+                  "execution.commission_bps": {"low": 0.5, "high": 5.0}}, **NO_VALIDATION}
+    )  # fmt: skip
+    frame = search.heatmap()  # the first two axes, the third not held fixed
+    z = np.array([[math.nan if v is None else v for v in row] for row in search.heatmap_json["z"]])
+    assert np.array_equal(frame.to_numpy(), z, equal_nan=True)
+    assert np.nanmax(frame.to_numpy()) == search.best["metrics"]["sharpe"]
+    assert frame.notna().sum().sum() == len(search.table.groupby(["fast", "slow"]))
+
+
 def test_sweep_html_is_well_formed(sweep: btlab.SweepResult) -> None:
     tags = parsed(sweep._repr_html_())
     assert [tag for tag, _ in tags.seen].count("svg") == 1

@@ -184,15 +184,17 @@ def result_stats(result: StatsSource) -> pd.Series:
 def heatmap_frame(
     table: pd.DataFrame,
     axes: Mapping[str, list[Any]],
-    best: Mapping[str, Any],
+    best: Mapping[str, Any] | None,
     *,
     x: str | None = None,
     y: str | None = None,
     metric: str,
 ) -> pd.DataFrame:
     """`metric` of a sweep's table over the axes `x` (columns) and `y` (rows; the first two axes
-    by default), every other axis fixed at the best combination's value; NaN where a
-    combination was skipped. With one axis, one row named after the metric."""
+    by default), every other axis fixed at `best`'s value (the best combination's); NaN where a
+    combination was skipped. With `best` None (a random search, whose draws rarely share the
+    other axes' values) no axis is fixed and a cell is the largest value of the draws in it, as
+    in heatmap.json. With one axis, one row named after the metric."""
     names = list(axes)
     x = x if x is not None else names[0]
     if y is None:
@@ -204,13 +206,16 @@ def heatmap_frame(
         raise ValueError(f"x and y must be two different axes, both are {x!r}")
     if metric not in table.columns:
         raise KeyError(f"{metric!r} is not a column of the sweep table")
-    fixed = {k: best[k] for k in names if k not in (x, y)}
+    fixed = {k: best[k] for k in names if k not in (x, y)} if best is not None else {}
     # by lookup rather than a pivot: an axis may hold None (a field set to null), which the
     # table holds as None or NaN and a pivot would drop
     at: dict[tuple[Any, Any], float] = {}
     for _, row in table.iterrows():
         if all(_key(row[k]) == _key(v) for k, v in fixed.items()):
-            at[(_key(row[x]), _key(row[y]) if y is not None else None)] = float(row[metric])
+            cell = (_key(row[x]), _key(row[y]) if y is not None else None)
+            value = float(row[metric])
+            if not value <= at.get(cell, -math.inf):  # the largest (a NaN only where alone)
+                at[cell] = value
     ys = axes[y] if y is not None else [None]
     z = [[at.get((_key(xv), _key(yv)), math.nan) for xv in axes[x]] for yv in ys]
     index = pd.Index(axes[y], name=y) if y is not None else pd.Index([metric])

@@ -76,9 +76,11 @@ class SweepResult:
         self, x: str | None = None, y: str | None = None, metric: str | None = None
     ) -> pd.DataFrame:
         """`metric` (default the objective) over the axes `x` (columns) and `y` (rows), the
-        first two by default, every other axis fixed at the best's value; NaN where skipped."""
+        first two by default, every other axis fixed at the best's value; NaN where skipped.
+        A random search fixes none: each cell is the best of its draws."""
+        fixed = None if self.expansion.random else self.best_point()
         return heatmap_frame(
-            self.table, self.expansion.axes, self.best_point(), x=x, y=y,
+            self.table, self.expansion.axes, fixed, x=x, y=y,
             metric=metric or self.request.objective,
         )  # fmt: skip
 
