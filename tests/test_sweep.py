@@ -402,7 +402,7 @@ def test_invalid_combinations_are_skipped_and_counted() -> None:
     assert (summary["n_combinations"], summary["n_valid"], summary["n_skipped"]) == (6, 3, 3)
     assert summary["skipped_reasons"][0] == "params: fast (20) must be less than slow (20)"
     assert res.table[["fast", "slow"]].values.tolist() == [[5, 20], [5, 40], [20, 40]]
-    assert res.heatmap["z"][0][1] is None  # (fast 20, slow 20) was skipped
+    assert res.heatmap_json["z"][0][1] is None  # (fast 20, slow 20) was skipped
 
 
 @pytest.mark.parametrize(
@@ -490,13 +490,13 @@ def test_best_maximizes_the_objective(objective: str) -> None:
     assert res.best["combo"] == best and res.best["params"] == res.expansion.params[best]
     assert same(res.best["metrics"][objective], values[best])
     assert res.summary()["best"] == {"combo": best, "params": res.expansion.params[best]}
-    assert res.heatmap["metric"] == objective
+    assert res.heatmap_json["metric"] == objective
     assert res.best["metrics"] == res.best_run.metrics
 
 
 def test_heatmap_is_the_objective_over_the_first_two_axes() -> None:
     res = run_sweep(request())
-    h = res.heatmap
+    h = res.heatmap_json
     assert h["x"] == {"name": "fast", "values": [5, 10, 20]}
     assert h["y"] == {"name": "slow", "values": [20, 40, 60]}
     lookup = {(r["fast"], r["slow"]): r["sharpe"] for r in res.table.to_dict("records")}
@@ -509,19 +509,19 @@ def test_heatmap_is_the_objective_over_the_first_two_axes() -> None:
     # axes in name order (fast, size, slow): the third is fixed at the best combination's value
     three = run_sweep(request(grid={**GRID, "size": [0.5, 1.0]}))
     fast, size, slow = three.expansion.points[three.best["combo"]]
-    assert three.heatmap["y"] == {"name": "size", "values": [0.5, 1.0]}
-    assert three.heatmap["fixed"] == {"slow": slow}
+    assert three.heatmap_json["y"] == {"name": "size", "values": [0.5, 1.0]}
+    assert three.heatmap_json["fixed"] == {"slow": slow}
     at = {
         (r["fast"], r["size"]): r["sharpe"]
         for r in three.table.to_dict("records")
         if r["slow"] == slow
     }
     assert same(
-        three.heatmap["z"][[0.5, 1.0].index(size)][[5, 10, 20].index(fast)], at[(fast, size)]
+        three.heatmap_json["z"][[0.5, 1.0].index(size)][[5, 10, 20].index(fast)], at[(fast, size)]
     )
     # a single axis has no y
     one = run_sweep(request(grid={"fast": [5, 10]}))
-    assert one.heatmap["y"] is None and len(one.heatmap["z"]) == 1
+    assert one.heatmap_json["y"] is None and len(one.heatmap_json["z"]) == 1
 
 
 # ------------------------------------------------------------------ events, cancellation

@@ -197,7 +197,7 @@ def test_random_search_draws_distinct_seeded_points_and_equals_single_runs() -> 
     assert again.expansion.points == e.points and again.config_hash == res.config_hash
     other = run_sweep({**RANDOM, "seed": 4})
     assert other.expansion.points != e.points  # the root seed draws them
-    z = res.heatmap["z"]
+    z = res.heatmap_json["z"]
     assert max(v for row in z for v in row if v is not None) == res.best["metrics"]["sharpe"]
 
 

@@ -42,6 +42,9 @@ from .portfolio_strategies import (
     is_portfolio_strategy,
     required_portfolio_features,
 )
+from .result_display import result_html, result_repr, result_title
+from .result_plot import plot_portfolio
+from .result_stats import result_stats
 from .run_cache import RunCache
 from .run_result import DataIdentity, outcome_warnings
 from .run_warnings import RunWarning
@@ -111,6 +114,20 @@ class PortfolioResult:
     @property
     def halted(self) -> bool:
         return bool(self.flags & Flag.HALTED_MAX_DRAWDOWN)
+
+    def __repr__(self) -> str:
+        return result_repr(self)
+
+    def _repr_html_(self) -> str:
+        return result_html(self)
+
+    def stats(self) -> pd.Series:
+        """The account's statistics, as `RunResult.stats`."""
+        return result_stats(self)
+
+    def plot(self) -> Any:
+        """An interactive Plotly figure: equity, drawdown, each symbol's weight."""
+        return plot_portfolio(self, result_title(self))
 
     @cached_property
     def position_values(self) -> np.ndarray:

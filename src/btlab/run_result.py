@@ -16,6 +16,9 @@ from btlab.kernels.dtypes import REASON_NAMES, Flag
 from .config import RunConfig
 from .data import Dataset
 from .metrics import drawdown_path
+from .result_display import result_html, result_repr, result_title
+from .result_plot import plot_run
+from .result_stats import result_stats
 from .run_warnings import RunWarning, undefined_metric_warnings, when
 
 __all__ = ["DataIdentity", "Outcome", "RunResult", "halt_status", "outcome_warnings"]
@@ -53,6 +56,21 @@ class RunResult:
     @property
     def halted(self) -> bool:
         return bool(self.flags & Flag.HALTED_MAX_DRAWDOWN)
+
+    def __repr__(self) -> str:
+        return result_repr(self)
+
+    def _repr_html_(self) -> str:
+        return result_html(self)
+
+    def stats(self) -> pd.Series:
+        """The metrics as backtesting.py's `Backtest.run()` names and orders them (docs/python.md,
+        "In a notebook"), then btlab's own."""
+        return result_stats(self)
+
+    def plot(self) -> Any:
+        """An interactive Plotly figure: equity, drawdown, exposure (`pip install 'btlab[plot]'`)."""
+        return plot_run(self, result_title(self))
 
     def exposure_arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """(price, units) whose |product| / equity is the exposure per bar (a portfolio's are

@@ -30,6 +30,9 @@ from ..artifacts import (
 from ..data.portfolio import PortfolioDataset
 from ..hashing import canonical_bytes, sha256_hex
 from ..pipeline import DataIdentity, PortfolioResult, RunResult
+from ..result_display import sweep_html, sweep_repr, sweep_title
+from ..result_plot import plot_heatmap
+from ..result_stats import heatmap_frame
 from ..run_warnings import RunWarning
 from .grid import GridExpansion
 from .request import SweepRequest
@@ -55,13 +58,40 @@ class SweepResult:
     table: pd.DataFrame  # one row per valid combination: combo, the gridded params, metrics
     best: dict[str, Any]  # {"combo": index, "params": {...}, "metrics": {...}}
     best_run: RunResult | PortfolioResult  # the best combination re-run in full
-    heatmap: dict[str, Any]
+    heatmap_json: dict[str, Any]  # heatmap.json: the objective over the first two axes
     validation: dict[str, Any] | None
     fused: bool
     timings_ms: dict[str, float] = field(default_factory=dict)
     #: What the user must know: skipped grid values, short data, the best's ruin, ... (see
     #: `btlab.run_warnings`); in the manifest, the completed event, the CLI and the report.
     warnings: list[RunWarning] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        return sweep_repr(self)
+
+    def _repr_html_(self) -> str:
+        return sweep_html(self, self.heatmap())
+
+    def heatmap(
+        self, x: str | None = None, y: str | None = None, metric: str | None = None
+    ) -> pd.DataFrame:
+        """`metric` (default the objective) over the axes `x` (columns) and `y` (rows), the
+        first two by default, every other axis fixed at the best's value; NaN where skipped.
+        A random search fixes none: each cell is the best of its draws."""
+        fixed = None if self.expansion.random else self.best_point()
+        return heatmap_frame(
+            self.table, self.expansion.axes, fixed, x=x, y=y,
+            metric=metric or self.request.objective,
+        )  # fmt: skip
+
+    def stats(self) -> pd.Series:
+        """The best combination's run statistics (`RunResult.stats`)."""
+        return self.best_run.stats()
+
+    def plot(self, x: str | None = None, y: str | None = None, metric: str | None = None) -> Any:
+        """An interactive Plotly heatmap of `heatmap(x, y, metric)` (`pip install 'btlab[plot]'`)."""
+        metric = metric or self.request.objective
+        return plot_heatmap(self.heatmap(x, y, metric), metric, sweep_title(self))
 
     def summary(self) -> dict[str, Any]:
         """sweep.json: the grid, its size, what was skipped, the objective and the best."""
@@ -102,7 +132,7 @@ class SweepResult:
             "best_equity.parquet": table_bytes(self.best_run.equity),
             "sweep.parquet": table_bytes(self.table),
             "sweep.json": canonical_bytes(self.summary()),
-            "heatmap.json": canonical_bytes(self.heatmap),
+            "heatmap.json": canonical_bytes(self.heatmap_json),
             "metrics.json": canonical_bytes(self.best["metrics"]),
             "validation.json": canonical_bytes(
                 self.validation if self.validation is not None else {"enabled": False}

@@ -306,7 +306,7 @@ def run_sweep(
             **({"fields": expansion.fields[best]} if expansion.field_axes else {}),
         },
         best_run=best_run,
-        heatmap=objective_heatmap(expansion, req.objective, objective, best),
+        heatmap_json=objective_heatmap(expansion, req.objective, objective, best),
         validation=validation,
         fused=out.fused,
         timings_ms=stages.timings,
