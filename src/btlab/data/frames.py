@@ -185,7 +185,9 @@ def _ignored_warning(ignored: list[str]) -> list[str]:
     if not ignored:
         return []
     names = ", ".join(repr(n) for n in ignored[:MAX_REPORTED_ROWS])
-    more = f" and {len(ignored) - MAX_REPORTED_ROWS} more" if len(ignored) > MAX_REPORTED_ROWS else ""
+    more = (
+        f" and {len(ignored) - MAX_REPORTED_ROWS} more" if len(ignored) > MAX_REPORTED_ROWS else ""
+    )
     return [
         f"{IGNORED_COLUMNS}: column(s) {names}{more} are not numeric and were left out "
         "(an extra column is kept as a feature only where it holds numbers)"

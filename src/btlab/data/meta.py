@@ -126,9 +126,15 @@ class Dataset:
         if not self._hash:
             self._hash.append(
                 dataset_hash(
-                    self.ts, self.open, self.high, self.low, self.close, self.volume,
-                    self.adj_close, self.extra,
-                )  # fmt: skip
+                    self.ts,
+                    self.open,
+                    self.high,
+                    self.low,
+                    self.close,
+                    self.volume,
+                    self.adj_close,
+                    self.extra,
+                )
             )
         return self._hash[0]
 
