@@ -258,7 +258,7 @@ def _booleans(values: Any, data: Dataset | PortfolioDataset, field: str) -> np.n
     bad = (numbers != 0) & (numbers != 1)
     if bad.any():
         raise _bad(field, f"a signal must hold booleans (True/False or 1/0); "
-                          f"{_first_bad(bad, data)} holds {numbers[bad][0]!r}")  # fmt: skip
+                          f"{_first_bad(bad, data)} holds {float(numbers[bad][0])!r}")  # fmt: skip
     out: np.ndarray = numbers == 1
     return out
 

@@ -143,7 +143,7 @@ def _numeric(frame: pd.DataFrame, name: str) -> np.ndarray:
 def _is_saved_index(name: str) -> bool:
     """pandas' name for an index written into a file without a name ("Unnamed: 0")."""
     head, sep, tail = name.partition(":")
-    return head == "unnamed" and bool(sep) and tail.strip().isdigit()
+    return head.strip().lower() == "unnamed" and bool(sep) and tail.strip().isdigit()
 
 
 def _extra_columns(frame: pd.DataFrame) -> tuple[dict[str, np.ndarray], list[str]]:
@@ -189,8 +189,8 @@ def _ignored_warning(ignored: list[str]) -> list[str]:
         f" and {len(ignored) - MAX_REPORTED_ROWS} more" if len(ignored) > MAX_REPORTED_ROWS else ""
     )
     return [
-        f"{IGNORED_COLUMNS}: column(s) {names}{more} are not numeric and were left out "
-        "(an extra column is kept as a feature only where it holds numbers)"
+        f"{IGNORED_COLUMNS}: column(s) {names}{more} are not numeric (or are a "
+        "saved index) and were left out: an extra column is kept only where it holds numbers"
     ]
 
 
