@@ -288,3 +288,15 @@ def test_a_symbol_not_listed_has_target_zero_whatever_is_given() -> None:
     listed_nan[50, 1] = np.nan
     with pytest.raises(ConfigError, match=r"bar 50 .*symbol 'B'"):
         btlab.run({"validation": {"enabled": False}}, data, targets=listed_nan)
+
+
+def test_the_report_says_why_there_is_no_permutation_p_value(
+    strategy_run: btlab.RunResult, tmp_path: Any
+) -> None:
+    from btlab.report import write_report
+
+    own = btlab.run(_own(BASE), targets=strategy_run.target)
+    write_artifacts(own, tmp_path / "own")
+    page = write_report(tmp_path / "own").read_text(encoding="utf-8")
+    assert f"not computed: {PERMUTATION_SKIPPED}" in page
+    assert "<h1>targets on " in page
