@@ -290,19 +290,29 @@ def caller_targets(targets: TargetsInput, data: Dataset | PortfolioDataset) -> n
     return _finished(_numbers(targets, data, "targets"), data, "targets")
 
 
+def _target_column(data: Dataset, column: str) -> np.ndarray:
+    """`features.extra_column`, its error naming the request's field for the targets."""
+    try:
+        return extra_column(data, column)
+    except ConfigError as exc:
+        raise ConfigError(
+            "unknown dataset column", [("strategy.params.column", m) for _, m in exc.errors]
+        ) from None
+
+
 def column_targets(data: Dataset | PortfolioDataset, column: str) -> np.ndarray:
     """The targets a dataset's extra column holds, as they are (not shifted). A portfolio's
     symbols each hold the column: at a clock bar where a listed symbol has no bar (a gap) its
     target is its last bar's."""
     if not isinstance(data, PortfolioDataset):
-        return _finished(extra_column(data, column)[:, None], data, f"data column {column!r}")
+        return _finished(_target_column(data, column)[:, None], data, f"data column {column!r}")
     out = np.full((len(data), data.n_symbols), np.nan)
     for k, symbol in enumerate(data.symbols):
         try:
-            values = extra_column(data.members[symbol], column)
+            values = _target_column(data.members[symbol], column)
         except ConfigError as exc:
             named = ConfigError(f"symbol {symbol!r}: {exc}")
-            named.errors = exc.errors
+            named.errors = [(f, f"symbol {symbol!r}: {m}") for f, m in exc.errors]
             raise named from None
         out[data.positions[k], k] = values
         bad = ~np.isfinite(values)

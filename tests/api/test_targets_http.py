@@ -66,14 +66,17 @@ def test_an_uploaded_column_is_the_runs_targets(client: httpx.Client, tmp_path: 
     assert again.status_code == 201 and again.json()["config_hash"] != done["config_hash"]
 
 
-def test_an_unknown_column_fails_the_run_naming_the_columns(client: httpx.Client) -> None:
+def test_an_unknown_column_is_a_422_naming_the_columns(client: httpx.Client) -> None:
     dataset = _upload(client, np.zeros(BARS))
     body = {
         "data": {"source": "dataset", "id": dataset["id"]},
         "strategy": {"name": "targets", "params": {"column": "nope"}},
         "validation": {"enabled": False},
     }
-    created = client.post("/runs", json=body)
-    assert created.status_code == 201, created.text
-    done = wait_status(client, created.json()["id"], ("completed", "failed"))
-    assert done["status"] == "failed" and "'my_target'" in done["error"]
+    refused = client.post("/runs", json=body)
+    assert refused.status_code == 422, refused.text
+    (detail,) = refused.json()["details"]
+    assert detail["loc"] == "strategy.params.column" and "'my_target'" in detail["msg"]
+    # without a column there is nothing to run (over HTTP no targets can be handed in)
+    body["strategy"] = {"name": "targets"}
+    assert client.post("/runs", json=body).status_code == 422
