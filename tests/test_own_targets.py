@@ -300,3 +300,15 @@ def test_the_report_says_why_there_is_no_permutation_p_value(
     page = write_report(tmp_path / "own").read_text(encoding="utf-8")
     assert f"not computed: {PERMUTATION_SKIPPED}" in page
     assert "<h1>targets on " in page
+
+
+def test_a_shared_run_cache_never_serves_one_targets_run_for_another() -> None:
+    cache = btlab.RunCache()
+    config = {"data": {"bars": 200}, "validation": {"enabled": False}}
+    long = btlab.run(config, targets=np.ones(200), cache=cache)
+    short = btlab.run(config, targets=-np.ones(200), cache=cache)
+    assert long.config_hash != short.config_hash
+    assert long.metrics["total_return"] != short.metrics["total_return"]
+    assert (short.units[:-1] < 0).all() and (long.units[:-1] > 0).all()  # flat at the end
+    again = btlab.run(config, targets=np.ones(200), cache=cache)
+    assert again.config_hash == long.config_hash and again.metrics == long.metrics
