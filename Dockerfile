@@ -6,7 +6,12 @@
 #   docker run -d -p 8000:8000 -v btlab-data:/data -e BTLAB_TOKEN=change-me btlab
 #
 # Runs, artifacts and datasets live in the /data volume (BTLAB_HOME). Other BTLAB_* settings
-# (BTLAB_TOKEN, BTLAB_RETENTION, ...) are read from the environment at start.
+# (BTLAB_TOKEN, BTLAB_RETENTION, BTLAB_CLUSTER, ...) are read from the environment at start.
+#
+# The same image is a worker of a Dask cluster for sweeps (docs/cluster.md; the kernels come
+# compiled, so a worker starts without compiling anything):
+#
+#   docker run -d btlab dask worker tcp://SCHEDULER:8786 --nthreads 1
 #
 # tests/test_docker.py runs this file's steps outside Docker (no engine on the CI machines): it
 # reads the FROM/ARG/ENV/WORKDIR/COPY/RUN/USER/HEALTHCHECK/CMD lines and runs them in order on a

@@ -12,7 +12,15 @@ from hypothesis.extra.numpy import arrays
 
 from btlab.kernels import FILL_DTYPE, TRADE_DTYPE
 from btlab.kernels.metrics import equity_stats_nb, round_significant_nb, sharpe_nb
-from btlab.metric_registry import BY_NAME, FOLD, HEADLINE, METRIC_NAMES, METRICS, SWEEP_COLUMNS
+from btlab.metric_registry import (
+    BY_NAME,
+    FOLD,
+    FROM_STATS,
+    HEADLINE,
+    METRIC_NAMES,
+    METRICS,
+    SWEEP_COLUMNS,
+)
 from btlab.metrics import annualized_ratio, compute_metrics
 from tests.reference.metrics import numpy_metrics
 
@@ -144,12 +152,13 @@ def test_metrics_from_the_kernels_equal_numpys_bit_for_bit(
 ) -> None:
     """The one path (per-path statistics kernels, then `metrics_from_stats`) gives what NumPy
     gives, bit for bit, in the registry's order: ruined or not, folds holding a ruin without its
-    flag, flat equity, no fills, no trades, only open ones."""
+    flag, flat equity, no fills, no trades, only open ones. (The metrics read from the arrays,
+    `from_arrays`, are tested against their oracles in tests/test_metrics_oracles.py.)"""
     kw = {"initial_cash": 1e5, "periods_per_year": 252.0, "ruined": ruined, "halted": halted}
     got = compute_metrics(*arrays_, **kw)  # type: ignore[arg-type]
     want = numpy_metrics(*arrays_, **kw)
-    assert tuple(got) == METRIC_NAMES == tuple(want)
-    assert {k: (v, want[k]) for k, v in got.items() if not _same(v, want[k])} == {}
+    assert tuple(got) == METRIC_NAMES and tuple(want) == FROM_STATS
+    assert {k: (got[k], v) for k, v in want.items() if not _same(got[k], v)} == {}
 
 
 @settings(max_examples=300, deadline=None)
@@ -167,7 +176,10 @@ def test_the_sharpe_formula_is_the_same_in_the_core_and_the_kernels(
 
 
 def test_the_registry_names_each_metric_once_with_what_tables_need() -> None:
-    assert len(set(METRIC_NAMES)) == len(METRICS) == 32
+    assert len(set(METRIC_NAMES)) == len(METRICS) == 45
+    # the row of sums first (metrics_from_stats, a sweep combination's), then the array metrics
+    assert METRIC_NAMES[: len(FROM_STATS)] == FROM_STATS and len(FROM_STATS) == 32
+    assert not any(BY_NAME[m].sweep_column or BY_NAME[m].fold for m in METRIC_NAMES[32:])
     assert {m.kind for m in METRICS} <= {
         "fraction", "ratio", "currency", "count", "bars", "number", "flag",
     }  # fmt: skip
@@ -176,7 +188,7 @@ def test_the_registry_names_each_metric_once_with_what_tables_need() -> None:
     assert HEADLINE == (
         "final_equity", "total_return", "cagr", "annual_volatility", "sharpe", "sortino",
         "max_drawdown", "calmar", "exposure", "trade_count", "win_rate", "profit_factor",
-        "total_costs", "n_bars", "ruined", "halted",
+        "total_costs", "n_bars", "ruined", "halted", "benchmark_return", "excess_return",
     )  # fmt: skip
     assert set(FOLD) == {
         "total_return", "cagr", "sharpe", "sortino", "max_drawdown", "annual_volatility",

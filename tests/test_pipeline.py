@@ -100,6 +100,7 @@ def test_default_run_produces_every_table_and_metric() -> None:
         "exposure",
         "drawdown",
         "borrow",
+        "benchmark",
     ]
     assert {
         "side",
@@ -206,6 +207,20 @@ def test_preset_overrides_merge_in_depth() -> None:
     )
     assert isinstance(config, RunConfig)
     assert config.strategy.params["fast"] == 5 and config.strategy.params["slow"] == 100
+    # another strategy does not inherit the preset strategy's parameters; its own are kept
+    other = resolve_request(
+        {"preset": "sma_cross_daily",
+         "overrides": {"strategy": {"name": "rsi_reversion", "params": {"window": 10}}}}
+    )  # fmt: skip
+    assert isinstance(other, RunConfig) and other.strategy.params["window"] == 10
+    bare = resolve_request(
+        {"preset": "sma_cross_daily", "overrides": {"strategy": {"name": "buy_and_hold"}}}
+    )
+    assert isinstance(bare, RunConfig) and bare.strategy.name == "buy_and_hold"
+    same = resolve_request(
+        {"preset": "sma_cross_daily", "overrides": {"strategy": {"name": "sma_cross"}}}
+    )
+    assert isinstance(same, RunConfig) and same.strategy.params["slow"] == 100
     with pytest.raises(btlab.NotFoundError, match="unknown preset"):
         resolve_request({"preset": "nope"})
     with pytest.raises(ConfigError, match="overrides"):

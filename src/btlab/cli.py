@@ -406,6 +406,8 @@ def build_sweep_request(args: argparse.Namespace) -> dict[str, Any]:
         body["grid"] = grid
     if args.objective:
         body["objective"] = args.objective
+    if args.samples is not None:
+        body["samples"] = args.samples
     return body
 
 
@@ -458,7 +460,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         manifest = result.write_artifacts(out, overwrite=args.force, replace_same_run=True)
     report = None if args.no_report else write_run_report(out)
     summary = result.summary()
-    best = {k: result.best["params"][k] for k in result.expansion.axes}
+    best = result.best_point()
     objective = request.objective
     print_warnings(result.warnings)
     if args.json:
@@ -547,16 +549,23 @@ def build_parser() -> argparse.ArgumentParser:
     add_request_arguments(run_p, "", "btlab-out/<config hash>")
     run_p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     run_p.set_defaults(func=cmd_run)
-    sweep_p = sub.add_parser("sweep", help="run every combination of a grid of strategy parameters")
+    sweep_p = sub.add_parser(
+        "sweep", help="run every combination of a grid (strategy parameters, request fields)"
+    )
     add_request_arguments(sweep_p, ", may hold 'grid'", "btlab-out/sweep-<config hash>")
     sweep_p.add_argument(
         "--grid",
         action="append",
         metavar="NAME=VALUES",
-        help="an axis: NAME=START:STOP:STEP (inclusive) or NAME=V1,V2,... (repeat per parameter)",
+        help="an axis: NAME=START:STOP:STEP (inclusive), NAME=V1,V2,... or, with --samples, "
+        "NAME=uniform:LOW:HIGH, loguniform:LOW:HIGH or randint:LOW:HIGH; NAME is a strategy "
+        "parameter or a request field (execution.commission_bps); repeat per axis",
     )
     sweep_p.add_argument(
         "--objective", help="the metric the best combination maximizes (default: sharpe)"
+    )
+    sweep_p.add_argument(
+        "--samples", type=int, metavar="N", help="random search: N distinct draws from the axes"
     )
     sweep_p.add_argument("--json", action="store_true", help="print the best combination as JSON")
     sweep_p.set_defaults(func=cmd_sweep)

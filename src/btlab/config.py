@@ -16,7 +16,7 @@ from pydantic import Discriminator, Field, Tag, ValidationError, field_validator
 from .errors import ConfigError, DataError, pydantic_message
 from .features import FeatureSpec as FeatureSpec
 from .portfolio_strategies import is_portfolio_strategy, resolve_portfolio_strategy_params
-from .request_model import RequestModel, hash_payload
+from .request_model import HashOmitDefault, RequestModel, hash_payload
 from .strategies import resolve_strategy_params
 from .synthetic_clock import MAX_SYMBOLS, BoundsError, check_bounds, check_portfolio_bounds
 from .targets import TARGETS_STRATEGY, resolve_targets_params
@@ -358,6 +358,13 @@ class MetricsConfig(RequestModel):
         gt=0,
         le=1e8,
         description="Bars per year for annualizing; inferred from the timeframe and calendar when unset.",
+    )
+    benchmark: Annotated[Literal["auto", "none"], HashOmitDefault()] = Field(
+        "auto",
+        description="What the run is measured against (benchmark_return, alpha, beta, ...): "
+        '"auto" is the buy-and-hold of the traded symbol, or for a portfolio the equal-weight '
+        'index of its symbols rebalanced every bar (frictionless); "none" turns it off. From '
+        "Python, run(..., benchmark=series) measures against a series of your own.",
     )
 
 

@@ -1,7 +1,10 @@
 """The one list of run metrics (SPEC §5): what each is, how it is shown, where it appears.
 
-`METRICS` holds one `Metric` per key of metrics.json, in the order `metrics_from_stats`
-returns them (and so the order of sweep.parquet's metric columns). Everything that names
+`METRICS` holds one `Metric` per key of metrics.json, in the order `metrics.compute_metrics`
+returns them: first those `metrics_from_stats` gives from a row of per-path sums (the order of
+sweep.parquet's metric columns), then those read from a run's own arrays (`from_arrays`: the
+benchmark, the tails of the returns, the trade distribution), which a sweep computes for its
+best run only. Everything that names
 metrics reads it: GET /registry, the CLI's metrics and sweep tables, the report's metric,
 fold and sweep tables, the fold metrics of validation.json, the service's headline metrics,
 the reasons of `undefined_metrics` warnings, and the metrics table of docs/concepts.md
@@ -19,11 +22,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 Kind = Literal["fraction", "ratio", "currency", "count", "bars", "number", "flag"]
-Group = Literal["performance", "trading", "capital"]
+Group = Literal["performance", "risk", "benchmark", "trading", "capital"]
 
 #: The report's metric tables, in order: slug -> caption.
 GROUP_TITLES: Mapping[str, str] = {
     "performance": "Performance",
+    "risk": "Risk",
+    "benchmark": "Against the benchmark",
     "trading": "Trading",
     "capital": "Capital and costs",
 }
@@ -37,7 +42,9 @@ class Metric:
     `description` its definition (formula) as GET /registry and the docs give it; `undefined`
     when it is NaN (null), where it can be. `signed`: a table colours its sign. `headline`: in
     the CLI's table and the service's run listings and `completed` events; `fold`: computed per
-    time fold (validation.json); `sweep_column`: shown for each combination of a sweep.
+    time fold (validation.json); `sweep_column`: shown for each combination of a sweep;
+    `from_arrays`: computed from the run's arrays (`metrics.array_metrics`), not from a row of
+    sums, so a sweep's combinations do not have it (its best run does).
     """
 
     name: str
@@ -51,6 +58,7 @@ class Metric:
     headline: bool = False
     fold: bool = False
     sweep_column: bool = False
+    from_arrays: bool = False
 
     @property
     def narrow_label(self) -> str:
@@ -59,6 +67,8 @@ class Metric:
 
 _RETURNS_UNDEFINED = "fewer than 2 per-bar returns, or returns without variance"
 _NO_CLOSED_TRADE = "no closed trade"
+_BENCHMARK_OFF = 'the benchmark is off (metrics.benchmark = "none")'
+_ACTIVE = "r - b, r the run's per-bar returns, b the benchmark's"
 
 METRICS: tuple[Metric, ...] = (
     Metric("initial_cash", "Initial cash", "currency", "capital", "Cash at the start."),
@@ -301,6 +311,149 @@ METRICS: tuple[Metric, ...] = (
         "True where the max-drawdown limit halted trading.",
         headline=True,
     ),
+    Metric(
+        "benchmark_return",
+        "Benchmark return",
+        "fraction",
+        "benchmark",
+        "benchmark[-1] / initial_cash - 1: the total return of the benchmark (metrics.benchmark; "
+        "by default the buy-and-hold of the traded symbol, or the equal-weight index of a "
+        "portfolio's symbols rebalanced every bar, frictionless).",
+        undefined=_BENCHMARK_OFF,
+        short_label="Benchmark",
+        signed=True,
+        headline=True,
+        from_arrays=True,
+    ),
+    Metric(
+        "excess_return",
+        "Excess return",
+        "fraction",
+        "benchmark",
+        "total_return - benchmark_return.",
+        undefined=_BENCHMARK_OFF,
+        signed=True,
+        headline=True,
+        from_arrays=True,
+    ),
+    Metric(
+        "alpha",
+        "Alpha (annual)",
+        "fraction",
+        "benchmark",
+        "OLS intercept of r[i] = alpha_bar + beta * b[i] + e[i] times periods_per_year "
+        "(arithmetic annualization; risk-free rate 0), b the benchmark's per-bar returns.",
+        undefined=f"{_BENCHMARK_OFF}, fewer than 2 per-bar returns, or a benchmark without "
+        "variance",
+        signed=True,
+        from_arrays=True,
+    ),
+    Metric(
+        "beta",
+        "Beta",
+        "ratio",
+        "benchmark",
+        "OLS slope of r on b: cov(r, b) / var(b).",
+        undefined=f"{_BENCHMARK_OFF}, fewer than 2 per-bar returns, or a benchmark without "
+        "variance",
+        signed=True,
+        from_arrays=True,
+    ),
+    Metric(
+        "information_ratio",
+        "Information ratio",
+        "ratio",
+        "benchmark",
+        f"mean(a) / std(a, ddof=1) * sqrt(periods_per_year), a = {_ACTIVE}.",
+        undefined=f"{_BENCHMARK_OFF}, fewer than 2 per-bar returns, or active returns "
+        "without variance",
+        signed=True,
+        from_arrays=True,
+    ),
+    Metric(
+        "tracking_error",
+        "Tracking error",
+        "fraction",
+        "benchmark",
+        f"std(a, ddof=1) * sqrt(periods_per_year), a = {_ACTIVE}.",
+        undefined=f"{_BENCHMARK_OFF}, or fewer than 2 per-bar returns",
+        from_arrays=True,
+    ),
+    Metric(
+        "var_95",
+        "VaR 95 % (per bar)",
+        "fraction",
+        "risk",
+        "Historical value at risk: the 5th percentile of r (linear interpolation), a return "
+        "(negative: a loss).",
+        undefined="no per-bar return",
+        short_label="VaR 95",
+        signed=True,
+        from_arrays=True,
+    ),
+    Metric(
+        "cvar_95",
+        "CVaR 95 % (per bar)",
+        "fraction",
+        "risk",
+        "Historical expected shortfall: the mean of the floor((m - 1) * 0.05) + 1 lowest of the "
+        "m per-bar returns (those at or below var_95), a return (negative: a loss).",
+        undefined="no per-bar return",
+        short_label="CVaR 95",
+        signed=True,
+        from_arrays=True,
+    ),
+    Metric(
+        "omega",
+        "Omega (threshold 0)",
+        "ratio",
+        "risk",
+        "sum(max(r, 0)) / sum(max(-r, 0)).",
+        undefined="no per-bar return below zero",
+        from_arrays=True,
+    ),
+    Metric(
+        "tail_ratio",
+        "Tail ratio",
+        "ratio",
+        "risk",
+        "|95th percentile of r| / |5th percentile of r|.",
+        undefined="no per-bar return, or a 5th percentile of 0",
+        from_arrays=True,
+    ),
+    Metric(
+        "sqn",
+        "SQN",
+        "ratio",
+        "trading",
+        "System quality number: sqrt(N) * mean(R) / std(R, ddof=1) over the N closed trades, "
+        "R = each trade's net return (standing in for Van Tharp's R-multiple: a trade's initial "
+        "risk is not known); no cap on N.",
+        undefined="fewer than 2 closed trades, or trade returns without variance",
+        signed=True,
+        from_arrays=True,
+    ),
+    Metric(
+        "kelly_fraction",
+        "Kelly fraction",
+        "fraction",
+        "trading",
+        "win_rate - (1 - win_rate) / payoff, payoff = mean net return of winning trades / "
+        "|mean net return of losing trades|.",
+        undefined="no winning or no losing closed trade",
+        signed=True,
+        from_arrays=True,
+    ),
+    Metric(
+        "exposure_adjusted_return",
+        "Exposure-adjusted return",
+        "fraction",
+        "performance",
+        "cagr / exposure: the annual return per unit of time in the market.",
+        undefined="never in the market, or cagr undefined",
+        signed=True,
+        from_arrays=True,
+    ),
 )
 
 BY_NAME: Mapping[str, Metric] = {m.name: m for m in METRICS}
@@ -311,6 +464,8 @@ HEADLINE: tuple[str, ...] = tuple(m.name for m in METRICS if m.headline)
 FOLD: tuple[str, ...] = tuple(m.name for m in METRICS if m.fold)
 #: Shown for each combination in the sweep tables (after the objective).
 SWEEP_COLUMNS: tuple[str, ...] = tuple(m.name for m in METRICS if m.sweep_column)
+#: What `metrics.metrics_from_stats` gives (a sweep combination's metrics, in sweep.parquet).
+FROM_STATS: tuple[str, ...] = tuple(m.name for m in METRICS if not m.from_arrays)
 
 
 def in_group(group: str) -> tuple[Metric, ...]:

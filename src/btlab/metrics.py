@@ -3,8 +3,11 @@
 `path_statistics` runs the statistics kernels (`kernels.metrics`: return moments, drawdown,
 exposure and leverage, fill and trade totals, every sum in NumPy's pairwise order) over a run's
 arrays; the sweep kernel fills the same row for each combination. `metrics_from_stats` turns a
-row into the metrics dict, for single runs, sweep combinations and folds alike. What each
-metric is lives in `btlab.metric_registry`.
+row into the metrics dict, for single runs, sweep combinations and folds alike.
+`array_metrics` adds what needs the run's own arrays rather than a row of sums: the quantiles
+and tails of the per-bar returns, the trade-distribution statistics and the comparison with the
+benchmark (`btlab.benchmark`); `compute_metrics` (single runs, portfolio runs, a sweep's best
+run, folds) returns both. What each metric is lives in `btlab.metric_registry`.
 """
 
 from __future__ import annotations
@@ -102,9 +105,13 @@ def path_statistics(
     *,
     ruined: bool = False,
     halted: bool = False,
+    bounds: np.ndarray = _NO_BOUNDS,
+    blocks: np.ndarray = _NO_BLOCKS,
 ) -> np.ndarray:
     """One row of per-path statistics (`kernels.metrics.STAT_NAMES`) of a run or a part of one,
-    by the kernels the sweep runs for each combination, so both give the same bits.
+    by the kernels the sweep runs for each combination, so both give the same bits. With CSCV
+    group `bounds`, each group's return sums go to `blocks` (groups x BLOCK_FIELDS), as the
+    sweep kernels write them.
 
     A part of a ruined run (a fold) may hold the ruin without its flag: equity at or below 0
     (then the raw drawdown is at or below -1, or the first bar is already there) sets the
@@ -114,7 +121,7 @@ def path_statistics(
     row = np.zeros(N_STATS)
     scratch = np.empty(max(n, fills.shape[0], trades.shape[0], 1))
     stack = pairwise_stack()
-    path_stats_nb(close, units, equity, borrow, True, _NO_BOUNDS, row, _NO_BLOCKS, scratch, stack)
+    path_stats_nb(close, units, equity, borrow, True, bounds, row, blocks, scratch, stack)
     fill_stats_nb(fills, fills.shape[0], row, scratch, stack)
     trade_stats_nb(trades, trades.shape[0], row, scratch, stack)
     row[SW_FINAL] = equity[n - 1] if n else math.nan
@@ -137,13 +144,17 @@ def compute_metrics(
     periods_per_year: float,
     ruined: bool = False,
     halted: bool = False,
+    benchmark: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Every metric of SPEC §5 as a flat dict of plain Python values (NaN where undefined)."""
+    """Every metric of SPEC §5 as a flat dict of plain Python values (NaN where undefined), in
+    `metric_registry.METRICS` order. `benchmark`: the benchmark's equity per bar
+    (`btlab.benchmark`), None where it is off (its metrics are then NaN)."""
     row = path_statistics(close, equity, units, borrow, fills, trades, ruined=ruined, halted=halted)
-    return metrics_from_stats(
+    base = metrics_from_stats(
         row, n=equity.shape[0], years=span_years(ts_ns), initial_cash=initial_cash,
         periods_per_year=periods_per_year,
     )  # fmt: skip
+    return base | array_metrics(equity, trades, base, benchmark=benchmark)
 
 
 def metrics_from_stats(
@@ -204,3 +215,119 @@ def metrics_from_stats(
         "ruined": bool(flags & Flag.RUINED),
         "halted": bool(flags & Flag.HALTED_MAX_DRAWDOWN),
     }
+
+
+#: The tail of the per-bar returns that `var_95` and `cvar_95` describe.
+TAIL = 0.05
+
+
+def per_bar_returns(equity: np.ndarray) -> np.ndarray:
+    """`equity[i] / equity[i-1] - 1` for i >= 1 (NaN or inf where equity[i-1] is 0)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out: np.ndarray = equity[1:] / equity[:-1] - 1.0
+    return out
+
+
+#: A std of per-bar returns below this is rounding, not variance: returns computed as ratios
+#: of an equity path that compounds a constant rate differ from it by ulps of 1 (~1e-16).
+RETURN_NOISE = 1e-12
+
+
+def _constant(values: np.ndarray) -> bool:
+    """All equal up to rounding: no values, all equal (their float mean may still differ from
+    them by an ulp), or a std (ddof 1) below `RETURN_NOISE`."""
+    if values.size < 2 or values.max() == values.min():
+        return True
+    return bool(np.std(values, ddof=1) < RETURN_NOISE)
+
+
+def tail_metrics(r: np.ndarray) -> dict[str, float]:
+    """Historical 95 % VaR and CVaR (per bar, as returns: negative is a loss), the omega ratio
+    at threshold 0 and the tail ratio, of the finite per-bar returns `r`."""
+    m = r.shape[0]
+    if m == 0:
+        return dict.fromkeys(("var_95", "cvar_95", "omega", "tail_ratio"), math.nan)
+    low, high = (float(q) for q in np.percentile(r, [100 * TAIL, 100 * (1 - TAIL)]))
+    cut = int((m - 1) * TAIL)  # the cut+1 lowest returns: those at or below var_95
+    losses = float(-np.minimum(r, 0.0).sum())
+    return {
+        "var_95": low,
+        "cvar_95": float(np.mean(np.partition(r, cut)[: cut + 1])),
+        "omega": float(np.maximum(r, 0.0).sum()) / losses if losses > 0 else math.nan,
+        "tail_ratio": abs(high) / abs(low) if low != 0 else math.nan,
+    }
+
+
+def trade_metrics(trades: np.ndarray, win_rate: float) -> dict[str, float]:
+    """SQN and the Kelly fraction of the closed trades' net returns (`return_`)."""
+    closed = trades[~trades["is_open"]]
+    ret = closed["return_"]
+    n = ret.shape[0]
+    sqn = (
+        math.sqrt(n) * float(np.mean(ret)) / float(np.std(ret, ddof=1))
+        if n >= 2 and not _constant(ret)
+        else math.nan
+    )
+    wins, losses = ret[closed["net_pnl"] > 0.0], ret[closed["net_pnl"] < 0.0]
+    kelly = math.nan
+    if wins.size and losses.size:
+        payoff = float(np.mean(wins)) / abs(float(np.mean(losses)))
+        kelly = win_rate - (1.0 - win_rate) / payoff
+    return {"sqn": sqn, "kelly_fraction": kelly}
+
+
+def benchmark_metrics(
+    r: np.ndarray, benchmark: np.ndarray | None, total_return: float, initial_cash: float,
+    periods_per_year: float,
+) -> dict[str, float]:  # fmt: skip
+    """The run against its benchmark's equity path (`benchmark`, None where it is off): the
+    benchmark's total return, the excess return, OLS alpha (annualized, risk-free 0) and beta
+    of the per-bar returns `r` (all of them, NaN where not finite) on the benchmark's, the
+    tracking error and the information ratio, over the bars where both returns are finite."""
+    out = dict.fromkeys(
+        ("benchmark_return", "excess_return", "alpha", "beta", "information_ratio",
+         "tracking_error"), math.nan,
+    )  # fmt: skip
+    if benchmark is None or benchmark.shape[0] == 0:
+        return out
+    bench_return = float(benchmark[-1]) / initial_cash - 1.0
+    out["benchmark_return"] = bench_return
+    out["excess_return"] = total_return - bench_return
+    b = per_bar_returns(benchmark)
+    both = np.isfinite(r) & np.isfinite(b)
+    rs, bs = r[both], b[both]
+    if rs.shape[0] < 2:
+        return out
+    active = rs - bs
+    deviation = 0.0 if _constant(active) else float(np.std(active, ddof=1))
+    root_ppy = math.sqrt(periods_per_year)
+    out["tracking_error"] = deviation * root_ppy
+    out["information_ratio"] = annualized_ratio(float(np.mean(active)), deviation, root_ppy)
+    if not _constant(bs):
+        mean_r, mean_b = float(np.mean(rs)), float(np.mean(bs))
+        beta = float(np.sum((rs - mean_r) * (bs - mean_b)) / np.sum((bs - mean_b) ** 2))
+        out["beta"] = beta
+        out["alpha"] = (mean_r - beta * mean_b) * periods_per_year
+    return out
+
+
+def array_metrics(
+    equity: np.ndarray, trades: np.ndarray, base: dict[str, Any], *,
+    benchmark: np.ndarray | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """The metrics read from a run's arrays (`Metric.from_arrays`), after `base` (the run's
+    `metrics_from_stats`): tails of the per-bar returns, the trade statistics, the
+    exposure-adjusted return and the comparison with `benchmark` (its equity path, or None)."""
+    r = per_bar_returns(equity)
+    exposure, cagr = float(base["exposure"]), float(base["cagr"])
+    return {
+        **benchmark_metrics(
+            r, benchmark, float(base["total_return"]), float(base["initial_cash"]),
+            float(base["periods_per_year"]),
+        ),
+        **tail_metrics(r[np.isfinite(r)]),
+        **trade_metrics(trades, float(base["win_rate"])),
+        "exposure_adjusted_return": (
+            cagr / exposure if exposure > 0 and math.isfinite(cagr) else math.nan
+        ),
+    }  # fmt: skip

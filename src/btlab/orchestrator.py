@@ -47,6 +47,7 @@ from .config import SyntheticData
 from .data import Dataset
 from .data.portfolio import PortfolioDataset
 from .errors import BtlabError, ConfigError, DataError, NotFoundError, RunCancelled
+from .executors import BatchExecutor, LocalExecutor
 from .hashing import canonical_bytes, canonical_json, canonicalize, sha256_hex
 from .metric_registry import HEADLINE
 from .pipeline import RunCache, data_identity, load_dataset
@@ -185,8 +186,11 @@ class Orchestrator:
         progress_interval: float = 0.05,
         allow_files: bool = True,
         file_roots: Sequence[str | Path] | None = None,
+        batches: BatchExecutor | None = None,
     ) -> None:
         self.store = store
+        # where a sweep's batches run: a cluster (BTLAB_CLUSTER), else the run's own thread
+        self.batches: BatchExecutor = batches if batches is not None else LocalExecutor()
         self.allow_files = allow_files
         # None: any file (in-process use); else only files inside these folders
         self.file_roots = (
@@ -468,7 +472,7 @@ class Orchestrator:
             result = run_type.execute(
                 job.config, on_event=on_event, should_cancel=should_cancel,
                 resolve_stored=store.load_dataset, resolve_portfolio=store.load_portfolio,
-                cache=self.cache,
+                cache=self.cache, batches=self.batches,
             )  # fmt: skip
             completion = run_type.report(result)
             if completion.config_hash != job.config_hash:

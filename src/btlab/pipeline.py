@@ -21,9 +21,11 @@ from btlab.kernels.portfolio import PortfolioBars
 
 from . import data as data_mod
 from . import sources
+from .benchmark import run_benchmark, with_benchmark_hash
 from .config import FileData, RunConfig, StoredData, StrategyConfig, parse_config
 from .data.portfolio import PortfolioDataset, from_members
 from .errors import ConfigError, NotFoundError
+from .executors import BatchExecutor, executor_from_env
 from .features import FeatureStore
 from .hashing import canonical_json
 from .identity import config_hash as config_hash
@@ -143,30 +145,6 @@ def load_dataset(
     return dataset
 
 
-def load_single_dataset(
-    config: RunConfig,
-    data: pd.DataFrame | data_mod.Dataset | None = None,
-    *,
-    resolve_stored: Callable[[str], data_mod.Dataset] | None = None,
-    resolve_portfolio: PortfolioResolver | None = None,
-    cache: RunCache | None = None,
-    what: str = "this run",
-) -> data_mod.Dataset:
-    """`load_dataset` where only one symbol's bars will do (a ConfigError naming the data
-    section where they are a portfolio's)."""
-    loaded = load_dataset(
-        config, data, resolve_stored=resolve_stored, resolve_portfolio=resolve_portfolio,
-        cache=cache,
-    )  # fmt: skip
-    if isinstance(loaded, PortfolioDataset):
-        raise ConfigError(
-            "invalid request",
-            [("data", f"{what} takes one symbol's bars; this data holds a portfolio of "
-              f"{loaded.n_symbols} symbol(s) (or the strategy is a portfolio strategy)")],
-        )  # fmt: skip
-    return loaded
-
-
 def resolve_config(
     config: RunConfig | Mapping[str, Any] | None,
     data: pd.DataFrame | data_mod.Dataset | None = None,
@@ -233,6 +211,8 @@ def run(
     resolve_stored: Callable[[str], data_mod.Dataset] | None = None,
     resolve_portfolio: PortfolioResolver | None = None,
     cache: RunCache | None = None,
+    executor: BatchExecutor | None = None,
+    benchmark: pd.Series | None = None,
 ) -> RunResult | PortfolioResult:
     """Run one backtest. `config` is a RunConfig or a mapping (None: all defaults, the synthetic data).
 
@@ -241,14 +221,19 @@ def run(
     symbol -> DataFrame or Dataset, a PortfolioDataset). A portfolio (handed in or named by the
     request: several synthetic symbols, files, a folder, a long file, a stored portfolio's id
     that `resolve_portfolio` knows) or a portfolio strategy
-    runs as `portfolio_run.run_portfolio` and returns a PortfolioResult. Raises ConfigError,
-    DataError or RunCancelled.
+    runs as `portfolio_run.run_portfolio` and returns a PortfolioResult. `benchmark`: levels
+    (prices or an equity curve) indexed by timestamp with a value at every bar, to measure the
+    run against instead of `metrics.benchmark` (`btlab.benchmark`; its content joins the config
+    hash). The permutation test's paths run on `executor` (default: the cluster `BTLAB_CLUSTER`
+    names, else this process; `btlab.executors`), with the same result wherever they run.
+    Raises ConfigError, DataError or RunCancelled.
 
     `targets` replaces the strategy with the caller's own targets (`btlab.targets`): an array,
     Series or DataFrame (bars x symbols) of targets, or `btlab.signals(...)`, each taken as
     decided before its bar opens (not shifted); the run's strategy is then the reserved
     `targets` and the targets' content hash joins the config hash.
     """
+    executor = executor if executor is not None else executor_from_env()
     stages = Stages(on_event, should_cancel)
     cfg = stages.run("validate", lambda: with_targets(parse_config(config), targets))
     loaded = stages.run(
@@ -261,9 +246,11 @@ def run(
     if isinstance(loaded, PortfolioDataset):
         return run_portfolio(
             cfg, loaded, explicit=data is not None, should_cancel=should_cancel, cache=cache,
-            stages=stages, targets=targets,
+            stages=stages, executor=executor, benchmark=benchmark, targets=targets,
         )  # fmt: skip
     dataset = loaded
+    initial_cash = cfg.execution.initial_cash
+    bench = run_benchmark(cfg.metrics.benchmark, dataset.close, dataset.ts, initial_cash, benchmark)
     n = len(dataset)
     ppy = cfg.metrics.periods_per_year or dataset.meta.periods_per_year
     feature_cache = cache.features if cache is not None else None
@@ -284,7 +271,9 @@ def run(
     )  # fmt: skip
     handed = target if targets is not None else None
     identity = run_identity(cfg, dataset, explicit=data is not None, targets=handed)
-    chash = config_hash(cfg, identity)
+    chash = with_benchmark_hash(
+        config_hash(cfg, identity), bench if benchmark is not None else None
+    )
     scale = size_scale(cfg, store, n, ppy)
     params = exec_params(cfg)
     sim = stages.run(
@@ -304,20 +293,21 @@ def run(
         "metrics",
         lambda: compute_metrics(
             dataset.ts, dataset.close, sim.equity, sim.units, sim.borrow, sim.fills, trades,
-            initial_cash=cfg.execution.initial_cash, periods_per_year=ppy,
-            ruined=bool(sim.flags & Flag.RUINED), halted=bool(sim.flags & Flag.HALTED_MAX_DRAWDOWN),
+            initial_cash=initial_cash, periods_per_year=ppy, ruined=bool(sim.flags & Flag.RUINED),
+            halted=bool(sim.flags & Flag.HALTED_MAX_DRAWDOWN), benchmark=bench,
         ),
     )  # fmt: skip
     result = RunResult(
         config=cfg, config_hash=chash, dataset=dataset, target=target, units=sim.units, cash=sim.cash,
         equity_values=sim.equity, borrow=sim.borrow, fill_records=sim.fills, trade_records=trades,
         metrics=metrics, validation=None, flags=sim.flags, halt_bar=sim.halt_bar,
-        identity=identity,
+        identity=identity, benchmark_equity=bench,
     )  # fmt: skip
     if cfg.validation.enabled:
         result.validation = stages.run(
             "validation", lambda: validate_result(result, store, on_progress=stages.progress("validation"),
-                                                  should_cancel=should_cancel, cache=cache)
+                                                  should_cancel=should_cancel, cache=cache,
+                                                  executor=executor)
         )  # fmt: skip
     result.warnings = [
         *dataset_warnings(dataset), *warmup_warnings(store, read), *outcome_warnings(result),

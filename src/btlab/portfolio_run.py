@@ -28,9 +28,11 @@ from btlab.kernels.ledger import trades_by_symbol
 from btlab.kernels.metrics import pairwise_stack, return_moments_nb
 from btlab.kernels.portfolio import PortfolioBars
 
+from .benchmark import run_benchmark, with_benchmark_hash
 from .config import RunConfig
 from .data.portfolio import PortfolioDataset, with_prices
 from .errors import RunCancelled
+from .executors import BatchExecutor
 from .identity import config_hash, run_identity
 from .kernel_inputs import exec_params, rebalance_schedule, size_scale
 from .metrics import annualized_ratio, compute_metrics, drawdown_path
@@ -93,6 +95,8 @@ class PortfolioResult:
     timings_ms: dict[str, float] = field(default_factory=dict)
     warnings: list[RunWarning] = field(default_factory=list)
     identity: DataIdentity | None = None
+    #: The benchmark's equity per clock bar (`btlab.benchmark`), None where it is off.
+    benchmark_equity: np.ndarray | None = None
 
     kind = "portfolio"
     tables = PORTFOLIO_TABLES
@@ -136,18 +140,21 @@ class PortfolioResult:
     @cached_property
     def equity(self) -> pd.DataFrame:
         """Per clock bar: ts, cash, equity, gross and net exposure (fractions of equity),
-        drawdown, borrow (all symbols)."""
+        drawdown, borrow (all symbols), and the benchmark's equity (`benchmark`) where it is on."""
         eq = self.equity_values
         with np.errstate(divide="ignore", invalid="ignore"):
             gross = self.gross_value / eq
             net = self.position_values.sum(axis=1) / eq
-        return pd.DataFrame(
+        frame = pd.DataFrame(
             {
                 "ts": self._ts(np.arange(eq.shape[0])), "cash": self.cash, "equity": eq,
                 "gross_exposure": gross, "net_exposure": net, "drawdown": drawdown_path(eq),
                 "borrow": self.borrow.sum(axis=1),
             }
         )  # fmt: skip
+        if self.benchmark_equity is not None:
+            frame["benchmark"] = self.benchmark_equity
+        return frame
 
     @cached_property
     def fills(self) -> pd.DataFrame:
@@ -276,8 +283,37 @@ def permutation_statistic(result: PortfolioResult) -> Statistic:
     return statistic
 
 
+@dataclass
+class PortfolioPermutations:
+    """The recipe of a portfolio's permutation statistic for a cluster's workers
+    (`validation.permutation.PathStatistics`): its request, bars and periods per year travel."""
+
+    result: PortfolioResult
+
+    def __getstate__(self) -> dict[str, Any]:
+        r = self.result
+        none, flat = np.zeros((0, 0)), np.zeros(0)
+        slim = PortfolioResult(
+            config=r.config, config_hash=r.config_hash, dataset=r.dataset, target=none,
+            units=none, cash=flat, equity_values=flat, borrow=none, marks=none,
+            fill_records=r.fill_records[:0], trade_records=r.trade_records[:0],
+            metrics={"periods_per_year": r.metrics["periods_per_year"]}, validation=None,
+            flags=r.flags, halt_bar=r.halt_bar,
+        )  # fmt: skip
+        return {"result": slim}
+
+    def statistic(self) -> Statistic:
+        return permutation_statistic(self.result)
+
+    def batch(self) -> None:
+        return None  # no fused kernel over a portfolio's paths
+
+
 def _validate(
-    result: PortfolioResult, stages: Stages, should_cancel: CancelCheck | None
+    result: PortfolioResult,
+    stages: Stages,
+    should_cancel: CancelCheck | None,
+    executor: BatchExecutor | None = None,
 ) -> dict[str, Any]:
     """PSR, DSR, bootstrap and folds on the portfolio's per-bar returns, and the joint
     permutation test of every symbol's paths (SPEC §8 "Validation")."""
@@ -298,7 +334,8 @@ def _validate(
         bar_returns(result.equity_values), cfg, root_seed=result.config.seed, periods_per_year=ppy,
         permutation_statistic=permutation_statistic(result) if permute else None,
         ohlc=(ds.open, ds.high, ds.low, ds.close), real_statistic=result.metrics["sharpe"],
-        fold_metrics=folds, on_progress=progress,
+        fold_metrics=folds, on_progress=progress, executor=executor,
+        permutation_recipe=PortfolioPermutations(result) if permute else None,
     )  # fmt: skip
     return with_skips(out, result.config)
 
@@ -312,12 +349,17 @@ def run_portfolio(
     should_cancel: CancelCheck | None = None,
     cache: RunCache | None = None,
     stages: Stages | None = None,
+    executor: BatchExecutor | None = None,
+    benchmark: pd.Series | None = None,
     targets: TargetsInput | None = None,
 ) -> PortfolioResult:
     """Run one portfolio backtest of `cfg` on `dataset` (already loaded: `explicit` where the
-    caller handed the bars in rather than the request naming them; `targets` the caller's own,
-    bars x symbols, for the reserved strategy `targets`)."""
+    caller handed the bars in rather than the request naming them); `benchmark` as
+    `pipeline.run`'s; `targets` the caller's own, bars x symbols, for the reserved strategy
+    `targets`."""
     stages = stages or Stages(on_event, should_cancel)
+    cash = cfg.execution.initial_cash
+    bench = run_benchmark(cfg.metrics.benchmark, dataset.close, dataset.ts, cash, benchmark)
     n, k = dataset.close.shape
     ppy = cfg.metrics.periods_per_year or dataset.meta.periods_per_year
     store = PortfolioFeatureStore(dataset, cache=cache.features if cache is not None else None)
@@ -337,7 +379,9 @@ def run_portfolio(
     )  # fmt: skip
     handed = target if targets is not None else None
     identity = run_identity(cfg, dataset, explicit=explicit, targets=handed)
-    chash = config_hash(cfg, identity)
+    chash = with_benchmark_hash(
+        config_hash(cfg, identity), bench if benchmark is not None else None
+    )
     scale = size_scale(cfg, store, (n, k), ppy)
     params_exec: ExecParams = exec_params(cfg)
     bars = PortfolioBars(
@@ -357,20 +401,20 @@ def run_portfolio(
         config=cfg, config_hash=chash, dataset=dataset, target=target, units=sim.units,
         cash=sim.cash, equity_values=sim.equity, borrow=sim.borrow, marks=marks,
         fill_records=sim.fills, trade_records=trades, metrics={}, validation=None,
-        flags=sim.flags, halt_bar=sim.halt_bar, identity=identity,
+        flags=sim.flags, halt_bar=sim.halt_bar, identity=identity, benchmark_equity=bench,
     )  # fmt: skip
     price, exposure = result.exposure_arrays()
     result.metrics = stages.run(
         "metrics",
         lambda: compute_metrics(
             dataset.ts, price, sim.equity, exposure, sim.borrow.sum(axis=1), sim.fills, trades,
-            initial_cash=cfg.execution.initial_cash, periods_per_year=ppy,
-            ruined=result.ruined, halted=result.halted,
+            initial_cash=cash, periods_per_year=ppy, ruined=result.ruined, halted=result.halted,
+            benchmark=bench,
         ),
     )  # fmt: skip
     if cfg.validation.enabled:
         result.validation = stages.run(
-            "validation", lambda: _validate(result, stages, should_cancel)
+            "validation", lambda: _validate(result, stages, should_cancel, executor)
         )
     result.warnings = _warnings(result)
     result.timings_ms = stages.timings
@@ -402,3 +446,35 @@ def _warnings(result: PortfolioResult) -> list[RunWarning]:
                 )
             )
     return out
+
+
+def simulate_portfolio(
+    cfg: RunConfig,
+    dataset: PortfolioDataset,
+    store: PortfolioFeatureStore,
+    periods_per_year: float,
+    *,
+    identity: DataIdentity | None = None,
+    chash: str = "",
+) -> PortfolioResult:
+    """One portfolio combination through the engine as `run_portfolio` runs it (the strategy's
+    target, the size scale, the rebalance schedule, the trades), metrics and validation left to
+    the caller: what a sweep runs for each combination of a portfolio grid."""
+    n, k = dataset.close.shape
+    name, params = portfolio_strategy(cfg.strategy.name, cfg.strategy.params)
+    target = compute_portfolio_target(store, name, params)
+    scale = size_scale(cfg, store, (n, k), periods_per_year)
+    bars = PortfolioBars(
+        dataset.ts, dataset.open, dataset.high, dataset.low, dataset.close, dataset.volume
+    )
+    sim = run_engine(
+        bars, np.ascontiguousarray(target), scale, exec_params(cfg),
+        schedule=rebalance_schedule(cfg, dataset.ts),
+    )  # fmt: skip
+    marks = _marks(dataset.close)
+    return PortfolioResult(
+        config=cfg, config_hash=chash, dataset=dataset, target=target, units=sim.units,
+        cash=sim.cash, equity_values=sim.equity, borrow=sim.borrow, marks=marks,
+        fill_records=sim.fills, trade_records=_trades(sim, marks), metrics={}, validation=None,
+        flags=sim.flags, halt_bar=sim.halt_bar, identity=identity,
+    )  # fmt: skip

@@ -78,7 +78,9 @@ def resolve_request(body: Mapping[str, Any] | None) -> RunConfig:
 
 def preset_with_overrides(name: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
     """Preset `name`'s request with `overrides` merged in depth; overrides naming a data
-    `source` replace the preset's data section whole (no synthetic leftovers beside a file)."""
+    `source` replace the preset's data section whole (no synthetic leftovers beside a file), and
+    overrides naming another strategy drop the preset's parameters (they are the old
+    strategy's), keeping only the parameters the overrides give."""
     # here, not at the top: `btlab presets` lists them without pydantic's models and numba
     from .config import merge_overrides
 
@@ -86,4 +88,12 @@ def preset_with_overrides(name: str, overrides: Mapping[str, Any]) -> dict[str, 
     data_override = overrides.get("data")
     if isinstance(data_override, Mapping) and "source" in data_override:
         base = {k: v for k, v in base.items() if k != "data"}
+    strategy_override = overrides.get("strategy")
+    base_strategy = base.get("strategy")
+    if (
+        isinstance(strategy_override, Mapping)
+        and isinstance(base_strategy, Mapping)
+        and strategy_override.get("name", base_strategy.get("name")) != base_strategy.get("name")
+    ):
+        base = {**base, "strategy": {k: v for k, v in base_strategy.items() if k != "params"}}
     return merge_overrides(base, overrides)

@@ -18,6 +18,7 @@ from .artifacts import write_artifacts
 from .config import RunConfig
 from .data import Dataset
 from .errors import ConfigError
+from .executors import BatchExecutor, LocalExecutor
 from .pipeline import CancelCheck, EventSink, PortfolioResolver, config_hash, run
 from .portfolio_run import PortfolioResult
 from .presets import resolve_request
@@ -66,9 +67,11 @@ class RunKind(Protocol[Req, Res]):
         resolve_stored: Callable[[str], Dataset],
         resolve_portfolio: PortfolioResolver | None = None,
         cache: RunCache,
+        batches: BatchExecutor | None = None,
     ) -> Res:
         """Run the stored request (`resolve`'s request as JSON) to its result (a stored id is a
-        portfolio where `resolve_portfolio` knows it, else a dataset of `resolve_stored`)."""
+        portfolio where `resolve_portfolio` knows it, else a dataset of `resolve_stored`);
+        `batches`: where a many-part job's batches run (a cluster; default: this process)."""
         ...
 
     def artifacts(self, result: Res, out: Path) -> dict[str, Any]:
@@ -100,10 +103,12 @@ class SingleRun:
         resolve_stored: Callable[[str], Dataset],
         resolve_portfolio: PortfolioResolver | None = None,
         cache: RunCache,
+        batches: BatchExecutor | None = None,
     ) -> RunResult | PortfolioResult:
         return run(
             config, on_event=on_event, should_cancel=should_cancel,
             resolve_stored=resolve_stored, resolve_portfolio=resolve_portfolio, cache=cache,
+            executor=batches if batches is not None else LocalExecutor(),
         )  # fmt: skip
 
     def artifacts(self, result: RunResult | PortfolioResult, out: Path) -> dict[str, Any]:
@@ -135,10 +140,12 @@ class Sweep:
         resolve_stored: Callable[[str], Dataset],
         resolve_portfolio: PortfolioResolver | None = None,
         cache: RunCache,
+        batches: BatchExecutor | None = None,
     ) -> SweepResult:
         return run_sweep(
             config, on_event=on_event, should_cancel=should_cancel,
             resolve_stored=resolve_stored, resolve_portfolio=resolve_portfolio, cache=cache,
+            executor=batches if batches is not None else LocalExecutor(),
         )  # fmt: skip
 
     def artifacts(self, result: SweepResult, out: Path) -> dict[str, Any]:

@@ -43,6 +43,8 @@ class RunResult:
     #: What makes this result degenerate (short data, no trades, undefined numbers, ruin...).
     warnings: list[RunWarning] = field(default_factory=list)
     identity: DataIdentity | None = None  # the data's identity in the config hash
+    #: The benchmark's equity per bar (`btlab.benchmark`), None where it is off.
+    benchmark_equity: np.ndarray | None = None
 
     @property
     def ruined(self) -> bool:
@@ -62,12 +64,13 @@ class RunResult:
 
     @cached_property
     def equity(self) -> pd.DataFrame:
-        """Per bar: ts, target, units, cash, equity, exposure, drawdown, borrow."""
+        """Per bar: ts, target, units, cash, equity, exposure, drawdown, borrow, and the
+        benchmark's equity (`benchmark`) where it is on."""
         eq = self.equity_values
         with np.errstate(divide="ignore", invalid="ignore"):
             exposure = self.units * self.dataset.close / eq
         drawdown = drawdown_path(eq)
-        return pd.DataFrame(
+        frame = pd.DataFrame(
             {
                 "ts": self._ts(np.arange(eq.shape[0])),
                 "target": self.target,
@@ -79,6 +82,9 @@ class RunResult:
                 "borrow": self.borrow,
             }
         )
+        if self.benchmark_equity is not None:
+            frame["benchmark"] = self.benchmark_equity
+        return frame
 
     @cached_property
     def fills(self) -> pd.DataFrame:

@@ -327,3 +327,18 @@ def test_sweeps_share_the_run_lifecycle(client: httpx.Client) -> None:
     assert client.post("/sweeps", json=body).json()["id"] == sweep["id"]
     # the same settings as a single run are another kind: no collision
     assert client.get("/runs", params={"kind": "sweep"}).json()["total"] >= 1
+
+
+def test_a_sweep_over_a_portfolio_and_a_cost_field_completes(client: httpx.Client) -> None:
+    body = {
+        **tiny(seed=118), "data": {"bars": 250, "symbols": 3},
+        "strategy": {"name": "inverse_vol"}, "execution": {"rebalance": "monthly"},
+        "grid": {"lookback": [10, 20], "execution.commission_bps": [0, 4]},
+    }  # fmt: skip
+    response = client.post("/sweeps", json=body)
+    assert response.status_code == 201, response.text
+    events = stream_events(client, response.json()["id"])
+    assert events[-1].event == "completed", events[-1].data
+    bad = {**body, "grid": {"lookback": [10], "data.bars": [100, 200]}}
+    refused = client.post("/sweeps", json=bad)
+    assert refused.status_code == 422 and "grid.data.bars" in refused.text

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from .. import __version__
+from ..executors import DaskExecutor
 from ..orchestrator import Orchestrator
 from ..plugins import load_plugins
 from ..store import Store
@@ -80,9 +81,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = Store(settings.home, retention=settings.retention)
+        batches = (
+            await run_in_threadpool(DaskExecutor, settings.cluster) if settings.cluster else None
+        )
         orchestrator = Orchestrator(
             store, workers=settings.workers, progress_interval=settings.progress_interval,
             allow_files=settings.allow_file_paths, file_roots=settings.file_roots,
+            batches=batches,
         )  # fmt: skip
         hub = EventHub(asyncio.get_running_loop())
         orchestrator.add_listener(hub.publish)
@@ -93,6 +98,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await run_in_threadpool(orchestrator.shutdown)
+            if batches is not None:
+                await run_in_threadpool(batches.close)
             hub.close()
             store.close()
 

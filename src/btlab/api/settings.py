@@ -103,6 +103,13 @@ class Settings(BaseModel):
             roots.append(resolved)
         return tuple(roots)
 
+    cluster: str | None = Field(
+        None,
+        description="The Dask scheduler whose workers run sweeps' batches, e.g. "
+        "tcp://10.0.0.5:8786 (BTLAB_CLUSTER; needs btlab[cluster]). Workers only compute: "
+        "results come back here and only this service writes the store.",
+    )
+
     plugins: tuple[str, ...] = Field(
         (),
         description="Modules imported when the app is created, to register their features and "

@@ -1,7 +1,11 @@
-"""Parameter sweeps: every combination of a grid of strategy parameters in one parallel pass.
+"""Parameter sweeps: every combination of a grid, by the fastest path that covers it.
 
-A `SweepRequest` is a run request plus `grid`, a mapping from strategy parameters to the values
-to try: a list (`[5, 10, 20]`) or an inclusive range (`{"start": 5, "stop": 50, "step": 5}`).
+A `SweepRequest` is a run request plus `grid`, a mapping from strategy parameters (`fast`) or
+request fields (`execution.commission_bps`, `risk.stop_loss`: under execution, risk or
+strategy.params) to the values to try: a list (`[5, 10, 20]`) or an inclusive range
+(`{"start": 5, "stop": 50, "step": 5}`). Combinations sharing their request fields run through
+the sweep kernels in one parallel pass; a portfolio's grid or a calendar rebalance runs each
+combination through the engine (`passes.run_pass`).
 The combinations are the product of the axes, parameters in sorted name order, values in the
 order given. A combination the strategy rejects (e.g. `fast >= slow`) is skipped and counted,
 not an error; a grid with no valid combination, or more than `MAX_COMBINATIONS`, is a
@@ -28,7 +32,8 @@ On the command line: `btlab sweep PRESET --grid fast=5:50:5 --grid slow=20:200:2
 
 The package, one job a module: `grid` (axes, their expansion, `--grid` options), `request`
 (`SweepRequest`, parsing, its hash), `engine` (the batched pass through the sweep kernels),
-`pbo` (CSCV group bounds, PBO from block sums), `result` (`SweepResult`, its artifacts and
+`pbo` (CSCV group bounds, PBO from block sums), `passes` (which path runs which combinations),
+`result` (`SweepResult`, its artifacts and
 manifest) and `run` (`run_sweep`'s stages and the validation of the best).
 """
 

@@ -1,30 +1,40 @@
 """A sweep's grid: its axes (a list of values or an inclusive range), their expansion into the
-strategy's valid combinations, and the command line's `--grid NAME=...` axes."""
+valid combinations, and the command line's `--grid NAME=...` axes.
+
+An axis named without a dot is a parameter of the strategy (`fast`); a dotted name is a field
+of the request (`execution.commission_bps`, `risk.stop_loss`, `strategy.params.fast`) under one
+of `FIELD_SECTIONS`. A combination is valid when the strategy accepts its parameters and the
+request accepts its fields; the rest are skipped and counted."""
 
 from __future__ import annotations
 
 import itertools
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from ..errors import ConfigError
-from ..hashing import canonical_json
+from ..hashing import canonical_json, rng_for
+from ..portfolio_strategies import is_portfolio_strategy, resolve_portfolio_strategy_params
 from ..run_warnings import RunWarning
 from ..strategies import resolve_strategy_params
 
 __all__ = [
     "AXIS_TAGS",
+    "FIELD_SECTIONS",
     "MAX_COMBINATIONS",
     "GridAxis",
+    "GridDistribution",
     "GridError",
     "GridExpansion",
     "GridRange",
     "expand_grid",
+    "field_overrides",
     "grid_axis",
     "grid_warnings",
     "parse_grid_option",
@@ -37,7 +47,16 @@ MAX_COMBINATIONS = 10_000
 #: rest are counted together.
 MAX_REASONS = 5
 
-Scalar = int | float | str | bool
+Scalar = int | float | str | bool | None
+
+#: The request sections a dotted axis may range over: how orders fill and cost, the risk and
+#: sizing rules, the strategy's parameters. The data, the validation and the seed stay fixed
+#: (the trials of one sweep are compared on the same bars, by the same tests).
+FIELD_SECTIONS = ("execution", "risk", "strategy.params")
+
+#: Validates the request fields of one combination: {dotted path: value} -> a ConfigError or
+#: nothing (`SweepRequest` passes the run request's own validation).
+FieldCheck = Callable[[Mapping[str, Any]], None]
 
 
 class GridRange(BaseModel):
@@ -68,24 +87,67 @@ class GridRange(BaseModel):
         return [round(self.start + k * self.step, 12) for k in range(count)]
 
 
+class GridDistribution(BaseModel):
+    """A random axis: values drawn uniformly from [low, high] (log-uniform with `log`, whole
+    numbers with `integer`); only in a sweep with `samples` (random search)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+    low: int | float = Field(description="Smallest value.")
+    high: int | float = Field(description="Largest value (drawn too).")
+    log: bool = Field(False, description="Draw log-uniformly (low > 0).")
+    integer: bool = Field(False, description="Draw whole numbers.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> GridDistribution:
+        for name in ("low", "high"):
+            if isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be a number")
+        if self.high < self.low:
+            raise ValueError(f"high ({self.high}) must be >= low ({self.low})")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log-uniform axis needs low > 0, got {self.low}")
+        if self.integer and (self.low != int(self.low) or self.high != int(self.high)):
+            raise ValueError("an integer axis needs whole-number bounds")
+        return self
+
+    def draw(self, rng: np.random.Generator) -> int | float:
+        if self.integer and not self.log:
+            return int(rng.integers(int(self.low), int(self.high), endpoint=True))
+        if self.log:
+            value = math.exp(rng.uniform(math.log(self.low), math.log(self.high)))
+        else:
+            value = float(rng.uniform(self.low, self.high))
+        if self.integer:
+            return int(min(max(round(value), self.low), self.high))
+        return round(value, 12)
+
+
 def _axis_kind(value: Any) -> str | None:
     if isinstance(value, list | tuple):
         return "values"
+    if isinstance(value, Mapping) and ("low" in value or "high" in value):
+        return "random"
+    if isinstance(value, GridDistribution):
+        return "random"
     if isinstance(value, Mapping | GridRange):
         return "range"
     return None
 
 
-#: One axis of a grid: a list of values or an inclusive range.
+#: One axis of a grid: a list of values, an inclusive range, or (random search) a distribution.
 GridAxis = Annotated[
-    Annotated[list[Scalar], Tag("values")] | Annotated[GridRange, Tag("range")],
+    Annotated[list[Scalar], Tag("values")]
+    | Annotated[GridRange, Tag("range")]
+    | Annotated[GridDistribution, Tag("random")],
     Discriminator(
         _axis_kind,
         custom_error_type="grid_axis",
-        custom_error_message="expected a list of values or a range {start, stop, step}",
+        custom_error_message="expected a list of values, a range {start, stop, step} or a "
+        "distribution {low, high, log, integer}",
     ),
 ]
-AXIS_TAGS = ("values", "range")
+AXIS_TAGS = ("values", "range", "random")
 
 
 class GridError(ValueError):
@@ -97,13 +159,44 @@ class GridError(ValueError):
 
 
 def _axis_values(axis: GridAxis) -> list[Any]:
+    if isinstance(axis, GridDistribution):
+        return []  # drawn, not listed (`_draws`)
     return axis.values() if isinstance(axis, GridRange) else list(axis)
+
+
+def _draws(
+    axes: Mapping[str, GridAxis], names: list[str], samples: int, seed: int
+) -> list[tuple[Any, ...]]:
+    """`samples` distinct points, each axis drawn on its own from `rng_for(seed, "sweep")`: a
+    listed axis uniformly among its values, a distribution from it. A point drawn again is
+    drawn anew (at most 20 tries a sample: a small space gives fewer points)."""
+    rng = rng_for(seed, "sweep")
+    listed = {name: _axis_values(axes[name]) for name in names}
+    seen: set[str] = set()
+    points: list[tuple[Any, ...]] = []
+    for _ in range(20 * samples):
+        if len(points) == samples:
+            break
+        point = tuple(
+            axis.draw(rng) if isinstance(axis := axes[name], GridDistribution)
+            else listed[name][int(rng.integers(len(listed[name])))]
+            for name in names
+        )  # fmt: skip
+        key = canonical_json(list(point))
+        if key not in seen:
+            seen.add(key)
+            points.append(point)
+    return points
 
 
 @dataclass(frozen=True)
 class GridExpansion:
     """A grid's axes (sorted by name), its valid combinations (strategy params with defaults
-    filled in, in grid order) with their values on the axes, and what was skipped and why."""
+    filled in, in grid order) with their values on the axes, and what was skipped and why.
+
+    `fields[k]` holds combination k's request fields ({dotted path: value}, the strategy's
+    parameters left out: they are `params[k]`); empty where every axis is a strategy parameter.
+    """
 
     axes: dict[str, list[Any]]
     size: int
@@ -113,35 +206,98 @@ class GridExpansion:
     reasons: list[str]
     #: reason -> (combinations skipped for it, the first of them as {param: value}), in grid order
     skipped_by_reason: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
+    fields: list[dict[str, Any]] = field(default_factory=list)
+    #: The combinations are random draws (`samples`), not the product of the axes.
+    random: bool = False
+
+    @property
+    def field_axes(self) -> list[str]:
+        """The axes that are request fields, not strategy parameters."""
+        return [name for name in self.axes if strategy_param(name) is None]
 
 
 def _combination_error(exc: ConfigError) -> str:
     return "; ".join(f"{loc}: {msg}" for loc, msg in exc.errors) or str(exc)
 
 
+def strategy_param(axis: str) -> str | None:
+    """The strategy parameter an axis names (`fast`, `strategy.params.fast`), else None (a
+    request field such as `execution.commission_bps`)."""
+    if "." not in axis:
+        return axis
+    prefix = "strategy.params."
+    return axis[len(prefix) :] if axis.startswith(prefix) else None
+
+
+def _resolve_params(strategy: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    if is_portfolio_strategy(strategy):
+        return resolve_portfolio_strategy_params(strategy, params)
+    return resolve_strategy_params(strategy, params)
+
+
+def _axis_error(name: str, strategy: str, known: set[str]) -> str | None:
+    """Why an axis name is not one a sweep can range over, or None."""
+    param = strategy_param(name)
+    if param is not None:
+        if param in known:
+            return None
+        return f"not a parameter of {strategy!r} (has: {', '.join(sorted(known))})"
+    if not any(name.startswith(f"{section}.") for section in FIELD_SECTIONS):
+        sections = ", ".join(f"{s}.<field>" for s in FIELD_SECTIONS)
+        return f"a sweep ranges over strategy parameters or the request fields {sections}"
+    return None
+
+
+def field_overrides(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """{dotted path: value} as the nested mapping it overrides in a request."""
+    out: dict[str, Any] = {}
+    for path, value in fields.items():
+        node = out
+        *parents, leaf = path.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out
+
+
 def expand_grid(
-    strategy: str, base_params: Mapping[str, Any], grid: Mapping[str, GridAxis]
+    strategy: str,
+    base_params: Mapping[str, Any],
+    grid: Mapping[str, GridAxis],
+    check_fields: FieldCheck | None = None,
+    *,
+    samples: int | None = None,
+    seed: int = 0,
 ) -> GridExpansion:
-    """Every combination of `grid` over `base_params`, each validated by the strategy.
+    """Every combination of `grid` over `base_params`, each validated by the strategy (and, for
+    axes over request fields, by `check_fields`, which raises the request's ConfigError).
 
     Raises ConfigError naming `grid` (or `grid.<param>`) for an empty grid or axis, a duplicate
-    value, a name the strategy does not have, more than MAX_COMBINATIONS combinations, or no
-    valid combination. An unknown strategy raises the registry's ConfigError.
+    value, a name the strategy does not have (or a field outside `FIELD_SECTIONS`), more than
+    MAX_COMBINATIONS combinations, or no valid combination. An unknown strategy raises the
+    registry's ConfigError.
+
+    With `samples`, the combinations are that many distinct random points (`_draws`, seeded by
+    `seed`) instead of the product; an axis may then be a distribution, and `axes` lists each
+    axis's distinct drawn values in ascending order.
     """
-    known = set(resolve_strategy_params(strategy, {}))  # every parameter, with its default
+    known = set(_resolve_params(strategy, {}))  # every parameter, with its default
     if not grid:
         raise ConfigError("invalid sweep grid", [("grid", "give at least one parameter")])
     axes: dict[str, list[Any]] = {}
     errors: list[tuple[str, str]] = []
+    params_of = {strategy_param(name): name for name in grid if strategy_param(name) is not None}
     for name in sorted(grid):
         values = _axis_values(grid[name])
-        if name not in known:
-            errors.append(
-                (
-                    f"grid.{name}",
-                    f"not a parameter of {strategy!r} (has: {', '.join(sorted(known))})",
-                )
-            )
+        problem = _axis_error(name, strategy, known)
+        param = strategy_param(name)
+        if problem is not None:
+            errors.append((f"grid.{name}", problem))
+        elif param is not None and params_of.get(param) != name:
+            errors.append((f"grid.{name}", f"the parameter {param!r} has two axes"))
+        elif isinstance(grid[name], GridDistribution):
+            if samples is None:
+                errors.append((f"grid.{name}", "a distribution needs `samples` (random search)"))
         elif not values:
             errors.append((f"grid.{name}", "give at least one value"))
         else:
@@ -152,41 +308,83 @@ def expand_grid(
         axes[name] = values
     if errors:
         raise ConfigError("invalid sweep grid", errors)
-    size = math.prod(len(v) for v in axes.values())
+    size = samples if samples is not None else math.prod(len(v) for v in axes.values())
     if size > MAX_COMBINATIONS:
         raise ConfigError(
             "invalid sweep grid",
             [("grid", f"{size} combinations; at most {MAX_COMBINATIONS} are allowed")],
         )
-    base = {k: v for k, v in base_params.items() if k not in axes}
+    gridded = {strategy_param(name) for name in axes}
+    base = {k: v for k, v in base_params.items() if k not in gridded}
     params: list[dict[str, Any]] = []
+    fields: list[dict[str, Any]] = []
     points: list[tuple[Any, ...]] = []
     reasons: list[str] = []
     by_reason: dict[str, tuple[int, dict[str, Any]]] = {}
-    for point in itertools.product(*axes.values()):
-        combo = dict(zip(axes, point, strict=True))
+    # a combination's fields are checked once per distinct value set, not once per combination
+    field_errors: dict[str, str | None] = {}
+
+    def fields_error(request_fields: dict[str, Any]) -> str | None:
+        if not request_fields or check_fields is None:
+            return None
+        key = canonical_json(request_fields)
+        if key not in field_errors:
+            try:
+                check_fields(request_fields)
+                field_errors[key] = None
+            except ConfigError as exc:
+                field_errors[key] = _combination_error(exc)
+        return field_errors[key]
+
+    names = list(axes)
+    drawn = None if samples is None else _draws(grid, names, samples, seed)
+    if drawn is not None:
+        axes = {
+            name: sorted({p[i] for p in drawn}, key=lambda v: (v is None, v))
+            for i, name in enumerate(names)
+        }
+        size = len(drawn)
+    for point in drawn if drawn is not None else itertools.product(*axes.values()):
+        combo = dict(zip(names, point, strict=True))
+        own: dict[str, Any] = {}
+        request_fields: dict[str, Any] = {}
+        for axis, value in combo.items():
+            param = strategy_param(axis)
+            if param is None:
+                request_fields[axis] = value
+            else:
+                own[param] = value
         try:
-            params.append(resolve_strategy_params(strategy, {**base, **combo}))
+            resolved = _resolve_params(strategy, {**base, **own})
+            reason = fields_error(request_fields)
         except ConfigError as exc:
             reason = _combination_error(exc)
+        if reason is not None:
             if len(reasons) < MAX_REASONS and reason not in reasons:
                 reasons.append(reason)
             count, first = by_reason.get(reason, (0, combo))
             by_reason[reason] = (count + 1, first)
             continue
+        params.append(resolved)
+        fields.append(request_fields)
         points.append(point)
     if not params:
         raise ConfigError(
             "invalid sweep grid",
             [("grid", f"no valid combination of {size}: {'; '.join(reasons)}")],
         )
-    return GridExpansion(axes, size, params, points, size - len(params), reasons, by_reason)
+    return GridExpansion(
+        axes, size, params, points, size - len(params), reasons, by_reason, fields,
+        random=drawn is not None,
+    )  # fmt: skip
 
 
 def grid_axis(value: Any) -> GridAxis:
-    if isinstance(value, GridRange | list):
+    if isinstance(value, GridRange | GridDistribution | list):
         return value
     if isinstance(value, Mapping):
+        if _axis_kind(value) == "random":
+            return GridDistribution.model_validate(value)
         return GridRange.model_validate(value)
     raise TypeError("grid values must be lists or ranges")
 
@@ -198,9 +396,17 @@ def _option_value(text: str) -> Any:
         return text  # a bare word is a string: ma=sma,ema
 
 
+#: The command line's distributions of a random axis: name -> GridDistribution flags.
+DISTRIBUTIONS: dict[str, dict[str, bool]] = {
+    "uniform": {}, "loguniform": {"log": True}, "randint": {"integer": True},
+}  # fmt: skip
+
+
 def parse_grid_option(text: str) -> tuple[str, list[Any] | dict[str, Any]]:
     """One command-line grid axis: `NAME=START:STOP:STEP` or `NAME=START:STOP` (an inclusive
-    range, step 1) or `NAME=V1,V2,...` (a list; values read as JSON, else as strings)."""
+    range, step 1) or `NAME=V1,V2,...` (a list; values read as JSON, else as strings), or a
+    distribution for a random search: `NAME=uniform:LOW:HIGH`, `loguniform:LOW:HIGH`,
+    `randint:LOW:HIGH`."""
     name, sep, spec = text.partition("=")
     name = name.strip()
     if not sep or not name or not spec.strip():
@@ -208,6 +414,16 @@ def parse_grid_option(text: str) -> tuple[str, list[Any] | dict[str, Any]]:
             "invalid --grid",
             [(text, "expected NAME=VALUES: NAME=START:STOP:STEP or NAME=V1,V2,...")],
         )
+    kind, _, bounds = spec.partition(":")
+    if kind.strip() in DISTRIBUTIONS:
+        parts = [_option_value(p.strip()) for p in bounds.split(":")]
+        if len(parts) != 2 or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in parts
+        ):
+            raise ConfigError(
+                "invalid --grid", [(f"grid.{name}", f"expected {kind}:LOW:HIGH, got {spec!r}")]
+            )
+        return name, {"low": parts[0], "high": parts[1], **DISTRIBUTIONS[kind.strip()]}
     if ":" not in spec:
         return name, [_option_value(v.strip()) for v in spec.split(",")]
     parts = [p.strip() for p in spec.split(":")]

@@ -5,20 +5,49 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from functools import cached_property
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from ..config import RunConfig, error_fields
+from ..config import RunConfig, error_fields, field_errors, merge_overrides
 from ..errors import ConfigError
 from ..hashing import canonical_json, sha256_hex
 from ..pipeline import DataIdentity, hashed_request
 from ..presets import preset_with_overrides
-from ..timeframes import CALENDAR_REBALANCES
-from .grid import AXIS_TAGS, GridAxis, GridError, GridExpansion, expand_grid, grid_axis
+from ..request_model import HashOmitDefault
+from .grid import (
+    AXIS_TAGS,
+    MAX_COMBINATIONS,
+    FieldCheck,
+    GridAxis,
+    GridError,
+    GridExpansion,
+    expand_grid,
+    field_overrides,
+    grid_axis,
+    strategy_param,
+)
 from .pbo import DEFAULT_PBO_SPLITS, MAX_PBO_SPLITS
 
 __all__ = ["OBJECTIVES", "Objective", "SweepRequest", "parse_sweep_request", "sweep_config_hash"]
+
+#: The fields a sweep request adds to a run request.
+SWEEP_FIELDS = ("grid", "objective", "pbo_splits", "samples")
+
+
+def fields_check(payload: Mapping[str, Any]) -> FieldCheck:
+    """The check of one combination's request fields: the run request with them set must be
+    valid (a ConfigError naming each bad field otherwise)."""
+    base = {k: v for k, v in payload.items() if k not in SWEEP_FIELDS}
+
+    def check(fields: Mapping[str, Any]) -> None:
+        try:
+            RunConfig.model_validate(merge_overrides(base, field_overrides(fields)))
+        except ValidationError as exc:
+            raise ConfigError("invalid combination", field_errors(exc)) from None
+
+    return check
+
 
 #: Metrics a sweep may maximize.
 Objective = Literal[
@@ -29,14 +58,26 @@ OBJECTIVES: tuple[str, ...] = Objective.__args__  # type: ignore[attr-defined]
 
 
 class SweepRequest(RunConfig):
-    """A run request plus the grid of strategy parameters to sweep (see `btlab.sweep`).
+    """A run request plus the grid to sweep (see `btlab.sweep`).
 
-    The strategy's base parameters may leave the gridded ones out; they are set to the first
-    valid combination's values, so the request hashes the same whatever was written there.
+    The request may leave the gridded strategy parameters and fields out, or give any value;
+    they are set to the first valid combination's values, so the request hashes the same
+    whatever was written there.
     """
 
+    # before `grid`: the grid's validator reads it
+    samples: Annotated[int | None, HashOmitDefault()] = Field(
+        None,
+        ge=1,
+        le=MAX_COMBINATIONS,
+        description="Random search: this many distinct combinations drawn from the axes (a "
+        "list or range uniformly among its values, {low, high, log, integer} from that "
+        "distribution), seeded by the request's seed; unset: every combination of the grid.",
+    )
     grid: dict[str, GridAxis] = Field(
-        description="Strategy parameter -> values: a list, or {start, stop, step} (stop included)."
+        description="Strategy parameter (`fast`) or request field (`execution.commission_bps`, "
+        "`risk.stop_loss`: under execution, risk or strategy.params) -> values: a list, or "
+        "{start, stop, step} (stop included)."
     )
     objective: Objective = Field("sharpe", description="The metric the best combination maximizes.")
     pbo_splits: int = Field(
@@ -59,22 +100,20 @@ class SweepRequest(RunConfig):
         params = dict(strategy.get("params") or {})
         try:
             grid = {k: grid_axis(v) for k, v in data["grid"].items()}
-            expansion = expand_grid(name, params, grid)
-        except (ConfigError, ValidationError, TypeError, ValueError):
-            base = {k: v for k, v in params.items() if k not in data["grid"]}
-            return {**data, "strategy": {**strategy, "params": base}}
-        first = dict(zip(expansion.axes, expansion.points[0], strict=True))
-        return {**data, "strategy": {**strategy, "params": {**params, **first}}}
-
-    @model_validator(mode="after")
-    def _no_calendar_rebalance(self) -> SweepRequest:
-        if self.execution.rebalance in CALENDAR_REBALANCES:
-            raise ConfigError(
-                "invalid sweep request",
-                [("execution.rebalance", f"{self.execution.rebalance!r}: sweeps rebalance "
-                  "on_change or every_bar (a calendar schedule runs in single runs)")],
+            expansion = expand_grid(
+                name, params, grid, fields_check(data), samples=data.get("samples"),
+                seed=data.get("seed", 0),
             )  # fmt: skip
-        return self
+        except (ConfigError, ValidationError, TypeError, ValueError):
+            gridded = {strategy_param(k) for k in data["grid"]}
+            base = {k: v for k, v in params.items() if k not in gridded}
+            return {**data, "strategy": {**strategy, "params": base}}
+        first = dict(expansion.params[0])
+        first_fields = field_overrides(expansion.fields[0])
+        return {
+            **merge_overrides(data, first_fields),
+            "strategy": {**strategy, "params": {**params, **first}},
+        }
 
     @field_validator("pbo_splits")
     @classmethod
@@ -89,8 +128,13 @@ class SweepRequest(RunConfig):
         strategy = info.data.get("strategy")
         if strategy is None:
             return value  # the strategy's own error is reported
+        payload = {k: v.model_dump(mode="json") if hasattr(v, "model_dump") else v
+                   for k, v in info.data.items()}  # fmt: skip
         try:
-            expand_grid(strategy.name, strategy.params, value)
+            expand_grid(
+                strategy.name, strategy.params, value, fields_check(payload),
+                samples=info.data.get("samples"), seed=info.data.get("seed", 0),
+            )  # fmt: skip
         except ConfigError as exc:
             raise GridError(exc.errors) from None
         return value
@@ -98,13 +142,25 @@ class SweepRequest(RunConfig):
     @cached_property
     def expansion(self) -> GridExpansion:
         """The grid expanded and validated (computed once per request)."""
-        return expand_grid(self.strategy.name, self.strategy.params, self.grid)
+        payload = self.model_dump(mode="json")
+        return expand_grid(
+            self.strategy.name, self.strategy.params, self.grid, fields_check(payload),
+            samples=self.samples, seed=self.seed,
+        )  # fmt: skip
 
-    def run_config(self, params: Mapping[str, Any]) -> RunConfig:
-        """The single-run request of one combination (the sweep's settings, these strategy params)."""
-        payload = self.model_dump(mode="json", exclude={"grid", "objective", "pbo_splits"})
+    def run_config(
+        self, params: Mapping[str, Any], fields: Mapping[str, Any] | None = None
+    ) -> RunConfig:
+        """The single-run request of one combination: the sweep's settings with these strategy
+        params and request fields ({dotted path: value}, `expansion.fields[k]`)."""
+        payload = self.model_dump(mode="json", exclude=set(SWEEP_FIELDS))
         payload["strategy"]["params"] = {**payload["strategy"]["params"], **params}
-        return RunConfig.model_validate(payload)
+        return RunConfig.model_validate(merge_overrides(payload, field_overrides(fields or {})))
+
+    def combination_config(self, k: int) -> RunConfig:
+        """The single-run request of the expansion's combination `k`."""
+        e = self.expansion
+        return self.run_config(e.params[k], e.fields[k])
 
 
 def _without_axis_tag(parts: Sequence[int | str]) -> tuple[int | str, ...]:
@@ -148,9 +204,7 @@ def parse_sweep_request(obj: SweepRequest | Mapping[str, Any]) -> SweepRequest:
         overrides = body.pop("overrides", None) or {}
         if not isinstance(overrides, Mapping):
             raise ConfigError("invalid sweep request", [("overrides", "must be a JSON object")])
-        sweep_fields: dict[str, Any] = {
-            k: body.pop(k) for k in ("grid", "objective", "pbo_splits") if k in body
-        }
+        sweep_fields: dict[str, Any] = {k: body.pop(k) for k in SWEEP_FIELDS if k in body}
         if body:
             raise ConfigError(
                 "invalid sweep request",

@@ -3,6 +3,8 @@ and the artifacts and manifest it writes."""
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,8 +27,9 @@ from ..artifacts import (
     table_bytes,
     write_run_folder,
 )
+from ..data.portfolio import PortfolioDataset
 from ..hashing import canonical_bytes, sha256_hex
-from ..pipeline import DataIdentity, RunResult
+from ..pipeline import DataIdentity, PortfolioResult, RunResult
 from ..run_warnings import RunWarning
 from .grid import GridExpansion
 from .request import SweepRequest
@@ -46,12 +49,12 @@ class SweepResult:
 
     request: SweepRequest
     config_hash: str
-    dataset: data_mod.Dataset
+    dataset: data_mod.Dataset | PortfolioDataset
     identity: DataIdentity
     expansion: GridExpansion
     table: pd.DataFrame  # one row per valid combination: combo, the gridded params, metrics
     best: dict[str, Any]  # {"combo": index, "params": {...}, "metrics": {...}}
-    best_run: RunResult  # the best combination re-run in full
+    best_run: RunResult | PortfolioResult  # the best combination re-run in full
     heatmap: dict[str, Any]
     validation: dict[str, Any] | None
     fused: bool
@@ -71,10 +74,15 @@ class SweepResult:
             "n_skipped": e.skipped,
             "skipped_reasons": e.reasons,
             "objective": self.request.objective,
-            "best": {"combo": self.best["combo"], "params": self.best["params"]},
+            "best": {k: self.best[k] for k in ("combo", "params", "fields") if k in self.best},
             "pbo_splits": self.request.pbo_splits,
             "fold_dates": self.fold_dates(),
         }
+
+    def best_point(self) -> dict[str, Any]:
+        """The best combination's value on each axis, by axis name as the grid gives it."""
+        e = self.expansion
+        return dict(zip(e.axes, e.points[self.best["combo"]], strict=True))
 
     def fold_dates(self) -> list[list[str]]:
         """The first and last bar's timestamp (ISO 8601, UTC) of each validation fold: a sweep
@@ -148,10 +156,62 @@ def best_index(values: np.ndarray) -> int:
     return int(np.argmax(np.where(finite, values, -np.inf)))
 
 
+#: A random search's axis with more distinct values than this is shown in `HEATMAP_BINS` bins.
+HEATMAP_MAX_VALUES = 40
+HEATMAP_BINS = 20
+
+
+def _binned(values: list[Any], drawn: list[Any]) -> tuple[list[Any], list[int]]:
+    """An axis's heatmap labels and each drawn value's column: the distinct values themselves,
+    or (more than HEATMAP_MAX_VALUES numbers) equal-count bins labelled by their midpoints."""
+    numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+    if len(values) <= HEATMAP_MAX_VALUES or not numeric:
+        where = {canonical_bytes(v): i for i, v in enumerate(values)}
+        return values, [where[canonical_bytes(v)] for v in drawn]
+    edges = np.quantile(np.asarray(values, dtype=np.float64), np.linspace(0, 1, HEATMAP_BINS + 1))
+    edges = np.unique(edges)
+    columns = np.clip(np.searchsorted(edges, np.asarray(drawn, float), side="right") - 1, 0,
+                      len(edges) - 2)  # fmt: skip
+    labels = [round(float((a + b) / 2), 6) for a, b in itertools.pairwise(edges)]
+    return labels, [int(c) for c in columns]
+
+
+def _random_search_heatmap(
+    expansion: GridExpansion, objective: str, values: np.ndarray, best: int
+) -> dict[str, Any]:
+    """A random search's heatmap: over the first two axes (binned where they have many values),
+    each cell the best objective among the draws that fall in it (no axis is held fixed)."""
+    names = list(expansion.axes)
+    x_name, y_name = names[0], names[1] if len(names) > 1 else None
+    x_labels, x_col = _binned(expansion.axes[x_name], [p[0] for p in expansion.points])
+    if y_name is None:
+        y_labels, y_row = [None], [0] * len(expansion.points)
+    else:
+        y_labels, y_row = _binned(expansion.axes[y_name], [p[1] for p in expansion.points])
+    z: list[list[float | None]] = [[None] * len(x_labels) for _ in y_labels]
+    for k, (col, row) in enumerate(zip(x_col, y_row, strict=True)):
+        value = float(values[k])
+        cell = z[row][col]
+        if math.isfinite(value) and (cell is None or value > cell):
+            z[row][col] = value
+    return {
+        "metric": objective,
+        "x": {"name": x_name, "values": x_labels},
+        "y": None if y_name is None else {"name": y_name, "values": y_labels},
+        "fixed": {},
+        "z": z,
+        "best": dict(zip(names, expansion.points[best], strict=True)),
+        "cells": "the best of the draws in each cell",
+    }
+
+
 def objective_heatmap(
     expansion: GridExpansion, objective: str, values: np.ndarray, best: int
 ) -> dict[str, Any]:
-    """The objective over the first two axes (others fixed at the best's values): z[y][x]."""
+    """The objective over the first two axes (others fixed at the best's values): z[y][x]. A
+    random search's: `_random_search_heatmap`."""
+    if expansion.random:
+        return _random_search_heatmap(expansion, objective, values, best)
     names = list(expansion.axes)
     best_point = expansion.points[best]
     x_name = names[0]

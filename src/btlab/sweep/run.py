@@ -12,37 +12,40 @@ import numpy as np
 import pandas as pd
 
 from btlab.kernels.dtypes import Flag
-from btlab.kernels.ledger import trades_from_fills
 from btlab.kernels.metrics import SW_MEAN, SW_STD
 
 from .. import data as data_mod
-from ..config import RunConfig
-from ..data.portfolio import PortfolioDataset
+from ..benchmark import run_benchmark
+from ..config import FeatureSpec, RunConfig
+from ..data.portfolio import PortfolioDataset, with_prices
 from ..errors import RunCancelled
+from ..executors import BatchExecutor, executor_from_env
 from ..features import FeatureStore
 from ..metrics import compute_metrics, metrics_from_stats, span_years
 from ..pipeline import (
     CancelCheck,
     DataIdentity,
     EventSink,
+    PortfolioResult,
     RunCache,
     RunResult,
     Stages,
     config_hash,
-    exec_params,
-    load_single_dataset,
+    load_dataset,
     run_identity,
-    simulate_chunked,
-    size_scale,
     sizing_features,
 )
+from ..portfolio_features import PortfolioFeatureStore
+from ..portfolio_run import portfolio_strategy, simulate_portfolio
+from ..portfolio_strategies import required_portfolio_features
 from ..run_result import outcome_warnings
 from ..run_warnings import RunWarning, dataset_warnings, validation_warnings, warmup_warnings
-from ..strategies import compute_target, required_features
+from ..strategies import required_features
 from ..validation import run_validation
 from ..validation.run import bar_returns, fold_metrics
-from .engine import PassOutput, cross_rules, sweep_pass
+from .engine import PassOutput, cross_rules
 from .grid import grid_warnings
+from .passes import SweepData, run_pass, simulate_single
 from .pbo import block_bounds, pbo_from_blocks
 from .request import SweepRequest, parse_sweep_request, sweep_config_hash
 from .result import (
@@ -64,28 +67,75 @@ def _single_run(
     identity: DataIdentity,
 ) -> RunResult:
     """One combination the way `pipeline.run` computes it (validation left to the sweep)."""
-    n = len(dataset)
-    target = compute_target(store, cfg.strategy.name, cfg.strategy.params, n)
-    sim = simulate_chunked(
-        dataset, target, size_scale(cfg, store, n, periods_per_year), exec_params(cfg)
-    )
-    trades = trades_from_fills(sim.fills, n - 1, float(dataset.close[-1]), sim.borrow_total)
+    target, sim, trades = simulate_single(cfg, dataset, store, periods_per_year)
+    cash = cfg.execution.initial_cash
+    bench = run_benchmark(cfg.metrics.benchmark, dataset.close, dataset.ts, cash)
     metrics = compute_metrics(
         dataset.ts, dataset.close, sim.equity, sim.units, sim.borrow, sim.fills, trades,
-        initial_cash=cfg.execution.initial_cash, periods_per_year=periods_per_year,
-        ruined=bool(sim.flags & Flag.RUINED), halted=bool(sim.flags & Flag.HALTED_MAX_DRAWDOWN),
+        initial_cash=cash, periods_per_year=periods_per_year, ruined=bool(sim.flags & Flag.RUINED),
+        halted=bool(sim.flags & Flag.HALTED_MAX_DRAWDOWN), benchmark=bench,
     )  # fmt: skip
     return RunResult(
         config=cfg, config_hash=config_hash(cfg, identity), dataset=dataset, target=target,
         units=sim.units, cash=sim.cash, equity_values=sim.equity, borrow=sim.borrow,
         fill_records=sim.fills, trade_records=trades, metrics=metrics, validation=None,
-        flags=sim.flags, halt_bar=sim.halt_bar, identity=identity,
+        flags=sim.flags, halt_bar=sim.halt_bar, identity=identity, benchmark_equity=bench,
     )  # fmt: skip
+
+
+def _portfolio_run(
+    cfg: RunConfig,
+    dataset: PortfolioDataset,
+    store: PortfolioFeatureStore,
+    periods_per_year: float,
+    identity: DataIdentity,
+) -> PortfolioResult:
+    """One portfolio combination the way `run_portfolio` computes it (validation left out)."""
+    result = simulate_portfolio(
+        cfg, dataset, store, periods_per_year, identity=identity, chash=config_hash(cfg, identity)
+    )
+    cash = cfg.execution.initial_cash
+    result.benchmark_equity = run_benchmark(cfg.metrics.benchmark, dataset.close, dataset.ts, cash)
+    price, exposure = result.exposure_arrays()
+    result.metrics = compute_metrics(
+        dataset.ts, price, result.equity_values, exposure, result.borrow.sum(axis=1),
+        result.fill_records, result.trade_records, initial_cash=cash,
+        periods_per_year=periods_per_year, ruined=result.ruined, halted=result.halted,
+        benchmark=result.benchmark_equity,
+    )  # fmt: skip
+    return result
+
+
+def _best_run(
+    cfg: RunConfig, data: SweepData, periods_per_year: float, identity: DataIdentity
+) -> RunResult | PortfolioResult:
+    if isinstance(data.dataset, PortfolioDataset):
+        assert isinstance(data.store, PortfolioFeatureStore)
+        return _portfolio_run(cfg, data.dataset, data.store, periods_per_year, identity)
+    assert isinstance(data.store, FeatureStore)
+    return _single_run(cfg, data.dataset, data.store, periods_per_year, identity)
+
+
+def _permuted(
+    data: SweepData, o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray
+) -> SweepData:
+    """The sweep's bars with permuted prices and a fresh feature store over them."""
+    if isinstance(data.dataset, PortfolioDataset):
+        portfolio = with_prices(data.dataset, o, h, lo, c)
+        return SweepData(portfolio, PortfolioFeatureStore(portfolio))
+    single = dataclasses.replace(data.dataset, open=o, high=h, low=lo, close=c, adj_close=None)
+    return SweepData(single, FeatureStore(single))
+
+
+def _required_features(name: str, params: dict[str, Any], portfolio: bool) -> list[FeatureSpec]:
+    if portfolio:
+        return required_portfolio_features(*portfolio_strategy(name, params))
+    return required_features(name, params)
 
 
 def _validate(
     request: SweepRequest,
-    best_run: RunResult,
+    best_run: RunResult | PortfolioResult,
     trial_sharpes: np.ndarray,
     blocks: np.ndarray,
     bounds: np.ndarray,
@@ -111,7 +161,7 @@ def _validate(
         periods_per_year=periods_per_year,
         permutation_statistic=statistic if cfg.permutation.enabled else None,
         ohlc=(ds.open, ds.high, ds.low, ds.close), real_statistic=best_value,
-        fold_metrics=fold_metrics(best_run, cfg.folds.k) if cfg.folds.enabled else None,
+        fold_metrics=fold_metrics(best_run, cfg.folds.k) if cfg.folds.enabled else None,  # type: ignore[arg-type]
         trial_sharpes=finite if finite.size > 1 else None, on_progress=progress,
         permutation_workers=1,  # each permuted sweep is itself parallel over the combinations
     )  # fmt: skip
@@ -139,62 +189,71 @@ def _validate(
 def run_sweep(
     request: SweepRequest | Mapping[str, Any],
     *,
-    data: pd.DataFrame | data_mod.Dataset | None = None,
+    data: pd.DataFrame | data_mod.Dataset | PortfolioDataset | None = None,
     on_event: EventSink | None = None,
     should_cancel: CancelCheck | None = None,
     resolve_stored: Callable[[str], data_mod.Dataset] | None = None,
     resolve_portfolio: Callable[[str], PortfolioDataset] | None = None,
     cache: RunCache | None = None,
+    executor: BatchExecutor | None = None,
 ) -> SweepResult:
     """Run every valid combination of the request's grid; see the docstring of `btlab.sweep`.
 
     Events as `pipeline.run`: "stage" (validate, load_data, features, sweep, best, validation)
     and "progress" ({"stage": "sweep", "done", "total"} in combinations; in permutations for
-    "validation"). Raises ConfigError, DataError or RunCancelled.
+    "validation"). The combinations run in batches on `executor` (default: the cluster that
+    `BTLAB_CLUSTER` names, else this process; `btlab.executors`), with the same results
+    wherever they run. Raises ConfigError, DataError or RunCancelled.
     """
+    executor = executor if executor is not None else executor_from_env()
     stages = Stages(on_event, should_cancel, kind="sweep")
     req: SweepRequest = stages.run("validate", lambda: parse_sweep_request(request))
     expansion = req.expansion
-    dataset: data_mod.Dataset = stages.run(
+    dataset = stages.run(
         "load_data",
-        lambda: load_single_dataset(
-            req,
-            data,
-            resolve_stored=resolve_stored,
-            resolve_portfolio=resolve_portfolio,
+        lambda: load_dataset(
+            req, data, resolve_stored=resolve_stored, resolve_portfolio=resolve_portfolio,
             cache=cache,
-            what="a sweep",
         ),
-    )
+    )  # fmt: skip
     identity = run_identity(req, dataset, explicit=data is not None)
     chash = sweep_config_hash(req, identity)
-    n = len(dataset)
+    portfolio = isinstance(dataset, PortfolioDataset)
+    n = dataset.close.shape[0]
     ppy = req.metrics.periods_per_year or dataset.meta.periods_per_year
-    store = FeatureStore(dataset, cache=cache.features if cache is not None else None)
+    feature_cache = cache.features if cache is not None else None
+    store = (
+        PortfolioFeatureStore(dataset, cache=feature_cache)
+        if isinstance(dataset, PortfolioDataset)
+        else FeatureStore(dataset, cache=feature_cache)
+    )
+    sweep_data = SweepData(dataset, store)
     name = req.strategy.name
     combos = expansion.params
     # each combination's parameters validated and its features keyed once, for every use below
-    specs = [required_features(name, p) for p in combos]
-    rules = cross_rules(name, combos)
+    specs = [_required_features(name, p, portfolio) for p in combos]
+    rules = None if portfolio else cross_rules(name, combos)
     stages.run("features", lambda: [store.get(s) for combo in specs for s in combo])
     bounds = block_bounds(max(n - 1, 0), req.pbo_splits)
     out: PassOutput = stages.run(
         "sweep",
-        lambda: sweep_pass(
-            dataset, store, req, name, combos, bounds, ppy,
-            on_progress=stages.progress("sweep"), should_cancel=should_cancel, rules=rules,
+        lambda: run_pass(
+            req, sweep_data, bounds, ppy, rules=rules, on_progress=stages.progress("sweep"),
+            should_cancel=should_cancel, executor=executor,
         ),
     )  # fmt: skip
     years = span_years(dataset.ts)
-    cash = req.execution.initial_cash
     rows = [
-        metrics_from_stats(row, n=n, years=years, initial_cash=cash, periods_per_year=ppy)
-        for row in out.stats
-    ]
+        metrics_from_stats(
+            row, n=n, years=years, periods_per_year=ppy,
+            initial_cash=fields.get("execution.initial_cash", req.execution.initial_cash),
+        )
+        for row, fields in zip(out.stats, expansion.fields, strict=True)
+    ]  # fmt: skip
     objective = np.array([r[req.objective] for r in rows], dtype=np.float64)
     best = best_index(objective)
-    best_run: RunResult = stages.run(
-        "best", lambda: _single_run(req.run_config(combos[best]), dataset, store, ppy, identity)
+    best_run = stages.run(
+        "best", lambda: _best_run(req.combination_config(best), sweep_data, ppy, identity)
     )
     validation = None
     if req.validation.enabled:
@@ -202,16 +261,15 @@ def run_sweep(
             trial_sharpes = out.stats[:, SW_MEAN] / out.stats[:, SW_STD]
 
         def statistic(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray) -> float:
-            permuted = dataclasses.replace(dataset, open=o, high=h, low=lo, close=c, adj_close=None)
-            p_out = sweep_pass(
-                permuted, FeatureStore(permuted), req, name, combos, bounds, ppy, rules=rules
-            )
+            permuted = _permuted(sweep_data, o, h, lo, c)
+            p_out = run_pass(req, permuted, bounds, ppy, rules=rules, executor=executor)
             values = [
-                metrics_from_stats(r, n=n, years=years, initial_cash=cash, periods_per_year=ppy)[
-                    req.objective
-                ]
-                for r in p_out.stats
-            ]
+                metrics_from_stats(
+                    r, n=n, years=years, periods_per_year=ppy,
+                    initial_cash=f.get("execution.initial_cash", req.execution.initial_cash),
+                )[req.objective]
+                for r, f in zip(p_out.stats, expansion.fields, strict=True)
+            ]  # fmt: skip
             arr = np.array(values, dtype=np.float64)
             return float(arr[best_index(arr)])
 
@@ -224,11 +282,11 @@ def run_sweep(
         )  # fmt: skip
     sizing = sizing_features(req)  # with the strategy's features: `read_features` of each
     best_text = ", ".join(
-        f"{k}={json.dumps(v)}" for k, v in combos[best].items() if k in expansion.axes
+        f"{k}={json.dumps(v)}" for k, v in zip(expansion.axes, expansion.points[best], strict=True)
     )
     warnings = [
-        *dataset_warnings(dataset), *grid_warnings(expansion),
-        *warmup_warnings(store, [s for combo in specs for s in [*combo, *sizing]]),
+        *dataset_warnings(dataset), *grid_warnings(expansion),  # type: ignore[arg-type]
+        *warmup_warnings(store, [s for combo in specs for s in [*combo, *sizing]]),  # type: ignore[arg-type]
         *combination_warnings(rows),
         *(RunWarning(w.code, f"best combination ({best_text}): {w.message}")
           for w in outcome_warnings(best_run)),
@@ -241,7 +299,12 @@ def run_sweep(
         identity=identity,
         expansion=expansion,
         table=combination_table(expansion, rows),
-        best={"combo": best, "params": combos[best], "metrics": best_run.metrics},
+        best={
+            "combo": best,
+            "params": combos[best],
+            "metrics": best_run.metrics,
+            **({"fields": expansion.fields[best]} if expansion.field_axes else {}),
+        },
         best_run=best_run,
         heatmap=objective_heatmap(expansion, req.objective, objective, best),
         validation=validation,

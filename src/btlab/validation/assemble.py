@@ -9,11 +9,12 @@ from typing import Any
 import numpy as np
 
 from ..config import ValidationConfig
+from ..executors import BatchExecutor
 from ..hashing import seed_for
 from .bootstrap import stationary_bootstrap
 from .cscv import pbo_cscv
 from .inputs import finite_returns
-from .permutation import BatchStatistic, Progress, Statistic, permutation_test
+from .permutation import BatchStatistic, PathStatistics, Progress, Statistic, permutation_test
 from .sharpe import dsr_parts, min_trl_from_moments, moments, psr_from_moments
 
 
@@ -44,6 +45,8 @@ def run_validation(
     returns_matrix: np.ndarray | None = None,
     on_progress: Progress | None = None,
     permutation_workers: int | None = None,
+    executor: BatchExecutor | None = None,
+    permutation_recipe: PathStatistics | None = None,
 ) -> dict[str, Any]:
     """The `validation.json` dict of a run (SPEC §6); a section is None when disabled or not computable.
 
@@ -62,7 +65,8 @@ def run_validation(
     `on_progress(done, total)` is called after each permutation (it may raise to cancel).
     `permutation_workers` threads run the permutations (default: the cores; a statistic that is
     itself a parallel kernel, as a sweep's, runs them one at a time); `permutation_batch`, where
-    given, runs them in batches instead (see `permutation_test`).
+    given, runs them in batches instead (see `permutation_test`); a cluster `executor` with the
+    statistic's `permutation_recipe` runs them on its workers.
     """
     r = finite_returns(returns)
     out: dict[str, Any] = {
@@ -129,6 +133,8 @@ def run_validation(
             on_progress=on_progress,
             workers=permutation_workers,
             batch_statistic=permutation_batch,
+            executor=executor,
+            recipe=permutation_recipe,
         )
     if cfg.folds.enabled and fold_metrics is not None:
         out["folds"] = (

@@ -8,10 +8,11 @@ import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
+from ..executors import BatchExecutor, LocalExecutor
 from ..kernels.stats import rebuild_ohlc_nb, shuffle_into_nb
 from .inputs import finite_returns, seeded_generator
 from .joint_permutation import JointPermutationBase
@@ -21,6 +22,48 @@ Statistic = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], float]
 #: equal to `Statistic` on each path (e.g. one fused parallel kernel for the whole batch).
 BatchStatistic = Callable[["PermutationBase", np.ndarray], np.ndarray]
 Progress = Callable[[int, int], None]
+
+
+class PathStatistics(Protocol):
+    """A picklable recipe of a run's permutation statistic, built where the paths are run (a
+    cluster's worker): the statistic, and its fused batch form where one exists."""
+
+    def statistic(self) -> Statistic: ...
+
+    def batch(self) -> BatchStatistic | None: ...
+
+
+class PermutationJob:
+    """What a worker needs for its batches of permutation keys: the recipe and the split path.
+    The statistic is built on the worker's first batch and kept for the job (it does not
+    travel: it holds per-thread buffers)."""
+
+    def __init__(self, recipe: PathStatistics, base: PermutationBase | JointPermutationBase):
+        self.recipe, self.base = recipe, base
+        self._built: tuple[Statistic, BatchStatistic | None] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_built": None}
+
+    def values(self, keys: np.ndarray) -> np.ndarray:
+        """The statistic on the path of each key, in order."""
+        if self._built is None:
+            single = isinstance(self.base, PermutationBase)
+            self._built = (self.recipe.statistic(), self.recipe.batch() if single else None)
+        statistic, batch = self._built
+        if batch is not None:
+            assert isinstance(self.base, PermutationBase)
+            return batch(self.base, keys)
+        out = np.empty(keys.shape[0])
+        buffers = self.base.buffers()
+        for i, key in enumerate(keys):
+            out[i] = statistic(*self.base.permute_key(key, out=buffers))
+        return out
+
+
+def permutation_values(job: PermutationJob, keys: np.ndarray) -> np.ndarray:
+    """One batch of a permutation test on a cluster's worker (`PermutationJob.values`)."""
+    return job.values(keys)
 
 
 class PermutationBase:
@@ -113,6 +156,8 @@ def permutation_test(
     on_progress: Progress | None = None,
     workers: int | None = None,
     batch_statistic: BatchStatistic | None = None,
+    executor: BatchExecutor | None = None,
+    recipe: PathStatistics | None = None,
 ) -> dict[str, Any]:
     """Monte Carlo permutation test: p = (1 + #{perm >= real}) / (n + 1).
 
@@ -129,6 +174,9 @@ def permutation_test(
     next permutation: copy anything kept beyond the call. With `batch_statistic` (which must
     equal `statistic` path by path) the permutations run in batches of `4 * workers` keys,
     one call each (it parallelizes itself), and progress is reported after each batch.
+    With a cluster `executor` (not a `LocalExecutor`) and the statistic's picklable `recipe`,
+    the keys go to its workers in about four batches per worker thread (`PermutationJob`); the
+    values land by key index, so the result is the one computed here.
     """
     if n_permutations < 1:
         raise ValueError(f"n_permutations must be >= 1, got {n_permutations}")
@@ -156,7 +204,21 @@ def permutation_test(
 
     # Each permutation depends only on its key, so threads change the speed, never the result.
     n_workers = default_workers() if workers is None else max(1, workers)
-    if (
+    if executor is not None and recipe is not None and not isinstance(executor, LocalExecutor):
+        parts = max(1, min(n_permutations, 4 * executor.parallelism))
+        batches = [b for b in np.array_split(keys, parts) if b.size]
+        starts = np.cumsum([0] + [b.size for b in batches[:-1]])
+        done = [0]
+
+        def on_result(index: int, values: np.ndarray) -> None:
+            start = int(starts[index])
+            null[start : start + values.shape[0]] = values
+            done[0] += values.shape[0]
+            if on_progress is not None:
+                on_progress(done[0], n_permutations)
+
+        executor.run(permutation_values, PermutationJob(recipe, base), batches, on_result)
+    elif (
         batch_statistic is not None
     ):  # batches as the threaded path's: same progress, same cancel points
         size = 4 * n_workers

@@ -10,12 +10,14 @@ import dataclasses
 import math
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numba
 import numpy as np
 
 from ..errors import RunCancelled
+from ..executors import BatchExecutor
 from ..features import FeatureStore
 from ..kernel_inputs import exec_params, rebalance_schedule, size_scale
 from ..kernel_status import raise_for_status
@@ -214,6 +216,32 @@ def permutation_batch(result: RunResult) -> BatchStatistic | None:
     return batch
 
 
+@dataclass
+class RunPermutations:
+    """The recipe of a run's permutation statistic for a cluster's workers (`PathStatistics`):
+    the run's request, bars and periods per year travel, not its arrays."""
+
+    result: RunResult
+
+    def __getstate__(self) -> dict[str, Any]:
+        r = self.result
+        none = np.zeros(0)
+        slim = RunResult(
+            config=r.config, config_hash=r.config_hash, dataset=r.dataset, target=none,
+            units=none, cash=none, equity_values=none, borrow=none, fill_records=r.fill_records[:0],
+            trade_records=r.trade_records[:0],
+            metrics={"periods_per_year": r.metrics["periods_per_year"]}, validation=None,
+            flags=r.flags, halt_bar=r.halt_bar,
+        )  # fmt: skip
+        return {"result": slim}
+
+    def statistic(self) -> Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], float]:
+        return permutation_statistic(self.result)
+
+    def batch(self) -> BatchStatistic | None:
+        return permutation_batch(self.result)
+
+
 def validate_result(
     result: RunResult,
     store: FeatureStore,
@@ -221,10 +249,11 @@ def validate_result(
     on_progress: Callable[[int, int], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
     cache: RunCache | None = None,
+    executor: BatchExecutor | None = None,
 ) -> dict[str, Any]:
-    """validation.json of a run (SPEC §6). A run of the caller's own targets (strategy
-    `targets`) has no strategy to re-run on permuted prices: its permutation test is skipped,
-    the reason under `skipped.permutation`."""
+    """validation.json of a run (SPEC §6); the permutations on `executor` (a cluster) where
+    given. A run of the caller's own targets (strategy `targets`) has no strategy to re-run on
+    permuted prices: its permutation test is skipped, the reason under `skipped.permutation`."""
     cfg = result.config.validation
     permute = cfg.permutation.enabled and result.config.strategy.name != TARGETS_STRATEGY
     ppy = float(result.metrics["periods_per_year"])
@@ -243,7 +272,8 @@ def validate_result(
         permutation_statistic=permutation_statistic(result) if permute else None,
         permutation_batch=permutation_batch(result) if permute else None,
         ohlc=(ds.open, ds.high, ds.low, ds.close), real_statistic=result.metrics["sharpe"],
-        fold_metrics=folds, on_progress=progress,
+        fold_metrics=folds, on_progress=progress, executor=executor,
+        permutation_recipe=RunPermutations(result) if permute else None,
     )  # fmt: skip
     return with_skips(out, result.config)
 

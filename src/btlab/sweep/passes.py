@@ -1,0 +1,246 @@
+"""A sweep's pass over its combinations, by the fastest path that covers each.
+
+Combinations that differ only in the strategy's parameters run through the sweep kernels in
+one batched pass (`engine.sweep_pass`). A grid over request fields (`execution.*`, `risk.*`) is
+split into groups with the same fields, each group one such pass with its own settings. What
+the sweep kernels do not cover — a portfolio's grid, a calendar rebalance — runs each
+combination through the one engine as a single run does (`simulation.run_engine`), then the
+statistics kernels over its path with the CSCV blocks. Every path gives a combination the same
+statistics row, bit for bit, as the single run of it (`SweepRequest.combination_config`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from btlab.kernels.dtypes import Flag
+from btlab.kernels.ledger import trades_from_fills
+from btlab.kernels.metrics import BLOCK_FIELDS, N_STATS
+
+from .. import data as data_mod
+from ..config import RunConfig
+from ..data.portfolio import PortfolioDataset
+from ..executors import BatchExecutor, LocalExecutor
+from ..features import FeatureStore
+from ..hashing import canonical_json
+from ..kernel_inputs import rebalance_schedule
+from ..metrics import path_statistics
+from ..pipeline import CancelCheck, Simulation, exec_params, simulate_chunked, size_scale
+from ..portfolio_features import PortfolioFeatureStore
+from ..portfolio_run import simulate_portfolio
+from ..strategies import compute_target
+from ..timeframes import CALENDAR_REBALANCES
+from .engine import CrossRules, PassOutput, cross_rules, sweep_pass
+from .request import SweepRequest
+
+__all__ = [
+    "PassBatch",
+    "PassJob",
+    "SweepData",
+    "combination_stats",
+    "pass_batch",
+    "plan_batches",
+    "run_pass",
+    "simulate_single",
+]
+
+
+@dataclass
+class SweepData:
+    """The bars a sweep runs on with their feature store: one symbol's or a portfolio's."""
+
+    dataset: data_mod.Dataset | PortfolioDataset
+    store: FeatureStore | PortfolioFeatureStore
+
+    @property
+    def is_portfolio(self) -> bool:
+        return isinstance(self.dataset, PortfolioDataset)
+
+
+def simulate_single(
+    cfg: RunConfig, dataset: data_mod.Dataset, store: FeatureStore, periods_per_year: float
+) -> tuple[np.ndarray, Simulation, np.ndarray]:
+    """One symbol's combination through the engine as `pipeline.run` runs it: (target, the
+    simulation, the trades)."""
+    n = len(dataset)
+    target = compute_target(store, cfg.strategy.name, cfg.strategy.params, n)
+    sim = simulate_chunked(
+        dataset, target, size_scale(cfg, store, n, periods_per_year), exec_params(cfg),
+        schedule=rebalance_schedule(cfg, dataset.ts),
+    )  # fmt: skip
+    trades = trades_from_fills(sim.fills, n - 1, float(dataset.close[-1]), sim.borrow_total)
+    return target, sim, trades
+
+
+def combination_stats(
+    cfg: RunConfig, data: SweepData, periods_per_year: float, bounds: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """One combination through the engine as its single run goes (`pipeline.run`, or
+    `portfolio_run.run_portfolio`): its statistics row and CSCV block sums."""
+    blocks = np.zeros((bounds.shape[0] - 1, BLOCK_FIELDS))
+    if isinstance(data.dataset, PortfolioDataset):
+        assert isinstance(data.store, PortfolioFeatureStore)
+        result = simulate_portfolio(cfg, data.dataset, data.store, periods_per_year)
+        price, exposure = result.exposure_arrays()
+        row = path_statistics(
+            price, result.equity_values, exposure, result.borrow.sum(axis=1),
+            result.fill_records, result.trade_records, ruined=result.ruined,
+            halted=result.halted, bounds=bounds, blocks=blocks,
+        )  # fmt: skip
+        return row, blocks
+    assert isinstance(data.store, FeatureStore)
+    dataset = data.dataset
+    _target, sim, trades = simulate_single(cfg, dataset, data.store, periods_per_year)
+    row = path_statistics(
+        dataset.close, sim.equity, sim.units, sim.borrow, sim.fills, trades,
+        ruined=bool(sim.flags & Flag.RUINED), halted=bool(sim.flags & Flag.HALTED_MAX_DRAWDOWN),
+        bounds=bounds, blocks=blocks,
+    )  # fmt: skip
+    return row, blocks
+
+
+def _kernel_covers(cfg: RunConfig, data: SweepData) -> bool:
+    """Whether the sweep kernels run this combination's settings (one symbol, no calendar)."""
+    return not data.is_portfolio and cfg.execution.rebalance not in CALENDAR_REBALANCES
+
+
+def _select(rules: CrossRules | None, members: Sequence[int]) -> CrossRules | None:
+    if rules is None:
+        return None
+    picked = np.asarray(members, dtype=np.int64)
+    return CrossRules(
+        [rules.a[k] for k in members], [rules.b[k] for k in members],
+        rules.long_value[picked], rules.short_value[picked],
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PassBatch:
+    """Combinations run together: through the sweep kernels (`kernel`, one group of request
+    fields) or one by one through the engine."""
+
+    members: tuple[int, ...]
+    kernel: bool
+
+
+class PassJob:
+    """What every batch of a pass reads; shipped to each worker of a cluster once. The feature
+    store does not travel: a worker builds its own over the bars, once, on its first batch."""
+
+    def __init__(
+        self,
+        request: SweepRequest,
+        data: SweepData,
+        bounds: np.ndarray,
+        periods_per_year: float,
+        rules: CrossRules | None,
+    ) -> None:
+        self.request, self.dataset, self.bounds = request, data.dataset, bounds
+        self.periods_per_year, self.rules = periods_per_year, rules
+        self._store: FeatureStore | PortfolioFeatureStore | None = data.store
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_store": None}
+
+    def data(self) -> SweepData:
+        if self._store is None:
+            self._store = (
+                PortfolioFeatureStore(self.dataset)
+                if isinstance(self.dataset, PortfolioDataset)
+                else FeatureStore(self.dataset)
+            )
+        return SweepData(self.dataset, self._store)
+
+
+def pass_batch(job: PassJob, batch: PassBatch) -> tuple[np.ndarray, np.ndarray, bool]:
+    """One batch's statistics rows and block sums (in its members' order), and whether the fused
+    kernel ran it."""
+    request, data = job.request, job.data()
+    members = list(batch.members)
+    if batch.kernel:
+        assert isinstance(data.dataset, data_mod.Dataset)
+        assert isinstance(data.store, FeatureStore)
+        e = request.expansion
+        params = [e.params[k] for k in members]
+        name = request.strategy.name
+        rules = _select(job.rules, members)
+        out = sweep_pass(
+            data.dataset, data.store, request.combination_config(members[0]), name, params,
+            job.bounds, job.periods_per_year,
+            rules=rules if rules is not None else cross_rules(name, params),
+        )  # fmt: skip
+        return out.stats, out.blocks, out.fused
+    stats = np.zeros((len(members), N_STATS))
+    blocks = np.zeros((len(members), job.bounds.shape[0] - 1, BLOCK_FIELDS))
+    for i, k in enumerate(members):
+        stats[i], blocks[i] = combination_stats(
+            request.combination_config(k), data, job.periods_per_year, job.bounds
+        )
+    return stats, blocks, False
+
+
+#: Batches per group of combinations, per slot of the executor: enough to report progress and
+#: balance a cluster's workers, few enough that a batch's fixed costs stay small.
+BATCHES_PER_SLOT = 4
+#: Fewest combinations in one batch through the sweep kernels (its chunks fill the cores).
+MIN_KERNEL_BATCH = 16
+
+
+def plan_batches(request: SweepRequest, data: SweepData, parallelism: int = 1) -> list[PassBatch]:
+    """The pass's batches: each group of combinations sharing their request fields split in
+    about `BATCHES_PER_SLOT * max(2, parallelism)` parts, in grid order."""
+    e = request.expansion
+    total = len(e.params)
+    groups: dict[str, list[int]] = {}
+    for k, fields in enumerate(e.fields or [{}] * total):
+        groups.setdefault(canonical_json(fields), []).append(k)
+    parts = BATCHES_PER_SLOT * max(2, parallelism)
+    out: list[PassBatch] = []
+    for members in groups.values():
+        kernel = _kernel_covers(request.combination_config(members[0]), data)
+        size = -(-len(members) // parts)
+        size = max(size, MIN_KERNEL_BATCH) if kernel else max(size, 1)
+        for lo in range(0, len(members), size):
+            out.append(PassBatch(tuple(members[lo : lo + size]), kernel))
+    return out
+
+
+def run_pass(
+    request: SweepRequest,
+    data: SweepData,
+    bounds: np.ndarray,
+    periods_per_year: float,
+    *,
+    rules: CrossRules | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    should_cancel: CancelCheck | None = None,
+    executor: BatchExecutor | None = None,
+) -> PassOutput:
+    """Every valid combination of the request's grid, each by the fastest path covering it (see
+    the module's docstring), in grid order, its batches run by `executor` (default: here).
+    `rules`: the fused rules of the whole grid (`engine.cross_rules`), computed once by the
+    caller. The rows land by combination index, so they do not depend on where or in which
+    order the batches ran."""
+    executor = executor if executor is not None else LocalExecutor()
+    total = len(request.expansion.params)
+    batches = plan_batches(request, data, executor.parallelism)
+    stats = np.zeros((total, N_STATS))
+    blocks = np.zeros((total, bounds.shape[0] - 1, BLOCK_FIELDS))
+    fused = [True]
+    done = [0]
+
+    def on_result(index: int, result: tuple[np.ndarray, np.ndarray, bool]) -> None:
+        members = list(batches[index].members)
+        stats[members], blocks[members] = result[0], result[1]
+        fused[0] = fused[0] and result[2]
+        done[0] += len(members)
+        if on_progress is not None:
+            on_progress(done[0], total)
+
+    job = PassJob(request, data, bounds, periods_per_year, rules)
+    executor.run(pass_batch, job, batches, on_result, should_cancel)
+    return PassOutput(stats, blocks, fused[0])
