@@ -340,6 +340,7 @@ def dataset(b: Bars, seed: int = 0) -> Dataset:
             "ts": pd.to_datetime(b.ts, utc=True),
             "open": b.open, "high": b.high, "low": b.low, "close": b.close, "volume": b.volume,
             "adj_close": b.close * rng.uniform(0.8, 1.0, len(b)),
+            "signal": rng.normal(size=len(b)),  # an extra column, read by the `column` feature
         }
     )  # fmt: skip
     return from_dataframe(frame)
@@ -351,6 +352,7 @@ def _pd_feature(frame: pd.DataFrame, name: str, p: dict[str, Any]) -> pd.Series:
     w = p.get("window", 0)
     table: dict[str, Callable[[], pd.Series]] = {
         "price": lambda: s,
+        "column": lambda: frame[p["name"]],
         "sma": lambda: s.rolling(w).mean(),
         "ema": lambda: s.ewm(span=w, adjust=False, min_periods=w).mean(),
         "returns": lambda: s.pct_change(fill_method=None),

@@ -4,7 +4,8 @@
     result = btlab.run({"strategy": {"name": "sma_cross", "params": {"fast": 20, "slow": 100}}})
     result.metrics["sharpe"], result.equity, result.fills, result.trades
 
-Parameter grids: `btlab.run_sweep(request_with_grid)`. The numba kernels are importable for
+Parameter grids: `btlab.run_sweep(request_with_grid)`. Your own targets or entry/exit signals
+in place of a strategy: `btlab.run(config, data, targets=array | btlab.signals(entries=...))`. The numba kernels are importable for
 direct calls on NumPy arrays: `btlab.kernels`.
 
 Every public name is imported when first asked for (PEP 562), so `import btlab` — and the
@@ -32,6 +33,7 @@ if TYPE_CHECKING:  # for type checkers only: each name is imported on first acce
     from .run_warnings import RunWarning
     from .sweep import SweepRequest, SweepResult, run_sweep
     from .synthetic_data import generate as synthetic
+    from .targets import Signals, signals
 
 #: Where each public name lives (the module imported on first access; "module:name" where the
 #: module calls it otherwise).
@@ -50,6 +52,7 @@ _LAZY: dict[str, str] = {
     "PortfolioResult": "portfolio_run",
     **dict.fromkeys(("SweepRequest", "SweepResult", "run_sweep"), "sweep"),
     "synthetic": "synthetic_data:generate",
+    **dict.fromkeys(("Signals", "signals"), "targets"),
 }
 
 
@@ -84,6 +87,7 @@ __all__ = [
     "RunError",
     "RunResult",
     "RunWarning",
+    "Signals",
     "SweepRequest",
     "SweepResult",
     "__version__",
@@ -99,6 +103,7 @@ __all__ = [
     "resolve_request",
     "run",
     "run_sweep",
+    "signals",
     "synthetic",
     "verify_artifacts",
     "write_artifacts",

@@ -19,6 +19,7 @@ from .portfolio_strategies import is_portfolio_strategy, resolve_portfolio_strat
 from .request_model import HashOmitDefault, RequestModel, hash_payload
 from .strategies import resolve_strategy_params
 from .synthetic_clock import MAX_SYMBOLS, BoundsError, check_bounds, check_portfolio_bounds
+from .targets import TARGETS_STRATEGY, resolve_targets_params
 from .timeframes import parse_timeframe
 
 #: Upper bounds of money amounts and sizes: far above any real account, far below where float
@@ -256,7 +257,8 @@ DataConfig = Annotated[
 class StrategyConfig(RequestModel):
     """The strategy and its parameters (validated against the strategy's schema): a registered
     single-symbol strategy (run on each symbol of a portfolio, weighted 1/K) or a portfolio
-    strategy (run on one symbol as a portfolio of one)."""
+    strategy (run on one symbol as a portfolio of one), or the reserved `targets`: the targets
+    of a dataset column (`params.column`) or handed to `btlab.run(..., targets=...)`."""
 
     name: str = Field(
         "sma_cross", description="A strategy name from the registry (GET /registry), single-symbol "
@@ -266,7 +268,9 @@ class StrategyConfig(RequestModel):
 
     @model_validator(mode="after")
     def _check_registry(self) -> StrategyConfig:
-        if is_portfolio_strategy(self.name):
+        if self.name == TARGETS_STRATEGY:  # reserved: targets from the caller or a data column
+            filled = resolve_targets_params(self.params)
+        elif is_portfolio_strategy(self.name):
             filled = resolve_portfolio_strategy_params(self.name, self.params)
         else:
             filled = resolve_strategy_params(self.name, self.params)

@@ -45,6 +45,7 @@ __all__ = [
     "Int",
     "Params",
     "column",
+    "extra_column",
     "feature",
     "format_validation_error",
     "list_features",
@@ -213,6 +214,20 @@ def column(data: Dataset, source: str) -> np.ndarray:
     return arr
 
 
+def extra_column(data: Dataset, name: str) -> np.ndarray:
+    """The dataset's extra column `name` (float64), or a ConfigError listing the ones it has."""
+    extra = getattr(data, "extra", {})
+    if name not in extra:
+        have = ", ".join(repr(c) for c in extra) or "none"
+        raise ConfigError(
+            "unknown dataset column",
+            [("params.name", f"the dataset has no extra column {name!r}; its extra columns: "
+              f"{have} (open, high, low, close, volume and adj_close are read with `price`)")],
+        )  # fmt: skip
+    values: np.ndarray = np.asarray(extra[name], dtype=np.float64)
+    return values
+
+
 class FeatureStore:
     """Shifted features of one dataset, each distinct (name, params) computed once.
 
@@ -344,6 +359,13 @@ class RsiParams(Params):
     source: PriceColumn = Field("close", description="The price column it is computed on.")
 
 
+class ColumnParams(Params):
+    name: str = Field(
+        "signal", min_length=1, max_length=200,
+        description="The dataset's extra column, by name (as spelled in the file).",
+    )  # fmt: skip
+
+
 class AtrParams(Params):
     window: Int = Field(
         14, ge=1, le=100_000, description="Wilder smoothing length: alpha = 1 / window."
@@ -357,6 +379,16 @@ class AtrParams(Params):
 )
 def _price(data: Dataset, p: PriceParams) -> np.ndarray:
     return column(data, p.source)
+
+
+@feature(
+    "column",
+    ColumnParams,
+    "An extra numeric column of the dataset (beyond OHLCV), by name; shifted like every "
+    "feature: the previous bar's value.",
+)
+def _column(data: Dataset, p: ColumnParams) -> np.ndarray:
+    return extra_column(data, p.name)
 
 
 def _sma_into(data: Dataset, p: WindowParams, out: np.ndarray) -> None:

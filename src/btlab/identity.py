@@ -2,12 +2,16 @@
 
 The data's identity is its content hash with its effective timeframe, calendar and adjustment,
 or, for the synthetic provider, the hash of its spec (no bar generated); the config hash is the
-sha256 of the canonical request with the data section replaced by that identity.
+sha256 of the canonical request with the data section replaced by that identity, and, for a
+run handed its own targets, their content hash under "targets".
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
+
+import numpy as np
 
 from .config import RunConfig, SyntheticData
 from .data import Dataset
@@ -15,6 +19,7 @@ from .data.portfolio import PortfolioDataset
 from .hashing import canonical_json, sha256_hex
 from .run_result import DataIdentity
 from .synthetic_data import spec_identity
+from .targets import targets_identity
 from .timeframes import canonical_timeframe
 
 __all__ = ["config_hash", "data_identity", "hashed_request", "run_identity"]
@@ -45,6 +50,9 @@ def hashed_request(config: RunConfig, identity: DataIdentity) -> dict[str, Any]:
     the data's identity (so a path, a stored id or a symbol name does not make another run)."""
     payload = config.hash_payload()
     payload["data"] = identity.payload()
+    if identity.targets is not None:  # only then: requests without caller targets keep their hash
+        digest, shape = identity.targets
+        payload["targets"] = {"hash": digest, "shape": list(shape)}
     return payload
 
 
@@ -54,8 +62,16 @@ def config_hash(config: RunConfig, identity: DataIdentity) -> str:
 
 
 def run_identity(
-    config: RunConfig, dataset: Dataset | PortfolioDataset, *, explicit: bool = False
+    config: RunConfig,
+    dataset: Dataset | PortfolioDataset,
+    *,
+    explicit: bool = False,
+    targets: np.ndarray | None = None,
 ) -> DataIdentity:
-    """The identity a run records: its synthetic spec's, unless the bars were handed in."""
+    """The identity a run records: its synthetic spec's, unless the bars were handed in, with
+    the content hash of the `targets` handed in (if any)."""
     synthetic = isinstance(config.data, SyntheticData) and not explicit
-    return data_identity(config, None if synthetic else dataset)
+    identity = data_identity(config, None if synthetic else dataset)
+    if targets is None:
+        return identity
+    return dataclasses.replace(identity, targets=targets_identity(targets))

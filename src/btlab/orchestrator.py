@@ -61,6 +61,7 @@ from .store import (
     RunStateError,
     Store,
 )
+from .targets import TARGETS_STRATEGY, own_targets
 
 log = logging.getLogger("btlab.orchestrator")
 
@@ -308,6 +309,9 @@ class Orchestrator:
             raise DataError(
                 exc.rule, f"{named} is not a valid {cfg.data.source} dataset", exc.rows
             ) from None
+        strategy = getattr(cfg, "strategy", None)
+        if strategy is not None and strategy.name == TARGETS_STRATEGY:
+            own_targets(strategy.params, dataset, None)  # a missing column: 422 now, not later
         return Prepared(kind, cfg.model_dump(mode="json"), chash, dataset.hash)
 
     def _check_file_root(self, path: Path, where: str = "data.path") -> None:

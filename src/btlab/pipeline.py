@@ -22,9 +22,9 @@ from btlab.kernels.portfolio import PortfolioBars
 from . import data as data_mod
 from . import sources
 from .benchmark import run_benchmark, with_benchmark_hash
-from .config import FileData, RunConfig, StoredData, parse_config
+from .config import FileData, RunConfig, StoredData, StrategyConfig, parse_config
 from .data.portfolio import PortfolioDataset, from_members
-from .errors import NotFoundError
+from .errors import ConfigError, NotFoundError
 from .executors import BatchExecutor, executor_from_env
 from .features import FeatureStore
 from .hashing import canonical_json
@@ -56,6 +56,7 @@ from .stages import CancelCheck as CancelCheck
 from .stages import EventSink as EventSink
 from .stages import Stages as Stages
 from .strategies import compute_target
+from .targets import TARGETS_STRATEGY, TargetsInput, caller_targets, own_targets
 from .validation.run import validate_result
 
 #: Bars a caller may hand to `run`: one symbol's, or a portfolio's.
@@ -82,6 +83,22 @@ def _stored_portfolio(
         return resolve_portfolio(config.data.id)
     except NotFoundError:
         return None
+
+
+def with_targets(config: RunConfig, targets: TargetsInput | None) -> RunConfig:
+    """The request a run with `targets` handed in is: its strategy the reserved `targets`
+    (ConfigError where the request names another strategy, or a data column as well)."""
+    if targets is None:
+        return config
+    strategy = config.strategy
+    if strategy.name == TARGETS_STRATEGY and strategy.params.get("column") is not None:
+        raise ConfigError("invalid request", [("strategy.params.column", "the targets come "
+                          "from run(targets=...) or from a data column, not both")])  # fmt: skip
+    if "strategy" in config.model_fields_set and strategy.name != TARGETS_STRATEGY:
+        raise ConfigError("invalid request", [("strategy", f"the request names strategy "
+                          f"{strategy.name!r} and run() was handed targets: leave the strategy "
+                          f"out (or name {TARGETS_STRATEGY!r})")])  # fmt: skip
+    return config.model_copy(update={"strategy": StrategyConfig(name=TARGETS_STRATEGY)})
 
 
 def _data_cache_key(config: RunConfig) -> str | None:
@@ -135,13 +152,17 @@ def resolve_config(
     resolve_stored: Callable[[str], data_mod.Dataset] | None = None,
     resolve_portfolio: PortfolioResolver | None = None,
     cache: RunCache | None = None,
+    targets: TargetsInput | None = None,
 ) -> tuple[RunConfig, data_mod.Dataset | PortfolioDataset, str]:
-    """(config, dataset, config hash) without running anything: what decides "the same run"."""
-    cfg = parse_config(config)
+    """(config, dataset, config hash) without running anything: what decides "the same run"
+    (`targets`: the caller's, as `run` takes them)."""
+    cfg = with_targets(parse_config(config), targets)
     dataset = load_dataset(
         cfg, data, resolve_stored=resolve_stored, resolve_portfolio=resolve_portfolio, cache=cache
     )
-    return cfg, dataset, config_hash(cfg, run_identity(cfg, dataset, explicit=data is not None))
+    handed = None if targets is None else caller_targets(targets, dataset)
+    identity = run_identity(cfg, dataset, explicit=data is not None, targets=handed)
+    return cfg, dataset, config_hash(cfg, identity)
 
 
 def load_portfolio_dataset(
@@ -184,6 +205,7 @@ def run(
     config: RunConfig | Mapping[str, Any] | None = None,
     data: PortfolioInput | None = None,
     *,
+    targets: TargetsInput | None = None,
     on_event: EventSink | None = None,
     should_cancel: CancelCheck | None = None,
     resolve_stored: Callable[[str], data_mod.Dataset] | None = None,
@@ -205,10 +227,15 @@ def run(
     hash). The permutation test's paths run on `executor` (default: the cluster `BTLAB_CLUSTER`
     names, else this process; `btlab.executors`), with the same result wherever they run.
     Raises ConfigError, DataError or RunCancelled.
+
+    `targets` replaces the strategy with the caller's own targets (`btlab.targets`): an array,
+    Series or DataFrame (bars x symbols) of targets, or `btlab.signals(...)`, each taken as
+    decided before its bar opens (not shifted); the run's strategy is then the reserved
+    `targets` and the targets' content hash joins the config hash.
     """
     executor = executor if executor is not None else executor_from_env()
     stages = Stages(on_event, should_cancel)
-    cfg = stages.run("validate", lambda: parse_config(config))
+    cfg = stages.run("validate", lambda: with_targets(parse_config(config), targets))
     loaded = stages.run(
         "load_data",
         lambda: load_dataset(
@@ -219,21 +246,18 @@ def run(
     if isinstance(loaded, PortfolioDataset):
         return run_portfolio(
             cfg, loaded, explicit=data is not None, should_cancel=should_cancel, cache=cache,
-            stages=stages, executor=executor, benchmark=benchmark,
+            stages=stages, executor=executor, benchmark=benchmark, targets=targets,
         )  # fmt: skip
     dataset = loaded
-    identity = run_identity(cfg, dataset, explicit=data is not None)
     initial_cash = cfg.execution.initial_cash
     bench = run_benchmark(cfg.metrics.benchmark, dataset.close, dataset.ts, initial_cash, benchmark)
-    chash = with_benchmark_hash(
-        config_hash(cfg, identity), bench if benchmark is not None else None
-    )
     n = len(dataset)
     ppy = cfg.metrics.periods_per_year or dataset.meta.periods_per_year
     feature_cache = cache.features if cache is not None else None
     store = FeatureStore(dataset, cache=feature_cache)
 
-    read = read_features(cfg)
+    own = cfg.strategy.name == TARGETS_STRATEGY
+    read = sizing_features(cfg) if own else read_features(cfg)
 
     def features() -> None:
         for spec in [*cfg.features, *read]:
@@ -241,7 +265,14 @@ def run(
 
     stages.run("features", features)
     target = stages.run(
-        "strategy", lambda: compute_target(store, cfg.strategy.name, cfg.strategy.params, n)
+        "strategy",
+        lambda: own_targets(cfg.strategy.params, dataset, targets) if own
+        else compute_target(store, cfg.strategy.name, cfg.strategy.params, n),
+    )  # fmt: skip
+    handed = target if targets is not None else None
+    identity = run_identity(cfg, dataset, explicit=data is not None, targets=handed)
+    chash = with_benchmark_hash(
+        config_hash(cfg, identity), bench if benchmark is not None else None
     )
     scale = size_scale(cfg, store, n, ppy)
     params = exec_params(cfg)

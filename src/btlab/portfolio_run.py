@@ -47,12 +47,13 @@ from .result_plot import plot_portfolio
 from .result_stats import result_stats
 from .run_cache import RunCache
 from .run_result import DataIdentity, outcome_warnings
-from .run_warnings import RunWarning
+from .run_warnings import RunWarning, skipped_warnings
 from .simulation import Simulation, run_engine
 from .stages import CancelCheck, EventSink, Stages
+from .targets import TARGETS_STRATEGY, TargetsInput, own_targets
 from .validation.assemble import run_validation
 from .validation.permutation import Statistic
-from .validation.run import bar_returns, fold_metrics
+from .validation.run import bar_returns, fold_metrics, with_skips
 
 __all__ = ["PortfolioResult", "portfolio_strategy", "run_portfolio"]
 
@@ -345,13 +346,15 @@ def _validate(
             sink(done, total)
 
     ds = result.dataset
-    return run_validation(
+    permute = cfg.permutation.enabled and result.config.strategy.name != TARGETS_STRATEGY
+    out = run_validation(
         bar_returns(result.equity_values), cfg, root_seed=result.config.seed, periods_per_year=ppy,
-        permutation_statistic=permutation_statistic(result) if cfg.permutation.enabled else None,
+        permutation_statistic=permutation_statistic(result) if permute else None,
         ohlc=(ds.open, ds.high, ds.low, ds.close), real_statistic=result.metrics["sharpe"],
         fold_metrics=folds, on_progress=progress, executor=executor,
-        permutation_recipe=PortfolioPermutations(result),
+        permutation_recipe=PortfolioPermutations(result) if permute else None,
     )  # fmt: skip
+    return with_skips(out, result.config)
 
 
 def run_portfolio(
@@ -365,28 +368,37 @@ def run_portfolio(
     stages: Stages | None = None,
     executor: BatchExecutor | None = None,
     benchmark: pd.Series | None = None,
+    targets: TargetsInput | None = None,
 ) -> PortfolioResult:
     """Run one portfolio backtest of `cfg` on `dataset` (already loaded: `explicit` where the
     caller handed the bars in rather than the request naming them); `benchmark` as
-    `pipeline.run`'s."""
+    `pipeline.run`'s; `targets` the caller's own, bars x symbols, for the reserved strategy
+    `targets`."""
     stages = stages or Stages(on_event, should_cancel)
-    identity = run_identity(cfg, dataset, explicit=explicit)
     cash = cfg.execution.initial_cash
     bench = run_benchmark(cfg.metrics.benchmark, dataset.close, dataset.ts, cash, benchmark)
-    chash = with_benchmark_hash(
-        config_hash(cfg, identity), bench if benchmark is not None else None
-    )
     n, k = dataset.close.shape
     ppy = cfg.metrics.periods_per_year or dataset.meta.periods_per_year
     store = PortfolioFeatureStore(dataset, cache=cache.features if cache is not None else None)
+    own = cfg.strategy.name == TARGETS_STRATEGY
     name, params = portfolio_strategy(cfg.strategy.name, cfg.strategy.params)
 
     def features() -> None:
-        for spec in [*cfg.features, *required_portfolio_features(name, params)]:
+        read = [] if own else required_portfolio_features(name, params)
+        for spec in [*cfg.features, *read]:
             store.get(spec)
 
     stages.run("features", features)
-    target = stages.run("strategy", lambda: compute_portfolio_target(store, name, params))
+    target = stages.run(
+        "strategy",
+        lambda: own_targets(cfg.strategy.params, dataset, targets) if own
+        else compute_portfolio_target(store, name, params),
+    )  # fmt: skip
+    handed = target if targets is not None else None
+    identity = run_identity(cfg, dataset, explicit=explicit, targets=handed)
+    chash = with_benchmark_hash(
+        config_hash(cfg, identity), bench if benchmark is not None else None
+    )
     scale = size_scale(cfg, store, (n, k), ppy)
     params_exec: ExecParams = exec_params(cfg)
     bars = PortfolioBars(
@@ -436,6 +448,7 @@ def _warnings(result: PortfolioResult) -> list[RunWarning]:
     that can move too few bars (missing bars pin the rows they are in) to mean much."""
     out = [RunWarning("data", w) for w in result.dataset.meta.warnings]
     out.extend(outcome_warnings(result))
+    out.extend(skipped_warnings(result.validation))
     section = (result.validation or {}).get("permutation")
     if section is not None:
         movable, bars = section["bars_permutable"], section["bars_after_first"]

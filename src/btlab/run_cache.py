@@ -72,8 +72,8 @@ class LRU(MutableMapping[K, V], Generic[K, V]):
 
 def _dataset_bytes(dataset: Dataset) -> int:
     arrays = (dataset.ts, dataset.open, dataset.high, dataset.low, dataset.close, dataset.volume)
-    extra = dataset.adj_close.nbytes if dataset.adj_close is not None else 0
-    return sum(a.nbytes for a in arrays) + extra
+    adj = dataset.adj_close.nbytes if dataset.adj_close is not None else 0
+    return sum(a.nbytes for a in arrays) + adj + sum(a.nbytes for a in dataset.extra.values())
 
 
 #: What the warm cache of a process may hold: datasets and shifted features are kept between

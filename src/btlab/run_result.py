@@ -165,6 +165,8 @@ class DataIdentity:
     timeframe: str
     calendar: str
     adjust: bool
+    #: (sha256, shape) of targets handed to `run(..., targets=...)`, which join the config hash
+    targets: tuple[str, tuple[int, ...]] | None = None
 
     def payload(self) -> dict[str, Any]:
         return {"identity": self.id, "timeframe": self.timeframe, "calendar": self.calendar,

@@ -11,6 +11,8 @@ CLI's stderr (one `warning:` line each) and in a box at the top of the report. C
 - `undefined_metrics`: metrics that are NaN (null in metrics.json), grouped by the reason.
 - `validation_undefined`: a validation section (psr, bootstrap, permutation, folds, pbo) that
   could not be computed, and why.
+- `validation_skipped`: a section asked for that does not apply to the run (validation.json's
+  `skipped`), and why: the permutation test of a run of the caller's own targets.
 - `ruined` / `halted`: equity fell to zero or below / the max-drawdown limit stopped trading.
 - `grid_skipped` (sweeps): combinations the strategy rejects, by reason, with the first one.
 - Dataset warnings (`DatasetMeta.warnings`, strings "code: message") are folded in as they are.
@@ -37,6 +39,7 @@ from .metric_registry import BY_NAME
 __all__ = [
     "RunWarning",
     "dataset_warnings",
+    "skipped_warnings",
     "undefined_metric_warnings",
     "validation_warnings",
     "warmup_warnings",
@@ -187,4 +190,15 @@ def validation_warnings(
     sweep = validation.get("sweep") or {}
     if sweep.get("pbo_skipped"):
         out.append(f"pbo: not computed: {sweep['pbo_skipped']}")
-    return [RunWarning("validation_undefined", text) for text in out]
+    return [
+        *(RunWarning("validation_undefined", text) for text in out),
+        *skipped_warnings(validation),
+    ]
+
+
+def skipped_warnings(validation: Mapping[str, Any] | None) -> list[RunWarning]:
+    """`validation_skipped` for each section validation.json lists under `skipped`."""
+    return [
+        RunWarning("validation_skipped", f"{section}: not computed: {why}")
+        for section, why in ((validation or {}).get("skipped") or {}).items()
+    ]

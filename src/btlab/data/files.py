@@ -179,7 +179,8 @@ def _stored_meta(path: Path) -> dict[str, Any] | None:
 
 
 def save_parquet(dataset: Dataset, path: str | Path) -> None:
-    """Write the bars (and symbol/timeframe/calendar in the schema metadata) to a Parquet file."""
+    """Write the bars and extra columns (and symbol/timeframe/calendar in the schema metadata)
+    to a Parquet file."""
     import json
 
     columns: dict[str, Any] = {
@@ -189,6 +190,8 @@ def save_parquet(dataset: Dataset, path: str | Path) -> None:
         columns[name] = pa.array(np.asarray(getattr(dataset, name)))
     if dataset.adj_close is not None:
         columns["adj_close"] = pa.array(np.asarray(dataset.adj_close))
+    for name, values in dataset.extra.items():  # read back as extra columns by from_dataframe
+        columns[name] = pa.array(np.asarray(values))
     meta = dataset.meta
     info = {"symbol": meta.symbol, "timeframe": meta.timeframe, "calendar": meta.calendar,
             "source": meta.source, "timeframe_declared": meta.timeframe_declared,

@@ -23,7 +23,11 @@ PRICE_COLUMNS = ("open", "high", "low", "close")
 REQUIRED_COLUMNS = ("ts", *PRICE_COLUMNS, "volume")
 TS_ALIASES = ("ts", "date", "datetime", "timestamp", "time")
 ADJ_ALIASES = ("adj_close", "adj close", "adjclose", "adjusted_close", "adjusted close")
+#: Columns with a meaning of their own; every other numeric column is kept as an extra column.
+KNOWN_COLUMNS = (*REQUIRED_COLUMNS, "adj_close", "symbol")
 MAX_REPORTED_ROWS = 5
+#: The code of the dataset warning that names the extra columns left out (not numeric).
+IGNORED_COLUMNS = "ignored_columns"
 
 
 def _first_rows(mask: np.ndarray) -> list[int]:
@@ -31,7 +35,8 @@ def _first_rows(mask: np.ndarray) -> list[int]:
 
 
 def _normalize_columns(df: pd.DataFrame) -> pd.DataFrame:
-    """Lower-cased, stripped column names; ts/adj_close aliases mapped; a datetime index kept."""
+    """Stripped column names, the known ones (and ts/adj_close aliases) lower-cased and mapped;
+    a datetime index kept."""
     if not isinstance(df, pd.DataFrame):
         raise DataError("not_a_dataframe", f"expected a pandas DataFrame, got {type(df).__name__}")
     frame = df
@@ -51,12 +56,16 @@ def _normalize_columns(df: pd.DataFrame) -> pd.DataFrame:
     ts_like = [n for n in renamed if n in TS_ALIASES]
     if "ts" not in renamed and ts_like:
         renamed[renamed.index(ts_like[0])] = "ts"
+    # an extra column keeps its own spelling (stripped): a strategy names it as the file does
+    originals = [str(c).strip() for c in frame.columns]
+    recognised = (*KNOWN_COLUMNS, *TS_ALIASES)
+    renamed = [n if n in recognised else originals[i] for i, n in enumerate(renamed)]
     if len(renamed) > MAX_COLUMNS:
         raise DataError(
             "too_many_columns", f"the data has {len(renamed)} columns; at most {MAX_COLUMNS}"
         )
     counts = Counter(renamed)  # one pass: list.count per column was quadratic
-    duplicated = sorted(n for n in (*REQUIRED_COLUMNS, "adj_close") if counts[n] > 1)
+    duplicated = sorted(n for n, count in counts.items() if count > 1)
     if duplicated:
         raise DataError(
             "duplicate_columns", f"columns given more than once: {', '.join(duplicated)}"
@@ -131,6 +140,60 @@ def _numeric(frame: pd.DataFrame, name: str) -> np.ndarray:
     return numbers.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
+def _is_saved_index(name: str) -> bool:
+    """pandas' name for an index written into a file without a name ("Unnamed: 0")."""
+    head, sep, tail = name.partition(":")
+    return head.strip().lower() == "unnamed" and bool(sep) and tail.strip().isdigit()
+
+
+def _extra_columns(frame: pd.DataFrame) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The numeric columns beyond the known ones (booleans as 0/1, NaN kept as missing), and
+    the names of those left out: text, dates, and a saved index ("Unnamed: 0")."""
+    kept: dict[str, np.ndarray] = {}
+    ignored: list[str] = []
+    for name in frame.columns:
+        name = str(name)
+        if name in KNOWN_COLUMNS:
+            continue
+        column = frame[name]
+        values: np.ndarray | None = None
+        if _is_saved_index(name) or not name:
+            values = None
+        elif pd.api.types.is_bool_dtype(column):
+            values = column.to_numpy(dtype=np.float64)
+        elif pd.api.types.is_numeric_dtype(column):
+            values = column.to_numpy(dtype=np.float64, na_value=np.nan)
+        elif pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column):
+            numbers = pd.to_numeric(column, errors="coerce")
+            if not (numbers.isna() & column.notna()).any():
+                values = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
+        if values is None:
+            ignored.append(name)
+            continue
+        bad = np.isinf(values)
+        if bad.any():
+            raise DataError(
+                "non_finite_column",
+                f"column {name} has infinite values (an extra column may hold NaN, not inf)",
+                _first_rows(bad),
+            )
+        kept[name] = values
+    return kept, ignored
+
+
+def _ignored_warning(ignored: list[str]) -> list[str]:
+    if not ignored:
+        return []
+    names = ", ".join(repr(n) for n in ignored[:MAX_REPORTED_ROWS])
+    more = (
+        f" and {len(ignored) - MAX_REPORTED_ROWS} more" if len(ignored) > MAX_REPORTED_ROWS else ""
+    )
+    return [
+        f"{IGNORED_COLUMNS}: column(s) {names}{more} are not numeric (or are a "
+        "saved index) and were left out: an extra column is kept only where it holds numbers"
+    ]
+
+
 def _check_prices(name: str, values: np.ndarray) -> None:
     bad = ~np.isfinite(values)
     if bad.any():
@@ -181,6 +244,7 @@ def from_dataframe(
     prices = {name: _numeric(frame, name) for name in PRICE_COLUMNS}
     volume = _numeric(frame, "volume")
     adj_close = _numeric(frame, "adj_close") if "adj_close" in frame.columns else None
+    extra, ignored = _extra_columns(frame)
 
     check_timestamps(ts)
     for name, values in prices.items():
@@ -210,7 +274,8 @@ def from_dataframe(
             "bad_calendar", f"unknown calendar {calendar!r}; use one of {', '.join(CALENDARS)}"
         )
     return _build(ts, o, h, lo, c, volume, adj_close, symbol=symbol or "DATA",
-                  timeframe=timeframe, calendar=calendar, source=source)  # fmt: skip
+                  timeframe=timeframe, calendar=calendar, source=source, extra=extra,
+                  ignored=ignored)  # fmt: skip
 
 
 def _build(
@@ -226,10 +291,14 @@ def _build(
     timeframe: str | None,
     calendar: Calendar | None,
     source: str,
+    extra: dict[str, np.ndarray] | None = None,
+    ignored: list[str] | None = None,
 ) -> Dataset:
-    """A Dataset with its metadata; `timeframe` / `calendar` as declared (None: inferred)."""
+    """A Dataset with its metadata; `timeframe` / `calendar` as declared (None: inferred);
+    `extra` its extra columns, `ignored` the names of columns left out (a dataset warning)."""
+    extra = extra or {}
     facts = describe(ts, timeframe=timeframe, calendar=calendar)
-    content = dataset_hash(ts, open_, high, low, close, volume, adj_close)
+    content = dataset_hash(ts, open_, high, low, close, volume, adj_close, extra)
     meta = DatasetMeta(
         id=content,
         symbol=symbol,
@@ -247,10 +316,11 @@ def _build(
         largest_gap_seconds=facts.largest_gap_seconds,
         source=source,
         has_adj_close=adj_close is not None,
+        extra_columns=sorted(extra),
         inference=facts.inference,
-        warnings=facts.warnings,
+        warnings=[*facts.warnings, *_ignored_warning(ignored or [])],
     )
-    return Dataset(ts, open_, high, low, close, volume, adj_close, meta)
+    return Dataset(ts, open_, high, low, close, volume, adj_close, meta, extra)
 
 
 def declare(
@@ -273,6 +343,7 @@ def declare(
         "days_per_year": facts.days_per_year, "timeframe_declared": facts.timeframe_declared,
         "calendar_declared": facts.calendar_declared, "gaps": facts.gaps,
         "largest_gap_seconds": facts.largest_gap_seconds, "inference": facts.inference,
-        "warnings": facts.warnings,
+        "warnings": [*facts.warnings,
+                     *(w for w in m.warnings if w.startswith(f"{IGNORED_COLUMNS}:"))],
     })  # fmt: skip
     return dataclasses.replace(dataset, meta=meta)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -52,6 +53,11 @@ class DatasetMeta(BaseModel):
     )
     source: str = Field(description="Where the bars came from: synthetic, csv, parquet, dataframe.")
     has_adj_close: bool = Field(description="Whether an adj_close column is present.")
+    extra_columns: list[str] = Field(
+        default_factory=list,
+        description="Numeric columns beyond OHLCV and adj_close, kept as data (sorted): a "
+        "strategy reads them through the `column` feature.",
+    )
     adjusted: bool = Field(False, description="Whether OHLC were scaled by adj_close/close.")
     inference: DataInference | None = Field(
         None, description="What the timestamps show: spacing, weekdays with bars, bars per day."
@@ -65,6 +71,8 @@ class DatasetMeta(BaseModel):
         """The data facts a run depends on, without labels (symbol, source, whether declared)
         or the id (the manifest's dataset_hash)."""
         labels = {"id", "symbol", "source", "timeframe_declared", "calendar_declared"}
+        if not self.extra_columns:  # the facts of data without extra columns stay as they were
+            labels.add("extra_columns")
         return self.model_dump(mode="json", exclude=labels)
 
 
@@ -94,6 +102,8 @@ class Dataset:
     volume: np.ndarray
     adj_close: np.ndarray | None
     meta: DatasetMeta
+    #: Numeric columns beyond OHLCV and adj_close, by name (sorted), float64 (NaN allowed).
+    extra: Mapping[str, np.ndarray] = field(default_factory=dict)
     _hash: list[str] = field(default_factory=list, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -102,6 +112,8 @@ class Dataset:
             object.__setattr__(self, name, _frozen(getattr(self, name), np.float64))
         if self.adj_close is not None:
             object.__setattr__(self, "adj_close", _frozen(self.adj_close, np.float64))
+        extra = {name: _frozen(self.extra[name], np.float64) for name in sorted(self.extra)}
+        object.__setattr__(self, "extra", extra)  # a dict, not a proxy: datasets are pickled
         # dataclasses.replace() must not inherit a stale cached hash
         object.__setattr__(self, "_hash", [])
 
@@ -114,7 +126,14 @@ class Dataset:
         if not self._hash:
             self._hash.append(
                 dataset_hash(
-                    self.ts, self.open, self.high, self.low, self.close, self.volume, self.adj_close
+                    self.ts,
+                    self.open,
+                    self.high,
+                    self.low,
+                    self.close,
+                    self.volume,
+                    self.adj_close,
+                    self.extra,
                 )
             )
         return self._hash[0]
@@ -126,6 +145,8 @@ class Dataset:
             cols[name] = np.array(getattr(self, name))
         if self.adj_close is not None:
             cols["adj_close"] = np.array(self.adj_close)
+        for name, values in self.extra.items():
+            cols[name] = np.array(values)
         return pd.DataFrame(cols)
 
     def __repr__(self) -> str:
@@ -144,10 +165,13 @@ def dataset_hash(
     close: np.ndarray,
     volume: np.ndarray,
     adj_close: np.ndarray | None = None,
+    extra: Mapping[str, np.ndarray] | None = None,
 ) -> str:
     """sha256 over a format tag, the row count, and each column's little-endian bytes in order.
 
     Only the bars count: the same bars under another symbol name or file are the same content.
+    Extra columns follow in name order, each as a tag, its name's length and UTF-8 bytes and its
+    values (every NaN as the one quiet NaN), so data without them hashes as it always has.
     """
     h = hashlib.sha256()
     h.update(HASH_FORMAT)
@@ -159,4 +183,12 @@ def dataset_hash(
     if adj_close is not None:
         h.update(b"adj_close")
         h.update(np.ascontiguousarray(adj_close + 0.0, dtype="<f8").tobytes())
+    for name in sorted(extra or {}):
+        values = np.asarray((extra or {})[name], dtype=np.float64)
+        encoded = name.encode("utf-8")
+        h.update(b"extra_column")
+        h.update(len(encoded).to_bytes(8, "little"))
+        h.update(encoded)
+        canonical = np.where(np.isnan(values), np.nan, values + 0.0)
+        h.update(np.ascontiguousarray(canonical, dtype="<f8").tobytes())
     return h.hexdigest()

@@ -22,9 +22,13 @@ def adjust(dataset: Dataset) -> Dataset:
     factor = dataset.adj_close / dataset.close
     open_, high, low = dataset.open * factor, dataset.high * factor, dataset.low * factor
     close = dataset.adj_close.copy()
-    content = dataset_hash(dataset.ts, open_, high, low, close, dataset.volume, dataset.adj_close)
+    content = dataset_hash(
+        dataset.ts, open_, high, low, close, dataset.volume, dataset.adj_close, dataset.extra
+    )
     meta = dataset.meta.model_copy(update={"id": content, "adjusted": True})
-    return Dataset(dataset.ts, open_, high, low, close, dataset.volume, dataset.adj_close, meta)
+    return Dataset(
+        dataset.ts, open_, high, low, close, dataset.volume, dataset.adj_close, meta, dataset.extra
+    )
 
 
 def replace(dataset: Dataset, **changes: Any) -> Dataset:

@@ -171,6 +171,10 @@ def _validation_rows(v: Mapping[str, Any]) -> list[str]:
             rows[-1] = rows[-1].replace(
                 '<td class="detail">', f'<td class="detail">statistic: {esc(statistic)}; ', 1
             )
+    skipped = v.get("skipped") or {}
+    if skipped.get("permutation"):  # a run of the caller's own targets: no strategy to re-run
+        rows.append(_row("permutation", "Permutation p-value", cell(None, "prob"),
+                         f"not computed: {skipped['permutation']}", ""))  # fmt: skip
     folds = v.get("folds") or {}
     if folds.get("share_positive_sharpe") is not None:
         rows.append(_row(

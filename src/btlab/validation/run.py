@@ -47,6 +47,7 @@ from ..metrics import annualized_ratio, compute_metrics
 from ..run_cache import RunCache
 from ..run_result import RunResult
 from ..strategies import compute_target, cross_rule
+from ..targets import PERMUTATION_SKIPPED, TARGETS_STRATEGY
 from .assemble import run_validation
 from .permutation import BatchStatistic, PermutationBase
 
@@ -251,8 +252,10 @@ def validate_result(
     executor: BatchExecutor | None = None,
 ) -> dict[str, Any]:
     """validation.json of a run (SPEC §6); the permutations on `executor` (a cluster) where
-    given."""
+    given. A run of the caller's own targets (strategy `targets`) has no strategy to re-run on
+    permuted prices: its permutation test is skipped, the reason under `skipped.permutation`."""
     cfg = result.config.validation
+    permute = cfg.permutation.enabled and result.config.strategy.name != TARGETS_STRATEGY
     ppy = float(result.metrics["periods_per_year"])
     returns = bar_returns(result.equity_values)
     folds = fold_metrics(result, cfg.folds.k) if cfg.folds.enabled else None
@@ -264,11 +267,20 @@ def validate_result(
             on_progress(done, total)
 
     ds = result.dataset
-    return run_validation(
+    out = run_validation(
         returns, cfg, root_seed=result.config.seed, periods_per_year=ppy,
-        permutation_statistic=permutation_statistic(result) if cfg.permutation.enabled else None,
-        permutation_batch=permutation_batch(result) if cfg.permutation.enabled else None,
+        permutation_statistic=permutation_statistic(result) if permute else None,
+        permutation_batch=permutation_batch(result) if permute else None,
         ohlc=(ds.open, ds.high, ds.low, ds.close), real_statistic=result.metrics["sharpe"],
         fold_metrics=folds, on_progress=progress, executor=executor,
-        permutation_recipe=RunPermutations(result),
+        permutation_recipe=RunPermutations(result) if permute else None,
     )  # fmt: skip
+    return with_skips(out, result.config)
+
+
+def with_skips(validation: dict[str, Any], config: Any) -> dict[str, Any]:
+    """`validation` with `skipped` (section -> reason) where a section asked for cannot run:
+    the permutation test of a run of the caller's own targets."""
+    if config.validation.permutation.enabled and config.strategy.name == TARGETS_STRATEGY:
+        validation["skipped"] = {"permutation": PERMUTATION_SKIPPED}
+    return validation
