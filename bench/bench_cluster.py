@@ -23,7 +23,7 @@ import tempfile
 import time
 from typing import Any
 
-PROBE = r'''
+PROBE = r"""
 import json, os, sys, time
 import numpy as np
 engine = sys.argv[1]
@@ -72,7 +72,7 @@ else:
     out["numba_first_call_s"] = max(ray.get([r_compile.remote(i) for i in range(2)]))
     ray.shutdown()
 print(json.dumps(out))
-'''
+"""
 
 
 def probe(python: str, engine: str) -> dict[str, Any]:
@@ -94,7 +94,7 @@ def sweep_figures(bars: int, combos: int) -> dict[str, Any]:
     import btlab
     from btlab.executors import DaskExecutor, LocalExecutor
 
-    side = int(round(combos**0.5))
+    side = round(combos**0.5)
     request = {
         "data": {"bars": bars, "seed": 1, "calendar": "24x7", "timeframe": "1m"},
         "strategy": {"name": "sma_cross"},

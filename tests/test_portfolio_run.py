@@ -13,7 +13,6 @@ import pytest
 import btlab
 import btlab.timeframes
 from btlab.artifacts import verify_artifacts, write_artifacts
-from btlab.errors import ConfigError
 from btlab.portfolio_run import PortfolioResult
 from btlab.sweep import run_sweep
 
@@ -116,6 +115,6 @@ def test_portfolio_artifacts_are_written_hashed_and_deterministic(tmp_path: Path
     assert 0.0 < validation["permutation"]["p_value"] <= 1.0
 
 
-def test_a_sweep_over_portfolio_data_is_refused_by_name() -> None:
-    with pytest.raises(ConfigError, match="portfolio"):
-        run_sweep({**BASE, "grid": {"fast": [5, 10]}})
+def test_a_sweep_over_portfolio_data_runs_each_combination_as_a_portfolio() -> None:
+    res = run_sweep({**BASE, "grid": {"fast": [5, 10]}, "validation": {"enabled": False}})
+    assert isinstance(res.best_run, PortfolioResult) and len(res.table) == 2

@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 
 import btlab
-from btlab.errors import ConfigError
 from btlab.sweep import parse_sweep_request
 from btlab.timeframes import rebalance_schedule
 
@@ -66,6 +65,8 @@ def test_the_permutation_test_keeps_the_schedule() -> None:
     )
 
 
-def test_a_sweep_refuses_a_calendar_rebalance_by_name() -> None:
-    with pytest.raises(ConfigError, match=r"execution\.rebalance"):
-        parse_sweep_request({"grid": {"fast": [5, 10]}, "execution": {"rebalance": "monthly"}})
+def test_a_sweep_takes_a_calendar_rebalance() -> None:
+    request = parse_sweep_request(
+        {"grid": {"fast": [5, 10]}, "execution": {"rebalance": "monthly"}}
+    )
+    assert request.combination_config(1).execution.rebalance == "monthly"
