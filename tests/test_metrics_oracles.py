@@ -216,8 +216,11 @@ def test_without_a_benchmark_its_metrics_are_null_with_the_reason() -> None:
     m = metrics_of(np.random.default_rng(1).normal(0, 0.01, 100))
     assert all(math.isnan(m[k]) for k in BENCHMARK)
     assert all(math.isfinite(m[k]) for k in ("var_95", "cvar_95", "omega", "tail_ratio"))
-    text = " ".join(w.message for w in undefined_metric_warnings(m))
-    assert 'metrics.benchmark = "none"' in text and "benchmark_return" in text
+    (warning,) = [w for w in undefined_metric_warnings(m) if "benchmark_return" in w.message]
+    assert warning.message == (
+        "benchmark_return, excess_return, alpha, beta, information_ratio, tracking_error are "
+        'undefined (null in metrics.json): the benchmark is off (metrics.benchmark = "none")'
+    )
 
 
 def test_no_trades_leave_the_trade_metrics_null() -> None:

@@ -122,6 +122,10 @@ def _why_undefined(name: str, m: Mapping[str, Any]) -> str:
     run's other numbers say which of its cases it is."""
     if name == "profit_factor":
         return "no closed trade" if not m.get("trade_count") else "no losing trade to divide by"
+    metric = BY_NAME.get(name)
+    off = not _finite(m.get("benchmark_return"))
+    if metric is not None and metric.group == "benchmark" and off:
+        return 'the benchmark is off (metrics.benchmark = "none")'  # one warning, not four
     if name in ("sharpe", "annual_volatility") or (name == "sortino" and not _finite(m["sharpe"])):
         return returns_reason(m)
     if name == "calmar":
@@ -132,7 +136,6 @@ def _why_undefined(name: str, m: Mapping[str, Any]) -> str:
             if not _finite(m.get("turnover"))
             else "the data spans no calendar time"
         )
-    metric = BY_NAME.get(name)
     return (
         metric.undefined
         if metric is not None and metric.undefined
