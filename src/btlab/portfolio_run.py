@@ -41,7 +41,7 @@ from .portfolio_strategies import (
     required_portfolio_features,
 )
 from .run_cache import RunCache
-from .run_result import DataIdentity, outcome_warnings
+from .run_result import DataIdentity, outcome_warnings, returns_series
 from .run_warnings import RunWarning
 from .simulation import Simulation, run_engine
 from .stages import CancelCheck, EventSink, Stages
@@ -127,6 +127,11 @@ class PortfolioResult:
 
     def _ts(self, bars: np.ndarray) -> pd.DatetimeIndex:
         return pd.DatetimeIndex(self.dataset.ts[bars].astype("datetime64[ns]"), tz="UTC")
+
+    @property
+    def returns(self) -> pd.Series:
+        """The account's per-bar simple returns, quantstats-ready (`run_result.returns_series`)."""
+        return returns_series(self.dataset.ts, self.equity_values)
 
     def _symbol_names(self, columns: np.ndarray) -> np.ndarray:
         names: np.ndarray = np.array(self.symbols, dtype=object)[columns]

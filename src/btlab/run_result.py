@@ -15,10 +15,12 @@ from btlab.kernels.dtypes import REASON_NAMES, Flag
 
 from .config import RunConfig
 from .data import Dataset
-from .metrics import drawdown_path
+from .metrics import bar_return_bars, drawdown_path
 from .run_warnings import RunWarning, undefined_metric_warnings, when
 
-__all__ = ["DataIdentity", "Outcome", "RunResult", "halt_status", "outcome_warnings"]
+__all__ = [
+    "DataIdentity", "Outcome", "RunResult", "halt_status", "outcome_warnings", "returns_series",
+]  # fmt: skip
 
 
 @dataclass(eq=False)
@@ -59,6 +61,11 @@ class RunResult:
 
     def _ts(self, bars: np.ndarray) -> pd.DatetimeIndex:
         return pd.DatetimeIndex(self.dataset.ts[bars].astype("datetime64[ns]"), tz="UTC")
+
+    @property
+    def returns(self) -> pd.Series:
+        """The per-bar simple returns of the equity, quantstats-ready (`returns_series`)."""
+        return returns_series(self.dataset.ts, self.equity_values)
 
     @cached_property
     def equity(self) -> pd.DataFrame:
@@ -124,6 +131,20 @@ class RunResult:
                 "exit_reason": reasons[t["exit_reason"]] if t.size else np.array([], dtype=object),
             }
         )
+
+
+def returns_series(ts: np.ndarray, equity: np.ndarray) -> pd.Series:
+    """The per-bar simple returns `equity[i] / equity[i-1] - 1` the validation reads
+    (`metrics.bar_return_bars`: the finite ones, from the second bar on), as a float64 Series
+    named "returns" on a DatetimeIndex of the bars' timestamps.
+
+    The index is tz-naive and in UTC: quantstats (0.0.86) converts an aware index to UTC and
+    drops the zone itself, and its `reports.metrics` does so in place on the Series it is given;
+    a new Series is built on each call, so nothing cached is changed that way.
+    """
+    bars, values = bar_return_bars(equity)
+    index = pd.DatetimeIndex(ts[bars].astype("datetime64[ns]"), name="ts")
+    return pd.Series(values, index=index, name="returns")
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,11 @@ class SweepResult:
     #: `btlab.run_warnings`); in the manifest, the completed event, the CLI and the report.
     warnings: list[RunWarning] = field(default_factory=list)
 
+    @property
+    def returns(self) -> pd.Series:
+        """The best combination's per-bar simple returns (`RunResult.returns`)."""
+        return self.best_run.returns
+
     def summary(self) -> dict[str, Any]:
         """sweep.json: the grid, its size, what was skipped, the objective and the best."""
         e = self.expansion
