@@ -138,9 +138,10 @@ def returns_series(ts: np.ndarray, equity: np.ndarray) -> pd.Series:
     (`metrics.bar_return_bars`: the finite ones, from the second bar on), as a float64 Series
     named "returns" on a DatetimeIndex of the bars' timestamps.
 
-    The index is tz-naive and in UTC: quantstats (0.0.86) converts an aware index to UTC and
-    drops the zone itself, and its `reports.metrics` does so in place on the Series it is given;
-    a new Series is built on each call, so nothing cached is changed that way.
+    The index is tz-naive and in UTC: what quantstats (checked with 0.0.86) makes of any index
+    itself (an aware one is converted to UTC and its zone dropped); its Sharpe and volatility at
+    `periods=metrics["periods_per_year"]` are the run's. A new Series on each call: a caller
+    that changes it changes nothing the result holds.
     """
     bars, values = bar_return_bars(equity)
     index = pd.DatetimeIndex(ts[bars].astype("datetime64[ns]"), name="ts")
