@@ -94,7 +94,18 @@ def assert_same_run(got: Any, want: Any) -> None:
     pd.testing.assert_series_equal(got.returns, want.returns, check_exact=False, rtol=RTOL)
 
 
-@pytest.mark.parametrize("request_", [SINGLE, HALTED], ids=["every_option", "halted"])
+#: Ruined on its first bar (a commission beyond the capital).
+RUINED: dict[str, Any] = {
+    "data": {"bars": 300},
+    "strategy": {"name": "buy_and_hold"},
+    "execution": {"commission_fixed": 1e9},
+    "validation": {"enabled": False},
+}
+
+
+@pytest.mark.parametrize(
+    "request_", [SINGLE, HALTED, RUINED], ids=["every_option", "halted", "ruined"]
+)
 def test_a_run_comes_back_from_its_folder(request_: dict[str, Any], tmp_path: Path) -> None:
     result = btlab.run(request_)
     write_artifacts(result, tmp_path / "run")
@@ -105,6 +116,8 @@ def test_a_run_comes_back_from_its_folder(request_: dict[str, Any], tmp_path: Pa
     np.testing.assert_array_equal(back.dataset.close, result.dataset.close)
     if request_ is HALTED:
         assert back.halted and back.halt_bar >= 0
+    if request_ is RUINED:
+        assert back.ruined and back.halt_bar == 0
 
 
 def test_a_portfolio_run_comes_back(tmp_path: Path) -> None:
@@ -179,6 +192,25 @@ def test_stored_runs_come_back_by_id(tmp_path: Path) -> None:
     with pytest.raises(NotFoundError, match="there is no btlab home at"):
         btlab.load("0123456789abcdef", store=tmp_path / "none")
     assert not (tmp_path / "none").exists()
+
+
+def test_a_run_on_a_stored_dataset_reads_it_from_the_store(tmp_path: Path) -> None:
+    store = Store(tmp_path / "home")
+    try:
+        row, _ = store.add_dataset(btlab.synthetic(bars=200, seed=8))
+        result = btlab.run(
+            {"data": {"source": "dataset", "id": row.id}, "validation": {"enabled": False}},
+            resolve_stored=store.load_dataset,
+        )
+        write_artifacts(result, tmp_path / "run")
+        back = btlab.load(tmp_path / "run", store=store)
+        assert back.dataset.hash == result.dataset.hash and back.warnings == result.warnings
+        assert_same_run(back, result)
+    finally:
+        store.close()
+    without = btlab.load(tmp_path / "run", store=tmp_path / "elsewhere")  # no home there
+    assert without.warnings[-1].code == "bars_not_reloaded"
+    assert "need the btlab service or a Store" in without.warnings[-1].message
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,8 @@ missing or changed artifact is an error naming the file. Then:
 
 A sweep folder holds no per-bar tables: its best combination is re-run on the re-loaded bars
 (as `run_sweep` runs it) and checked against metrics.json (`best_run_differs` where the engine
-no longer gives the same numbers).
+no longer gives the same numbers). What no artifact records is left empty: `timings_ms`, and a
+sweep's `fused` (how its pass ran) is False.
 """
 
 from __future__ import annotations
@@ -197,7 +198,8 @@ def _table(folder: Path, name: str) -> dict[str, np.ndarray]:
     table = pq.read_table(folder / f"{name}.parquet")
     out: dict[str, np.ndarray] = {}
     for column in table.column_names:
-        values = table.column(column).to_numpy(zero_copy_only=False)
+        # a copy: writable, as a result's own arrays are
+        values = np.array(table.column(column).to_numpy(zero_copy_only=False))
         if values.dtype.kind == "M":
             values = values.astype("datetime64[ns]").view(np.int64)
         out[column] = values
