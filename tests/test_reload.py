@@ -4,6 +4,7 @@ manifest, or bars that are not the run's any more, are said."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -280,7 +281,9 @@ def test_bars_handed_in_come_back_as_the_artifacts_hold_them(tmp_path: Path) -> 
     back = btlab.load(tmp_path / "run")
     assert back.warnings[-1].code == "bars_not_reloaded"
     assert "handed to run()" in back.warnings[-1].message
-    assert back.config_hash == result.config_hash and back.identity == result.identity
+    assert back.config == result.config and back.config_hash == result.config_hash
+    assert back.identity == result.identity
+    assert [w.code for w in back.warnings] == ["bars_not_reloaded"]
     assert back.dataset.hash != result.dataset.hash  # the bars held are not the run's bars
     np.testing.assert_array_equal(back.dataset.ts, result.dataset.ts)
     if "close" in back.equity.columns:
@@ -327,3 +330,24 @@ def test_load_is_a_lazy_public_name() -> None:
     from btlab.reload import load
 
     assert btlab.load is load
+
+
+def test_a_manifest_without_the_data_section_says_what_is_placeholder(
+    written: tuple[Any, Path], tmp_path: Path
+) -> None:
+    """A folder written before the manifest recorded `labels.data` (labels are outside the run
+    hash, so the folder still verifies): config.data is a placeholder, and said to be."""
+    result, folder = written
+    copy = tmp_path / "old"
+    copy.mkdir()
+    for f in folder.iterdir():
+        (copy / f.name).write_bytes(f.read_bytes())
+    manifest = json.loads((copy / "manifest.json").read_text())
+    del manifest["labels"]["data"]
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    back = btlab.load(copy)
+    assert [w.code for w in back.warnings] == ["data_unknown", "bars_not_reloaded"]
+    assert back.config.data.timeframe == result.config.data.timeframe
+    assert back.config_hash == result.config_hash and back.identity == result.identity
+    assert_metrics_equal(back.metrics, result.metrics)
+    assert_frames_equal(back.trades, result.trades)

@@ -76,8 +76,8 @@ def data_sections(config: Any, dataset: Any, identity: Any) -> dict[str, Any]:
             "timeframe_declared": meta.timeframe_declared,
             "calendar_declared": meta.calendar_declared,
             # the data section as requested (the hashed request holds the data's identity):
-            # what `btlab.load` re-loads the bars from; null where they were handed in
-            "data": None if handed_in else spec.model_dump(mode="json"),
+            # what `btlab.load` re-loads the bars from (not where `location` says handed in)
+            "data": spec.model_dump(mode="json"),
         },
     }  # fmt: skip
 
