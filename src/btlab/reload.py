@@ -15,8 +15,9 @@ missing or changed artifact is an error naming the file. Then:
   `borrow_cum` from the per-bar borrow (before the bar's borrow for fills at the open and
   intrabar exits, after it for fills at the close), `flags` from the `ruined` / `halted`
   metrics and `halt_bar` from the equity path, a portfolio's per-symbol borrow from each bar's
-  total shared by short value (said by `borrow_apportioned` where there was any), its target
-  re-computed by its strategy on the re-loaded bars.
+  total shared among the shorts held over the bar by value (the engine's rule; checked against
+  the symbols table's totals, `borrow_apportioned` where they disagree), its target re-computed
+  by its strategy on the re-loaded bars.
 - the bars are re-loaded from the data section (synthetic: generated again; files and stored
   datasets: read again) and used only where their content hash is the manifest's
   `dataset_hash`. A single-symbol run whose bars cannot be had again (handed to `run()`, a file
@@ -420,20 +421,22 @@ def _load_portfolio(folder: Path, manifest: dict[str, Any], store: Store | None)
         _table(folder, "fills"), bars.symbols, config.execution.fill == "close"
     )
     # each bar's borrow of all symbols, shared by the value each short held over the bar (the
-    # rate and the bar's length are every symbol's): the engine's split, to the tables' digits
+    # rate and the bar's length are every symbol's): the engine's split, checked against each
+    # symbol's total in the symbols table
     total = np.asarray(equity["borrow"], dtype=np.float64)
     held = _held_at_borrow(units, records, after)
     short = np.where(held < 0.0, -held * np.nan_to_num(marks), 0.0)
     weight = short.sum(axis=1, keepdims=True)
     with np.errstate(divide="ignore", invalid="ignore"):
         borrow = np.where(weight > 0.0, total[:, None] * short / weight, 0.0)
-    if np.any(total != 0.0):
+    by_symbol = np.asarray(_table(folder, "symbols")["borrow"], dtype=np.float64)
+    if not np.allclose(borrow.sum(axis=0), by_symbol, rtol=1e-9, atol=1e-9 * max(total.sum(), 1.0)):
         warnings.append(
             RunWarning(
                 "borrow_apportioned",
-                "the artifacts hold each bar's borrow of all symbols, not each symbol's: "
-                "PortfolioResult.borrow shares each bar's total among the shorts held over it "
-                "by their value",
+                "the artifacts hold each bar's borrow of all symbols, not each symbol's, and "
+                "sharing it among the shorts held over the bar by value does not give each "
+                "symbol's total of the symbols table: PortfolioResult.borrow is that share",
             )
         )
     name, params = portfolio_strategy(config.strategy.name, config.strategy.params)
