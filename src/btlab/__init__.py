@@ -5,7 +5,9 @@
     result.metrics["sharpe"], result.equity, result.fills, result.trades
 
 Parameter grids: `btlab.run_sweep(request_with_grid)`. Your own targets or entry/exit signals
-in place of a strategy: `btlab.run(config, data, targets=array | btlab.signals(entries=...))`. The numba kernels are importable for
+in place of a strategy: `btlab.run(config, data, targets=array | btlab.signals(entries=...))`.
+A run written to a folder (or stored by the service) comes back with
+`btlab.load(folder_or_run_id)`. The numba kernels are importable for
 direct calls on NumPy arrays: `btlab.kernels`.
 
 Every public name is imported when first asked for (PEP 562), so `import btlab` — and the
@@ -30,6 +32,7 @@ if TYPE_CHECKING:  # for type checkers only: each name is imported on first acce
     from .pipeline import RunCache, RunResult, config_hash, resolve_config, run
     from .portfolio_run import PortfolioResult
     from .presets import list_presets, load_preset, resolve_request
+    from .reload import load
     from .run_warnings import RunWarning
     from .sweep import SweepRequest, SweepResult, run_sweep
     from .synthetic_data import generate as synthetic
@@ -48,6 +51,7 @@ _LAZY: dict[str, str] = {
     **dict.fromkeys(("RunCache", "RunResult", "config_hash", "resolve_config", "run"), "pipeline"),
     **dict.fromkeys(("list_presets", "load_preset", "resolve_request"), "presets"),
     "RunWarning": "run_warnings",
+    "load": "reload",
     "PortfolioDataset": "data.portfolio",
     "PortfolioResult": "portfolio_run",
     **dict.fromkeys(("SweepRequest", "SweepResult", "run_sweep"), "sweep"),
@@ -94,6 +98,7 @@ __all__ = [
     "config_hash",
     "from_dataframe",
     "list_presets",
+    "load",
     "load_csv",
     "load_file",
     "load_parquet",

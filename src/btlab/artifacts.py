@@ -75,6 +75,9 @@ def data_sections(config: Any, dataset: Any, identity: Any) -> dict[str, Any]:
             "source": meta.source, "location": str(location),
             "timeframe_declared": meta.timeframe_declared,
             "calendar_declared": meta.calendar_declared,
+            # the data section as requested (the hashed request holds the data's identity):
+            # what `btlab.load` re-loads the bars from (not where `location` says handed in)
+            "data": spec.model_dump(mode="json"),
         },
     }  # fmt: skip
 

@@ -5,7 +5,8 @@ BtlabError
 ├── ConfigError          a request / config is invalid (`errors`: field path -> message)
 ├── RunError             the engine could not complete a run
 │   ├── RunCancelled     the run was cancelled
-│   └── OutputFolderTaken  an output folder holds another run (btlab.artifacts)
+│   ├── OutputFolderTaken  an output folder holds another run (btlab.artifacts)
+│   └── ArtifactError    an artifact folder that does not match its manifest (btlab.reload)
 ├── NotFoundError        an unknown run, dataset, preset, feature or strategy
 ├── IdempotencyConflict  an Idempotency-Key reused with another body (btlab.store)
 └── RunStateError        a run or dataset not in a state that allows the operation (btlab.store)

@@ -61,6 +61,23 @@ _NO_BOUNDS = np.zeros(1, dtype=np.int64)
 _NO_BLOCKS = np.empty((0, BLOCK_FIELDS))
 
 
+def bar_return_bars(equity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(bars, returns): the per-bar returns `equity[i] / equity[i-1] - 1`, i >= 1 (SPEC §5),
+    that are finite, and the bar `i` each belongs to (a ruined run's equity at or below zero
+    makes some undefined: they are left out, as the validation leaves them out)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = equity[1:] / equity[:-1] - 1.0
+    finite = np.isfinite(r)
+    bars: np.ndarray = np.flatnonzero(finite) + 1
+    kept: np.ndarray = r[finite]
+    return bars, kept
+
+
+def bar_returns(equity: np.ndarray) -> np.ndarray:
+    """Per-bar returns `equity[i] / equity[i-1] - 1`, i >= 1 (SPEC §5), the finite ones."""
+    return bar_return_bars(equity)[1]
+
+
 def drawdown_path(equity: np.ndarray) -> np.ndarray:
     """Per bar `equity / cummax(equity) - 1`, and -1 (-100 %) wherever equity is at or below 0.
 

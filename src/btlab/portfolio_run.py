@@ -46,7 +46,7 @@ from .result_display import result_html, result_repr, result_title
 from .result_plot import plot_portfolio
 from .result_stats import result_stats
 from .run_cache import RunCache
-from .run_result import DataIdentity, outcome_warnings
+from .run_result import DataIdentity, outcome_warnings, returns_series
 from .run_warnings import RunWarning, skipped_warnings
 from .simulation import Simulation, run_engine
 from .stages import CancelCheck, EventSink, Stages
@@ -149,6 +149,11 @@ class PortfolioResult:
 
     def _ts(self, bars: np.ndarray) -> pd.DatetimeIndex:
         return pd.DatetimeIndex(self.dataset.ts[bars].astype("datetime64[ns]"), tz="UTC")
+
+    @property
+    def returns(self) -> pd.Series:
+        """The account's per-bar simple returns, quantstats-ready (`run_result.returns_series`)."""
+        return returns_series(self.dataset.ts, self.equity_values)
 
     def _symbol_names(self, columns: np.ndarray) -> np.ndarray:
         names: np.ndarray = np.array(self.symbols, dtype=object)[columns]

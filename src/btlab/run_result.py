@@ -15,13 +15,15 @@ from btlab.kernels.dtypes import REASON_NAMES, Flag
 
 from .config import RunConfig
 from .data import Dataset
-from .metrics import drawdown_path
+from .metrics import bar_return_bars, drawdown_path
 from .result_display import result_html, result_repr, result_title
 from .result_plot import plot_run
 from .result_stats import result_stats
 from .run_warnings import RunWarning, undefined_metric_warnings, when
 
-__all__ = ["DataIdentity", "Outcome", "RunResult", "halt_status", "outcome_warnings"]
+__all__ = [
+    "DataIdentity", "Outcome", "RunResult", "halt_status", "outcome_warnings", "returns_series",
+]  # fmt: skip
 
 
 @dataclass(eq=False)
@@ -79,6 +81,11 @@ class RunResult:
 
     def _ts(self, bars: np.ndarray) -> pd.DatetimeIndex:
         return pd.DatetimeIndex(self.dataset.ts[bars].astype("datetime64[ns]"), tz="UTC")
+
+    @property
+    def returns(self) -> pd.Series:
+        """The per-bar simple returns of the equity, quantstats-ready (`returns_series`)."""
+        return returns_series(self.dataset.ts, self.equity_values)
 
     @cached_property
     def equity(self) -> pd.DataFrame:
@@ -150,6 +157,21 @@ class RunResult:
                 "exit_reason": reasons[t["exit_reason"]] if t.size else np.array([], dtype=object),
             }
         )
+
+
+def returns_series(ts: np.ndarray, equity: np.ndarray) -> pd.Series:
+    """The per-bar simple returns `equity[i] / equity[i-1] - 1` the validation reads
+    (`metrics.bar_return_bars`: the finite ones, from the second bar on), as a float64 Series
+    named "returns" on a DatetimeIndex of the bars' timestamps.
+
+    The index is tz-naive and in UTC: what quantstats (checked with 0.0.86) makes of any index
+    itself (an aware one is converted to UTC and its zone dropped); its Sharpe and volatility at
+    `periods=metrics["periods_per_year"]` are the run's. A new Series on each call: a caller
+    that changes it changes nothing the result holds.
+    """
+    bars, values = bar_return_bars(equity)
+    index = pd.DatetimeIndex(ts[bars].astype("datetime64[ns]"), name="ts")
+    return pd.Series(values, index=index, name="returns")
 
 
 @dataclass(frozen=True)

@@ -359,31 +359,14 @@ def report_folder(args: argparse.Namespace) -> Path:
     """The artifact folder `btlab report` renders: a path holding a manifest, else a stored
     run's folder (NotFoundError for an unknown run, RunStateError for one not completed)."""
     # here, not at the top: the other commands start without the engine (start-up time)
-    from .artifacts import MANIFEST
+    from .run_folders import run_folder
 
-    given = Path(args.run).expanduser()
-    if (given / MANIFEST).is_file():
-        return given
-    if given.exists():
-        raise NotFoundError(f"{args.run} is not an artifact folder: it has no {MANIFEST}")
-    if "/" in args.run or args.run.startswith((".", "~")):
-        raise NotFoundError(f"no such artifact folder: {args.run}")
     store = _existing_store(args)
     try:
-        try:
-            run = _get_run(store, args, args.run)
-        except NotFoundError as exc:
-            raise NotFoundError(f"{exc}; nor is there an artifact folder {given}") from None
-        assert store is not None  # _get_run raised otherwise
-        folder = store.run_dir(run.id)
+        return run_folder(args.run, store, _home(args))
     finally:
         if store is not None:
             store.close()
-    if run.status != "completed":
-        raise RunStateError(f"run {run.id} is {run.status}; only a completed run has a report")
-    if not (folder / MANIFEST).is_file():
-        raise NotFoundError(f"run {run.id} has no artifacts (pruned or deleted)")
-    return folder
 
 
 def cmd_report(args: argparse.Namespace) -> int:

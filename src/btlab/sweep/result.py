@@ -93,6 +93,11 @@ class SweepResult:
         metric = metric or self.request.objective
         return plot_heatmap(self.heatmap(x, y, metric), metric, sweep_title(self))
 
+    @property
+    def returns(self) -> pd.Series:
+        """The best combination's per-bar simple returns (`RunResult.returns`)."""
+        return self.best_run.returns
+
     def summary(self) -> dict[str, Any]:
         """sweep.json: the grid, its size, what was skipped, the objective and the best."""
         e = self.expansion

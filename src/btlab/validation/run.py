@@ -44,20 +44,13 @@ from ..kernels.portfolio import (
 )
 from ..metric_registry import FOLD
 from ..metrics import annualized_ratio, compute_metrics
+from ..metrics import bar_returns as bar_returns  # the one formula, re-exported for callers
 from ..run_cache import RunCache
 from ..run_result import RunResult
 from ..strategies import compute_target, cross_rule
 from ..targets import PERMUTATION_SKIPPED, TARGETS_STRATEGY
 from .assemble import run_validation
 from .permutation import BatchStatistic, PermutationBase
-
-
-def bar_returns(equity: np.ndarray) -> np.ndarray:
-    """Per-bar returns `equity[i] / equity[i-1] - 1`, i >= 1 (SPEC §5)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = equity[1:] / equity[:-1] - 1.0
-    finite: np.ndarray = r[np.isfinite(r)]
-    return finite
 
 
 def fold_metrics(result: RunResult, k: int) -> dict[str, Any]:
