@@ -114,7 +114,8 @@ def params_model(fn: Callable[..., Any], strategy_name: str) -> type[BaseModel]:
         fields[param.name] = (_param_type(hints[param.name], where), param.default)
     model: type[BaseModel] = create_model(f"{fn.__name__}_params", __base__=Params, **fields)
     try:
-        model()  # pydantic trusts defaults: check them once here
+        # pydantic trusts defaults: check them once here
+        model.model_validate({name: default for name, (_, default) in fields.items()})
     except ValidationError as exc:
         raise TypeError(
             f"{what}: a default breaks its own type: "
