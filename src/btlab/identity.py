@@ -85,20 +85,19 @@ def code_identity(config: RunConfig) -> dict[str, str]:
     it stands for. Empty where it runs built-ins only."""
     name = config.strategy.name
     portfolio = is_portfolio_strategy(name)
-    param_sets = _strategy_param_sets(config)
-    if not has_user_features():  # the features cannot add code: one parameter set will do
-        param_sets = param_sets[:1]
+    user_features = has_user_features()
+    # without user features only the strategy's own code counts: one parameter set will do
+    param_sets = _strategy_param_sets(config)[: None if user_features else 1]
     code: dict[str, str | None] = {}
     if not portfolio:
         code[f"strategy:{name}"] = strategy_code(name)
     for params in param_sets:
         if portfolio:
             code.update(portfolio_strategy_code(name, params))
-            specs = required_portfolio_features(name, params)
-        else:
-            specs = read_features(config, params)
-        if has_user_features():
-            for spec in [*config.features, *specs]:
+        if user_features:
+            read = required_portfolio_features(name, params) if portfolio else (
+                read_features(config, params))  # fmt: skip
+            for spec in [*config.features, *read]:
                 code[f"feature:{spec.name}"] = feature_code(spec.name)
     return {key: digest for key, digest in sorted(code.items()) if digest is not None}
 
