@@ -417,3 +417,53 @@ def test_a_user_portfolio_strategy_is_replaced_with_a_warning() -> None:
     with pytest.warns(RegistrationWarning, match="portfolio strategy 'user_flat'"):
         next(define(0.25))  # a closure's constant changed
     assert set(before) == {"portfolio_strategy:user_flat"} and code_identity(config) != before
+
+
+CLASS = """
+from collections.abc import Mapping
+
+import numpy as np
+from pydantic import model_validator
+
+import btlab
+from btlab.features import Float, Params
+
+
+class HoldParams(Params):
+    size: Float = 0.5
+
+    @model_validator(mode="after")
+    def _small(self) -> "HoldParams":
+        if self.size > {limit}:
+            raise ValueError("size too large")
+        return self
+
+
+class Sizer:
+    def __init__(self, size: float) -> None:
+        self.size = size * {factor}
+
+
+@btlab.strategy
+class UserHold(btlab.Strategy[HoldParams]):
+    name = "user_hold"
+    description = "hold a size"
+    Params = HoldParams
+
+    @classmethod
+    def target(cls, f: Mapping[str, np.ndarray], p: HoldParams, n: int) -> np.ndarray:
+        return np.full(n, Sizer(p.size).size)
+"""
+
+
+def test_a_class_strategys_hash_covers_its_params_model_and_helper_classes(
+    modules: Modules,
+) -> None:
+    module = modules.load(CLASS.format(limit="1.0", factor="1.0"))
+    hashes = [chash("user_hold")]
+    for limit, factor in (("2.0", "1.0"), ("2.0", "0.5")):  # a validator, then a helper's __init__
+        with pytest.warns(RegistrationWarning) as caught:
+            module = modules.load(CLASS.format(limit=limit, factor=factor))
+        assert caught[0].filename == module.__file__  # points at the user's registration
+        hashes.append(chash("user_hold"))
+    assert len(set(hashes)) == 3

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import sys
 import types
 import warnings
 import weakref
@@ -161,9 +162,13 @@ class _Walk:
         if isinstance(fields, dict):  # a pydantic model: its fields, constraints and defaults
             members += [[n, _ADDRESS.sub("", repr(info))] for n, info in fields.items()]
         for key, value in vars(cls).items():
-            if key.startswith("__") or key == "_abc_impl":
-                continue
             fn = _function_of(value)
+            # Python's and pydantic's own entries (`__module__`, `__hash__`...) are not the
+            # class's code; its own dunder methods (`__init__`, `__call__`) are
+            if key == "_abc_impl" or (
+                key.startswith("__") and (fn is None or fn.__module__ != module)
+            ):
+                continue
             if fn is not None:
                 members.append([key, type(value).__name__, _function_text(fn), self._refs(fn)])
             elif isinstance(value, type):
@@ -197,6 +202,15 @@ def user_code(origin: Any, *roots: Any) -> UserCode | None:
     return UserCode(origin, *roots)
 
 
+def _user_stacklevel() -> int:
+    """The `stacklevel` of the first caller outside btlab, as seen from `register`."""
+    frame: types.FrameType | None = sys._getframe(2)
+    level = 2
+    while frame is not None and is_builtin(frame.f_globals.get("__name__")):
+        frame, level = frame.f_back, level + 1  # a frame of btlab's: look further up
+    return level
+
+
 def register(
     kind: str,
     name: str,
@@ -204,13 +218,12 @@ def register(
     code: UserCode | None,
     registry: MutableMapping[str, T],
     codes: MutableMapping[str, UserCode],
-    stacklevel: int = 3,
 ) -> None:
     """Put `entry` in `registry` as `name` (`codes` holds the user code of the entries).
 
     A name free: registered. A built-in's name: a ValueError. A user entry's name: replaced,
     silently where the code is the same, else with a RegistrationWarning (a notebook re-running
-    an edited cell); `stacklevel` points the warning at the user's line (3: the caller's caller).
+    an edited cell), which points at the user's line that registered it.
     """
     if name in registry:
         held = codes.get(name)
@@ -225,7 +238,7 @@ def register(
                     f"{kind} {name!r} registered again with different code: it replaces the "
                     "earlier one (runs of the earlier code keep their own config hash)"
                 ),
-                stacklevel=stacklevel,
+                stacklevel=_user_stacklevel(),
             )
     registry[name] = entry
     if code is None:

@@ -137,7 +137,7 @@ def _register(cls: type[Strategy[Any]], code: UserCode | None) -> None:
     for attr in ("name", "description", "Params"):
         if not hasattr(cls, attr):
             raise TypeError(f"strategy {cls.__name__} lacks {attr}")
-    register("strategy", cls.name, cls, code, _REGISTRY, _CODE, stacklevel=4)
+    register("strategy", cls.name, cls, code, _REGISTRY, _CODE)
 
 
 def strategy_code(name: str) -> str | None:
