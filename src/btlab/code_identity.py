@@ -85,7 +85,7 @@ def _function_text(fn: types.FunctionType) -> str:
     if text is None:
         try:
             source = inspect.getsource(fn)
-        except (OSError, TypeError):  # a REPL or exec'd string: no source to read
+        except Exception:  # no source (a REPL, an exec'd string), or none inspect can cut out
             source = ""
         text = _code_text(code) + "\n" + source
         _TEXTS[code] = text
