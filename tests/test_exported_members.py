@@ -14,6 +14,7 @@ BTLAB = {
     "__version__", "config_hash", "from_dataframe", "list_presets", "load", "load_csv", "load_file",
     "load_parquet", "load_preset", "parse_config", "resolve_config", "resolve_request", "run",
     "run_sweep", "signals", "synthetic", "verify_artifacts", "write_artifacts",
+    "RegistrationWarning", "Strategy", "feature", "strategy",
 }  # fmt: skip
 
 

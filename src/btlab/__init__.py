@@ -7,8 +7,9 @@
 Parameter grids: `btlab.run_sweep(request_with_grid)`. Your own targets or entry/exit signals
 in place of a strategy: `btlab.run(config, data, targets=array | btlab.signals(entries=...))`.
 A run written to a folder (or stored by the service) comes back with
-`btlab.load(folder_or_run_id)`. The numba kernels are importable for
-direct calls on NumPy arrays: `btlab.kernels`.
+`btlab.load(folder_or_run_id)`. Your own strategies and features: `@btlab.strategy` (on a
+function or a `Strategy` subclass) and `@btlab.feature` (docs/extending.md). The numba kernels
+are importable for direct calls on NumPy arrays: `btlab.kernels`.
 
 Every public name is imported when first asked for (PEP 562), so `import btlab` — and the
 commands that need none of it, such as `btlab presets` and `btlab --help` — pay neither for
@@ -25,15 +26,18 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:  # for type checkers only: each name is imported on first access (below)
     from . import kernels as kernels
     from .artifacts import verify_artifacts, write_artifacts
+    from .code_identity import RegistrationWarning
     from .config import RunConfig, parse_config
     from .data import Dataset, from_dataframe, load_csv, load_file, load_parquet
     from .data.portfolio import PortfolioDataset
     from .errors import BtlabError, ConfigError, DataError, NotFoundError, RunCancelled, RunError
+    from .features import feature
     from .pipeline import RunCache, RunResult, config_hash, resolve_config, run
     from .portfolio_run import PortfolioResult
     from .presets import list_presets, load_preset, resolve_request
     from .reload import load
     from .run_warnings import RunWarning
+    from .strategies import Strategy, strategy
     from .sweep import SweepRequest, SweepResult, run_sweep
     from .synthetic_data import generate as synthetic
     from .targets import Signals, signals
@@ -52,6 +56,9 @@ _LAZY: dict[str, str] = {
     **dict.fromkeys(("list_presets", "load_preset", "resolve_request"), "presets"),
     "RunWarning": "run_warnings",
     "load": "reload",
+    "RegistrationWarning": "code_identity",
+    "feature": "features",
+    **dict.fromkeys(("Strategy", "strategy"), "strategies"),
     "PortfolioDataset": "data.portfolio",
     "PortfolioResult": "portfolio_run",
     **dict.fromkeys(("SweepRequest", "SweepResult", "run_sweep"), "sweep"),
@@ -85,6 +92,7 @@ __all__ = [
     "NotFoundError",
     "PortfolioDataset",
     "PortfolioResult",
+    "RegistrationWarning",
     "RunCache",
     "RunCancelled",
     "RunConfig",
@@ -92,10 +100,12 @@ __all__ = [
     "RunResult",
     "RunWarning",
     "Signals",
+    "Strategy",
     "SweepRequest",
     "SweepResult",
     "__version__",
     "config_hash",
+    "feature",
     "from_dataframe",
     "list_presets",
     "load",
@@ -109,6 +119,7 @@ __all__ = [
     "run",
     "run_sweep",
     "signals",
+    "strategy",
     "synthetic",
     "verify_artifacts",
     "write_artifacts",

@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
+from .code_identity import UserCode, register, user_code
 from .data import Dataset
 from .errors import ConfigError, pydantic_message
 from .hashing import canonical_json
@@ -44,10 +45,13 @@ __all__ = [
     "Float",
     "Int",
     "Params",
+    "cache_key",
     "column",
     "extra_column",
     "feature",
+    "feature_code",
     "format_validation_error",
+    "has_user_features",
     "list_features",
     "raw_feature",
     "resolve_feature_params",
@@ -95,6 +99,8 @@ class _Feature:
 
 
 _REGISTRY: dict[str, _Feature] = {}
+#: The code of each feature registered from user code (SPEC §9); built-ins have none.
+_CODE: dict[str, UserCode] = {}
 
 
 def feature(
@@ -102,15 +108,38 @@ def feature(
 ) -> Callable[[F], F]:
     """Register `fn(data, p) -> raw array` as feature `name` with parameter model `params`
     (`into(data, p, out)`: the same raw values of the first `len(out)` bars, written into
-    `out`, where a kernel can do that; the store then skips a copy)."""
+    `out`, where a kernel can do that; the store then skips a copy).
 
-    def register(fn: F) -> F:
-        if name in _REGISTRY:
-            raise ValueError(f"feature {name!r} is already registered")
-        _REGISTRY[name] = _Feature(name, params, description, fn, into)
+    From user code (anything outside btlab) the feature carries its code's hash (SPEC §9), which
+    joins the config hash of every run reading it and its cache key; registering a name again
+    replaces the entry (a RegistrationWarning where the code changed), except a built-in's name,
+    which is a ValueError."""
+
+    def register_fn(fn: F) -> F:
+        code = user_code(fn, params, *([] if into is None else [into]))
+        register("feature", name, _Feature(name, params, description, fn, into), code,
+                 _REGISTRY, _CODE)  # fmt: skip
         return fn
 
-    return register
+    return register_fn
+
+
+def feature_code(name: str) -> str | None:
+    """The hash of the code of feature `name` as it is now, or None for a built-in."""
+    code = _CODE.get(name)
+    return None if code is None else code.digest()
+
+
+def has_user_features() -> bool:
+    """Whether any feature was registered from user code."""
+    return bool(_CODE)
+
+
+def cache_key(spec: FeatureSpec) -> str:
+    """The key a store keeps a feature under: its spec's key, with a user feature's code hash,
+    so a store (or the service's shared cache) never serves values an earlier code computed."""
+    code = feature_code(spec.name)
+    return spec.key() if code is None else f"{spec.key()}|code:{code}"
 
 
 def format_validation_error(exc: ValidationError) -> list[tuple[str, str]]:
@@ -253,7 +282,7 @@ class FeatureStore:
 
     def get(self, spec: FeatureSpec) -> np.ndarray:
         """The shifted feature (`value[i] = raw[i - 1]`, NaN at 0), read-only, length n."""
-        key = spec.key()
+        key = cache_key(spec)
         arr = self._local.get(key)
         if arr is not None:
             return arr

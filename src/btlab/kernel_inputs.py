@@ -20,6 +20,7 @@ from .config import RunConfig
 from .features import FeatureSpec, FeatureStore
 from .portfolio_features import PortfolioFeatureStore
 from .strategies import required_features
+from .targets import TARGETS_STRATEGY
 from .timeframes import CALENDAR_REBALANCES
 from .timeframes import rebalance_schedule as timeframes_schedule
 
@@ -64,7 +65,10 @@ def sizing_features(config: RunConfig) -> list[FeatureSpec]:
 
 def read_features(config: RunConfig, params: Mapping[str, Any] | None = None) -> list[FeatureSpec]:
     """The features a run's targets and sizes are made from: the strategy's (with `params`,
-    default the request's) and the sizing's (the request's extra `features` are only computed)."""
+    default the request's) and the sizing's (the request's extra `features` are only computed).
+    Targets handed in (the reserved `targets` strategy) read no feature of their own."""
+    if config.strategy.name == TARGETS_STRATEGY:
+        return sizing_features(config)
     strategy = required_features(
         config.strategy.name, config.strategy.params if params is None else params
     )

@@ -257,7 +257,7 @@ def run(
     store = FeatureStore(dataset, cache=feature_cache)
 
     own = cfg.strategy.name == TARGETS_STRATEGY
-    read = sizing_features(cfg) if own else read_features(cfg)
+    read = read_features(cfg)
 
     def features() -> None:
         for spec in [*cfg.features, *read]:

@@ -6,6 +6,10 @@ strategies (`@strategy`), as docs/extending.md shows. The CLI imports the module
 (comma-separated); the service imports ``BTLAB_PLUGINS`` (its `plugins` setting) when its app
 is created. A module is imported once per process (Python caches it), so naming it twice is
 harmless. The module must be importable: installed, or its folder on ``PYTHONPATH``.
+
+What a plugin registers is user code like any other (btlab.code_identity): each entry carries
+its code's hash, which joins the config hash of the runs that use it, so a service restarted
+with an edited plugin never serves a run of the earlier code from its store.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ import numpy as np
 
 from .data.portfolio import PortfolioDataset
 from .errors import ConfigError
-from .features import raw_feature
+from .features import cache_key, raw_feature
 from .kernels.clock import place_shifted_nb
 
 if TYPE_CHECKING:
@@ -85,7 +85,7 @@ class PortfolioFeatureStore:
 
     def get(self, spec: FeatureSpec) -> np.ndarray:
         """The feature of every symbol on the clock, shifted: (n, K) float64, read-only."""
-        key = spec.key()
+        key = cache_key(spec)
         arr = self._local.get(key)
         if arr is not None:
             return arr

@@ -20,13 +20,14 @@ from typing import Any, ClassVar, Generic, TypeVar
 import numpy as np
 from pydantic import BaseModel, Field, model_validator
 
+from .code_identity import UserCode, register, user_code
 from .errors import ConfigError
 from .features import FeatureSpec, Float, Int, Params, validate_params
 from .kernels.clock import place_decision_nb
 from .kernels.cross_section import equal_weight_nb, inverse_vol_nb, rank_long_short_nb
 from .portfolio_features import PortfolioFeatureStore, Universe
 from .request_model import RequestModel
-from .strategies import checked_target, resolve_strategy, resolve_strategy_params
+from .strategies import checked_target, resolve_strategy, resolve_strategy_params, strategy_code
 
 __all__ = [
     "PortfolioStrategy",
@@ -35,6 +36,7 @@ __all__ = [
     "is_portfolio_strategy",
     "list_portfolio_strategies",
     "portfolio_strategy",
+    "portfolio_strategy_code",
     "required_portfolio_features",
     "resolve_portfolio_strategy",
     "resolve_portfolio_strategy_params",
@@ -62,6 +64,12 @@ class PortfolioStrategy(Generic[P]):
         return {}
 
     @classmethod
+    def strategies(cls, p: P) -> list[str]:
+        """The single-symbol strategies it runs (their code joins the config hash; none by
+        default)."""
+        return []
+
+    @classmethod
     def target(cls, f: Mapping[str, np.ndarray], p: P, universe: Universe) -> np.ndarray:
         """`target[i, k]` from the shifted features `f` (alias -> (n, K) array)."""
         raise NotImplementedError
@@ -70,17 +78,31 @@ class PortfolioStrategy(Generic[P]):
 S = TypeVar("S", bound=type[PortfolioStrategy[Any]])
 
 _REGISTRY: dict[str, type[PortfolioStrategy[Any]]] = {}
+#: The code of each portfolio strategy registered from user code (SPEC §9); built-ins have none.
+_CODE: dict[str, UserCode] = {}
 
 
 def portfolio_strategy(cls: S) -> S:
-    """Class decorator: register a `PortfolioStrategy` subclass under its `name`."""
+    """Class decorator: register a `PortfolioStrategy` subclass under its `name`.
+
+    From user code it carries its code's hash and may be registered again, as a single-symbol
+    strategy (`btlab.strategies.strategy`)."""
     for attr in ("name", "description", "Params"):
         if not hasattr(cls, attr):
             raise TypeError(f"portfolio strategy {cls.__name__} lacks {attr}")
-    if cls.name in _REGISTRY:
-        raise ValueError(f"portfolio strategy {cls.name!r} is already registered")
-    _REGISTRY[cls.name] = cls
+    entry: type[PortfolioStrategy[Any]] = cls
+    register("portfolio strategy", cls.name, entry, user_code(cls), _REGISTRY, _CODE)
     return cls
+
+
+def portfolio_strategy_code(name: str, params: Mapping[str, Any]) -> dict[str, str]:
+    """The code hashes of a portfolio strategy from user code and of the user single-symbol
+    strategies it runs with `params` ("portfolio_strategy:<name>", "strategy:<name>"); empty
+    for built-ins only."""
+    cls, p = resolve_portfolio_strategy(name, params)
+    code = {f"strategy:{inner}": strategy_code(inner) for inner in cls.strategies(p)}
+    code[f"portfolio_strategy:{name}"] = _CODE[name].digest() if name in _CODE else None
+    return {key: digest for key, digest in code.items() if digest is not None}
 
 
 def _lookup(name: str) -> type[PortfolioStrategy[Any]]:
@@ -240,6 +262,10 @@ class PerSymbol(PortfolioStrategy[PerSymbolParams]):
     def features(cls, p: PerSymbolParams) -> dict[str, FeatureSpec]:
         inner, q = resolve_strategy(p.strategy, p.params)
         return inner.features(q)
+
+    @classmethod
+    def strategies(cls, p: PerSymbolParams) -> list[str]:
+        return [p.strategy]
 
     @classmethod
     def target(

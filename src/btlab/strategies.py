@@ -15,29 +15,43 @@ is 0. `compute_target` checks the result: float64, finite, length n.
         def features(cls, p): return {"ma": FeatureSpec(name="sma", params={"window": p.window})}
         @classmethod
         def target(cls, f, p, n): return np.where(f["ma"] < ..., p.size, 0.0)
+
+or, the same as a plain function (`function_strategy` compiles it to such a class):
+
+    @strategy(features={"ma": lambda p: {"name": "sma", "params": {"window": p.window}}})
+    def my_strategy(f, window: int = 20, size: float = 1.0) -> np.ndarray:
+        return np.where(f["ma"] < ..., size, 0.0)
+
+A strategy registered from user code carries the hash of its code (btlab.code_identity).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar, Generic, Literal, TypeVar
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, Generic, Literal, TypeVar, overload
 
 import numpy as np
 from pydantic import BaseModel, Field, model_validator
 
+from .code_identity import UserCode, register, user_code
 from .errors import ConfigError
 from .features import FeatureSpec, FeatureStore, Float, Int, Params, validate_params
+from .function_params import FeatureDecl, Features, feature_spec, params_model
 from .kernels.signals import cross_target_nb, hold_state_nb
 
 __all__ = [
+    "FunctionStrategy",
     "Strategy",
     "checked_target",
     "compute_target",
+    "function_strategy",
     "list_strategies",
     "required_features",
     "resolve_strategy",
     "resolve_strategy_params",
     "strategy",
+    "strategy_code",
 ]
 
 P = TypeVar("P", bound=BaseModel)
@@ -61,20 +75,75 @@ class Strategy(Generic[P]):
         raise NotImplementedError
 
 
-S = TypeVar("S", bound=type[Strategy[Any]])
-
 _REGISTRY: dict[str, type[Strategy[Any]]] = {}
+#: The code of each strategy registered from user code (SPEC §9); built-ins have none.
+_CODE: dict[str, UserCode] = {}
+
+T = TypeVar("T")
 
 
-def strategy(cls: S) -> S:
-    """Class decorator: register a `Strategy` subclass under its `name`."""
+@overload
+def strategy(obj: T, /) -> T: ...
+
+
+@overload
+def strategy(
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    features: Mapping[str, FeatureDecl] | None = None,
+) -> Callable[[T], T]: ...
+
+
+def strategy(
+    obj: Any = None,
+    /,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    features: Mapping[str, FeatureDecl] | None = None,
+) -> Any:
+    """Register a strategy: a `Strategy` subclass (`@strategy` on the class), or a plain function
+    `def f(features, param: type = default, ...) -> target` (`@strategy`, or
+    `@strategy(name=..., description=..., features={alias: spec or lambda p: spec})`), which
+    compiles to a `Strategy` subclass (`function_strategy`). Returns what it decorates.
+
+    From user code (anything outside btlab) the strategy carries its code's hash (SPEC §9);
+    registering a name again replaces the entry (a RegistrationWarning where the code changed),
+    except a built-in's name, which is a ValueError.
+    """
+
+    def register(target: Any) -> Any:
+        if isinstance(target, type):
+            if (name, description, features) != (None, None, None):
+                raise TypeError(
+                    f"@strategy on class {target.__name__} takes no arguments: set name, "
+                    "description and features() on the class"
+                )
+            _register(target, user_code(target))
+        elif inspect.isfunction(target):
+            cls = function_strategy(target, name=name, description=description, features=features)
+            _register(cls, user_code(target, *_declared_roots(cls.declared)))
+        else:
+            raise TypeError(
+                f"@strategy registers a Strategy subclass or a function, not {target!r}"
+            )
+        return target
+
+    return register if obj is None else register(obj)
+
+
+def _register(cls: type[Strategy[Any]], code: UserCode | None) -> None:
     for attr in ("name", "description", "Params"):
         if not hasattr(cls, attr):
             raise TypeError(f"strategy {cls.__name__} lacks {attr}")
-    if cls.name in _REGISTRY:
-        raise ValueError(f"strategy {cls.name!r} is already registered")
-    _REGISTRY[cls.name] = cls
-    return cls
+    register("strategy", cls.name, cls, code, _REGISTRY, _CODE)
+
+
+def strategy_code(name: str) -> str | None:
+    """The hash of the code of strategy `name` as it is now, or None for a built-in."""
+    code = _CODE.get(name)
+    return None if code is None else code.digest()
 
 
 def _lookup(name: str) -> type[Strategy[Any]]:
@@ -150,6 +219,64 @@ def checked_target(name: str, result: Any, n: int) -> np.ndarray:
         bad = int(np.flatnonzero(~np.isfinite(target))[0])
         raise ValueError(f"strategy {name!r} returned a non-finite target at bar {bad}")
     return target
+
+
+# --------------------------------------------------------------------------- function strategies
+
+
+class FunctionStrategy(Strategy[Any]):
+    """A strategy written as a plain function: `function(Features, **params) -> target`, its
+    parameter model inferred from the signature, its features from `declared`."""
+
+    function: ClassVar[Callable[..., Any]]
+    declared: ClassVar[Mapping[str, FeatureDecl]]
+
+    @classmethod
+    def features(cls, p: Any) -> dict[str, FeatureSpec]:
+        return {alias: feature_spec(cls.name, alias, d, p) for alias, d in cls.declared.items()}
+
+    @classmethod
+    def target(cls, f: Mapping[str, np.ndarray], p: Any, n: int) -> np.ndarray:
+        params = {field: getattr(p, field) for field in type(p).model_fields}
+        return np.asarray(cls.function(Features(f, n), **params))
+
+
+def function_strategy(
+    fn: Callable[..., Any],
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    features: Mapping[str, FeatureDecl] | None = None,
+) -> type[FunctionStrategy]:
+    """The `Strategy` subclass of a plain function (not registered): its name is `name` or the
+    function's, its description `description` or the docstring's first paragraph; the
+    parameters after the first, each with a type hint (int, float, bool, str, Literal[...],
+    optionally `Annotated[T, Field(...)]`) and a default, make its parameter model."""
+    strategy_name = name or fn.__name__
+    doc = inspect.getdoc(fn) or ""
+    declared = {
+        alias: d if callable(d) else feature_spec(strategy_name, alias, d, None)
+        for alias, d in (features or {}).items()
+    }
+    namespace = {
+        "__module__": fn.__module__,
+        "__qualname__": fn.__qualname__,
+        "__doc__": doc,
+        "name": strategy_name,
+        "description": description if description is not None else doc.split("\n\n")[0],
+        "Params": params_model(fn, strategy_name),
+        "function": staticmethod(fn),
+        "declared": declared,
+    }
+    cls: type[FunctionStrategy] = type(fn.__name__, (FunctionStrategy,), namespace)
+    cls.features(cls.Params())  # the declared features with the defaults: errors show here
+    return cls
+
+
+def _declared_roots(declared: Mapping[str, FeatureDecl]) -> list[Any]:
+    """What a function strategy's features add to its code: the functions, and the fixed specs
+    by their key."""
+    return [d if callable(d) else f"{alias}={d.key()}" for alias, d in declared.items()]  # type: ignore[union-attr]
 
 
 # --------------------------------------------------------------------------- helpers
