@@ -307,15 +307,18 @@ def _sweep_body(data: ReportData) -> str:
     else:  # a sweep folder written before best_equity.parquet
         best_charts = []
         kept = "This sweep folder keeps no per-bar path of the best combination."
+    best_fields = best.get("fields") or {}
     sets = " ".join(
-        f"--set strategy.params.{k}={json_value(best_params[k])}" for k in axes if k in best_params
-    )
+        [f"--set strategy.params.{k}={json_value(best_params[k])}"
+         for k in axes if k in best_params and k not in best_fields]
+        + [f"--set {k}={json_value(v)}" for k, v in best_fields.items()]
+    )  # fmt: skip
     return (
         '<section id="sweep"><h2>Sweep</h2><div class="two">'
         f'<table id="table-best"><caption>Best combination</caption><tbody>{best_rows}</tbody></table>'
         f'<p class="note">{kept} For its position, trades and monthly returns, run it alone: the '
-        "sweep's request without <code>grid</code>, <code>objective</code> and "
-        f"<code>pbo_splits</code>, with <code>{esc(sets)}</code>.</p></div>"
+        "sweep's request without <code>grid</code>, <code>objective</code>, "
+        f"<code>pbo_splits</code> and <code>samples</code>, with <code>{esc(sets)}</code>.</p></div>"
         + "".join(best_charts)
         + figure_html("chart-heatmap", heatmap_chart(heatmap), caption)
         + f'<div class="wide"><table id="table-top"><caption>Top {len(top)} of {len(table):,} '
