@@ -14,7 +14,7 @@ turnover).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -23,7 +23,6 @@ import numpy as np
 import pandas as pd
 
 from btlab.kernels.dtypes import REASON_NAMES, Flag
-from btlab.kernels.execution import ExecParams
 from btlab.kernels.ledger import trades_by_symbol
 from btlab.kernels.metrics import pairwise_stack, return_moments_nb
 from btlab.kernels.portfolio import PortfolioBars
@@ -382,7 +381,6 @@ def run_portfolio(
     stages = stages or Stages(on_event, should_cancel)
     cash = cfg.execution.initial_cash
     bench = run_benchmark(cfg.metrics.benchmark, dataset.close, dataset.ts, cash, benchmark)
-    n, k = dataset.close.shape
     ppy = cfg.metrics.periods_per_year or dataset.meta.periods_per_year
     store = PortfolioFeatureStore(dataset, cache=cache.features if cache is not None else None)
     own = cfg.strategy.name == TARGETS_STRATEGY
@@ -404,36 +402,15 @@ def run_portfolio(
     chash = with_benchmark_hash(
         config_hash(cfg, identity), bench if benchmark is not None else None
     )
-    scale = size_scale(cfg, store, (n, k), ppy)
-    params_exec: ExecParams = exec_params(cfg)
-    bars = PortfolioBars(
-        dataset.ts, dataset.open, dataset.high, dataset.low, dataset.close, dataset.volume
-    )
-    sim = stages.run(
+    result = stages.run(
         "simulate",
-        lambda: run_engine(
-            bars, np.ascontiguousarray(target), scale, params_exec,
-            schedule=rebalance_schedule(cfg, dataset.ts), on_progress=stages.progress("simulate"),
+        lambda: simulate_portfolio(
+            cfg, dataset, store, ppy, target=target, identity=identity, chash=chash,
+            benchmark_equity=bench, on_progress=stages.progress("simulate"),
             should_cancel=should_cancel,
         ),
     )  # fmt: skip
-    marks = _marks(dataset.close)
-    trades = _trades(sim, marks)
-    result = PortfolioResult(
-        config=cfg, config_hash=chash, dataset=dataset, target=target, units=sim.units,
-        cash=sim.cash, equity_values=sim.equity, borrow=sim.borrow, marks=marks,
-        fill_records=sim.fills, trade_records=trades, metrics={}, validation=None,
-        flags=sim.flags, halt_bar=sim.halt_bar, identity=identity, benchmark_equity=bench,
-    )  # fmt: skip
-    price, exposure = result.exposure_arrays()
-    result.metrics = stages.run(
-        "metrics",
-        lambda: compute_metrics(
-            dataset.ts, price, sim.equity, exposure, sim.borrow.sum(axis=1), sim.fills, trades,
-            initial_cash=cash, periods_per_year=ppy, ruined=result.ruined, halted=result.halted,
-            benchmark=bench,
-        ),
-    )  # fmt: skip
+    result.metrics = stages.run("metrics", lambda: portfolio_metrics(result, ppy))
     if cfg.validation.enabled:
         result.validation = stages.run(
             "validation", lambda: _validate(result, stages, should_cancel, executor)
@@ -476,22 +453,30 @@ def simulate_portfolio(
     store: PortfolioFeatureStore,
     periods_per_year: float,
     *,
+    target: np.ndarray | None = None,
     identity: DataIdentity | None = None,
     chash: str = "",
+    benchmark_equity: np.ndarray | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    should_cancel: CancelCheck | None = None,
 ) -> PortfolioResult:
-    """One portfolio combination through the engine as `run_portfolio` runs it (the strategy's
-    target, the size scale, the rebalance schedule, the trades), metrics and validation left to
-    the caller: what a sweep runs for each combination of a portfolio grid."""
+    """The portfolio through the engine (the strategy's target unless `target` is given, the
+    size scale, the rebalance schedule, the trades), metrics and validation left to the caller
+    (`portfolio_metrics`): `run_portfolio`'s simulate stage, and what a sweep runs for each
+    combination of a portfolio grid."""
     n, k = dataset.close.shape
-    name, params = portfolio_strategy(cfg.strategy.name, cfg.strategy.params)
-    target = compute_portfolio_target(store, name, params)
+    if target is None:
+        target = compute_portfolio_target(
+            store, *portfolio_strategy(cfg.strategy.name, cfg.strategy.params)
+        )
     scale = size_scale(cfg, store, (n, k), periods_per_year)
     bars = PortfolioBars(
         dataset.ts, dataset.open, dataset.high, dataset.low, dataset.close, dataset.volume
     )
     sim = run_engine(
         bars, np.ascontiguousarray(target), scale, exec_params(cfg),
-        schedule=rebalance_schedule(cfg, dataset.ts),
+        schedule=rebalance_schedule(cfg, dataset.ts), on_progress=on_progress,
+        should_cancel=should_cancel,
     )  # fmt: skip
     marks = _marks(dataset.close)
     return PortfolioResult(
@@ -499,4 +484,17 @@ def simulate_portfolio(
         cash=sim.cash, equity_values=sim.equity, borrow=sim.borrow, marks=marks,
         fill_records=sim.fills, trade_records=_trades(sim, marks), metrics={}, validation=None,
         flags=sim.flags, halt_bar=sim.halt_bar, identity=identity,
+        benchmark_equity=benchmark_equity,
+    )  # fmt: skip
+
+
+def portfolio_metrics(result: PortfolioResult, periods_per_year: float) -> dict[str, Any]:
+    """The metrics of the one account (`metrics.compute_metrics`: its gross exposure as the
+    exposure, every symbol's borrow, the result's benchmark)."""
+    price, exposure = result.exposure_arrays()
+    return compute_metrics(
+        result.dataset.ts, price, result.equity_values, exposure, result.borrow.sum(axis=1),
+        result.fill_records, result.trade_records,
+        initial_cash=result.config.execution.initial_cash, periods_per_year=periods_per_year,
+        ruined=result.ruined, halted=result.halted, benchmark=result.benchmark_equity,
     )  # fmt: skip

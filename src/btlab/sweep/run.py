@@ -36,7 +36,7 @@ from ..pipeline import (
     sizing_features,
 )
 from ..portfolio_features import PortfolioFeatureStore
-from ..portfolio_run import portfolio_strategy, simulate_portfolio
+from ..portfolio_run import portfolio_metrics, portfolio_strategy, simulate_portfolio
 from ..portfolio_strategies import required_portfolio_features
 from ..run_result import outcome_warnings
 from ..run_warnings import RunWarning, dataset_warnings, validation_warnings, warmup_warnings
@@ -91,18 +91,14 @@ def _portfolio_run(
     identity: DataIdentity,
 ) -> PortfolioResult:
     """One portfolio combination the way `run_portfolio` computes it (validation left out)."""
-    result = simulate_portfolio(
-        cfg, dataset, store, periods_per_year, identity=identity, chash=config_hash(cfg, identity)
+    bench = run_benchmark(
+        cfg.metrics.benchmark, dataset.close, dataset.ts, cfg.execution.initial_cash
     )
-    cash = cfg.execution.initial_cash
-    result.benchmark_equity = run_benchmark(cfg.metrics.benchmark, dataset.close, dataset.ts, cash)
-    price, exposure = result.exposure_arrays()
-    result.metrics = compute_metrics(
-        dataset.ts, price, result.equity_values, exposure, result.borrow.sum(axis=1),
-        result.fill_records, result.trade_records, initial_cash=cash,
-        periods_per_year=periods_per_year, ruined=result.ruined, halted=result.halted,
-        benchmark=result.benchmark_equity,
+    result = simulate_portfolio(
+        cfg, dataset, store, periods_per_year, identity=identity,
+        chash=config_hash(cfg, identity), benchmark_equity=bench,
     )  # fmt: skip
+    result.metrics = portfolio_metrics(result, periods_per_year)
     return result
 
 
