@@ -9,6 +9,9 @@ report from the core or the tests) still fails the test. Hypothesis runs derando
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import numba
 import pytest
 from hypothesis import settings
@@ -23,3 +26,15 @@ def pytest_configure(config: pytest.Config) -> None:
             "filterwarnings",
             r"ignore:(overflow|invalid value|divide by zero) encountered:RuntimeWarning:btlab\.kernels\.",
         )
+
+
+@pytest.fixture(scope="session")
+def local_cluster() -> Iterator[Any]:
+    """A real local Dask cluster of two single-threaded worker processes (SPEC §11's tests),
+    shared by the whole session; skipped where the cluster extra is not installed."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+        silence_logs=50,
+    ) as cluster:  # fmt: skip
+        yield cluster

@@ -26,12 +26,8 @@ from btlab.sweep import SweepResult, run_sweep  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[Any]:
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-        silence_logs=50,
-    ) as local:  # fmt: skip
-        yield local
+def cluster(local_cluster: Any) -> Any:
+    return local_cluster
 
 
 @pytest.fixture(scope="module")

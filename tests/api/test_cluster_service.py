@@ -4,7 +4,7 @@ processes and the run completes with the numbers of an in-process sweep (SPEC §
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -19,12 +19,9 @@ distributed = pytest.importorskip("distributed")
 
 
 @pytest.fixture(scope="module")
-def scheduler() -> Iterator[str]:
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-        silence_logs=50,
-    ) as cluster:  # fmt: skip
-        yield cluster.scheduler_address
+def scheduler(local_cluster: Any) -> str:
+    address: str = local_cluster.scheduler_address
+    return address
 
 
 def test_a_sweep_served_on_the_cluster_equals_the_local_sweep(
