@@ -4,7 +4,8 @@
     result = btlab.run({"strategy": {"name": "sma_cross", "params": {"fast": 20, "slow": 100}}})
     result.metrics["sharpe"], result.equity, result.fills, result.trades
 
-Parameter grids: `btlab.run_sweep(request_with_grid)`. The numba kernels are importable for
+Parameter grids: `btlab.run_sweep(request_with_grid)`; walk-forward with re-fitting:
+`btlab.run_walkforward(request_with_grid_and_walkforward)`. The numba kernels are importable for
 direct calls on NumPy arrays: `btlab.kernels`.
 
 Every public name is imported when first asked for (PEP 562), so `import btlab` — and the
@@ -32,6 +33,7 @@ if TYPE_CHECKING:  # for type checkers only: each name is imported on first acce
     from .run_warnings import RunWarning
     from .sweep import SweepRequest, SweepResult, run_sweep
     from .synthetic_data import generate as synthetic
+    from .walkforward import WalkForwardRequest, WalkForwardResult, run_walkforward
 
 #: Where each public name lives (the module imported on first access; "module:name" where the
 #: module calls it otherwise).
@@ -50,6 +52,7 @@ _LAZY: dict[str, str] = {
     "PortfolioResult": "portfolio_run",
     **dict.fromkeys(("SweepRequest", "SweepResult", "run_sweep"), "sweep"),
     "synthetic": "synthetic_data:generate",
+    **dict.fromkeys(("WalkForwardRequest", "WalkForwardResult", "run_walkforward"), "walkforward"),
 }
 
 
@@ -86,6 +89,8 @@ __all__ = [
     "RunWarning",
     "SweepRequest",
     "SweepResult",
+    "WalkForwardRequest",
+    "WalkForwardResult",
     "__version__",
     "config_hash",
     "from_dataframe",
@@ -99,6 +104,7 @@ __all__ = [
     "resolve_request",
     "run",
     "run_sweep",
+    "run_walkforward",
     "synthetic",
     "verify_artifacts",
     "write_artifacts",
