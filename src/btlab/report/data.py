@@ -33,6 +33,8 @@ class ReportData:
     heatmap: dict[str, Any] | None = None
     positions: pd.DataFrame | None = None
     symbols: pd.DataFrame | None = None
+    walkforward: dict[str, Any] | None = None  # a walk-forward's walkforward.json
+    windows: pd.DataFrame | None = None  # and its windows.parquet
 
     @property
     def is_sweep(self) -> bool:
@@ -83,6 +85,7 @@ def load_report_data(folder: str | Path) -> ReportData:
             heatmap=_read_json(path, "heatmap.json"),
         )  # fmt: skip
     portfolio = (path / POSITIONS).is_file()
+    walkforward = manifest.get("kind") == "walkforward"
     return ReportData(
         manifest, metrics, validation,
         equity=_read_table(path, "equity.parquet"),
@@ -90,4 +93,6 @@ def load_report_data(folder: str | Path) -> ReportData:
         trades=_read_table(path, "trades.parquet"),
         positions=_read_table(path, POSITIONS) if portfolio else None,
         symbols=_read_table(path, "symbols.parquet") if portfolio else None,
+        walkforward=_read_json(path, "walkforward.json") if walkforward else None,
+        windows=_read_table(path, "windows.parquet") if walkforward else None,
     )  # fmt: skip
