@@ -5,6 +5,7 @@ stitched targets, causality as a property, errors, the command line and the HTTP
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -232,7 +233,7 @@ def test_summary_efficiency_stability_and_validation(dataset: Dataset, tmp_path:
     fast = list(table["fast"])
     stability = result.stability["fast"]
     assert stability["values"] == fast and stability["distinct"] == len(set(fast))
-    kept = sum(a == b for a, b in zip(fast, fast[1:], strict=False)) / (len(fast) - 1)
+    kept = sum(a == b for a, b in itertools.pairwise(fast)) / (len(fast) - 1)
     assert stability["share_kept"] == pytest.approx(kept)
     assert stability["cv"] == pytest.approx(np.std(fast) / np.mean(fast))
     v = result.validation
