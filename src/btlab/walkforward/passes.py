@@ -1,9 +1,10 @@
 """A walk-forward's two passes: the grid over one window's train part, and the chosen
 combinations' stitched targets through the engine over the out-of-sample span.
 
-Nothing at or after a part's end is read: each window's features come from a store over the
-bars before its end (`prefix`), so a feature value inside the part may look back before the
-part (it is still the past: no warm-up is lost at each window) but never past its end. A train
+Nothing at or after a part's end is read: each window's features come from a store of the
+bars before its end (`prefix_store`: the registry's causal features cut there), so a feature
+value inside the part may look back before the part (it is still the past: no warm-up is lost
+at each window) but never past its end. A train
 part is traded from a flat account at its first bar, each combination by the sweep kernels in
 one batched pass (`sweep.passes.run_pass` where the strategy is a fused cross of two features;
 otherwise the targets are computed over the prefix and the part's bars go through
@@ -64,22 +65,25 @@ def _utc(ns: int) -> Any:
 
 
 class WindowStore(FeatureStore):
-    """The features of bars `a..b-1` as a store over those bars: each is the prefix store's
-    feature (computed from the bars before `b` only) cut to the part."""
+    """The features of bars `a..a+n-1` as a store over those bars (`part`): each is the whole
+    data's feature cut to the part. The registry's features are causal (SPEC §2: a value at a
+    bar is computed from the bars before it, and a prefix's feature is the feature's prefix bit
+    for bit), so these are the features of the bars before the part's end; nothing reads past
+    it."""
 
-    def __init__(self, prefix: FeatureStore, part: data_mod.Dataset, a: int) -> None:
+    def __init__(self, full: FeatureStore, part: data_mod.Dataset, a: int) -> None:
         super().__init__(part)
-        self._prefix_store = prefix
+        self._full = full
         self._a = a
 
     def get(self, spec: FeatureSpec) -> np.ndarray:
-        arr: np.ndarray = self._prefix_store.get(spec)[self._a : self._a + self.n]
+        arr: np.ndarray = self._full.get(spec)[self._a : self._a + self.n]
         return arr
 
 
-def prefix_store(dataset: data_mod.Dataset, b: int) -> FeatureStore:
-    """A feature store over the bars before `b`."""
-    return FeatureStore(bar_slice(dataset, 0, b))
+def prefix_store(full: FeatureStore, b: int) -> WindowStore:
+    """The store of the bars before `b`: what a part ending at `b` may read."""
+    return WindowStore(full, bar_slice(full.data, 0, b), 0)
 
 
 def train_stats(

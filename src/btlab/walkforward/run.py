@@ -78,7 +78,7 @@ class _Choice:
 
 def _refit(
     req: WalkForwardRequest,
-    dataset: data_mod.Dataset,
+    full: FeatureStore,
     windows: list[Window],
     ppy: float,
     on_progress: Callable[[int, int], None] | None,
@@ -88,13 +88,9 @@ def _refit(
     combination's target and size scale over its test part."""
     combos = req.expansion.params
     rules = cross_rules(req.strategy.name, combos)
-    stores: dict[int, FeatureStore] = {}
 
-    def store(b: int) -> FeatureStore:  # a test part's end is the next train part's end
-        if b not in stores:
-            stores.clear()
-            stores[b] = prefix_store(dataset, b)
-        return stores[b]
+    def store(b: int) -> FeatureStore:
+        return prefix_store(full, b)
 
     choices = []
     for w in windows:
@@ -102,7 +98,7 @@ def _refit(
             raise RunCancelled("walk-forward cancelled")
         a, b = w.train_start, w.train_end
         stats = train_stats(req, store(b), a, ppy, rules, should_cancel)
-        years = span_years(dataset.ts[a:b])
+        years = span_years(full.data.ts[a:b])
         rows = [
             metrics_from_stats(
                 row, n=b - a, years=years, periods_per_year=ppy,
@@ -188,7 +184,7 @@ def run_walkforward(
     )
     choices = stages.run(
         "walkforward",
-        lambda: _refit(req, dataset, windows, ppy, stages.progress("walkforward"), should_cancel),
+        lambda: _refit(req, full, windows, ppy, stages.progress("walkforward"), should_cancel),
     )
     s0, end = windows[0].test_start, windows[-1].test_end
     oos_data = bar_slice(dataset, s0, end)
