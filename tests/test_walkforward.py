@@ -22,7 +22,7 @@ from btlab.cli import main
 from btlab.data import Dataset
 from btlab.errors import ConfigError
 from btlab.features import FeatureStore
-from btlab.kernel_inputs import exec_params
+from btlab.kernel_inputs import exec_params, size_scale
 from btlab.kernels.dtypes import Flag
 from btlab.kernels.ledger import trades_from_fills
 from btlab.metrics import compute_metrics
@@ -157,8 +157,11 @@ def test_bad_requests_are_config_errors_naming_the_field(
 # ------------------------------------------------------------------ the choice of each window
 
 
-def _engine_run(cfg: Any, dataset: Dataset, target: np.ndarray) -> tuple[Any, np.ndarray]:
-    sim = simulate_chunked(dataset, target, np.ones(len(dataset)), exec_params(cfg))
+def _engine_run(
+    cfg: Any, dataset: Dataset, target: np.ndarray, scale: np.ndarray | None = None
+) -> tuple[Any, np.ndarray]:
+    scale = np.ones(len(dataset)) if scale is None else scale
+    sim = simulate_chunked(dataset, target, scale, exec_params(cfg))
     trades = trades_from_fills(
         sim.fills, len(dataset) - 1, float(dataset.close[-1]), sim.borrow_total
     )
@@ -223,6 +226,41 @@ def test_the_oos_curve_is_the_engine_run_of_the_stitched_targets(dataset: Datase
     assert json.dumps(metrics, default=str) == json.dumps(run.metrics, default=str)
     # the account is carried across windows: one fresh account would restart at the cash
     assert result.table["oos_total_return"].notna().all()
+
+
+@pytest.mark.parametrize("sizing", ["fraction", "vol_target"])
+def test_a_stateful_strategy_enters_each_part_in_the_state_its_past_left(
+    dataset: Dataset, sizing: str
+) -> None:
+    """The generic path (targets, not the fused cross): a breakout's held position comes into
+    each train and test part from the bars before it, so each part trades the single run's
+    target (and size scale) over all the data, cut to the part."""
+    req = parse_walkforward_request(request(
+        strategy={"name": "channel_breakout", "params": {"long_short": True}},
+        grid={"entry_window": [20, 40], "exit_window": [5, 10]}, risk={"sizing": sizing},
+        objective="total_return", validation={"enabled": False},
+    ))  # fmt: skip
+    result = run_walkforward(req, data=dataset)
+    ppy = dataset.meta.periods_per_year
+    full = [btlab.run(req.combination_config(k), data=dataset) for k in range(4)]
+    scale = size_scale(req.run_config({}), FeatureStore(dataset), len(dataset), ppy)
+    assert any(r.target[w.train_start] != 0 for r in full for w in result.windows[1:])
+    for w, row in zip(result.windows, result.table.to_dict("records"), strict=True):
+        part = bar_slice(dataset, w.train_start, w.train_end)
+        cut = slice(w.train_start, w.train_end)
+        returns = [
+            _engine_run(r.config, part, r.target[cut], scale[cut])[0].equity[-1] / 1e5 - 1
+            for r in full
+        ]
+        assert row["combo"] == int(np.argmax(returns))
+        assert row["is_total_return"] == pytest.approx(returns[row["combo"]], rel=1e-12)
+    s0, end = result.windows[0].test_start, result.windows[-1].test_end
+    stitched = np.concatenate([
+        full[int(row["combo"])].target[w.test_start : w.test_end]
+        for w, row in zip(result.windows, result.table.to_dict("records"), strict=True)
+    ])  # fmt: skip
+    sim, _ = _engine_run(req.run_config({}), bar_slice(dataset, s0, end), stitched, scale[s0:end])
+    np.testing.assert_array_equal(result.oos_run.equity_values, sim.equity)
 
 
 def test_summary_efficiency_stability_and_validation(dataset: Dataset, tmp_path: Path) -> None:
