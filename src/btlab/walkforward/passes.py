@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import numba
 import numpy as np
+import pandas as pd
 
 from btlab.kernels.execution import BarInputs
 from btlab.kernels.ledger import trades_from_fills
@@ -37,11 +39,19 @@ from ..sweep.engine import TARGET_BATCH_BYTES, CrossRules
 from ..sweep.passes import SweepData, run_pass
 from .request import WalkForwardRequest
 
-__all__ = ["WindowStore", "bar_slice", "oos_simulation", "train_stats"]
+__all__ = [
+    "WindowStore",
+    "bar_slice",
+    "oos_inputs",
+    "oos_simulation",
+    "prefix_store",
+    "train_stats",
+]  # fmt: skip
 
 
 def bar_slice(dataset: data_mod.Dataset, a: int, b: int) -> data_mod.Dataset:
-    """Bars `a..b-1` of a dataset as a dataset (its arrays are views; the metadata follows)."""
+    """Bars `a..b-1` of a dataset as a dataset: its arrays are views, its rows, start and end
+    the part's; `meta.id` stays the whole data's (a caller that shows the part sets its own)."""
     ts = dataset.ts[a:b]
     meta = dataset.meta.model_copy(
         update={
@@ -58,9 +68,7 @@ def bar_slice(dataset: data_mod.Dataset, a: int, b: int) -> data_mod.Dataset:
     return part
 
 
-def _utc(ns: int) -> Any:
-    import pandas as pd
-
+def _utc(ns: int) -> datetime:
     return pd.Timestamp(ns, tz="UTC").to_pydatetime()
 
 
@@ -143,7 +151,7 @@ def _target_stats(
     return stats
 
 
-def test_inputs(
+def oos_inputs(
     request: WalkForwardRequest,
     prefix: FeatureStore,
     a: int,

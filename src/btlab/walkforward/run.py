@@ -36,7 +36,7 @@ from ..sweep.grid import grid_warnings
 from ..sweep.result import best_index
 from ..validation import run_validation
 from ..validation.run import bar_returns, fold_metrics, segment_metrics
-from .passes import bar_slice, oos_simulation, prefix_store, test_inputs, train_stats
+from .passes import bar_slice, oos_inputs, oos_simulation, prefix_store, train_stats
 from .request import WalkForwardRequest, parse_walkforward_request, walkforward_config_hash
 from .result import WalkForwardResult, parameter_stability, walkforward_efficiency
 from .windows import Window, resolve_windows
@@ -108,7 +108,7 @@ def _refit(
         ]  # fmt: skip
         values = np.array([r[req.objective] for r in rows], dtype=np.float64)
         best = best_index(values)
-        target, scale = test_inputs(req, store(w.test_end), w.test_start, combos[best], ppy)
+        target, scale = oos_inputs(req, store(w.test_end), w.test_start, combos[best], ppy)
         choices.append(_Choice(w, best, float(values[best]), rows[best], target, scale))
         if on_progress is not None:
             on_progress(w.index + 1, len(windows))
