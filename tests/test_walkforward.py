@@ -290,6 +290,22 @@ def test_summary_efficiency_stability_and_validation(dataset: Dataset, tmp_path:
     assert again.write_artifacts(tmp_path / "wf2")["run_hash"] == manifest["run_hash"]
 
 
+def test_a_window_without_a_defined_objective_is_said(dataset: Dataset) -> None:
+    # slow=100 is known from bar 101: window 0's 102 train bars never trade, its Sharpe is NaN
+    result = run_walkforward(
+        request(strategy={"name": "sma_cross", "params": {}}, grid={"fast": [5, 10], "slow": [100]},
+                walkforward={"train": 102, "test": 60}, validation={"enabled": False}),
+        data=dataset,
+    )  # fmt: skip
+    assert np.isnan(result.table["is_objective"][0]) and result.table["combo"][0] == 0
+    assert np.isfinite(result.table["is_objective"][1:]).all()
+    said = [w.message for w in result.warnings if w.code == "walkforward_undefined_objective"]
+    assert said == [
+        "in 1 of 4 windows (the first: window 0) no combination has a defined sharpe on the "
+        "train part; the first combination in grid order trades the test part"
+    ]
+
+
 def test_progress_is_reported_per_window(dataset: Dataset) -> None:
     events: list[tuple[str, dict[str, Any]]] = []
     result = run_walkforward(request(), data=dataset, on_event=lambda k, d: events.append((k, d)))
@@ -299,7 +315,9 @@ def test_progress_is_reported_per_window(dataset: Dataset) -> None:
         {"stage": "walkforward", "done": w, "total": total} for w in range(1, total + 1)
     ]
     stages = [d["stage"] for k, d in events if k == "stage" and d["status"] == "done"]
-    assert stages == ["validate", "load_data", "windows", "walkforward", "oos", "validation"]
+    assert stages == [
+        "validate", "load_data", "features", "windows", "walkforward", "oos", "validation",
+    ]  # fmt: skip
 
 
 # ------------------------------------------------------------------ causality

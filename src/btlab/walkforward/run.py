@@ -115,6 +115,22 @@ def _refit(
     return choices
 
 
+def _undefined_choices(choices: list[_Choice], objective: str) -> list[RunWarning]:
+    """`walkforward_undefined_objective`: windows where no combination's objective was defined
+    on the train part (never traded, no variance), so the first in grid order was chosen."""
+    bad = [c.window.index for c in choices if not np.isfinite(c.objective)]
+    if not bad:
+        return []
+    return [
+        RunWarning(
+            "walkforward_undefined_objective",
+            f"in {len(bad)} of {len(choices)} windows (the first: window {bad[0]}) no "
+            f"combination has a defined {objective} on the train part; the first combination "
+            "in grid order trades the test part",
+        )
+    ]
+
+
 def _windows_table(
     req: WalkForwardRequest, dataset: data_mod.Dataset, choices: list[_Choice], oos: RunResult
 ) -> pd.DataFrame:
@@ -179,9 +195,8 @@ def run_walkforward(
     chash = walkforward_config_hash(req, identity)
     ppy = req.metrics.periods_per_year or dataset.meta.periods_per_year
     full = FeatureStore(dataset, cache=cache.features if cache is not None else None)
-    windows = stages.run(
-        "windows", lambda: resolve_windows(req.walkforward, dataset.ts, _warmup(full, req))
-    )
+    warmup = stages.run("features", lambda: _warmup(full, req))
+    windows = stages.run("windows", lambda: resolve_windows(req.walkforward, dataset.ts, warmup))
     choices = stages.run(
         "walkforward",
         lambda: _refit(req, full, windows, ppy, stages.progress("walkforward"), should_cancel),
@@ -239,6 +254,7 @@ def run_walkforward(
         *([RunWarning("walkforward_tail", f"the {tail} bars after the last window's test part "
            f"(from {pd.Timestamp(int(dataset.ts[end]), tz='UTC'):%Y-%m-%d}) are in no window")]
           if tail else []),
+        *_undefined_choices(choices, req.objective),
         *(RunWarning(w.code, f"out of sample: {w.message}") for w in outcome_warnings(oos)),
         *validation_warnings(oos.validation, oos.metrics),
     ]  # fmt: skip
