@@ -1,5 +1,5 @@
-"""`run_walkforward`: the stages of a walk-forward (validate, load_data, windows, walkforward,
-oos, validation): the grid re-fitted on each window's train part, the chosen combinations
+"""`run_walkforward`: the stages of a walk-forward (validate, load_data, features, windows,
+walkforward, oos, validation): the grid re-fitted on each window's train part, the chosen combinations
 stitched into one out-of-sample run, its metrics and validation."""
 
 from __future__ import annotations
@@ -172,8 +172,8 @@ def run_walkforward(
 ) -> WalkForwardResult:
     """Walk forward over the request's windows; see the docstring of `btlab.walkforward`.
 
-    Events as `run_sweep`: "stage" (validate, load_data, windows, walkforward, oos, validation)
-    and "progress" ({"stage": "walkforward", "done", "total"} in windows). Raises
+    Events as `run_sweep`: "stage" (validate, load_data, features, windows, walkforward, oos,
+    validation) and "progress" ({"stage": "walkforward", "done", "total"} in windows). Raises
     ConfigError, DataError or RunCancelled.
     """
     stages = Stages(on_event, should_cancel, kind="walk-forward")
