@@ -1,6 +1,6 @@
 """`run_walkforward`: the stages of a walk-forward (validate, load_data, features, windows,
-walkforward, oos, validation): the grid re-fitted on each window's train part, the chosen combinations
-stitched into one out-of-sample run, its metrics and validation."""
+walkforward, oos, validation): the grid re-fitted on each window's train part, the chosen
+combinations stitched into one out-of-sample run, its metrics and validation."""
 
 from __future__ import annotations
 
