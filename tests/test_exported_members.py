@@ -11,6 +11,7 @@ import btlab.kernels
 BTLAB = {
     "BtlabError", "ConfigError", "DataError", "Dataset", "NotFoundError", "RunCache",
     "PortfolioDataset", "PortfolioResult", "RunCancelled", "RunConfig", "RunError", "RunResult", "RunWarning", "Signals", "SweepRequest", "SweepResult",
+    "WalkForwardRequest", "WalkForwardResult", "run_walkforward",
     "__version__", "config_hash", "from_dataframe", "list_presets", "load", "load_csv", "load_file",
     "load_parquet", "load_preset", "parse_config", "resolve_config", "resolve_request", "run",
     "run_sweep", "signals", "synthetic", "verify_artifacts", "write_artifacts",

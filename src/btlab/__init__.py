@@ -4,8 +4,9 @@
     result = btlab.run({"strategy": {"name": "sma_cross", "params": {"fast": 20, "slow": 100}}})
     result.metrics["sharpe"], result.equity, result.fills, result.trades
 
-Parameter grids: `btlab.run_sweep(request_with_grid)`. Your own targets or entry/exit signals
-in place of a strategy: `btlab.run(config, data, targets=array | btlab.signals(entries=...))`.
+Parameter grids: `btlab.run_sweep(request_with_grid)`; walk-forward with re-fitting:
+`btlab.run_walkforward(request_with_grid_and_walkforward)`. Your own targets or entry/exit
+signals in place of a strategy: `btlab.run(config, data, targets=array | btlab.signals(...))`.
 A run written to a folder (or stored by the service) comes back with
 `btlab.load(folder_or_run_id)`. Your own strategies and features: `@btlab.strategy` (on a
 function or a `Strategy` subclass) and `@btlab.feature` (docs/extending.md). The numba kernels
@@ -41,6 +42,7 @@ if TYPE_CHECKING:  # for type checkers only: each name is imported on first acce
     from .sweep import SweepRequest, SweepResult, run_sweep
     from .synthetic_data import generate as synthetic
     from .targets import Signals, signals
+    from .walkforward import WalkForwardRequest, WalkForwardResult, run_walkforward
 
 #: Where each public name lives (the module imported on first access; "module:name" where the
 #: module calls it otherwise).
@@ -64,6 +66,7 @@ _LAZY: dict[str, str] = {
     **dict.fromkeys(("SweepRequest", "SweepResult", "run_sweep"), "sweep"),
     "synthetic": "synthetic_data:generate",
     **dict.fromkeys(("Signals", "signals"), "targets"),
+    **dict.fromkeys(("WalkForwardRequest", "WalkForwardResult", "run_walkforward"), "walkforward"),
 }
 
 
@@ -103,6 +106,8 @@ __all__ = [
     "Strategy",
     "SweepRequest",
     "SweepResult",
+    "WalkForwardRequest",
+    "WalkForwardResult",
     "__version__",
     "config_hash",
     "feature",
@@ -118,6 +123,7 @@ __all__ = [
     "resolve_request",
     "run",
     "run_sweep",
+    "run_walkforward",
     "signals",
     "strategy",
     "synthetic",

@@ -19,6 +19,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
+from .cli_walkforward import add_walkforward_arguments
 from .errors import BtlabError, ConfigError, DataError, NotFoundError, RunError
 from .metric_registry import METRICS, SWEEP_COLUMNS
 from .plugins import ENV, add_plugin_argument, env_plugins, load_plugins
@@ -434,12 +435,13 @@ def sweep_table(result: Any, top: int = 10) -> Table:
     return table
 
 
-def cmd_sweep(args: argparse.Namespace) -> int:
+def run_grid_job(args: argparse.Namespace, kind: str, request: Any) -> tuple[Any, Any, Path, Any]:
+    """A sweep's or walk-forward's (`kind`) run: data, hash, output folder, the run with its
+    progress bar, artifacts, report, warnings: (result, manifest, out, report)."""
     # here, not at the top: `btlab --help` and `btlab presets` start without numba and pandas
     from .pipeline import RunCache, hashed_request, load_dataset, run_identity
-    from .sweep import parse_sweep_request, run_sweep, sweep_config_hash
+    from .run_kinds import run_kind
 
-    request = parse_sweep_request(build_sweep_request(args))
     if args.out:
         check_out_folder(Path(args.out), args.force)
     resolve_stored, resolve_portfolio = home_datasets(args), home_portfolios(args)
@@ -448,21 +450,41 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         request, resolve_stored=resolve_stored, resolve_portfolio=resolve_portfolio, cache=cache
     )
     identity = run_identity(request, dataset)
-    chash = sweep_config_hash(request, identity)
-    out = Path(args.out) if args.out else Path("btlab-out") / f"sweep-{chash[:12]}"
+    chash = run_kind(kind).config_hash(request, identity)
+    prefix = {"sweep": "sweep", "walkforward": "wfo"}[kind]
+    out = Path(args.out) if args.out else Path("btlab-out") / f"{prefix}-{chash[:12]}"
     check_out_folder(out, args.force, chash, hashed_request(request, identity))
     with stage_progress(args.quiet, "{task.completed}/{task.total}") as on_event:
-        result = run_sweep(
-            request, on_event=on_event, resolve_stored=resolve_stored,
-            resolve_portfolio=resolve_portfolio, cache=cache,
+        result = run_kind(kind).execute(
+            request.model_dump(mode="json"), on_event=on_event, should_cancel=lambda: False,
+            resolve_stored=resolve_stored, resolve_portfolio=resolve_portfolio, cache=cache,
         )  # fmt: skip
     with force_hint():
         manifest = result.write_artifacts(out, overwrite=args.force, replace_same_run=True)
     report = None if args.no_report else write_run_report(out)
+    print_warnings(result.warnings)
+    return result, manifest, out, report
+
+
+def cmd_wfo(args: argparse.Namespace) -> int:
+    from .cli_walkforward import print_walkforward, walkforward_request
+    from .walkforward import parse_walkforward_request
+
+    request = parse_walkforward_request(walkforward_request(build_sweep_request(args), args))
+    result, manifest, out, report = run_grid_job(args, "walkforward", request)
+    print_walkforward(out_console, result, manifest, out, report, as_json=args.json)
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    # here, not at the top: `btlab --help` and `btlab presets` start without numba and pandas
+    from .sweep import parse_sweep_request
+
+    request = parse_sweep_request(build_sweep_request(args))
+    result, manifest, out, report = run_grid_job(args, "sweep", request)
     summary = result.summary()
     best = result.best_point()
     objective = request.objective
-    print_warnings(result.warnings)
     if args.json:
         out_console.print_json(
             json.dumps(
@@ -553,22 +575,24 @@ def build_parser() -> argparse.ArgumentParser:
         "sweep", help="run every combination of a grid (strategy parameters, request fields)"
     )
     add_request_arguments(sweep_p, ", may hold 'grid'", "btlab-out/sweep-<config hash>")
-    sweep_p.add_argument(
-        "--grid",
-        action="append",
-        metavar="NAME=VALUES",
-        help="an axis: NAME=START:STOP:STEP (inclusive), NAME=V1,V2,... or, with --samples, "
-        "NAME=uniform:LOW:HIGH, loguniform:LOW:HIGH or randint:LOW:HIGH; NAME is a strategy "
-        "parameter or a request field (execution.commission_bps); repeat per axis",
-    )
-    sweep_p.add_argument(
-        "--objective", help="the metric the best combination maximizes (default: sharpe)"
-    )
-    sweep_p.add_argument(
-        "--samples", type=int, metavar="N", help="random search: N distinct draws from the axes"
-    )
-    sweep_p.add_argument("--json", action="store_true", help="print the best combination as JSON")
-    sweep_p.set_defaults(func=cmd_sweep)
+    wfo_p = sub.add_parser("wfo", help="walk forward: re-fit a grid per window, trade the next")
+    add_request_arguments(wfo_p, ", may hold 'grid', 'walkforward'", "btlab-out/wfo-<config hash>")
+    add_walkforward_arguments(wfo_p)
+    for p, json_help, func in (
+        (sweep_p, "the best combination", cmd_sweep), (wfo_p, "the windows and metrics", cmd_wfo)
+    ):  # fmt: skip
+        p.add_argument(
+            "--grid", action="append", metavar="NAME=VALUES",
+            help="an axis: NAME=START:STOP:STEP (inclusive), NAME=V1,V2,... or, with --samples, "
+            "NAME=uniform:LOW:HIGH, loguniform:LOW:HIGH or randint:LOW:HIGH; NAME is a strategy "
+            "parameter or a request field (execution.commission_bps); repeat per axis",
+        )  # fmt: skip
+        p.add_argument("--objective", help="the metric the best combination maximizes (sharpe)")
+        p.add_argument(
+            "--samples", type=int, metavar="N", help="random search: N distinct draws from the axes"
+        )
+        p.add_argument("--json", action="store_true", help=f"print {json_help} as JSON")
+        p.set_defaults(func=func)
     presets_p = sub.add_parser("presets", help="list the presets")
     presets_p.add_argument("--json", action="store_true")
     presets_p.set_defaults(func=cmd_presets)

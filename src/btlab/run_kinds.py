@@ -25,8 +25,17 @@ from .presets import resolve_request
 from .run_cache import RunCache
 from .run_result import DataIdentity, RunResult
 from .sweep import SweepRequest, SweepResult, parse_sweep_request, run_sweep, sweep_config_hash
+from .walkforward import (
+    WalkForwardRequest,
+    WalkForwardResult,
+    parse_walkforward_request,
+    run_walkforward,
+    walkforward_config_hash,
+)
 
-__all__ = ["KINDS", "Completion", "RunKind", "RunRequest", "SingleRun", "Sweep", "run_kind"]
+__all__ = [
+    "KINDS", "Completion", "RunKind", "RunRequest", "SingleRun", "Sweep", "WalkForward", "run_kind",
+]  # fmt: skip
 
 #: What every kind's request carries (a RunConfig or a SweepRequest): its data section.
 RunRequest = RunConfig | SweepRequest
@@ -157,8 +166,50 @@ class Sweep:
         )
 
 
+class WalkForward:
+    """Walk-forward with re-fitting: `btlab.walkforward.run_walkforward`; it reports the
+    out-of-sample metrics."""
+
+    name = "walkforward"
+
+    def resolve(self, body: Any) -> WalkForwardRequest:
+        return parse_walkforward_request(body if body is not None else {})
+
+    def config_hash(self, request: WalkForwardRequest, identity: DataIdentity) -> str:
+        return walkforward_config_hash(request, identity)
+
+    def execute(
+        self,
+        config: Mapping[str, Any],
+        *,
+        on_event: EventSink,
+        should_cancel: CancelCheck,
+        resolve_stored: Callable[[str], Dataset],
+        resolve_portfolio: PortfolioResolver | None = None,
+        cache: RunCache,
+        batches: BatchExecutor | None = None,
+    ) -> WalkForwardResult:
+        # in-process: a window's train pass reads the features of the bars before its part,
+        # which a worker's own store (built over the part alone) would not have
+        del batches
+        return run_walkforward(
+            config, on_event=on_event, should_cancel=should_cancel,
+            resolve_stored=resolve_stored, resolve_portfolio=resolve_portfolio, cache=cache,
+        )  # fmt: skip
+
+    def artifacts(self, result: WalkForwardResult, out: Path) -> dict[str, Any]:
+        return result.write_artifacts(out)
+
+    def report(self, result: WalkForwardResult) -> Completion:
+        return Completion(
+            result.config_hash, result.metrics, [w.to_json() for w in result.warnings]
+        )
+
+
 #: Every kind by its name (the `kind` of a run in the store and the API); kinds hold no state.
-KINDS: dict[str, RunKind[Any, Any]] = {kind.name: kind for kind in (SingleRun(), Sweep())}
+KINDS: dict[str, RunKind[Any, Any]] = {
+    kind.name: kind for kind in (SingleRun(), Sweep(), WalkForward())
+}
 
 
 def run_kind(name: str) -> RunKind[Any, Any]:

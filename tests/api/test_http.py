@@ -291,7 +291,7 @@ def test_same_request_on_a_fresh_home_gives_the_same_run_hash(
 
 def test_health_registry_presets_and_openapi(client: httpx.Client) -> None:
     health = client.get("/health").json()
-    assert health["status"] == "ok" and health["schema_version"] == 3
+    assert health["status"] == "ok" and health["schema_version"] == 4
     registry = client.get("/registry").json()
     assert {"sma_cross"} <= {s["name"] for s in registry["strategies"]}
     assert {"sharpe", "max_drawdown"} <= {m["name"] for m in registry["metrics"]}

@@ -18,6 +18,7 @@ from ..orchestrator import Orchestrator
 from ..plugins import load_plugins
 from ..store import Store
 from ..sweep import SweepRequest
+from ..walkforward import WalkForwardRequest
 from .deps import sweeps_available
 from .docs import install_docs
 from .errors import install_error_handlers
@@ -41,6 +42,7 @@ def _component_schemas() -> dict[str, type[BaseModel]]:
     }  # fmt: skip
     if sweeps_available():
         schemas["SweepRequest"] = SweepRequest
+        schemas["WalkForwardRequest"] = WalkForwardRequest
     return schemas
 
 

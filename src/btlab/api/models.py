@@ -11,7 +11,7 @@ from ..config import RunConfig
 from ..store import DatasetRow, EventRow, PortfolioRow, RunRow
 
 RunStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
-RunKind = Literal["run", "sweep"]
+RunKind = Literal["run", "sweep", "walkforward"]
 EventType = Literal["queued", "started", "stage", "progress", "completed", "failed", "cancelled"]
 
 

@@ -37,6 +37,8 @@ class ReportData:
     symbols: pd.DataFrame | None = None
     #: A sweep's best combination's equity table (`best_equity.parquet`; None in older folders).
     best_equity: pd.DataFrame | None = None
+    walkforward: dict[str, Any] | None = None  # a walk-forward's walkforward.json
+    windows: pd.DataFrame | None = None  # and its windows.parquet
 
     @property
     def is_sweep(self) -> bool:
@@ -88,6 +90,7 @@ def load_report_data(folder: str | Path) -> ReportData:
             best_equity=_read_table(path, BEST_EQUITY) if (path / BEST_EQUITY).is_file() else None,
         )  # fmt: skip
     portfolio = (path / POSITIONS).is_file()
+    walkforward = manifest.get("kind") == "walkforward"
     return ReportData(
         manifest, metrics, validation,
         equity=_read_table(path, "equity.parquet"),
@@ -95,4 +98,6 @@ def load_report_data(folder: str | Path) -> ReportData:
         trades=_read_table(path, "trades.parquet"),
         positions=_read_table(path, POSITIONS) if portfolio else None,
         symbols=_read_table(path, "symbols.parquet") if portfolio else None,
+        walkforward=_read_json(path, "walkforward.json") if walkforward else None,
+        windows=_read_table(path, "windows.parquet") if walkforward else None,
     )  # fmt: skip

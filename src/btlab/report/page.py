@@ -31,6 +31,7 @@ from .data import ReportData, load_report_data
 from .portfolio import symbols_table, symbols_text, trades_table, weights_figure
 from .returns import returns_section
 from .tables import metrics_tables, monthly_returns, monthly_table, validation_section
+from .walkforward import walkforward_body
 
 #: Bump when the page changes: a cached report of another format is rendered again.
 REPORT_FORMAT = 4
@@ -97,7 +98,7 @@ def _identity(data: ReportData, ts: np.ndarray | None) -> tuple[str, str]:
             timeframe = str(infer_timeframe(ts)[0])
     execution = request.get("execution") or {}
     symbol_row = ("symbol", "Symbol", symbol)
-    kind = "sweep" if data.is_sweep else "run"
+    kind = "sweep" if data.is_sweep else "walk-forward" if data.walkforward else "run"
     if data.positions is not None:
         n_symbols, symbols = symbols_text(m, data.positions)
         symbol, kind = f"{n_symbols:,} symbols", "portfolio run"
@@ -151,8 +152,8 @@ def _identity(data: ReportData, ts: np.ndarray | None) -> tuple[str, str]:
         for key, label, value in rows
     )
     title = f"{strategy.get('name', 'run')} on {symbol}" + (f" {timeframe}" if timeframe else "")
-    if data.is_sweep:
-        title = f"Sweep: {title}"
+    if data.is_sweep or data.walkforward:
+        title = f"{'Sweep' if data.is_sweep else 'Walk-forward'}: {title}"
     return title, f'<table id="table-identity" class="identity"><tbody>{body}</tbody></table>'
 
 
@@ -370,6 +371,8 @@ def render_html(data: ReportData) -> str:
             body = _sweep_body(data)
         else:
             body, ts = _run_body(data)
+        if data.walkforward is not None and data.windows is not None and data.equity is not None:
+            body = walkforward_body(data.walkforward, data.windows, data.equity) + body
         title, identity = _identity(data, ts)
         fold_dates = (data.sweep or {}).get("fold_dates") or [] if data.is_sweep else []
         validation = validation_section(data.validation, ts, fold_dates)

@@ -15,7 +15,7 @@ Choices written down here:
   and check-then-insert sequences are atomic, also against another process (the CLI) using the
   same home.
 - The schema version is ``PRAGMA user_version``; ``MIGRATIONS[i]`` takes version ``i`` to ``i + 1``.
-- A run has a ``kind``: "run" (one backtest) or "sweep" (a parameter grid). "The same run" is
+- A run has a ``kind``: "run" (one backtest), "sweep" (a parameter grid) or "walkforward". "The same run" is
   decided by kind and config hash among *live* runs (queued, running, completed): a partial
   UNIQUE index enforces it. Failed and cancelled runs are not live, so the same request posted
   again runs again (a failure may have been transient; a cancel was a choice to stop, not a result).

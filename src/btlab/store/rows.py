@@ -11,7 +11,7 @@ from typing import Any
 
 from ..errors import BtlabError
 
-RUN_KINDS = ("run", "sweep")
+RUN_KINDS = ("run", "sweep", "walkforward")
 RUN_STATUSES = ("queued", "running", "completed", "failed", "cancelled")
 LIVE_STATUSES = ("queued", "running", "completed")
 ACTIVE_STATUSES = ("queued", "running")

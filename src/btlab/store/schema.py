@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..errors import BtlabError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: Schema migrations: MIGRATIONS[i] takes a database at version i to version i + 1.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -85,6 +85,45 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (portfolio_id, symbol)
         ) WITHOUT ROWID""",
         "CREATE INDEX portfolio_members_dataset ON portfolio_members (dataset_id)",
+    ),
+    # 3 -> 4: the "walkforward" kind (SPEC §10); SQLite cannot alter a CHECK, so the table is
+    # rebuilt with the same columns, rows and indexes
+    (
+        """CREATE TABLE runs_v4 (
+            n INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL DEFAULT 'run' CHECK (kind IN ('run', 'sweep', 'walkforward')),
+            request TEXT NOT NULL,
+            config TEXT NOT NULL,
+            config_hash TEXT NOT NULL,
+            dataset_hash TEXT,
+            status TEXT NOT NULL CHECK (status IN
+                ('queued', 'running', 'completed', 'failed', 'cancelled')),
+            created_at TEXT NOT NULL,
+            started_at TEXT,
+            finished_at TEXT,
+            error TEXT,
+            run_hash TEXT,
+            metrics TEXT,
+            idempotency_key TEXT,
+            body_hash TEXT,
+            cancel_requested INTEGER NOT NULL DEFAULT 0
+        )""",
+        """INSERT INTO runs_v4 (n, id, kind, request, config, config_hash, dataset_hash, status,
+            created_at, started_at, finished_at, error, run_hash, metrics, idempotency_key,
+            body_hash, cancel_requested)
+            SELECT n, id, kind, request, config, config_hash, dataset_hash, status, created_at,
+            started_at, finished_at, error, run_hash, metrics, idempotency_key, body_hash,
+            cancel_requested FROM runs""",
+        # numbers of deleted runs are not handed out again: the counter moves with the rows
+        "DELETE FROM sqlite_sequence WHERE name = 'runs_v4'",
+        """INSERT INTO sqlite_sequence (name, seq)
+            SELECT 'runs_v4', seq FROM sqlite_sequence WHERE name = 'runs'""",
+        "DROP TABLE runs",
+        "ALTER TABLE runs_v4 RENAME TO runs",
+        """CREATE UNIQUE INDEX runs_live_config ON runs (kind, config_hash)
+            WHERE status IN ('queued', 'running', 'completed')""",
+        "CREATE INDEX runs_status ON runs (status)",
     ),
 )
 

@@ -53,32 +53,38 @@ from .assemble import run_validation
 from .permutation import BatchStatistic, PermutationBase
 
 
-def fold_metrics(result: RunResult, k: int) -> dict[str, Any]:
-    """Metrics on k contiguous time folds, each starting from the equity the previous one left."""
-    n = result.equity_values.shape[0]
-    edges = np.linspace(0, n, k + 1).astype(np.int64)
+def segment_metrics(result: RunResult, a: int, b: int) -> dict[str, Any]:
+    """The metrics of bars `a..b-1` of a run, starting from the equity bar `a - 1` left (the
+    initial cash at 0): its fills and the trades that exit inside."""
     ppy = result.metrics["periods_per_year"]
     ds = result.dataset
     price, units = result.exposure_arrays()
     borrow = result.borrow if result.borrow.ndim == 1 else result.borrow.sum(axis=1)
+    start_equity = (
+        result.config.execution.initial_cash if a == 0 else float(result.equity_values[a - 1])
+    )
+    fills = result.fill_records[
+        (result.fill_records["bar"] >= a) & (result.fill_records["bar"] < b)
+    ]
+    trades = result.trade_records[
+        (result.trade_records["exit_bar"] >= a) & (result.trade_records["exit_bar"] < b)
+    ]
+    return compute_metrics(
+        ds.ts[a:b], price[a:b], result.equity_values[a:b], units[a:b], borrow[a:b], fills,
+        trades, initial_cash=start_equity, periods_per_year=ppy,
+    )  # fmt: skip
+
+
+def fold_metrics(result: RunResult, k: int) -> dict[str, Any]:
+    """Metrics on k contiguous time folds, each starting from the equity the previous one left."""
+    n = result.equity_values.shape[0]
+    edges = np.linspace(0, n, k + 1).astype(np.int64)
     folds = []
     for j in range(k):
         a, b = int(edges[j]), int(edges[j + 1])
         if b - a < 2:
             continue
-        start_equity = (
-            result.config.execution.initial_cash if a == 0 else float(result.equity_values[a - 1])
-        )
-        fills = result.fill_records[
-            (result.fill_records["bar"] >= a) & (result.fill_records["bar"] < b)
-        ]
-        trades = result.trade_records[
-            (result.trade_records["exit_bar"] >= a) & (result.trade_records["exit_bar"] < b)
-        ]
-        m = compute_metrics(
-            ds.ts[a:b], price[a:b], result.equity_values[a:b], units[a:b], borrow[a:b], fills,
-            trades, initial_cash=start_equity, periods_per_year=ppy,
-        )  # fmt: skip
+        m = segment_metrics(result, a, b)
         folds.append(
             {"fold": j, "start_bar": a, "end_bar": b - 1} | {name: m[name] for name in FOLD}
         )
