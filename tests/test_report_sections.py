@@ -82,7 +82,7 @@ def test_equity_artifact_gains_the_close_and_keeps_its_columns(
 ) -> None:
     frame = pd.read_parquet(run_dir / "equity.parquet")
     assert list(frame.columns) == ["ts", "target", "units", "cash", "equity", "exposure",
-                                   "drawdown", "borrow", "close"]  # fmt: skip
+                                   "drawdown", "borrow", "close", "benchmark"]  # fmt: skip
     np.testing.assert_allclose(frame["close"], small.dataset.close, rtol=1e-11)
 
 
