@@ -134,9 +134,13 @@ def test_benchmark_is_drawn_where_the_equity_table_has_one(run_dir: Path, tmp_pa
         frame["benchmark"] = 100_000.0 * frame["close"] / frame["close"].iloc[0]
         return frame
 
+    def drop_benchmark(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame.drop(columns=["benchmark"], errors="ignore")
+
     with_it = element(parse_report(render_report(_with_equity(run_dir, tmp_path, add_benchmark))),
                       "chart-equity")  # fmt: skip
-    without = element(parse_report(render_report(run_dir)), "chart-equity")
+    bare = _with_equity(run_dir, tmp_path / "bare", drop_benchmark)
+    without = element(parse_report(render_report(bare)), "chart-equity")
     assert "benchmark" in with_it.find("svg").text() and "Benchmark" in with_it.text()
     assert "benchmark" not in without.text().lower()
     # one more line: the benchmark's path with its colour
