@@ -44,7 +44,7 @@ data = np.random.default_rng(0).normal(size=10_000_000)
 t0 = time.perf_counter()
 if engine == "dask":
     from distributed import Client, LocalCluster
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None, silence_logs=50)
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0", silence_logs=50)
     client = Client(cluster)
     client.gather(client.map(noop, range(4)))
     out["start_s"] = time.perf_counter() - t0
@@ -108,7 +108,7 @@ def sweep_figures(bars: int, combos: int) -> dict[str, Any]:
     t = time.perf_counter()
     local = btlab.run_sweep(request, executor=LocalExecutor())
     local_s = time.perf_counter() - t
-    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None,
+    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0",
                       silence_logs=50) as cluster, Client(cluster) as client:  # fmt: skip
         executor = DaskExecutor(client)
         btlab.run_sweep({**request, "data": {**request["data"], "bars": 2000}}, executor=executor)

@@ -34,7 +34,7 @@ def local_cluster() -> Iterator[Any]:
     shared by the whole session; skipped where the cluster extra is not installed."""
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
         silence_logs=50,
     ) as cluster:  # fmt: skip
         yield cluster
