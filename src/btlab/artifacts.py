@@ -17,7 +17,7 @@ import json
 import os
 import secrets
 import shutil
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import cache
@@ -212,22 +212,41 @@ def artifact_payloads(result: RunResult | PortfolioResult) -> dict[str, bytes]:
     return payloads
 
 
-def build_manifest(
-    result: RunResult | PortfolioResult, payloads: dict[str, bytes]
+def folder_manifest(
+    config: Any,
+    dataset: Any,
+    identity: Any,
+    config_hash: str,
+    warnings: Iterable[Any],
+    payloads: Mapping[str, bytes],
+    kind: str | None = None,
 ) -> dict[str, Any]:
+    """The manifest of an artifact folder (a run's, a sweep's, a walk-forward's: `kind` where it
+    is not a run): engine, hashes, the request as hashed, the data facts, every artifact's size
+    and sha256, the warnings, and the run hash over all of it."""
     manifest: dict[str, Any] = {
         "engine": "btlab",
         "engine_version": __version__,
+        **({"kind": kind} if kind is not None else {}),
         "versions": engine_versions(),
-        "config_hash": result.config_hash,
-        "dataset_hash": result.dataset.hash,
-        **data_sections(result.config, result.dataset, result.identity),
+        "config_hash": config_hash,
+        "dataset_hash": dataset.hash,
+        **data_sections(config, dataset, identity),
         "artifacts": {name: _entry(data) for name, data in sorted(payloads.items())},
-        "warnings": [w.to_json() for w in result.warnings],
+        "warnings": [w.to_json() for w in warnings],
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     manifest["run_hash"] = run_hash(manifest)
     return manifest
+
+
+def build_manifest(
+    result: RunResult | PortfolioResult, payloads: dict[str, bytes]
+) -> dict[str, Any]:
+    return folder_manifest(
+        result.config, result.dataset, result.identity, result.config_hash, result.warnings,
+        payloads,
+    )  # fmt: skip
 
 
 def _write_files(folder: Path, files: Iterable[tuple[str, bytes]]) -> None:
@@ -290,18 +309,34 @@ def write_artifacts(
     complete. An existing non-empty `out_dir` is an error (OutputFolderTaken) unless
     `overwrite` (then it is replaced whole), or `replace_same_run` and it holds this run.
     """
+    return write_result_folder(
+        out_dir, lambda: artifact_payloads(result), lambda p: build_manifest(result, p),
+        overwrite=overwrite, replace_same_run=replace_same_run,
+    )  # fmt: skip
+
+
+def write_result_folder(
+    out_dir: str | Path,
+    payloads: Callable[[], dict[str, bytes]],
+    manifest: Callable[[dict[str, bytes]], dict[str, Any]],
+    *,
+    overwrite: bool = False,
+    replace_same_run: bool = False,
+) -> dict[str, Any]:
+    """The one writer of an artifact folder: the folder rule checked before `payloads()` is
+    built, its `manifest(payloads)`, then `write_run_folder`; returns the manifest."""
     out = Path(out_dir)
     if not overwrite and not replace_same_run and (reason := folder_conflict(out)):
         raise OutputFolderTaken(out, reason)  # before the payloads are built
-    payloads = artifact_payloads(result)
-    manifest = build_manifest(result, payloads)
+    files = payloads()
+    written = manifest(files)
     write_run_folder(
         out,
-        [*payloads.items(), (MANIFEST, canonical_bytes(manifest))],
+        [*files.items(), (MANIFEST, canonical_bytes(written))],
         overwrite=overwrite,
-        run_hash=manifest["run_hash"] if replace_same_run else None,
+        run_hash=written["run_hash"] if replace_same_run else None,
     )
-    return manifest
+    return written
 
 
 def verify_artifacts(out_dir: str | Path) -> list[str]:

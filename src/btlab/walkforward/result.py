@@ -7,28 +7,20 @@ import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from btlab import __version__
-
 from .. import data as data_mod
 from ..artifacts import (
-    MANIFEST,
-    OutputFolderTaken,
     artifact_payloads,
-    data_sections,
-    engine_versions,
-    folder_conflict,
-    run_hash,
+    folder_manifest,
     table_bytes,
-    write_run_folder,
+    write_result_folder,
 )
-from ..hashing import canonical_bytes, sha256_hex
+from ..hashing import canonical_bytes
 from ..run_result import DataIdentity, RunResult
 from ..run_warnings import RunWarning
 from ..sweep.grid import GridExpansion
@@ -152,41 +144,21 @@ class WalkForwardResult:
         }
 
     def manifest(self, payloads: Mapping[str, bytes]) -> dict[str, Any]:
-        manifest: dict[str, Any] = {
-            "engine": "btlab",
-            "engine_version": __version__,
-            "kind": "walkforward",
-            "versions": engine_versions(),
-            "config_hash": self.config_hash,
-            "dataset_hash": self.dataset.hash,
-            **data_sections(self.request, self.dataset, self.identity),
-            "artifacts": {
-                name: {"bytes": len(data), "sha256": sha256_hex(data)}
-                for name, data in sorted(payloads.items())
-            },
-            "warnings": [w.to_json() for w in self.warnings],
-            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        }
-        manifest["run_hash"] = run_hash(manifest)
-        return manifest
+        return folder_manifest(
+            self.request, self.dataset, self.identity, self.config_hash, self.warnings,
+            payloads, kind="walkforward",
+        )  # fmt: skip
 
     def write_artifacts(
         self, out_dir: str | Path, *, overwrite: bool = False, replace_same_run: bool = False
     ) -> dict[str, Any]:
-        """Write the artifacts and `manifest.json` to `out_dir` atomically (the one folder
-        writer, as a sweep's); returns the manifest."""
-        out = Path(out_dir)
-        if not overwrite and not replace_same_run and (reason := folder_conflict(out)):
-            raise OutputFolderTaken(out, reason)
-        payloads = self.artifact_payloads()
-        manifest = self.manifest(payloads)
-        write_run_folder(
-            out,
-            [*payloads.items(), (MANIFEST, canonical_bytes(manifest))],
-            overwrite=overwrite,
-            run_hash=manifest["run_hash"] if replace_same_run else None,
-        )
-        return manifest
+        """Write the artifacts and `manifest.json` to `out_dir` atomically; returns the manifest.
+        As `artifacts.write_artifacts`: the same folder writer and the same rule for a
+        non-empty `out_dir`."""
+        return write_result_folder(
+            out_dir, self.artifact_payloads, self.manifest, overwrite=overwrite,
+            replace_same_run=replace_same_run,
+        )  # fmt: skip
 
 
 def _json(value: Any) -> Any:
