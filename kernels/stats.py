@@ -201,7 +201,12 @@ def sharpe_from_sums_nb(raw: float, s1: float, s2: float, n: float, var_floor: f
     return math.inf if m > 0.0 else -math.inf
 
 
-@njit
+#: Strategies per tile of `cscv_nb`: a tile's group sums (3 x S x CSCV_TILE doubles) stay in
+#: a core's cache while every combination of its chunk reads them.
+CSCV_TILE = 256
+
+
+@njit(parallel=True)
 def cscv_nb(
     group_raw: np.ndarray,
     group_sum: np.ndarray,
@@ -213,59 +218,129 @@ def cscv_nb(
     out_best: np.ndarray,
     out_is: np.ndarray,
     out_oos: np.ndarray,
-    in_sample: np.ndarray,
-    oos: np.ndarray,
+    oos_groups: np.ndarray,
+    work: np.ndarray,
 ) -> None:
     """CSCV (Bailey, Borwein, López de Prado & Zhu): one row of outputs per IS/OOS combination.
 
     `group_raw[s, k]`: sum of strategy k's returns in group s; `group_sum`, `group_sq`: sum and
     sum of squares of its centered returns; `group_n[s]` rows in group s; `var_floor[k]` the
-    variance counted as zero for strategy k; `combos[c]` the groups in sample. For each
-    combination: the IS-best strategy (first on ties) by per-bar Sharpe, its IS and OOS Sharpe,
-    its average rank among the N OOS Sharpes, and the logit of rank / (N + 1). `in_sample`
-    (bool, one per group) and `oos` (one per strategy) are the caller's scratch.
+    variance counted as zero for strategy k; `combos[c]` the groups in sample, ascending. For
+    each combination: the IS-best strategy (first on ties) by per-bar Sharpe, its IS and OOS
+    Sharpe, its average rank among the N OOS Sharpes, and the logit of rank / (N + 1).
+
+    Scratch: `oos_groups` (combinations x S/2, the groups out of sample) and `work` (chunks x 4
+    x CSCV_TILE): the combinations are dealt out to `work.shape[0]` chunks (`prange`); each
+    chunk reads the strategies a tile at a time, twice (the IS-best, then its rank), so the sums
+    are read from cache, not memory, however many strategies there are. Every Sharpe is summed
+    group by group in ascending order, so the results do not depend on the tiles or chunks.
     """
     n_groups, n_strat = group_sum.shape
-    for c in range(combos.shape[0]):
-        in_sample[:] = False
-        for g in range(combos.shape[1]):
-            in_sample[combos[c, g]] = True
-        best = 0
-        best_is = -math.inf
-        for k in range(n_strat):
-            a0 = 0.0
-            a1 = 0.0
-            a2 = 0.0
-            an = 0.0
-            b0 = 0.0
-            b1 = 0.0
-            b2 = 0.0
-            bn = 0.0
+    n_combos, half = combos.shape
+    n_chunks = work.shape[0]
+    for p in numba.prange(n_chunks):
+        c_lo = p * n_combos // n_chunks
+        c_hi = (p + 1) * n_combos // n_chunks
+        acc = work[p]
+        for c in range(c_lo, c_hi):
+            j = 0
+            g = 0
             for s in range(n_groups):
-                if in_sample[s]:
-                    a0 += group_raw[s, k]
-                    a1 += group_sum[s, k]
-                    a2 += group_sq[s, k]
-                    an += group_n[s]
+                if g < half and combos[c, g] == s:
+                    g += 1
                 else:
-                    b0 += group_raw[s, k]
-                    b1 += group_sum[s, k]
-                    b2 += group_sq[s, k]
-                    bn += group_n[s]
-            sr_is = sharpe_from_sums_nb(a0, a1, a2, an, var_floor[k])
-            oos[k] = sharpe_from_sums_nb(b0, b1, b2, bn, var_floor[k])
-            if sr_is > best_is or k == 0:
-                best_is = sr_is
-                best = k
-        below = 0.0
-        ties = 0.0
-        for k in range(n_strat):
-            if oos[k] < oos[best]:
-                below += 1.0
-            elif oos[k] == oos[best] and k != best:
-                ties += 1.0
-        omega = (below + 0.5 * ties + 1.0) / (n_strat + 1.0)
-        out_logit[c] = math.log(omega / (1.0 - omega))
-        out_best[c] = best
-        out_is[c] = best_is
-        out_oos[c] = oos[best]
+                    oos_groups[c, j] = s
+                    j += 1
+            out_best[c] = 0
+            out_is[c] = -math.inf
+            out_logit[c] = 0.0  # the rank's count (below + ties / 2) until the end
+        for lo in range(0, n_strat, CSCV_TILE):  # pass 1: the IS-best of each combination
+            width = min(CSCV_TILE, n_strat - lo)
+            for c in range(c_lo, c_hi):
+                count = _tile_sums(group_raw, group_sum, group_sq, group_n, combos[c], lo, width,
+                                   acc)  # fmt: skip
+                sharpes = _tile_sharpes(acc, count, var_floor, lo, width)
+                best = out_best[c]
+                best_is = out_is[c]
+                for t in range(width):
+                    k = lo + t
+                    sr = sharpes[t]
+                    if sr > best_is or k == 0:
+                        best_is = sr
+                        best = k
+                out_best[c] = best
+                out_is[c] = best_is
+        for c in range(c_lo, c_hi):
+            count = _tile_sums(group_raw, group_sum, group_sq, group_n, oos_groups[c],
+                               out_best[c], 1, acc)  # fmt: skip
+            out_oos[c] = sharpe_from_sums_nb(
+                acc[0, 0], acc[1, 0], acc[2, 0], count, var_floor[out_best[c]]
+            )
+        for lo in range(0, n_strat, CSCV_TILE):  # pass 2: the rank of its OOS Sharpe
+            width = min(CSCV_TILE, n_strat - lo)
+            for c in range(c_lo, c_hi):
+                count = _tile_sums(group_raw, group_sum, group_sq, group_n, oos_groups[c], lo,
+                                   width, acc)  # fmt: skip
+                best = out_best[c]
+                best_oos = out_oos[c]
+                rank = out_logit[c]
+                sharpes = _tile_sharpes(acc, count, var_floor, lo, width)
+                for t in range(width):
+                    k = lo + t
+                    sr = sharpes[t]
+                    if sr < best_oos:
+                        rank += 1.0
+                    elif sr == best_oos and k != best:
+                        rank += 0.5
+                out_logit[c] = rank
+        for c in range(c_lo, c_hi):
+            omega = (out_logit[c] + 1.0) / (n_strat + 1.0)
+            out_logit[c] = math.log(omega / (1.0 - omega))
+
+
+@njit
+def _tile_sums(
+    group_raw: np.ndarray,
+    group_sum: np.ndarray,
+    group_sq: np.ndarray,
+    group_n: np.ndarray,
+    groups: np.ndarray,
+    lo: int,
+    width: int,
+    acc: np.ndarray,
+) -> float:
+    """Strategies lo..lo+width's sums over `groups` (ascending) into acc[0..2, :width]; returns
+    the groups' row count."""
+    raw = acc[0]
+    cen = acc[1]
+    sq = acc[2]
+    raw[:width] = 0.0
+    cen[:width] = 0.0
+    sq[:width] = 0.0
+    count = 0.0
+    for g in range(groups.shape[0]):
+        s = groups[g]
+        count += group_n[s]
+        row_raw = group_raw[s, lo : lo + width]
+        row_cen = group_sum[s, lo : lo + width]
+        row_sq = group_sq[s, lo : lo + width]
+        for t in range(width):
+            raw[t] += row_raw[t]
+            cen[t] += row_cen[t]
+            sq[t] += row_sq[t]
+    return count
+
+
+@njit
+def _tile_sharpes(
+    acc: np.ndarray, count: float, var_floor: np.ndarray, lo: int, width: int
+) -> np.ndarray:
+    """The tile's Sharpes from its sums (`_tile_sums`) into acc[3, :width], returned."""
+    raw = acc[0]
+    cen = acc[1]
+    sq = acc[2]
+    out = acc[3]
+    floor = var_floor[lo : lo + width]
+    for t in range(width):
+        out[t] = sharpe_from_sums_nb(raw[t], cen[t], sq[t], count, floor[t])
+    return out

@@ -20,6 +20,7 @@ from btlab.config import ValidationConfig
 from btlab.hashing import canonical_bytes, canonical_json, rng_for, seed_for
 from btlab.kernels.execution import first_fill_capacity
 from btlab.kernels.stats import (
+    CSCV_TILE,
     cscv_nb,
     rebuild_ohlc_nb,
     shuffled_order_nb,
@@ -394,8 +395,8 @@ def test_cscv_kernel_direct_outputs_with_flat_strategies() -> None:
     floor = 1e-9 * np.sum(cen * cen, axis=0) / 39
     logit, best, sr_is, sr_oos = np.empty(6), np.empty(6, np.int64), np.empty(6), np.empty(6)
     cscv_nb(
-        *args, np.full(4, 10.0), floor, combos, logit, best, sr_is, sr_oos, np.empty(4, np.bool_),
-        np.empty(floor.shape[0]),
+        *args, np.full(4, 10.0), floor, combos, logit, best, sr_is, sr_oos,
+        np.empty((6, 2), np.int64), np.empty((2, 4, CSCV_TILE)),
     )  # fmt: skip
     np.testing.assert_allclose(logit, [x[0] for x in twin], rtol=1e-12)
     assert best.tolist() == [x[1] for x in twin]

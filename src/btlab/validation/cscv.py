@@ -7,9 +7,10 @@ import itertools
 import math
 from typing import Any
 
+import numba
 import numpy as np
 
-from ..kernels.stats import VAR_FLOOR, cscv_nb
+from ..kernels.stats import CSCV_TILE, VAR_FLOOR, cscv_nb
 
 _MAX_CSCV_SPLITS = 20
 
@@ -34,7 +35,8 @@ def cscv_summary(
     sr_is, sr_oos = np.empty(c), np.empty(c)
     cscv_nb(
         group_raw, group_sum, group_sq, group_n, var_floor, combos, logits, best, sr_is, sr_oos,
-        np.empty(n_splits, np.bool_), np.empty(group_sum.shape[1]),
+        np.empty((c, n_splits - n_splits // 2), np.int64),
+        np.empty((min(c, numba.get_num_threads()), 4, CSCV_TILE)),
     )  # fmt: skip
     scale = math.sqrt(periods_per_year) if periods_per_year is not None else 1.0
     finite_is = np.isfinite(sr_is) & np.isfinite(sr_oos)
