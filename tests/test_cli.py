@@ -277,7 +277,7 @@ def test_sweep_table_ranks_the_best_first() -> None:
     )  # fmt: skip
     result = SimpleNamespace(
         request=SimpleNamespace(objective="sharpe"), table=frame,
-        expansion=SimpleNamespace(axes={"fast": [5, 10, 15]}),
+        expansion=type("Grid", (), {"axes": {"fast": [5, 10, 15]}, "__len__": lambda _: 3})(),
     )  # fmt: skip
     console = Console(width=120, record=True, file=io.StringIO())
     console.print(sweep_table(result))

@@ -415,8 +415,8 @@ def test_invalid_combinations_are_skipped_and_counted() -> None:
         ({"fast": [100], "slow": [50]}, "grid", "no valid combination of 1"),
         (
             {
-                "fast": {"start": 1, "stop": 200, "step": 1},
-                "slow": {"start": 201, "stop": 300, "step": 1},
+                "fast": {"start": 1, "stop": 4000, "step": 1},
+                "slow": {"start": 4001, "stop": 7000, "step": 1},
             },
             "grid",
             f"at most {MAX_COMBINATIONS}",

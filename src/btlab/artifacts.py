@@ -13,6 +13,7 @@ written (the same run hash: the same bytes by determinism).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -158,12 +159,12 @@ def _round_column(values: np.ndarray) -> np.ndarray:
     return values
 
 
-def table_bytes(frame: pd.DataFrame) -> bytes:
-    """Deterministic Parquet bytes of a frame: rounded floats, fixed writer settings, no pandas metadata."""
+def _arrow_table(frame: pd.DataFrame) -> Any:
+    """The frame as the Arrow table every artifact table is written from: floats rounded to
+    SIGNIFICANT_DIGITS, text and mixed columns as strings, timestamps in UTC."""
     # imported here: checking or verifying a folder (the CLI's `report`, `--out`) needs neither
     import pandas as pd
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     columns: dict[str, pa.Array] = {}
     for name in frame.columns:
@@ -176,16 +177,103 @@ def table_bytes(frame: pd.DataFrame) -> bytes:
             columns[name] = pa.array(col.astype(str).tolist(), type=pa.string())
         else:
             columns[name] = pa.array(_round_column(col.to_numpy()))
-    table = pa.table(columns)
+    return pa.table(columns)
+
+
+#: The Parquet writer settings of every artifact table (deterministic bytes).
+PARQUET_OPTIONS: dict[str, Any] = {
+    "compression": "zstd", "compression_level": 3, "use_dictionary": False,
+    "write_statistics": False, "data_page_size": 1 << 20, "version": "2.6",
+    "store_schema": False,
+}  # fmt: skip
+
+
+def table_bytes(frame: pd.DataFrame) -> bytes:
+    """Deterministic Parquet bytes of a frame: rounded floats, fixed writer settings, no pandas metadata."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     sink = pa.BufferOutputStream()
-    pq.write_table(
-        table, sink, compression="zstd", compression_level=3, use_dictionary=False, write_statistics=False,
-        data_page_size=1 << 20, version="2.6", store_schema=False,
-    )  # fmt: skip
+    pq.write_table(_arrow_table(frame), sink, **PARQUET_OPTIONS)
     return bytes(sink.getvalue().to_pybytes())
 
 
-def _entry(data: bytes) -> dict[str, Any]:
+class TableSpool:
+    """An artifact table written to a file as its rows arrive, in row groups of a fixed size
+    (`rows_per_group`, whatever the sizes of the appended frames), so its bytes depend on the
+    rows alone. The frames must share their columns; each is converted as `table_bytes` does,
+    then cast to the first one's types (a column of None only in the first frame takes the
+    later frames' type: the spool waits for a frame where no column is all null)."""
+
+    def __init__(self, path: Path, rows_per_group: int = 1 << 16) -> None:
+        self.path, self.rows_per_group = path, rows_per_group
+        self._pending: list[Any] = []
+        self._pending_rows = 0
+        self._writer: Any = None
+        self._schema: Any = None
+        self.rows = 0
+
+    def append(self, frame: pd.DataFrame) -> None:
+        if frame.shape[0] == 0:
+            return
+        self._pending.append(_arrow_table(frame))
+        self._pending_rows += frame.shape[0]
+        self.rows += frame.shape[0]
+        while self._pending_rows >= self.rows_per_group:
+            self._write(self.rows_per_group)
+
+    def _write(self, count: int) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if self._schema is None:
+            self._schema = _unified_schema(self._pending)
+        merged = pa.concat_tables([t.cast(self._schema) for t in self._pending])
+        head, rest = merged.slice(0, count), merged.slice(count)
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.path, self._schema, **PARQUET_OPTIONS)
+        self._writer.write_table(head, row_group_size=count)
+        self._pending = [rest] if rest.num_rows else []
+        self._pending_rows = rest.num_rows
+
+    def close(self) -> Path:
+        """Write what is left; returns the finished file."""
+        if self._pending_rows:
+            self._write(self._pending_rows)
+        if self._writer is None:
+            raise ValueError("a table spool needs at least one row")
+        self._writer.close()
+        return self.path
+
+
+def _unified_schema(tables: Sequence[Any]) -> Any:
+    """The first table's column types, a null column's type taken from a later table."""
+    import pyarrow as pa
+
+    fields = []
+    for i, f in enumerate(tables[0].schema):
+        kind = f.type
+        if pa.types.is_null(kind):
+            kind = next(
+                (t.schema[i].type for t in tables if not pa.types.is_null(t.schema[i].type)),
+                pa.float64(),
+            )
+        fields.append(pa.field(f.name, kind))
+    return pa.schema(fields)
+
+
+#: An artifact's content: its bytes, or a finished file on disk (a streamed sweep's table),
+#: copied into the folder and hashed a block at a time instead of read into memory.
+Payload = bytes | Path
+
+
+def _entry(data: Payload) -> dict[str, Any]:
+    if isinstance(data, Path):
+        digest = hashlib.sha256()
+        with data.open("rb") as fh:
+            while block := fh.read(1 << 20):
+                digest.update(block)
+        return {"bytes": data.stat().st_size, "sha256": digest.hexdigest()}
     return {"bytes": len(data), "sha256": sha256_hex(data)}
 
 
@@ -218,7 +306,7 @@ def folder_manifest(
     identity: Any,
     config_hash: str,
     warnings: Iterable[Any],
-    payloads: Mapping[str, bytes],
+    payloads: Mapping[str, Payload],
     kind: str | None = None,
 ) -> dict[str, Any]:
     """The manifest of an artifact folder (a run's, a sweep's, a walk-forward's: `kind` where it
@@ -241,7 +329,7 @@ def folder_manifest(
 
 
 def build_manifest(
-    result: RunResult | PortfolioResult, payloads: dict[str, bytes]
+    result: RunResult | PortfolioResult, payloads: Mapping[str, Payload]
 ) -> dict[str, Any]:
     return folder_manifest(
         result.config, result.dataset, result.identity, result.config_hash, result.warnings,
@@ -249,7 +337,7 @@ def build_manifest(
     )  # fmt: skip
 
 
-def _write_files(folder: Path, files: Iterable[tuple[str, bytes]]) -> None:
+def _write_files(folder: Path, files: Iterable[tuple[str, Payload]]) -> None:
     """Write the files, then fsync them all at once: concurrent fsyncs share one journal flush
     of the file system instead of paying one each (about 1 ms per file on ext4)."""
     handles = []
@@ -257,7 +345,11 @@ def _write_files(folder: Path, files: Iterable[tuple[str, bytes]]) -> None:
         for name, data in files:
             fh = open(folder / name, "wb")  # noqa: SIM115 - closed below, after the fsync
             handles.append(fh)
-            fh.write(data)
+            if isinstance(data, Path):
+                with data.open("rb") as src:
+                    shutil.copyfileobj(src, fh, 1 << 20)
+            else:
+                fh.write(data)
             fh.flush()
         with ThreadPoolExecutor(max_workers=max(1, len(handles))) as pool:
             list(pool.map(lambda fh: os.fsync(fh.fileno()), handles))
@@ -267,7 +359,7 @@ def _write_files(folder: Path, files: Iterable[tuple[str, bytes]]) -> None:
 
 
 def write_run_folder(
-    out: Path, files: Sequence[tuple[str, bytes]], *, overwrite: bool, run_hash: str | None
+    out: Path, files: Sequence[tuple[str, Payload]], *, overwrite: bool, run_hash: str | None
 ) -> None:
     """Write `files` as folder `out`, atomically: a temporary sibling folder renamed into place.
 
@@ -317,8 +409,8 @@ def write_artifacts(
 
 def write_result_folder(
     out_dir: str | Path,
-    payloads: Callable[[], dict[str, bytes]],
-    manifest: Callable[[dict[str, bytes]], dict[str, Any]],
+    payloads: Callable[[], Mapping[str, Payload]],
+    manifest: Callable[[Mapping[str, Payload]], dict[str, Any]],
     *,
     overwrite: bool = False,
     replace_same_run: bool = False,

@@ -19,6 +19,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
+from .cli_sweep import add_grid_arguments
 from .cli_walkforward import add_walkforward_arguments
 from .errors import BtlabError, ConfigError, DataError, NotFoundError, RunError
 from .metric_registry import METRICS, SWEEP_COLUMNS
@@ -382,34 +383,11 @@ def cmd_presets(args: argparse.Namespace) -> int:
 
 
 def build_sweep_request(args: argparse.Namespace) -> dict[str, Any]:
-    """The sweep request `btlab sweep` runs: `build_request` plus --grid axes and --objective."""
-    # here, not at the top: `btlab --help` and `btlab presets` start without numba and pandas
-    from .sweep import parse_grid_option
+    """The sweep request `btlab sweep` runs: `build_request` plus the grid options
+    (`cli_sweep.with_grid_options`)."""
+    from .cli_sweep import with_grid_options
 
-    body = build_request(args)
-    grid = dict(body.get("grid") or {})
-    given: set[str] = set()
-    for item in args.grid or []:
-        name, axis = parse_grid_option(item)
-        if name in given:  # the last one silently winning hides a typo; merging guesses
-            raise ConfigError(
-                "invalid --grid",
-                [
-                    (
-                        f"grid.{name}",
-                        "given twice; list every value in one --grid, e.g. fast=5,10,20",
-                    )
-                ],
-            )
-        given.add(name)
-        grid[name] = axis  # replaces the request's own axis of that name, as --set does
-    if grid:
-        body["grid"] = grid
-    if args.objective:
-        body["objective"] = args.objective
-    if args.samples is not None:
-        body["samples"] = args.samples
-    return body
+    return with_grid_options(build_request(args), args)
 
 
 def sweep_table(result: Any, top: int = 10) -> Table:
@@ -420,8 +398,9 @@ def sweep_table(result: Any, top: int = 10) -> Table:
     axes = list(result.expansion.axes)
     shown = [objective, *(m for m in SWEEP_COLUMNS if m != objective)]
     columns = [c for c in shown if c in frame.columns]  # as the report's sweep table
+    total = len(result.expansion)  # a streamed sweep's table holds its `keep` best only
     table = Table(
-        title=f"top {min(top, len(frame))} of {len(frame)} by {objective}", header_style="bold"
+        title=f"top {min(top, len(frame))} of {total} by {objective}", header_style="bold"
     )
     for name in ["#", "combo", *axes, *columns]:  # the rank, then the index in the grid
         table.add_column(name, justify="right")
@@ -581,16 +560,7 @@ def build_parser() -> argparse.ArgumentParser:
     for p, json_help, func in (
         (sweep_p, "the best combination", cmd_sweep), (wfo_p, "the windows and metrics", cmd_wfo)
     ):  # fmt: skip
-        p.add_argument(
-            "--grid", action="append", metavar="NAME=VALUES",
-            help="an axis: NAME=START:STOP:STEP (inclusive), NAME=V1,V2,... or, with --samples, "
-            "NAME=uniform:LOW:HIGH, loguniform:LOW:HIGH or randint:LOW:HIGH; NAME is a strategy "
-            "parameter or a request field (execution.commission_bps); repeat per axis",
-        )  # fmt: skip
-        p.add_argument("--objective", help="the metric the best combination maximizes (sharpe)")
-        p.add_argument(
-            "--samples", type=int, metavar="N", help="random search: N distinct draws from the axes"
-        )
+        add_grid_arguments(p)
         p.add_argument("--json", action="store_true", help=f"print {json_help} as JSON")
         p.set_defaults(func=func)
     presets_p = sub.add_parser("presets", help="list the presets")

@@ -10,7 +10,8 @@ user code, the hashes of that code under "code" (`code_identity`, SPEC §9).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import itertools
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -71,11 +72,14 @@ def hashed_request(config: RunConfig, identity: DataIdentity) -> dict[str, Any]:
     return payload
 
 
-def _strategy_param_sets(config: RunConfig) -> list[Mapping[str, Any]]:
+def _strategy_param_sets(config: RunConfig) -> Iterator[Mapping[str, Any]]:
     """The strategy parameters a request runs with: its own, and for a sweep request (a floor
-    above: known here by its `expansion`) those of each valid combination too."""
+    above: known here by its `expansion`) those of each valid combination too (one at a time:
+    a sweep's are resolved as they are asked for)."""
     expansion = getattr(config, "expansion", None)
-    return [config.strategy.params, *(() if expansion is None else expansion.params)]
+    yield config.strategy.params
+    if expansion is not None:
+        yield from expansion.params
 
 
 def code_identity(config: RunConfig) -> dict[str, str]:
@@ -87,7 +91,7 @@ def code_identity(config: RunConfig) -> dict[str, str]:
     portfolio = is_portfolio_strategy(name)
     user_features = has_user_features()
     # without user features only the strategy's own code counts: one parameter set will do
-    param_sets = _strategy_param_sets(config)[: None if user_features else 1]
+    param_sets = itertools.islice(_strategy_param_sets(config), None if user_features else 1)
     code: dict[str, str | None] = {}
     if not portfolio:
         code[f"strategy:{name}"] = strategy_code(name)

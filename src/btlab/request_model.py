@@ -13,7 +13,7 @@ from typing import Any, get_args
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, model_validator
 
-__all__ = ["HashOmitDefault", "RequestModel", "hash_payload"]
+__all__ = ["HashOmitDefault", "NotHashed", "RequestModel", "hash_payload"]
 
 _LAX_DATETIME: TypeAdapter[datetime] = TypeAdapter(datetime)
 
@@ -29,11 +29,25 @@ class HashOmitDefault:
         return "HashOmitDefault()"
 
 
+class NotHashed:
+    """Field marker (`Annotated[T, NotHashed()]`): the field is never in the hashed request. For
+    settings that change what a result holds in memory, never a number or an artifact (a
+    streamed sweep's `keep`)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NotHashed()"
+
+
 def _prune(model: BaseModel, dumped: dict[str, Any]) -> dict[str, Any]:
     for name, info in type(model).model_fields.items():
         if name not in dumped:
             continue
         value = getattr(model, name)
+        if any(isinstance(m, NotHashed) for m in info.metadata):
+            del dumped[name]
+            continue
         omit = any(isinstance(m, HashOmitDefault) for m in info.metadata)
         if omit and value == info.get_default(call_default_factory=True):
             del dumped[name]

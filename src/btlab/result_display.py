@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import itertools
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -239,7 +239,7 @@ class _Grid(Protocol):
     @property
     def size(self) -> int: ...
     @property
-    def params(self) -> list[Any]: ...
+    def params(self) -> Sequence[Any]: ...
 
 
 class ShownSweep(Protocol):

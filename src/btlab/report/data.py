@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from ..artifacts import MANIFEST
 from ..errors import NotFoundError, RunError
+from ..metric_registry import SWEEP_COLUMNS
 
 #: The artifact only a portfolio run writes: its presence makes the folder a portfolio's.
 POSITIONS = "positions.parquet"
@@ -62,11 +65,18 @@ def _read_json(folder: Path, name: str) -> dict[str, Any]:
     return value
 
 
-def _read_table(folder: Path, name: str) -> pd.DataFrame:
+def _read_table(
+    folder: Path, name: str, wanted: Callable[[str], bool] | None = None
+) -> pd.DataFrame:
+    """The table, only its columns `wanted` says yes to where given (a streamed sweep's
+    sweep.parquet may hold millions of rows: the report reads what it shows)."""
     path = folder / name
     if not path.is_file():
         raise RunError(f"cannot render the report: {path} is missing")
     try:
+        if wanted is not None:
+            names = pq.read_schema(path).names
+            return pd.read_parquet(path, columns=[c for c in names if wanted(c)])
         return pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises several types for a damaged file
         raise RunError(f"cannot render the report: {path} is unreadable: {exc}") from None
@@ -82,10 +92,12 @@ def load_report_data(folder: str | Path) -> ReportData:
     metrics = _read_json(path, "metrics.json")
     validation = _read_json(path, "validation.json")
     if manifest.get("kind") == "sweep":
+        sweep = _read_json(path, "sweep.json")
+        shown = {"combo", *(sweep.get("axes") or {}), str(sweep.get("objective")), *SWEEP_COLUMNS}
         return ReportData(
             manifest, metrics, validation,
-            sweep=_read_json(path, "sweep.json"),
-            sweep_table=_read_table(path, "sweep.parquet"),
+            sweep=sweep,
+            sweep_table=_read_table(path, "sweep.parquet", shown.__contains__),
             heatmap=_read_json(path, "heatmap.json"),
             best_equity=_read_table(path, BEST_EQUITY) if (path / BEST_EQUITY).is_file() else None,
         )  # fmt: skip

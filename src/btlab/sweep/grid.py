@@ -11,9 +11,11 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from collections.abc import Callable, Mapping
+from array import array
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from functools import cached_property
+from typing import Annotated, Any, overload
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
@@ -27,6 +29,7 @@ from ..strategies import resolve_strategy_params
 __all__ = [
     "AXIS_TAGS",
     "FIELD_SECTIONS",
+    "MAX_AXIS_VALUES",
     "MAX_COMBINATIONS",
     "GridAxis",
     "GridDistribution",
@@ -40,8 +43,13 @@ __all__ = [
     "parse_grid_option",
 ]
 
-#: Most combinations one sweep may have (before invalid ones are skipped).
-MAX_COMBINATIONS = 10_000
+#: Most combinations one sweep may have (before invalid ones are skipped). A sweep streams its
+#: rows (`sweep.collect`), so memory is not what bounds it: what it keeps per combination is its
+#: CSCV block sums (2 x pbo_splits doubles), its objective and Sharpe and its axis codes, about
+#: 300 bytes at 16 splits (3 GB at this cap).
+MAX_COMBINATIONS = 10_000_000
+#: Most values one range axis may have.
+MAX_AXIS_VALUES = 1_000_000
 
 #: Distinct reasons for skipped combinations spelled out (in an error, in the warnings); the
 #: rest are counted together.
@@ -76,8 +84,8 @@ class GridRange(BaseModel):
             value = getattr(self, name)
             if isinstance(value, bool) or not math.isfinite(value):
                 raise ValueError(f"{name} must be a finite number")
-        if (self.stop - self.start) / self.step >= MAX_COMBINATIONS:
-            raise ValueError(f"the range has more than {MAX_COMBINATIONS} values")
+        if (self.stop - self.start) / self.step >= MAX_AXIS_VALUES:
+            raise ValueError(f"the range has more than {MAX_AXIS_VALUES} values")
         return self
 
     def values(self) -> list[int | float]:
@@ -189,31 +197,151 @@ def _draws(
     return points
 
 
-@dataclass(frozen=True)
-class GridExpansion:
-    """A grid's axes (sorted by name), its valid combinations (strategy params with defaults
-    filled in, in grid order) with their values on the axes, and what was skipped and why.
+class _Combinations(Sequence[Any]):
+    """A lazy sequence over an expansion's valid combinations (`GridExpansion.points`, `params`,
+    `fields`): item k is made from the combination's axis codes when asked for, so a grid of
+    millions holds one small integer per axis per combination, not a Python object each."""
 
-    `fields[k]` holds combination k's request fields ({dotted path: value}, the strategy's
-    parameters left out: they are `params[k]`); empty where every axis is a strategy parameter.
+    def __init__(self, expansion: GridExpansion, item: Callable[[int], Any]) -> None:
+        self._expansion, self._item = expansion, item
+
+    def __len__(self) -> int:
+        return int(self._expansion.codes.shape[0])
+
+    @overload
+    def __getitem__(self, k: int) -> Any: ...
+    @overload
+    def __getitem__(self, k: slice) -> list[Any]: ...
+    def __getitem__(self, k: int | slice) -> Any:
+        if isinstance(k, slice):
+            return [self._item(i) for i in range(*k.indices(len(self)))]
+        n = len(self)
+        if not -n <= k < n:
+            raise IndexError(f"combination {k} of {n}")
+        return self._item(k % n)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} combinations>"
+
+
+#: Resolved strategy parameters kept by `GridExpansion.params` (the rest are resolved again).
+PARAMS_CACHE = 20_000
+
+
+@dataclass(frozen=True, eq=False)
+class GridExpansion:
+    """A grid's axes (sorted by name), its valid combinations in grid order, and what was
+    skipped and why.
+
+    A combination is its row of `codes`: the index of its value on each axis. From it come,
+    when asked for, `points[k]` (its values on the axes), `params[k]` (the strategy's
+    parameters with defaults filled in) and `fields[k]` (its request fields {dotted path:
+    value}, the strategy's parameters left out: empty where every axis is a strategy parameter).
     """
 
     axes: dict[str, list[Any]]
     size: int
-    params: list[dict[str, Any]]
-    points: list[tuple[Any, ...]]
+    codes: np.ndarray  # valid combinations x axes (int32)
     skipped: int
     reasons: list[str]
     #: reason -> (combinations skipped for it, the first of them as {param: value}), in grid order
     skipped_by_reason: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
-    fields: list[dict[str, Any]] = field(default_factory=list)
     #: The combinations are random draws (`samples`), not the product of the axes.
     random: bool = False
+    strategy: str = ""
+    base_params: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.codes.shape[0])
+
+    #: Made again on first use after unpickling (a cluster's workers get the fields alone).
+    _CACHED = ("_values", "points", "params", "fields", "_grid_order", "_code_of")
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k not in self._CACHED}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
 
     @property
     def field_axes(self) -> list[str]:
         """The axes that are request fields, not strategy parameters."""
         return [name for name in self.axes if strategy_param(name) is None]
+
+    @cached_property
+    def _values(self) -> list[list[Any]]:
+        return list(self.axes.values())
+
+    def point(self, k: int) -> tuple[Any, ...]:
+        row = self.codes[k]
+        return tuple(values[int(row[i])] for i, values in enumerate(self._values))
+
+    @cached_property
+    def points(self) -> Sequence[tuple[Any, ...]]:
+        return _Combinations(self, self.point)
+
+    @cached_property
+    def params(self) -> Sequence[dict[str, Any]]:
+        cache: dict[int, dict[str, Any]] = {}
+        names = list(self.axes)
+
+        def resolved(k: int) -> dict[str, Any]:
+            hit = cache.get(k)
+            if hit is None:
+                own = {
+                    param: value for axis, value in zip(names, self.point(k), strict=True)
+                    if (param := strategy_param(axis)) is not None
+                }  # fmt: skip
+                hit = _resolve_params(self.strategy, {**self.base_params, **own})
+                if len(cache) < PARAMS_CACHE:
+                    cache[k] = hit
+            return hit
+
+        return _Combinations(self, resolved)
+
+    @cached_property
+    def fields(self) -> Sequence[dict[str, Any]]:
+        names = list(self.axes)
+        picked = [i for i, name in enumerate(names) if strategy_param(name) is None]
+
+        def request_fields(k: int) -> dict[str, Any]:
+            point = self.point(k)
+            return {names[i]: point[i] for i in picked}
+
+        return _Combinations(self, request_fields)
+
+    @cached_property
+    def _grid_order(self) -> np.ndarray:
+        """Each valid combination's index in the product of the axes (a grid only)."""
+        shape = tuple(len(v) for v in self._values)
+        return np.asarray(np.ravel_multi_index(tuple(self.codes.T.astype(np.int64)), shape))
+
+    @cached_property
+    def _code_of(self) -> list[dict[str, int]]:
+        return [{canonical_json(v): i for i, v in enumerate(values)} for values in self._values]
+
+    def index_of(self, point: Sequence[Any]) -> int | None:
+        """The combination with these values on the axes (in axis order), None if none."""
+        codes = []
+        for code_of, value in zip(self._code_of, point, strict=True):
+            code = code_of.get(canonical_json(value))
+            if code is None:
+                return None
+            codes.append(code)
+        if self.random:
+            hits = np.flatnonzero((self.codes == np.asarray(codes, np.int32)).all(axis=1))
+            return int(hits[0]) if hits.size else None
+        order = self._grid_order
+        target = np.ravel_multi_index(tuple(codes), tuple(len(v) for v in self._values))
+        k = int(np.searchsorted(order, target))
+        return k if k < order.shape[0] and int(order[k]) == target else None
 
 
 def _combination_error(exc: ConfigError) -> str:
@@ -268,6 +396,7 @@ def expand_grid(
     *,
     samples: int | None = None,
     seed: int = 0,
+    first_only: bool = False,
 ) -> GridExpansion:
     """Every combination of `grid` over `base_params`, each validated by the strategy (and, for
     axes over request fields, by `check_fields`, which raises the request's ConfigError).
@@ -279,7 +408,8 @@ def expand_grid(
 
     With `samples`, the combinations are that many distinct random points (`_draws`, seeded by
     `seed`) instead of the product; an axis may then be a distribution, and `axes` lists each
-    axis's distinct drawn values in ascending order.
+    axis's distinct drawn values in ascending order. `first_only` stops at the first valid
+    combination (its `size` and `skipped` then count the whole grid and what came before it).
     """
     known = set(_resolve_params(strategy, {}))  # every parameter, with its default
     if not grid:
@@ -316,26 +446,6 @@ def expand_grid(
         )
     gridded = {strategy_param(name) for name in axes}
     base = {k: v for k, v in base_params.items() if k not in gridded}
-    params: list[dict[str, Any]] = []
-    fields: list[dict[str, Any]] = []
-    points: list[tuple[Any, ...]] = []
-    reasons: list[str] = []
-    by_reason: dict[str, tuple[int, dict[str, Any]]] = {}
-    # a combination's fields are checked once per distinct value set, not once per combination
-    field_errors: dict[str, str | None] = {}
-
-    def fields_error(request_fields: dict[str, Any]) -> str | None:
-        if not request_fields or check_fields is None:
-            return None
-        key = canonical_json(request_fields)
-        if key not in field_errors:
-            try:
-                check_fields(request_fields)
-                field_errors[key] = None
-            except ConfigError as exc:
-                field_errors[key] = _combination_error(exc)
-        return field_errors[key]
-
     names = list(axes)
     drawn = None if samples is None else _draws(grid, names, samples, seed)
     if drawn is not None:
@@ -344,38 +454,75 @@ def expand_grid(
             for i, name in enumerate(names)
         }
         size = len(drawn)
-    for point in drawn if drawn is not None else itertools.product(*axes.values()):
-        combo = dict(zip(names, point, strict=True))
-        own: dict[str, Any] = {}
-        request_fields: dict[str, Any] = {}
-        for axis, value in combo.items():
-            param = strategy_param(axis)
-            if param is None:
-                request_fields[axis] = value
-            else:
-                own[param] = value
+    values = list(axes.values())
+    code_rows: Iterator[tuple[int, ...]]
+    if drawn is not None:
+        where = [{canonical_json(v): i for i, v in enumerate(vals)} for vals in values]
+        code_rows = (
+            tuple(where[i][canonical_json(v)] for i, v in enumerate(point)) for point in drawn
+        )
+    else:
+        code_rows = itertools.product(*(range(len(vals)) for vals in values))
+    param_at = [(i, p) for i, name in enumerate(names) if (p := strategy_param(name)) is not None]
+    field_at = [i for i, name in enumerate(names) if strategy_param(name) is None]
+    # with request-field axes, each distinct parameter set and each distinct field set is
+    # checked once (a grid of parameters alone has no repeats to save)
+    param_checks: dict[tuple[int, ...], str | None] | None = {} if field_at else None
+    field_checks: dict[tuple[int, ...], str | None] = {}
+
+    def params_error(codes: tuple[int, ...]) -> str | None:
+        key = tuple(codes[i] for i, _ in param_at)
+        if param_checks is not None and key in param_checks:
+            return param_checks[key]
+        own = {param: values[i][codes[i]] for i, param in param_at}
         try:
-            resolved = _resolve_params(strategy, {**base, **own})
-            reason = fields_error(request_fields)
+            _resolve_params(strategy, {**base, **own})
+            reason = None
         except ConfigError as exc:
             reason = _combination_error(exc)
-        if reason is not None:
-            if len(reasons) < MAX_REASONS and reason not in reasons:
-                reasons.append(reason)
-            count, first = by_reason.get(reason, (0, combo))
-            by_reason[reason] = (count + 1, first)
+        if param_checks is not None:
+            param_checks[key] = reason
+        return reason
+
+    def fields_error(codes: tuple[int, ...]) -> str | None:
+        if not field_at or check_fields is None:
+            return None
+        key = tuple(codes[i] for i in field_at)
+        if key not in field_checks:
+            try:
+                check_fields({names[i]: values[i][codes[i]] for i in field_at})
+                field_checks[key] = None
+            except ConfigError as exc:
+                field_checks[key] = _combination_error(exc)
+        return field_checks[key]
+
+    valid = array("i")
+    reasons: list[str] = []
+    by_reason: dict[str, tuple[int, dict[str, Any]]] = {}
+    for codes in code_rows:
+        reason = params_error(codes)
+        if reason is None:
+            reason = fields_error(codes)
+        if reason is None:
+            valid.extend(codes)
+            if first_only:
+                break
             continue
-        params.append(resolved)
-        fields.append(request_fields)
-        points.append(point)
-    if not params:
+        if len(reasons) < MAX_REASONS and reason not in reasons:
+            reasons.append(reason)
+        count, first = by_reason.get(reason, (0, None))
+        if first is None:
+            first = {name: values[i][codes[i]] for i, name in enumerate(names)}
+        by_reason[reason] = (count + 1, first)
+    if not valid:
         raise ConfigError(
             "invalid sweep grid",
             [("grid", f"no valid combination of {size}: {'; '.join(reasons)}")],
         )
+    table = np.frombuffer(valid, dtype=np.int32).reshape(-1, len(names)).copy()
     return GridExpansion(
-        axes, size, params, points, size - len(params), reasons, by_reason, fields,
-        random=drawn is not None,
+        axes, size, table, size - table.shape[0], reasons, by_reason, random=drawn is not None,
+        strategy=strategy, base_params=base,
     )  # fmt: skip
 
 

@@ -34,6 +34,7 @@ from ..portfolio_features import PortfolioFeatureStore
 from ..portfolio_run import simulate_portfolio
 from ..strategies import compute_target
 from ..timeframes import CALENDAR_REBALANCES
+from .collect import PassSink
 from .engine import CrossRules, PassOutput, cross_rules, sweep_pass
 from .request import SweepRequest
 
@@ -45,6 +46,7 @@ __all__ = [
     "pass_batch",
     "plan_batches",
     "run_pass",
+    "run_pass_into",
     "simulate_single",
 ]
 
@@ -188,25 +190,75 @@ def pass_batch(job: PassJob, batch: PassBatch) -> tuple[np.ndarray, np.ndarray, 
 BATCHES_PER_SLOT = 4
 #: Fewest combinations in one batch through the sweep kernels (its chunks fill the cores).
 MIN_KERNEL_BATCH = 16
+#: Most combinations in one batch: what a batch holds (its rows, its features' matrix) stays
+#: small however large the grid, and progress and cancel come between batches.
+MAX_BATCH = 4096
 
 
 def plan_batches(request: SweepRequest, data: SweepData, parallelism: int = 1) -> list[PassBatch]:
     """The pass's batches: each group of combinations sharing their request fields split in
-    about `BATCHES_PER_SLOT * max(2, parallelism)` parts, in grid order."""
+    about `BATCHES_PER_SLOT * max(2, parallelism)` parts (of at most MAX_BATCH), in grid
+    order."""
     e = request.expansion
-    total = len(e.params)
+    total = len(e)
     groups: dict[str, list[int]] = {}
-    for k, fields in enumerate(e.fields or [{}] * total):
-        groups.setdefault(canonical_json(fields), []).append(k)
+    if e.field_axes:
+        for k, fields in enumerate(e.fields):
+            groups.setdefault(canonical_json(fields), []).append(k)
+    else:
+        groups[""] = list(range(total))
     parts = BATCHES_PER_SLOT * max(2, parallelism)
     out: list[PassBatch] = []
     for members in groups.values():
         kernel = _kernel_covers(request.combination_config(members[0]), data)
         size = -(-len(members) // parts)
-        size = max(size, MIN_KERNEL_BATCH) if kernel else max(size, 1)
+        size = min(max(size, MIN_KERNEL_BATCH) if kernel else max(size, 1), MAX_BATCH)
         for lo in range(0, len(members), size):
             out.append(PassBatch(tuple(members[lo : lo + size]), kernel))
     return out
+
+
+def run_pass_into(
+    request: SweepRequest,
+    data: SweepData,
+    bounds: np.ndarray,
+    periods_per_year: float,
+    sink: PassSink,
+    *,
+    rules: CrossRules | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    should_cancel: CancelCheck | None = None,
+    executor: BatchExecutor | None = None,
+) -> bool:
+    """Every valid combination of the request's grid, each by the fastest path covering it (see
+    the module's docstring), its batches run by `executor` (default: here) and handed to `sink`
+    in plan order whatever order they finish in; returns whether the fused kernel ran them all.
+    `rules`: the fused rules of the whole grid (`engine.cross_rules`), computed once by the
+    caller (else each batch makes its own)."""
+    executor = executor if executor is not None else LocalExecutor()
+    total = len(request.expansion)
+    batches = plan_batches(request, data, executor.parallelism)
+    fused = [True]
+    done = [0]
+    waiting: dict[int, tuple[np.ndarray, np.ndarray, bool]] = {}
+    next_index = [0]
+
+    def on_result(index: int, result: tuple[np.ndarray, np.ndarray, bool]) -> None:
+        waiting[index] = result
+        while next_index[0] in waiting:
+            i = next_index[0]
+            stats, blocks, kernel = waiting.pop(i)
+            members = np.asarray(batches[i].members, dtype=np.int64)
+            sink(members, stats, blocks)
+            fused[0] = fused[0] and kernel
+            done[0] += members.shape[0]
+            next_index[0] += 1
+        if on_progress is not None:
+            on_progress(done[0], total)
+
+    job = PassJob(request, data, bounds, periods_per_year, rules)
+    executor.run(pass_batch, job, batches, on_result, should_cancel)
+    return fused[0]
 
 
 def run_pass(
@@ -220,27 +272,16 @@ def run_pass(
     should_cancel: CancelCheck | None = None,
     executor: BatchExecutor | None = None,
 ) -> PassOutput:
-    """Every valid combination of the request's grid, each by the fastest path covering it (see
-    the module's docstring), in grid order, its batches run by `executor` (default: here).
-    `rules`: the fused rules of the whole grid (`engine.cross_rules`), computed once by the
-    caller. The rows land by combination index, so they do not depend on where or in which
-    order the batches ran."""
-    executor = executor if executor is not None else LocalExecutor()
-    total = len(request.expansion.params)
-    batches = plan_batches(request, data, executor.parallelism)
+    """`run_pass_into` with every statistics row and block sum kept, by combination index."""
+    total = len(request.expansion)
     stats = np.zeros((total, N_STATS))
     blocks = np.zeros((total, bounds.shape[0] - 1, BLOCK_FIELDS))
-    fused = [True]
-    done = [0]
 
-    def on_result(index: int, result: tuple[np.ndarray, np.ndarray, bool]) -> None:
-        members = list(batches[index].members)
-        stats[members], blocks[members] = result[0], result[1]
-        fused[0] = fused[0] and result[2]
-        done[0] += len(members)
-        if on_progress is not None:
-            on_progress(done[0], total)
+    def keep(members: np.ndarray, rows: np.ndarray, sums: np.ndarray) -> None:
+        stats[members], blocks[members] = rows, sums
 
-    job = PassJob(request, data, bounds, periods_per_year, rules)
-    executor.run(pass_batch, job, batches, on_result, should_cancel)
-    return PassOutput(stats, blocks, fused[0])
+    fused = run_pass_into(
+        request, data, bounds, periods_per_year, keep, rules=rules, on_progress=on_progress,
+        should_cancel=should_cancel, executor=executor,
+    )  # fmt: skip
+    return PassOutput(stats, blocks, fused)

@@ -14,7 +14,7 @@ from ..errors import ConfigError
 from ..hashing import canonical_json, sha256_hex
 from ..pipeline import DataIdentity, hashed_request
 from ..presets import preset_with_overrides
-from ..request_model import HashOmitDefault
+from ..request_model import HashOmitDefault, NotHashed
 from .grid import (
     AXIS_TAGS,
     MAX_COMBINATIONS,
@@ -32,7 +32,10 @@ from .pbo import DEFAULT_PBO_SPLITS, MAX_PBO_SPLITS
 __all__ = ["OBJECTIVES", "Objective", "SweepRequest", "parse_sweep_request", "sweep_config_hash"]
 
 #: The fields a sweep request adds to a run request.
-SWEEP_FIELDS = ("grid", "objective", "pbo_splits", "samples")
+SWEEP_FIELDS = ("grid", "objective", "pbo_splits", "samples", "keep")
+#: The rows a streamed sweep keeps in memory by default, and at most.
+DEFAULT_KEEP = 100
+MAX_KEEP = 100_000
 
 
 def fields_check(payload: Mapping[str, Any]) -> FieldCheck:
@@ -80,6 +83,14 @@ class SweepRequest(RunConfig):
         "{start, stop, step} (stop included)."
     )
     objective: Objective = Field("sharpe", description="The metric the best combination maximizes.")
+    keep: Annotated[int, NotHashed()] = Field(
+        DEFAULT_KEEP,
+        ge=1,
+        le=MAX_KEEP,
+        description="A sweep of more than 10,000 valid combinations streams its rows to "
+        "sweep.parquet and keeps this many best (by the objective) in memory; a smaller one "
+        "keeps every row. Not in the config hash: no number or artifact depends on it.",
+    )
     pbo_splits: int = Field(
         DEFAULT_PBO_SPLITS,
         ge=2,
@@ -102,7 +113,7 @@ class SweepRequest(RunConfig):
             grid = {k: grid_axis(v) for k, v in data["grid"].items()}
             expansion = expand_grid(
                 name, params, grid, fields_check(data), samples=data.get("samples"),
-                seed=data.get("seed", 0),
+                seed=data.get("seed", 0), first_only=True,
             )  # fmt: skip
         except (ConfigError, ValidationError, TypeError, ValueError):
             gridded = {strategy_param(k) for k in data["grid"]}

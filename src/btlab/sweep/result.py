@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,7 @@ import pandas as pd
 
 from .. import data as data_mod
 from ..artifacts import (
+    Payload,
     folder_manifest,
     table_bytes,
     write_result_folder,
@@ -32,7 +34,6 @@ from .request import SweepRequest
 __all__ = [
     "SweepResult",
     "best_index",
-    "combination_table",
     "combination_warnings",
     "objective_heatmap",
 ]
@@ -57,6 +58,25 @@ class SweepResult:
     #: What the user must know: skipped grid values, short data, the best's ruin, ... (see
     #: `btlab.run_warnings`); in the manifest, the completed event, the CLI and the report.
     warnings: list[RunWarning] = field(default_factory=list)
+    #: A streamed sweep's sweep.parquet on disk (every row; `table` then holds the `keep`
+    #: best): removed with this result. None where `table` is every row.
+    rows_file: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.rows_file is not None:
+            weakref.finalize(self, self.rows_file.unlink, missing_ok=True)
+
+    @property
+    def streamed(self) -> bool:
+        """Whether the sweep streamed its rows (`table` then holds the `keep` best)."""
+        return self.rows_file is not None
+
+    def rows(self, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """Every combination's row (sweep.parquet), `columns` only where given: the table, or a
+        streamed sweep's file read back."""
+        if self.rows_file is None:
+            return self.table if columns is None else self.table[list(columns)]
+        return pd.read_parquet(self.rows_file, columns=None if columns is None else list(columns))
 
     def __repr__(self) -> str:
         return sweep_repr(self)
@@ -71,9 +91,10 @@ class SweepResult:
         first two by default, every other axis fixed at the best's value; NaN where skipped.
         A random search fixes none: each cell is the best of its draws."""
         fixed = None if self.expansion.random else self.best_point()
+        metric = metric or self.request.objective
         return heatmap_frame(
-            self.table, self.expansion.axes, fixed, x=x, y=y,
-            metric=metric or self.request.objective,
+            self.rows([*self.expansion.axes, metric]) if self.streamed else self.table,
+            self.expansion.axes, fixed, x=x, y=y, metric=metric,
         )  # fmt: skip
 
     def stats(self) -> pd.Series:
@@ -122,12 +143,12 @@ class SweepResult:
 
         return [[iso(f["start_bar"]), iso(f["end_bar"])] for f in folds]
 
-    def artifact_payloads(self) -> dict[str, bytes]:
+    def artifact_payloads(self) -> dict[str, Payload]:
         """Every artifact's bytes by file name (the manifest excepted); best_equity.parquet is
         the best combination's equity table (as a run's equity.parquet), for the report."""
         return {
             "best_equity.parquet": table_bytes(self.best_run.equity),
-            "sweep.parquet": table_bytes(self.table),
+            "sweep.parquet": self.rows_file or table_bytes(self.table),
             "sweep.json": canonical_bytes(self.summary()),
             "heatmap.json": canonical_bytes(self.heatmap_json),
             "metrics.json": canonical_bytes(self.best["metrics"]),
@@ -136,7 +157,7 @@ class SweepResult:
             ),
         }
 
-    def manifest(self, payloads: Mapping[str, bytes]) -> dict[str, Any]:
+    def manifest(self, payloads: Mapping[str, Payload]) -> dict[str, Any]:
         return folder_manifest(
             self.request, self.dataset, self.identity, self.config_hash, self.warnings,
             payloads, kind="sweep",
@@ -223,7 +244,6 @@ def objective_heatmap(
     x_name = names[0]
     y_name = names[1] if len(names) > 1 else None
     fixed = {k: best_point[i] for i, k in enumerate(names) if i >= 2}
-    lookup = {point: k for k, point in enumerate(expansion.points)}
     x_values = expansion.axes[x_name]
     y_values = expansion.axes[y_name] if y_name is not None else [None]
     z: list[list[float | None]] = []
@@ -231,7 +251,7 @@ def objective_heatmap(
         row: list[float | None] = []
         for x in x_values:
             point = (x, *(() if y_name is None else (y,)), *fixed.values())
-            k = lookup.get(point)
+            k = expansion.index_of(point)
             row.append(None if k is None else float(values[k]))
         z.append(row)
     return {
@@ -244,28 +264,17 @@ def objective_heatmap(
     }
 
 
-def combination_table(expansion: GridExpansion, rows: list[dict[str, Any]]) -> pd.DataFrame:
-    columns: dict[str, Any] = {"combo": np.arange(len(rows), dtype=np.int64)}
-    for i, name in enumerate(expansion.axes):
-        columns[name] = [p[i] for p in expansion.points]
-    frame = pd.DataFrame(columns)
-    metrics = pd.DataFrame.from_records(rows)
-    return pd.concat([frame, metrics], axis=1)
-
-
-def combination_warnings(rows: Sequence[Mapping[str, Any]]) -> list[RunWarning]:
+def combination_warnings(ruined: int, idle: int, total: int) -> list[RunWarning]:
     """A sweep's combinations that were ruined or never traded (each row of sweep.parquet)."""
     out = []
-    ruined = sum(1 for r in rows if r["ruined"])
-    idle = sum(1 for r in rows if r["fill_count"] == 0)
     if ruined:
         out.append(
             RunWarning(
                 "ruined",
-                f"{ruined} of {len(rows)} combinations were ruined (equity <= 0, trading "
+                f"{ruined} of {total} combinations were ruined (equity <= 0, trading "
                 "halted): see the ruined column of sweep.parquet",
             )
         )
     if idle:
-        out.append(RunWarning("no_trades", f"{idle} of {len(rows)} combinations never traded"))
+        out.append(RunWarning("no_trades", f"{idle} of {total} combinations never traded"))
     return out

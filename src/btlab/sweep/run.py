@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 
 from btlab.kernels.dtypes import Flag
-from btlab.kernels.metrics import SW_MEAN, SW_STD
 
 from .. import data as data_mod
 from ..benchmark import run_benchmark
@@ -21,7 +20,7 @@ from ..data.portfolio import PortfolioDataset, with_prices
 from ..errors import RunCancelled
 from ..executors import BatchExecutor, executor_from_env
 from ..features import FeatureStore
-from ..metrics import compute_metrics, metrics_from_stats, span_years
+from ..metrics import compute_metrics, span_years
 from ..pipeline import (
     CancelCheck,
     DataIdentity,
@@ -43,15 +42,15 @@ from ..run_warnings import RunWarning, dataset_warnings, validation_warnings, wa
 from ..strategies import required_features
 from ..validation import run_validation
 from ..validation.run import bar_returns, fold_metrics
-from .engine import PassOutput, cross_rules
+from .collect import BestObjective, SweepCollector, row_metrics, streamed_warnings
+from .engine import CrossRules, cross_rules
 from .grid import grid_warnings
-from .passes import SweepData, run_pass, simulate_single
+from .passes import SweepData, run_pass_into, simulate_single
 from .pbo import block_bounds, pbo_from_blocks
 from .request import SweepRequest, parse_sweep_request, sweep_config_hash
 from .result import (
     SweepResult,
     best_index,
-    combination_table,
     combination_warnings,
     objective_heatmap,
 )
@@ -226,56 +225,53 @@ def run_sweep(
     sweep_data = SweepData(dataset, store)
     name = req.strategy.name
     combos = expansion.params
-    # each combination's parameters validated and its features keyed once, for every use below
-    specs = [_required_features(name, p, portfolio) for p in combos]
-    rules = None if portfolio else cross_rules(name, combos)
-    stages.run("features", lambda: [store.get(s) for combo in specs for s in combo])
+    years = span_years(dataset.ts)
     bounds = block_bounds(max(n - 1, 0), req.pbo_splits)
-    out: PassOutput = stages.run(
+    metrics = row_metrics(req, n, years, ppy)
+    collector = SweepCollector(req, bounds.shape[0] - 1, metrics)
+    rules: CrossRules | None = None
+    if collector.streamed:
+        # millions of combinations: features are computed batch by batch as the pass needs
+        # them (the store keeps each distinct one), the fused rules made by each batch
+        stages.run("features", lambda: None)
+    else:
+        # each combination's parameters validated and its features keyed once, for every use
+        specs = [_required_features(name, p, portfolio) for p in combos]
+        rules = None if portfolio else cross_rules(name, combos)
+        stages.run("features", lambda: [store.get(s) for combo in specs for s in combo])
+    fused = stages.run(
         "sweep",
-        lambda: run_pass(
-            req, sweep_data, bounds, ppy, rules=rules, on_progress=stages.progress("sweep"),
-            should_cancel=should_cancel, executor=executor,
+        lambda: run_pass_into(
+            req, sweep_data, bounds, ppy, collector, rules=rules,
+            on_progress=stages.progress("sweep"), should_cancel=should_cancel, executor=executor,
         ),
     )  # fmt: skip
-    years = span_years(dataset.ts)
-    rows = [
-        metrics_from_stats(
-            row, n=n, years=years, periods_per_year=ppy,
-            initial_cash=fields.get("execution.initial_cash", req.execution.initial_cash),
-        )
-        for row, fields in zip(out.stats, expansion.fields, strict=True)
-    ]  # fmt: skip
-    objective = np.array([r[req.objective] for r in rows], dtype=np.float64)
+    objective = collector.objective
     best = best_index(objective)
     best_run = stages.run(
         "best", lambda: _best_run(req.combination_config(best), sweep_data, ppy, identity)
     )
     validation = None
     if req.validation.enabled:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            trial_sharpes = out.stats[:, SW_MEAN] / out.stats[:, SW_STD]
 
         def statistic(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray) -> float:
             permuted = _permuted(sweep_data, o, h, lo, c)
-            p_out = run_pass(req, permuted, bounds, ppy, rules=rules, executor=executor)
-            values = [
-                metrics_from_stats(
-                    r, n=n, years=years, periods_per_year=ppy,
-                    initial_cash=f.get("execution.initial_cash", req.execution.initial_cash),
-                )[req.objective]
-                for r, f in zip(p_out.stats, expansion.fields, strict=True)
-            ]  # fmt: skip
-            arr = np.array(values, dtype=np.float64)
-            return float(arr[best_index(arr)])
+            best_of = BestObjective(metrics, req.objective)
+            run_pass_into(req, permuted, bounds, ppy, best_of, rules=rules, executor=executor)
+            return best_of.value
 
         validation = stages.run(
             "validation",
             lambda: _validate(
-                req, best_run, trial_sharpes, out.blocks, bounds, float(objective[best]),
-                statistic, ppy, stages.progress("validation"), should_cancel,
+                req, best_run, collector.trial_sharpes, collector.blocks, bounds,
+                float(objective[best]), statistic, ppy, stages.progress("validation"),
+                should_cancel,
             ),
         )  # fmt: skip
+    table = collector.table()
+    kept = table["combo"].tolist()
+    if collector.streamed:  # the features of the kept and the first combination
+        specs = [_required_features(name, combos[k], portfolio) for k in sorted({0, *kept})]
     sizing = sizing_features(req)  # with the strategy's features: `read_features` of each
     best_text = ", ".join(
         f"{k}={json.dumps(v)}" for k, v in zip(expansion.axes, expansion.points[best], strict=True)
@@ -283,10 +279,11 @@ def run_sweep(
     warnings = [
         *dataset_warnings(dataset), *grid_warnings(expansion),  # type: ignore[arg-type]
         *warmup_warnings(store, [s for combo in specs for s in [*combo, *sizing]]),  # type: ignore[arg-type]
-        *combination_warnings(rows),
+        *combination_warnings(collector.ruined, collector.idle, len(expansion)),
         *(RunWarning(w.code, f"best combination ({best_text}): {w.message}")
           for w in outcome_warnings(best_run)),
         *validation_warnings(validation, best_run.metrics),
+        *streamed_warnings(collector),
     ]  # fmt: skip
     return SweepResult(
         request=req,
@@ -294,7 +291,7 @@ def run_sweep(
         dataset=dataset,
         identity=identity,
         expansion=expansion,
-        table=combination_table(expansion, rows),
+        table=table,
         best={
             "combo": best,
             "params": combos[best],
@@ -304,7 +301,8 @@ def run_sweep(
         best_run=best_run,
         heatmap_json=objective_heatmap(expansion, req.objective, objective, best),
         validation=validation,
-        fused=out.fused,
+        fused=fused,
         timings_ms=stages.timings,
         warnings=warnings,
+        rows_file=collector.take_file(),
     )

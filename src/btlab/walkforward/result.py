@@ -15,6 +15,7 @@ import pandas as pd
 
 from .. import data as data_mod
 from ..artifacts import (
+    Payload,
     artifact_payloads,
     folder_manifest,
     table_bytes,
@@ -143,7 +144,7 @@ class WalkForwardResult:
             "walkforward.json": canonical_bytes(self.summary()),
         }
 
-    def manifest(self, payloads: Mapping[str, bytes]) -> dict[str, Any]:
+    def manifest(self, payloads: Mapping[str, Payload]) -> dict[str, Any]:
         return folder_manifest(
             self.request, self.dataset, self.identity, self.config_hash, self.warnings,
             payloads, kind="walkforward",
