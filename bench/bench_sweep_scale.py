@@ -158,7 +158,9 @@ def vectorbt_chunks(python: str, chunk: int, chunks: int) -> dict[str, Any]:
     import btlab
 
     ds = btlab.synthetic(**LARGE["data"])
-    req = btlab.sweep.parse_sweep_request(LARGE)
+    from btlab.sweep import parse_sweep_request
+
+    req = parse_sweep_request(LARGE)
     points = [req.expansion.points[k] for k in range(chunk * chunks)]
     with tempfile.TemporaryDirectory() as tmp:
         npz = os.path.join(tmp, "bars.npz")
