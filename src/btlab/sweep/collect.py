@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from btlab.kernels.metrics import BLOCK_FIELDS, SW_MEAN, SW_STD
+from btlab.kernels.metrics import SW_MEAN, SW_STD
 
 from ..artifacts import TableSpool
 from ..metrics import metrics_from_stats
@@ -128,7 +128,9 @@ class SweepCollector:
         self._metrics = metrics
         self.objective = np.full(total, np.nan)
         self.trial_sharpes = np.full(total, np.nan)
-        self.blocks = np.zeros((total, n_blocks, BLOCK_FIELDS))
+        # the CSCV sums as PBO reads them, splits x combinations (`pbo.pbo_from_group_sums`)
+        self.block_sum = np.zeros((n_blocks, total))
+        self.block_sq = np.zeros((n_blocks, total))
         self.ruined = 0
         self.idle = 0
         self.streamed = (total > KEEP_ALL_ROWS) if keep_all is None else not keep_all
@@ -147,7 +149,8 @@ class SweepCollector:
             self._finalizer = weakref.finalize(self, path.unlink, missing_ok=True)
 
     def __call__(self, members: np.ndarray, stats: np.ndarray, blocks: np.ndarray) -> None:
-        self.blocks[members] = blocks
+        self.block_sum[:, members] = blocks[:, :, 0].T
+        self.block_sq[:, members] = blocks[:, :, 1].T
         with np.errstate(divide="ignore", invalid="ignore"):
             self.trial_sharpes[members] = stats[:, SW_MEAN] / stats[:, SW_STD]
         ks = members.tolist()

@@ -11,7 +11,10 @@ from btlab.kernels.stats import VAR_FLOOR
 
 from ..validation import cscv_summary
 
-__all__ = ["DEFAULT_PBO_SPLITS", "MAX_PBO_SPLITS", "block_bounds", "pbo_from_blocks"]
+__all__ = [
+    "DEFAULT_PBO_SPLITS", "MAX_PBO_SPLITS", "block_bounds", "pbo_from_blocks",
+    "pbo_from_group_sums",
+]  # fmt: skip
 
 DEFAULT_PBO_SPLITS = 16
 MAX_PBO_SPLITS = 20
@@ -38,7 +41,26 @@ def pbo_from_blocks(
     """
     raw = np.asarray(block_sum, dtype=np.float64)
     sq = np.asarray(block_sq, dtype=np.float64)
-    n_strat, n_splits = raw.shape
+    return pbo_from_group_sums(
+        np.ascontiguousarray(raw.T), np.array(sq.T, order="C"), bounds, periods_per_year
+    )
+
+
+#: Strategies centered at a time by `pbo_from_group_sums` (its temporaries stay small).
+CENTER_CHUNK = 65_536
+
+
+def pbo_from_group_sums(
+    group_raw: np.ndarray,
+    group_sq: np.ndarray,
+    bounds: np.ndarray,
+    periods_per_year: float | None = None,
+) -> dict[str, Any]:
+    """`pbo_from_blocks` from the sums laid out splits x strategies, as a streamed sweep keeps
+    them; `group_sq` is overwritten with the centered squares (so a million strategies need one
+    more splits x strategies array, not four). The centering runs a chunk of strategies at a
+    time, each strategy's row as `pbo_from_blocks` always summed it."""
+    n_splits, n_strat = group_raw.shape
     if n_strat < 2:
         raise ValueError(f"PBO needs at least 2 strategies, got {n_strat}")
     if n_splits < 2 or n_splits % 2 or n_splits > MAX_PBO_SPLITS:
@@ -47,12 +69,18 @@ def pbo_from_blocks(
     t = float(bounds[-1])
     if t < 2 * n_splits:
         raise ValueError(f"PBO needs at least 2 rows per split ({2 * n_splits}), got {int(t)}")
-    mu = raw.sum(axis=1, keepdims=True) / t
-    centered = raw - group_n * mu
-    centered_sq = np.maximum(sq - 2.0 * mu * raw + group_n * mu * mu, 0.0)
-    var_floor = VAR_FLOOR * centered_sq.sum(axis=1) / (t - 1.0)
+    centered = np.empty_like(group_raw)
+    var_floor = np.empty(n_strat)
+    for lo in range(0, n_strat, CENTER_CHUNK):
+        hi = min(n_strat, lo + CENTER_CHUNK)
+        raw = np.ascontiguousarray(group_raw[:, lo:hi].T)
+        sq = np.ascontiguousarray(group_sq[:, lo:hi].T)
+        mu = raw.sum(axis=1, keepdims=True) / t
+        centered_sq = np.maximum(sq - 2.0 * mu * raw + group_n * mu * mu, 0.0)
+        var_floor[lo:hi] = VAR_FLOOR * centered_sq.sum(axis=1) / (t - 1.0)
+        centered[:, lo:hi] = (raw - group_n * mu).T
+        group_sq[:, lo:hi] = centered_sq.T
     return cscv_summary(
-        np.ascontiguousarray(raw.T), np.ascontiguousarray(centered.T),
-        np.ascontiguousarray(centered_sq.T), group_n, var_floor,
+        group_raw, centered, group_sq, group_n, var_floor,
         n_splits=n_splits, n_bars=int(t), periods_per_year=periods_per_year,
     )  # fmt: skip

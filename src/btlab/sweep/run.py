@@ -46,7 +46,7 @@ from .collect import BestObjective, SweepCollector, row_metrics, streamed_warnin
 from .engine import CrossRules, cross_rules
 from .grid import grid_warnings
 from .passes import SweepData, run_pass_into, simulate_single
-from .pbo import block_bounds, pbo_from_blocks
+from .pbo import block_bounds, pbo_from_group_sums
 from .request import SweepRequest, parse_sweep_request, sweep_config_hash
 from .result import (
     SweepResult,
@@ -132,7 +132,8 @@ def _validate(
     request: SweepRequest,
     best_run: RunResult | PortfolioResult,
     trial_sharpes: np.ndarray,
-    blocks: np.ndarray,
+    group_sum: np.ndarray,
+    group_sq: np.ndarray,
     bounds: np.ndarray,
     best_value: float,
     statistic: Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], float],
@@ -170,7 +171,7 @@ def _validate(
     }
     splits = request.pbo_splits
     if n_valid >= 2 and bounds[-1] >= 2 * splits:
-        out["pbo"] = pbo_from_blocks(blocks[:, :, 0], blocks[:, :, 1], bounds, periods_per_year)
+        out["pbo"] = pbo_from_group_sums(group_sum, group_sq, bounds, periods_per_year)
     else:
         out["pbo"] = None
         out["sweep"]["pbo_skipped"] = (
@@ -263,7 +264,8 @@ def run_sweep(
         validation = stages.run(
             "validation",
             lambda: _validate(
-                req, best_run, collector.trial_sharpes, collector.blocks, bounds,
+                req, best_run, collector.trial_sharpes, collector.block_sum, collector.block_sq,
+                bounds,
                 float(objective[best]), statistic, ppy, stages.progress("validation"),
                 should_cancel,
             ),
