@@ -109,15 +109,12 @@ def test_portfolio_kernel_matches_the_twin_with_a_tight_leverage_cap(
     assert_matches_twin(pb, data.draw(orders_for(pb, p.sizing)), p)
 
 
-@settings(max_examples=80, deadline=None)
-@given(data=st.data(), b=bars(), p=exec_params())
-def test_one_column_equals_the_single_symbol_entry_point(data: st.DataObject, b, p) -> None:
-    """K = 1 as a (n, 1) portfolio (the generic compiled kernel) equals `simulate`'s 1-D run."""
+def assert_one_column_equals_the_1d_run(b, target, scale, p) -> None:
+    """The 1-D run (compiled for one symbol: quiet bars go through the short loop) equals the
+    same run as an (n, 1) portfolio (the generic kernel, every bar through every step)."""
     from btlab.kernels import simulate
 
     n = len(b)
-    target = data.draw(targets(n))
-    scale = data.draw(scales(n, p.sizing))
     one = simulate(*b.arrays(), target, p, scale=scale)
     col = lambda a: np.ascontiguousarray(a, dtype=np.float64).reshape(n, 1)  # noqa: E731
     pb = PortfolioBars(b.ts, col(b.open), col(b.high), col(b.low), col(b.close), col(b.volume))
@@ -126,6 +123,38 @@ def test_one_column_equals_the_single_symbol_entry_point(data: st.DataObject, b,
     assert np.array_equal(out.units[:, 0], one.units)
     assert np.array_equal(out.borrow[:, 0], one.borrow)
     assert fills.tobytes() == one.fills.tobytes()
+
+
+@settings(max_examples=80, deadline=None)
+@given(data=st.data(), b=bars(), p=exec_params())
+def test_one_column_equals_the_single_symbol_entry_point(data: st.DataObject, b, p) -> None:
+    """K = 1 as a (n, 1) portfolio (the generic compiled kernel) equals `simulate`'s 1-D run."""
+    n = len(b)
+    assert_one_column_equals_the_1d_run(b, data.draw(targets(n)), data.draw(scales(n, p.sizing)), p)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    data=st.data(), b=bars(min_size=100, max_size=400, zero_volume=False), p=exec_params(),
+    change=st.sampled_from([0.005, 0.02, 0.08]),
+    exits=st.tuples(st.sampled_from([0.0, 0.01, 0.03]), st.sampled_from([0.0, 0.01, 0.03])),
+    borrow=st.sampled_from([0.0, 0.0, 0.05]),
+)  # fmt: skip
+def test_quiet_spans_equal_the_generic_kernel(
+    data: st.DataObject, b, p, change: float, exits: tuple[float, float], borrow: float
+) -> None:
+    """Long spans of an unchanged target (the single-symbol kernel's quiet loop), ended by
+    stops, take-profits, ruin (leverage on volatile bars), the drawdown halt, a target change
+    or the data's end: bit for bit the generic kernel's run."""
+    n = len(b)
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    levels = rng.permutation(np.array([0.0, 1.0, -1.0, 3.0, -3.0, 0.5, -0.5]))
+    target = levels[np.cumsum(rng.random(n) < change) % len(levels)]
+    p = p._replace(
+        max_leverage=max(p.max_leverage, 3.0), stop_loss=exits[0], take_profit=exits[1],
+        borrow_rate_annual=borrow,
+    )  # fmt: skip
+    assert_one_column_equals_the_1d_run(b, target, data.draw(scales(n, p.sizing)), p)
 
 
 @PROPS
