@@ -162,6 +162,25 @@ def drawdown_stats_nb(equity):
 
 
 @njit
+def _drawdown_step_nb(e, first, prev, peak, gate, max_dd, under, longest):
+    """One bar of `drawdown_stats_nb`: equity `e` (`first`: the first bar; `prev` the bar
+    before), `(peak, gate, max_dd, under, longest)` in and out. Scalars only, so it inlines."""
+    if e >= peak:
+        peak, under = e, 0
+        gate = _drawdown_gate_nb(e, max_dd)
+    else:
+        under += 1
+        if under > longest:
+            longest = under
+        if (first or e != prev) and not e > gate:
+            dd = e / peak - 1.0
+            if dd < max_dd:
+                max_dd = dd
+                gate = _drawdown_gate_nb(peak, max_dd)
+    return peak, gate, max_dd, under, longest
+
+
+@njit
 def _drawdown_block_nb(equity, lo, hi, peak, gate, max_dd, under, longest):
     """`drawdown_stats_nb` over bars `lo .. hi` from the state the bars before left:
     `(peak, gate, max_dd, under, longest)` in and out, so a walk in pieces gives its result."""
@@ -169,20 +188,91 @@ def _drawdown_block_nb(equity, lo, hi, peak, gate, max_dd, under, longest):
     prev = equity[lo - 1] if lo > 0 else 0.0
     for k in range(hi - lo):
         e = seg[k]
-        if e >= peak:
-            peak, under = e, 0
-            gate = _drawdown_gate_nb(e, max_dd)
-        else:
-            under += 1
-            if under > longest:
-                longest = under
-            if (lo + k == 0 or e != prev) and not e > gate:
-                dd = e / peak - 1.0
-                if dd < max_dd:
-                    max_dd = dd
-                    gate = _drawdown_gate_nb(peak, max_dd)
+        peak, gate, max_dd, under, longest = _drawdown_step_nb(
+            e, lo + k == 0, prev, peak, gate, max_dd, under, longest
+        )
         prev = e
     return peak, gate, max_dd, under, longest
+
+
+@njit
+def _drawdown_and_blocks_nb(equity, returns, bounds, blocks):
+    """`drawdown_stats_nb` of `equity` and, in the same loop (two independent chains, which
+    the processor overlaps), each CSCV block's sum and sum of squares of its finite returns
+    (`returns[j]` for `bounds[g] <= j < bounds[g + 1]`, in order) into `blocks[g]`."""
+    n = equity.shape[0]
+    peak, gate, max_dd, under, longest = -np.inf, np.inf, 0.0, 0, 0
+    prev = 0.0
+    n_blocks = bounds.shape[0] - 1
+    # segments of bars: before the first block, each block, after the last
+    for g in range(-1, n_blocks + 1):
+        lo = 0 if g < 0 else min(bounds[g], n)
+        hi = n if g >= n_blocks else min(bounds[g + 1], n)
+        lo = max(lo, 0)
+        in_block = 0 <= g < n_blocks
+        s1, s2 = 0.0, 0.0
+        for i in range(lo, hi):
+            e = equity[i]
+            peak, gate, max_dd, under, longest = _drawdown_step_nb(
+                e, i == 0, prev, peak, gate, max_dd, under, longest
+            )
+            prev = e
+            if in_block:
+                r = returns[i]
+                if math.isfinite(r):
+                    s1 += r
+                    s2 += r * r
+        if in_block:
+            blocks[g, 0] = s1
+            blocks[g, 1] = s2
+    return max_dd, longest
+
+
+@njit
+def _return_moments_nb(equity, returns, keep, leaf, stack):
+    """`return_moments_nb`, and where `keep` every return into `returns[:n - 1]` (`leaf` then
+    holds >= min(n - 1, 128) more values apart from it; else `leaf` is `returns`)."""
+    m = max(equity.shape[0] - 1, 0)
+    if m == 0:
+        return 0, np.nan, np.nan, np.nan
+    top = _walk_start_nb(stack, 0, m)
+    while True:
+        top, lo, cnt = _walk_leaf_nb(stack, top)
+        before, after = equity[lo : lo + cnt], equity[lo + 1 : lo + cnt + 1]
+        r = returns[lo : lo + cnt] if keep else leaf[:cnt]
+        for k in range(cnt):  # indices from 0 through slices: no wrap-around checks
+            r[k] = after[k] / before[k] - 1.0
+        s = _pairwise_block_nb(r, 0, cnt)
+        for k in range(cnt):
+            v = min(r[k], 0.0)
+            leaf[k] = v * v
+        q = _pairwise_block_nb(leaf, 0, cnt)
+        top, s, q, _ = _walk_up_nb(stack, top, s, q, 0.0)
+        if top < 0:
+            break
+    mean = (0.0 + s) / m
+    downside = math.sqrt((0.0 + q) / m)
+    std = np.nan
+    if m > 1:
+        top = _walk_start_nb(stack, 0, m)
+        while True:
+            top, lo, cnt = _walk_leaf_nb(stack, top)
+            if keep:
+                r = returns[lo : lo + cnt]
+                for k in range(cnt):
+                    d = r[k] - mean
+                    leaf[k] = d * d
+            else:
+                before, after = equity[lo : lo + cnt], equity[lo + 1 : lo + cnt + 1]
+                for k in range(cnt):
+                    d = (after[k] / before[k] - 1.0) - mean
+                    leaf[k] = d * d
+            d = _pairwise_block_nb(leaf, 0, cnt)
+            top, d, _, _ = _walk_up_nb(stack, top, d, 0.0, 0.0)
+            if top < 0:
+                break
+        std = math.sqrt((0.0 + d) / (m - 1))
+    return m, mean, std, downside
 
 
 @njit
@@ -196,42 +286,10 @@ def return_moments_nb(equity, scratch, stack):
     first computes a leaf's returns into `scratch` (>= min(n - 1, 128) values: it stays in
     cache) and sums them, then their squared losses, the second the squared deviations from
     the mean; no per-bar array is written. `stack` is `pairwise_sum_nb`'s. No division sits
-    on a loop-carried chain, so both walks run at memory speed.
+    on a loop-carried chain, so both walks run at memory speed. (`path_stats_nb` keeps the
+    returns instead, for its block sums, and its second walk reads them.)
     """
-    m = max(equity.shape[0] - 1, 0)
-    if m == 0:
-        return 0, np.nan, np.nan, np.nan
-    top = _walk_start_nb(stack, 0, m)
-    while True:
-        top, lo, cnt = _walk_leaf_nb(stack, top)
-        before, after = equity[lo : lo + cnt], equity[lo + 1 : lo + cnt + 1]
-        for k in range(cnt):  # indices from 0 through slices: no wrap-around checks
-            scratch[k] = after[k] / before[k] - 1.0
-        s = _pairwise_block_nb(scratch, 0, cnt)
-        for k in range(cnt):
-            v = min(scratch[k], 0.0)
-            scratch[k] = v * v
-        q = _pairwise_block_nb(scratch, 0, cnt)
-        top, s, q, _ = _walk_up_nb(stack, top, s, q, 0.0)
-        if top < 0:
-            break
-    mean = (0.0 + s) / m
-    downside = math.sqrt((0.0 + q) / m)
-    std = np.nan
-    if m > 1:
-        top = _walk_start_nb(stack, 0, m)
-        while True:
-            top, lo, cnt = _walk_leaf_nb(stack, top)
-            before, after = equity[lo : lo + cnt], equity[lo + 1 : lo + cnt + 1]
-            for k in range(cnt):
-                d = (after[k] / before[k] - 1.0) - mean
-                scratch[k] = d * d
-            d = _pairwise_block_nb(scratch, 0, cnt)
-            top, d, _, _ = _walk_up_nb(stack, top, d, 0.0, 0.0)
-            if top < 0:
-                break
-        std = math.sqrt((0.0 + d) / (m - 1))
-    return m, mean, std, downside
+    return _return_moments_nb(equity, scratch, False, scratch, stack)
 
 
 def equity_stats_nb(equity: np.ndarray) -> tuple[int, float, float, float, float, int]:
@@ -360,7 +418,7 @@ def sharpe_nb(mean, deviation, scale):
 
 
 @njit
-def _bars_block_nb(units, close, equity, borrow, lo, n, scratch):
+def _bars_block_nb(units, close, equity, borrow, has_borrow, lo, n, scratch):
     """NumPy's pairwise leaf of bars `lo .. lo + n` for three series, the equity, the borrow
     and the gross leverage `|units * close| / equity` (computed into `scratch`, which stays in
     cache): `(sum equity, sum borrow, sum leverage, bars holding a position, whether every
@@ -375,7 +433,13 @@ def _bars_block_nb(units, close, equity, borrow, lo, n, scratch):
         scratch[k] = lev
         finite &= math.isfinite(lev)
     sl = _pairwise_block_nb(scratch, 0, n)
-    return _pairwise_block_nb(equity, lo, n), _pairwise_block_nb(borrow, lo, n), sl, exposed, finite
+    sb = _pairwise_block_nb(borrow, lo, n) if has_borrow else 0.0
+    return _pairwise_block_nb(equity, lo, n), sb, sl, exposed, finite
+
+
+def path_scratch_size(n_bars: int) -> int:
+    """The `scratch` values `path_stats_nb` needs over `n_bars` bars: the returns and a leaf."""
+    return n_bars + 128
 
 
 @njit
@@ -384,35 +448,28 @@ def path_stats_nb(close, units, equity, borrow, has_borrow, bounds, row, blocks,
     facts of `equity_stats_nb`, the exposure, and the leverage, equity and borrow sums in
     NumPy's pairwise order (borrow is 0 without `has_borrow`). Per CSCV block g of returns
     (`bounds[g] <= j < bounds[g + 1]`, return j ending at bar j + 1) the sum and sum of squares
-    of its finite returns go to `blocks[g]`. `scratch` holds >= n values.
+    of its finite returns go to `blocks[g]`. `scratch` holds >= `path_scratch_size(n)` values.
 
-    The arrays the kernel has just written are read in three walks, none of them storing
-    anything per bar: two over the returns (`return_moments_nb`) and one over the bars, which
-    sums equity, borrow and leverage leaf by leaf (`_bars_block_nb`) and runs the drawdown
-    through each leaf while it is in cache (`scratch` holds one leaf's values there). Where a leverage is not finite (equity at 0 or
-    NaN: rare) its sum is taken again over the finite ones only (`leverage_stats_nb`).
+    Three passes over what the kernel has just written: the returns, computed once into
+    `scratch` in the first of the two pairwise walks of the return moments (the second reads
+    them); one loop over the bars running the drawdown and the blocks' sums of those returns
+    side by side; and one pairwise walk over the bars summing equity, borrow and leverage leaf
+    by leaf (`_bars_block_nb`). Where a leverage is not finite (equity at 0 or NaN: rare) its
+    sum is taken again over the finite ones only (`leverage_stats_nb`).
     """
     n = close.shape[0]
-    count, mean, std, downside = return_moments_nb(equity, scratch, stack)
-    for g in range(bounds.shape[0] - 1):
-        s1, s2 = 0.0, 0.0
-        for j in range(bounds[g], bounds[g + 1]):
-            r = equity[j + 1] / equity[j] - 1.0
-            if math.isfinite(r):
-                s1 += r
-                s2 += r * r
-        blocks[g, 0] = s1
-        blocks[g, 1] = s2
-    peak, gate, max_dd, under, longest = -np.inf, np.inf, 0.0, 0, 0
+    m = max(n - 1, 0)
+    returns = scratch[:m]
+    count, mean, std, downside = _return_moments_nb(equity, returns, True, scratch[m:], stack)
+    max_dd, longest = _drawdown_and_blocks_nb(equity, returns, bounds, blocks)
     exposed = 0
     finite = True
     top = _walk_start_nb(stack, 0, n)
     while True:
         top, lo, cnt = _walk_leaf_nb(stack, top)
-        peak, gate, max_dd, under, longest = _drawdown_block_nb(
-            equity, lo, lo + cnt, peak, gate, max_dd, under, longest
+        se, sb, sl, ex, fin = _bars_block_nb(
+            units, close, equity, borrow, has_borrow, lo, cnt, scratch
         )
-        se, sb, sl, ex, fin = _bars_block_nb(units, close, equity, borrow, lo, cnt, scratch)
         exposed += ex
         finite &= fin
         top, se, sb, sl = _walk_up_nb(stack, top, se, sb, sl)

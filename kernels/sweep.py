@@ -58,6 +58,7 @@ from .metrics import (  # the per-path statistics a single run's metrics come fr
     SW_HALT_BAR,
     SW_STATUS,
     fill_stats_nb,
+    path_scratch_size,
     path_stats_nb,
     trade_stats_nb,
 )
@@ -70,7 +71,7 @@ def run_combo_nb(bars, orders, params, bounds, state, out, trades, scratch, stac
     (`trades_nb`, as a single run) and its trade statistics, into `row` and `blocks`.
 
     `out` is the combination's `SimBuffers`, `trades` room for `out.fills.shape[0] + 1` trade
-    records, `scratch` `3 * n + 3` values, `stack` `metrics.pairwise_sum_nb`'s. `row[SW_STATUS]` is the execution status: where it
+    records, `scratch` `max(3 * n + 3, metrics.path_scratch_size(n))` values, `stack` `metrics.pairwise_sum_nb`'s. `row[SW_STATUS]` is the execution status: where it
     is not OK (FILLS_FULL: the caller re-runs with larger buffers) nothing else is written.
     """
     n = bars.close.shape[0]
@@ -103,7 +104,7 @@ class SweepScratch(NamedTuple):
     state: np.ndarray  # (chunks, STATE_SIZE) float64
     fills: np.ndarray  # (chunks, capacity) FILL_DTYPE
     trades: np.ndarray  # (chunks, capacity + 1) TRADE_DTYPE
-    scratch: np.ndarray  # (chunks, 3 * n + 3) float64
+    scratch: np.ndarray  # (chunks, max(3 * n + 3, path_scratch_size(n))) float64
     stack: np.ndarray  # (chunks, *metrics.PAIRWISE_STACK_SHAPE) float64
 
 
@@ -114,7 +115,7 @@ def sweep_scratch(n_chunks: int, n_bars: int, capacity: int) -> SweepScratch:
         np.empty((n_chunks, STATE_SIZE)),
         np.empty((n_chunks, capacity), dtype=FILL_DTYPE),
         np.empty((n_chunks, capacity + 1), dtype=TRADE_DTYPE),
-        np.empty((n_chunks, 3 * n_bars + 3)),
+        np.empty((n_chunks, max(3 * n_bars + 3, path_scratch_size(n_bars)))),
         np.empty((n_chunks, *PAIRWISE_STACK_SHAPE)),
     )
 

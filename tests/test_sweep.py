@@ -32,6 +32,7 @@ from btlab.kernels.metrics import (
     equity_stats_nb,
     np_sum_nb,
     pairwise_stack,
+    path_scratch_size,
     path_stats_nb,
 )
 from btlab.kernels.sweep import sweep_cross, sweep_targets
@@ -341,7 +342,7 @@ def test_path_statistics_equal_the_metrics_kernel_bit_for_bit(
     blocks = np.zeros((splits, BLOCK_FIELDS))
     bounds = block_bounds(n - 1, splits)
     path_stats_nb(
-        np.ones(n), units, equity, np.zeros(n), False, bounds, row, blocks, np.empty(n),
+        np.ones(n), units, equity, np.zeros(n), False, bounds, row, blocks, np.empty(path_scratch_size(n)),
         pairwise_stack(),
     )  # fmt: skip
     count, mean, std, downside, max_dd, dd_bars = equity_stats_nb(equity)

@@ -50,6 +50,7 @@ from btlab.kernels.metrics import (
     SW_WINS,
     fill_stats_nb,
     pairwise_stack,
+    path_scratch_size,
     path_stats_nb,
     trade_stats_nb,
 )  # fmt: skip
@@ -136,7 +137,7 @@ def path_statistics(
     """
     n = equity.shape[0]
     row = np.zeros(N_STATS)
-    scratch = np.empty(max(n, fills.shape[0], trades.shape[0], 1))
+    scratch = np.empty(max(path_scratch_size(n), fills.shape[0], trades.shape[0]))
     stack = pairwise_stack()
     path_stats_nb(close, units, equity, borrow, True, bounds, row, blocks, scratch, stack)
     fill_stats_nb(fills, fills.shape[0], row, scratch, stack)
