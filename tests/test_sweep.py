@@ -725,3 +725,25 @@ def test_post_sweeps_streams_progress_over_sse(tmp_path: Path) -> None:
             assert "grid.nope" in [d["loc"] for d in bad.json()["details"]], bad.json()
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("best", [0, 7, -1])
+def test_heatmap_cells_are_the_combinations_at_the_best_on_the_other_axes(best: int) -> None:
+    """The heatmap's cells (read off the codes) against a lookup of each cell's point: a grid
+    of three axes with invalid combinations (fast >= slow) skipped, as holes."""
+    from btlab.sweep.grid import expand_grid
+    from btlab.sweep.result import objective_heatmap
+
+    e = expand_grid(
+        "sma_cross", {}, {"fast": [5, 10, 20, 40], "slow": [10, 20, 30], "size": [0.5, 1.0]}
+    )
+    values = np.arange(len(e), dtype=float) * 1.5 - 3.0
+    best = best % len(e)
+    got = objective_heatmap(e, "sharpe", values, best)
+    names = list(e.axes)
+    fixed = e.points[best][2:]
+    for yi, y in enumerate(e.axes[names[1]]):
+        for xi, x in enumerate(e.axes[names[0]]):
+            k = e.index_of((x, y, *fixed))
+            assert got["z"][yi][xi] == (None if k is None else float(values[k]))
+    assert any(v is None for row in got["z"] for v in row)  # the skipped ones are holes

@@ -24,10 +24,42 @@ from ..kernel_status import raise_for_status
 from ..pipeline import CancelCheck, exec_params, size_scale
 from ..strategies import CROSS_STRATEGIES, compute_target, cross_rule
 
-__all__ = ["TARGET_BATCH_BYTES", "CrossRules", "PassOutput", "cross_rules", "sweep_pass"]
+__all__ = [
+    "TARGET_BATCH_BYTES",
+    "CrossRules",
+    "PassBuffers",
+    "PassOutput",
+    "cross_rules",
+    "sweep_pass",
+]
 
 #: Memory the generic path may use for one batch of targets.
 TARGET_BATCH_BYTES = 64 << 20
+#: Least work (combinations x bars) of one fused kernel call: each parallel call ends waiting
+#: for both threads, which on a loaded machine costs a time slice (~5 ms).
+MIN_CALL_WORK = 8_000_000
+
+
+class PassBuffers:
+    """What the batches of one pass reuse, made on first use: the kernels' buffers by fill
+    capacity (`ScratchPool`) and the matrix the fused path stacks its distinct features into.
+    A 100k-bar batch's matrix is ~100 MB and fresh memory costs its page faults (~20 ms) on
+    every batch. Not shared between threads: one per thread running batches."""
+
+    def __init__(self) -> None:
+        self.pool = ScratchPool()
+        self._matrix: np.ndarray | None = None
+
+    def stack(self, arrays: Sequence[np.ndarray]) -> np.ndarray:
+        """`np.stack(arrays)` (1-D float64 arrays of one length) into the reused matrix: a
+        view of its first rows, valid until the next call."""
+        rows, n = len(arrays), arrays[0].shape[0]
+        held = self._matrix
+        if held is None or held.shape[1] != n or held.shape[0] < rows:
+            held = self._matrix = np.empty((rows, n))
+        out = held[:rows]
+        np.stack(arrays, out=out)
+        return out
 
 
 @dataclass
@@ -71,7 +103,11 @@ def cross_rules(name: str, combos: Sequence[Mapping[str, Any]]) -> CrossRules | 
 
 
 def _cross_plan(
-    store: FeatureStore, name: str, combos: Sequence[Mapping[str, Any]], rules: CrossRules | None
+    store: FeatureStore,
+    name: str,
+    combos: Sequence[Mapping[str, Any]],
+    rules: CrossRules | None,
+    buffers: PassBuffers,
 ) -> _CrossPlan | None:
     """The fused plan where the strategy is a cross of two features (probed against the registry)."""
     if rules is None:
@@ -87,7 +123,7 @@ def _cross_plan(
                 arrays.append(store.get(spec))
             idx[c] = index[key]
     long_value, short_value = rules.long_value, rules.short_value
-    plan = _CrossPlan(np.stack(arrays), a_idx, b_idx, long_value, short_value)
+    plan = _CrossPlan(buffers.stack(arrays), a_idx, b_idx, long_value, short_value)
     for c in sorted({0, len(combos) - 1}):  # the registry's own target must agree
         target = np.empty(store.n)
         cross_target_nb(
@@ -117,26 +153,29 @@ def sweep_pass(
     on_progress: Callable[[int, int], None] | None = None,
     should_cancel: CancelCheck | None = None,
     rules: CrossRules | None = None,
+    buffers: PassBuffers | None = None,
 ) -> PassOutput:
     """Every combination through the sweep kernels, in batches between progress reports
-    (`rules`: `cross_rules(name, combos)` where the caller has them, else made here)."""
+    (`rules`: `cross_rules(name, combos)` where the caller has them, else made here), in
+    `buffers` (the caller's, kept across its passes; fresh ones where None)."""
     n, total = len(dataset), len(combos)
     scale = size_scale(cfg, store, n, periods_per_year)
     params = exec_params(cfg)
     stats = np.zeros((total, N_STATS))
     blocks = np.zeros((total, bounds.shape[0] - 1, BLOCK_FIELDS))
     threads = numba.get_num_threads()
+    buffers = buffers if buffers is not None else PassBuffers()
     plan = _cross_plan(
-        store, name, combos, rules if rules is not None else cross_rules(name, combos)
+        store, name, combos, rules if rules is not None else cross_rules(name, combos), buffers
     )
     prices = BarInputs(
         dataset.ts, dataset.open, dataset.high, dataset.low, dataset.close, dataset.volume
     )
-    if plan is not None:
-        batch = max(4 * threads, -(-total // 8))
+    if plan is not None:  # parts for progress; each at least MIN_CALL_WORK (see its comment)
+        batch = max(4 * threads, -(-total // 8), -(-MIN_CALL_WORK // max(1, n)))
     else:
         batch = max(threads, min(total, TARGET_BATCH_BYTES // max(1, 8 * n)))
-    pool = ScratchPool()  # the batches' buffers, made once
+    pool = buffers.pool
     for lo in range(0, total, batch):
         if should_cancel is not None and should_cancel():
             raise RunCancelled("sweep cancelled")

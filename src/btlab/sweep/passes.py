@@ -11,6 +11,7 @@ statistics row, bit for bit, as the single run of it (`SweepRequest.combination_
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +36,7 @@ from ..portfolio_run import simulate_portfolio
 from ..strategies import compute_target
 from ..timeframes import CALENDAR_REBALANCES
 from .collect import PassSink
-from .engine import CrossRules, PassOutput, cross_rules, sweep_pass
+from .engine import CrossRules, PassBuffers, PassOutput, cross_rules, sweep_pass
 from .request import SweepRequest
 
 __all__ = [
@@ -144,9 +145,21 @@ class PassJob:
         self.request, self.dataset, self.bounds = request, data.dataset, bounds
         self.periods_per_year, self.rules = periods_per_year, rules
         self._store: FeatureStore | PortfolioFeatureStore | None = data.store
+        self._buffers = threading.local()  # each thread's PassBuffers (a worker may run several)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_store": None}
+        return {**self.__dict__, "_store": None, "_buffers": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._buffers = threading.local()
+
+    def buffers(self) -> PassBuffers:
+        """This thread's buffers, reused by every batch of the job it runs."""
+        held: PassBuffers | None = getattr(self._buffers, "value", None)
+        if held is None:
+            held = self._buffers.value = PassBuffers()
+        return held
 
     def data(self) -> SweepData:
         if self._store is None:
@@ -174,6 +187,7 @@ def pass_batch(job: PassJob, batch: PassBatch) -> tuple[np.ndarray, np.ndarray, 
             data.dataset, data.store, request.combination_config(members[0]), name, params,
             job.bounds, job.periods_per_year,
             rules=rules if rules is not None else cross_rules(name, params),
+            buffers=job.buffers(),
         )  # fmt: skip
         return out.stats, out.blocks, out.fused
     stats = np.zeros((len(members), N_STATS))
@@ -193,12 +207,16 @@ MIN_KERNEL_BATCH = 16
 #: Most combinations in one batch: what a batch holds (its rows, its features' matrix) stays
 #: small however large the grid, and progress and cancel come between batches.
 MAX_BATCH = 4096
+#: Least work (combinations x bars) a kernel batch is cut to (~0.1 s of one core): a small pass
+#: (a walk-forward window's 100 combinations x 20k bars) is one batch, not many short parallel
+#: calls, each of which waits at its end for both threads (a time slice on a loaded machine).
+MIN_BATCH_WORK = 16_000_000
 
 
 def plan_batches(request: SweepRequest, data: SweepData, parallelism: int = 1) -> list[PassBatch]:
     """The pass's batches: each group of combinations sharing their request fields split in
-    about `BATCHES_PER_SLOT * max(2, parallelism)` parts (of at most MAX_BATCH), in grid
-    order."""
+    about `BATCHES_PER_SLOT * max(2, parallelism)` parts (of at most MAX_BATCH; a kernel batch
+    of at least MIN_BATCH_WORK bar-combinations), in grid order."""
     e = request.expansion
     total = len(e)
     groups: dict[str, list[int]] = {}
@@ -208,11 +226,14 @@ def plan_batches(request: SweepRequest, data: SweepData, parallelism: int = 1) -
     else:
         groups[""] = list(range(total))
     parts = BATCHES_PER_SLOT * max(2, parallelism)
+    bars = data.dataset.close.size  # bars x symbols
     out: list[PassBatch] = []
     for members in groups.values():
         kernel = _kernel_covers(request.combination_config(members[0]), data)
         size = -(-len(members) // parts)
-        size = min(max(size, MIN_KERNEL_BATCH) if kernel else max(size, 1), MAX_BATCH)
+        if kernel:
+            size = max(size, MIN_KERNEL_BATCH, -(-MIN_BATCH_WORK // max(1, bars)))
+        size = min(max(size, 1), MAX_BATCH)
         for lo in range(0, len(members), size):
             out.append(PassBatch(tuple(members[lo : lo + size]), kernel))
     return out

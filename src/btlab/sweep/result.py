@@ -246,14 +246,15 @@ def objective_heatmap(
     fixed = {k: best_point[i] for i, k in enumerate(names) if i >= 2}
     x_values = expansion.axes[x_name]
     y_values = expansion.axes[y_name] if y_name is not None else [None]
-    z: list[list[float | None]] = []
-    for y in y_values:
-        row: list[float | None] = []
-        for x in x_values:
-            point = (x, *(() if y_name is None else (y,)), *fixed.values())
-            k = expansion.index_of(point)
-            row.append(None if k is None else float(values[k]))
-        z.append(row)
+    # the cells by the combinations' codes: those at the best's codes on every other axis
+    codes = expansion.codes
+    in_plane = np.all(codes[:, 2:] == codes[best, 2:], axis=1)
+    ks = np.flatnonzero(in_plane)
+    xs = codes[ks, 0]
+    ys = codes[ks, 1] if y_name is not None else np.zeros(ks.shape[0], np.int32)
+    z: list[list[float | None]] = [[None] * len(x_values) for _ in y_values]
+    for k, x, y in zip(ks.tolist(), xs.tolist(), ys.tolist(), strict=True):
+        z[y][x] = float(values[k])
     return {
         "metric": objective,
         "x": {"name": x_name, "values": x_values},

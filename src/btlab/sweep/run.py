@@ -237,8 +237,12 @@ def run_sweep(
         stages.run("features", lambda: None)
     else:
         # each combination's parameters validated and its features keyed once, for every use
-        specs = [_required_features(name, p, portfolio) for p in combos]
         rules = None if portfolio else cross_rules(name, combos)
+        if rules is not None:  # a cross reads its two features: the distinct ones, in order
+            distinct = dict(rules.a + rules.b)
+            specs = [list(distinct.values())]
+        else:
+            specs = [_required_features(name, p, portfolio) for p in combos]
         stages.run("features", lambda: [store.get(s) for combo in specs for s in combo])
     fused = stages.run(
         "sweep",
