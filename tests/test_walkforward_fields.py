@@ -256,3 +256,18 @@ def test_bad_segments_are_refused(segments: list[tuple[int, ExecParams]], text: 
     bars = PortfolioBars(data.ts, data.open, data.high, data.low, data.close, data.volume)
     with pytest.raises(ValueError, match=text):
         run_engine(bars, np.zeros(10), np.ones(10), segments)
+
+
+def test_a_none_every_window_chose_is_written_as_a_missing_value(
+    dataset: Dataset, tmp_path: Any
+) -> None:
+    # a 90% stop never fires: it ties with no stop, and the first in grid order (None) wins
+    result = run_walkforward(
+        _wf_request(grid={"fast": [5, 10], "slow": [20], "risk.stop_loss": [None, 0.9]}),
+        data=dataset,
+    )
+    assert result.table["risk.stop_loss"].isna().all()
+    assert result.table["risk.stop_loss"].dtype == np.float64  # the axis's type, as a sweep's
+    assert {w["params"]["risk.stop_loss"] for w in result.summary()["windows"]} == {None}
+    result.write_artifacts(tmp_path / "wf")
+    assert btlab.verify_artifacts(tmp_path / "wf") == []

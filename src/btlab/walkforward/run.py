@@ -187,7 +187,15 @@ def _windows_table(
                 **{f"oos_{k}": m[k] for k in IS_METRICS},
             }
         )  # fmt: skip
-    return pd.DataFrame.from_records(rows)
+    table = pd.DataFrame.from_records(rows)
+    for name, values in e.axes.items():
+        # a column of None alone (every window chose no stop, say) takes its axis's type, as
+        # sweep.parquet's columns do: NaN in a float column, not a column of objects
+        axis_dtype = pd.Series(values).dtype
+        is_object = pd.api.types.is_object_dtype
+        if is_object(table[name].dtype) and not is_object(axis_dtype):
+            table[name] = table[name].astype(axis_dtype)
+    return table
 
 
 def run_walkforward(
