@@ -1,6 +1,6 @@
-"""Sweeps on a real local Dask cluster (two worker processes): the same numbers as in-process
-whatever the worker count or completion order, and a worker killed mid-sweep costs a retry,
-not a result (SPEC §11)."""
+"""Sweeps and walk-forwards on a real local Dask cluster (two worker processes): the same
+numbers as in-process whatever the worker count or completion order, and a worker killed
+mid-sweep costs a retry, not a result (SPEC §11)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from btlab.executors import (  # noqa: E402
     executor_from_env,
 )
 from btlab.sweep import SweepResult, run_sweep  # noqa: E402
+from btlab.walkforward import WalkForwardResult, run_walkforward  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -154,3 +155,72 @@ def test_a_runs_permutation_test_on_the_cluster_equals_the_local_one(
     remote = btlab.run(body, executor=executor)
     assert local.validation is not None and local.validation["permutation"]["n_permutations"] == 12
     assert remote.validation == local.validation
+
+
+# ------------------------------------------------------------------ walk-forward
+
+WF_VALIDATION = {"permutation": {"enabled": False}, "bootstrap": {"n_resamples": 50}}
+WALKFORWARD_FUSED: dict[str, Any] = {
+    "data": {"bars": 600, "seed": 3},
+    "strategy": {"name": "sma_cross", "params": {"long_short": True}},
+    "grid": {"fast": [5, 10, 15], "slow": [20, 40], "risk.stop_loss": [None, 0.03],
+             "execution.commission_bps": [0.0, 10.0]},
+    "walkforward": {"train": 150, "test": 60},
+    "validation": WF_VALIDATION,
+}  # fmt: skip
+#: A stateful strategy (its targets over each window's prefix, on the worker) sized by
+#: volatility (the scale from the worker's own features) with a cost axis.
+WALKFORWARD_GENERIC: dict[str, Any] = {
+    "data": {"bars": 500, "seed": 6},
+    "strategy": {"name": "channel_breakout", "params": {"long_short": True}},
+    "grid": {"entry_window": [20, 40], "exit_window": [5, 10],
+             "execution.commission_bps": [0.0, 10.0], "risk.vol_lookback": [10, 30]},
+    "risk": {"sizing": "vol_target"},
+    "walkforward": {"train": "6M", "test": "3M"},
+    "objective": "total_return",
+    "validation": WF_VALIDATION,
+}  # fmt: skip
+
+
+def assert_same_walkforward(a: WalkForwardResult, b: WalkForwardResult) -> None:
+    assert a.config_hash == b.config_hash
+    assert a.table.equals(b.table)
+    assert a.efficiency == b.efficiency and a.stability == b.stability
+    np.testing.assert_array_equal(a.oos_run.equity_values, b.oos_run.equity_values)
+    assert a.artifact_payloads() == b.artifact_payloads()  # every artifact, byte for byte
+
+
+def _cluster_tasks(ts: Any) -> list[str]:
+    return [str(t["key"]) for t in ts.data if str(t["key"]).startswith("btlab-")]
+
+
+@pytest.mark.parametrize(
+    "request_body", [WALKFORWARD_FUSED, WALKFORWARD_GENERIC], ids=["fused", "generic"]
+)
+def test_a_walkforward_on_the_cluster_equals_the_local_one(
+    executor: DaskExecutor, request_body: dict[str, Any]
+) -> None:
+    local = run_walkforward(request_body, executor=LocalExecutor())
+    with distributed.get_task_stream(client=executor.client) as ts:
+        remote = run_walkforward(request_body, executor=executor)
+    # every window's train pass went to the workers, in batches (several a window)
+    assert len(_cluster_tasks(ts)) >= 2 * len(remote.windows)
+    assert_same_walkforward(local, remote)
+    assert len(remote.windows) >= 3
+
+
+def test_btlab_wfo_runs_on_the_cluster_btlab_cluster_names(
+    monkeypatch: pytest.MonkeyPatch, executor: DaskExecutor, cluster: Any, tmp_path: Any
+) -> None:
+    from btlab.cli import main
+
+    argv = ["wfo", "--grid", "fast=5,10", "--grid", "slow=20,40",
+            "--grid", "execution.commission_bps=0,10", "--set", "data.bars=400",
+            "--train", "120", "--test", "60", "--quiet", "--no-report"]  # fmt: skip
+    assert main([*argv, "--out", str(tmp_path / "here")]) == 0
+    monkeypatch.setenv(CLUSTER_ENV, cluster.scheduler_address)
+    with distributed.get_task_stream(client=executor.client) as ts:
+        assert main([*argv, "--out", str(tmp_path / "there")]) == 0
+    assert _cluster_tasks(ts)  # the batches ran on the workers
+    for name in ("windows.parquet", "equity.parquet", "fills.parquet", "walkforward.json"):
+        assert (tmp_path / "here" / name).read_bytes() == (tmp_path / "there" / name).read_bytes()

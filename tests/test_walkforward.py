@@ -37,6 +37,8 @@ from btlab.walkforward import (
 from btlab.walkforward.passes import bar_slice
 
 GRID = {"fast": [5, 10], "slow": [20, 40]}
+#: The grid with request-field axes: each window's choice brings its own costs and stops.
+FIELD_GRID = {**GRID, "execution.commission_bps": [0.0, 20.0], "risk.stop_loss": [None, 0.03]}
 
 
 def request(**extra: Any) -> dict[str, Any]:
@@ -137,8 +139,17 @@ def test_a_calendar_part_of_fewer_than_two_bars_is_an_error() -> None:
         ({"walkforward": {"train": "2Q", "test": "1Y"}}, "walkforward.train"),
         ({"walkforward": {"train": 100, "test": 50, "mode": "expanding"}}, "walkforward.mode"),
         (
-            {"grid": {"fast": [5], "execution.commission_bps": [0, 5]}},
-            "grid.execution.commission_bps",
+            {"grid": {"fast": [5], "execution.initial_cash": [1e5, 2e5]}},
+            "grid.execution.initial_cash",
+        ),
+        ({"grid": {"fast": [5], "risk.max_drawdown": [0.1, 0.2]}}, "grid.risk.max_drawdown"),
+        (
+            {"grid": {"fast": [5], "execution.close_at_end": [True, False]}},
+            "grid.execution.close_at_end",
+        ),
+        (
+            {"grid": {"fast": [5], "execution.rebalance": ["every_bar", "weekly"]}},
+            "grid.execution.rebalance",
         ),
         ({"execution": {"rebalance": "monthly"}}, "execution.rebalance"),
         ({"walkforward": {"train": 300, "test": 200}}, "walkforward"),
@@ -333,6 +344,7 @@ def _with_prices_changed(dataset: Dataset, k: int, factor: float) -> Dataset:
     return dataclasses.replace(dataset, **arrays)
 
 
+@pytest.mark.parametrize("grid", [GRID, FIELD_GRID], ids=["params", "fields"])
 @settings(
     max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -343,11 +355,12 @@ def _with_prices_changed(dataset: Dataset, k: int, factor: float) -> Dataset:
     mode=st.sampled_from(["rolling", "anchored"]),
 )
 def test_prices_after_a_test_part_change_nothing_before_its_end(
-    dataset: Dataset, w: int, offset: int, factor: float, mode: str
+    dataset: Dataset, grid: dict[str, Any], w: int, offset: int, factor: float, mode: str
 ) -> None:
     body = request(
-        walkforward={"train": 100, "test": 60, "mode": mode}, validation={"enabled": False}
-    )
+        grid=grid, walkforward={"train": 100, "test": 60, "mode": mode},
+        validation={"enabled": False},
+    )  # fmt: skip
     base = run_walkforward(body, data=dataset)
     window = base.windows[w]
     k = min(window.test_end + offset, len(dataset) - 1)
@@ -423,8 +436,8 @@ def test_post_walkforward_streams_progress_per_window(tmp_path: Path) -> None:
             assert client.post("/walkforward", json=body).json()["id"] == run["id"]
             report = client.get(f"/runs/{run['id']}/report")
             assert report.status_code == 200 and 'id="walkforward"' in report.text
-            bad = client.post("/walkforward", json=request(grid={"execution.spread_bps": [1, 2]}))
+            bad = client.post("/walkforward", json=request(grid={"execution.initial_cash": [1, 2]}))
             assert bad.status_code == 422
-            assert "grid.execution.spread_bps" in [d["loc"] for d in bad.json()["details"]]
+            assert "grid.execution.initial_cash" in [d["loc"] for d in bad.json()["details"]]
     finally:
         server.stop()

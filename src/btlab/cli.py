@@ -416,8 +416,10 @@ def sweep_table(result: Any, top: int = 10) -> Table:
 
 def run_grid_job(args: argparse.Namespace, kind: str, request: Any) -> tuple[Any, Any, Path, Any]:
     """A sweep's or walk-forward's (`kind`) run: data, hash, output folder, the run with its
-    progress bar, artifacts, report, warnings: (result, manifest, out, report)."""
+    progress bar (its batches on the cluster `BTLAB_CLUSTER` names, else here), artifacts,
+    report, warnings: (result, manifest, out, report)."""
     # here, not at the top: `btlab --help` and `btlab presets` start without numba and pandas
+    from .executors import executor_from_env
     from .pipeline import RunCache, hashed_request, load_dataset, run_identity
     from .run_kinds import run_kind
 
@@ -437,6 +439,7 @@ def run_grid_job(args: argparse.Namespace, kind: str, request: Any) -> tuple[Any
         result = run_kind(kind).execute(
             request.model_dump(mode="json"), on_event=on_event, should_cancel=lambda: False,
             resolve_stored=resolve_stored, resolve_portfolio=resolve_portfolio, cache=cache,
+            batches=executor_from_env(),
         )  # fmt: skip
     with force_hint():
         manifest = result.write_artifacts(out, overwrite=args.force, replace_same_run=True)

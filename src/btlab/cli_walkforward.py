@@ -64,8 +64,11 @@ def windows_table(result: Any) -> Table:
     for name in columns:
         table.add_column(name.replace("is_objective", f"is_{objective}"), justify="right")
     for row in result.table.to_dict("records"):
+        # an axis's value as the grid has it (the table holds a None, e.g. no stop, as NaN)
+        point = dict(zip(axes, result.expansion.points[int(row["combo"])], strict=True))
         table.add_row(*(
-            f"{row[c]:%Y-%m-%d}" if c in ("test_start", "test_end") else _cell(row[c])
+            f"{row[c]:%Y-%m-%d}" if c in ("test_start", "test_end")
+            else _cell(point[c] if c in point else row[c])
             for c in columns
         ))  # fmt: skip
     return table

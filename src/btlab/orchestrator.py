@@ -189,7 +189,8 @@ class Orchestrator:
         batches: BatchExecutor | None = None,
     ) -> None:
         self.store = store
-        # where a sweep's batches run: a cluster (BTLAB_CLUSTER), else the run's own thread
+        # where sweeps', walk-forwards' and permutation tests' batches run: a cluster
+        # (BTLAB_CLUSTER), else the run's own thread
         self.batches: BatchExecutor = batches if batches is not None else LocalExecutor()
         self.allow_files = allow_files
         # None: any file (in-process use); else only files inside these folders

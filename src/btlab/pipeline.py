@@ -50,6 +50,7 @@ from .run_result import RunResult as RunResult
 from .run_result import outcome_warnings
 from .run_warnings import dataset_warnings, validation_warnings, warmup_warnings
 from .simulation import SIMULATION_CHUNK as SIMULATION_CHUNK
+from .simulation import ParamSegments as ParamSegments
 from .simulation import Simulation as Simulation
 from .simulation import run_engine
 from .stages import CancelCheck as CancelCheck
@@ -185,13 +186,14 @@ def simulate_chunked(
     dataset: data_mod.Dataset,
     target: np.ndarray,
     scale: np.ndarray,
-    params: ExecParams,
+    params: ExecParams | ParamSegments,
     *,
     schedule: np.ndarray | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     should_cancel: CancelCheck | None = None,
 ) -> Simulation:
-    """The engine over one symbol's bars (K = 1): `simulation.simulate_chunked` on its arrays."""
+    """The engine over one symbol's bars (K = 1): `simulation.run_engine` on its arrays
+    (`params`: the run's settings, or (first bar, settings) of each segment of it)."""
     bars = PortfolioBars(
         dataset.ts, dataset.open, dataset.high, dataset.low, dataset.close, dataset.volume
     )

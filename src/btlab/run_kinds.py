@@ -189,12 +189,10 @@ class WalkForward:
         cache: RunCache,
         batches: BatchExecutor | None = None,
     ) -> WalkForwardResult:
-        # in-process: a window's train pass reads the features of the bars before its part,
-        # which a worker's own store (built over the part alone) would not have
-        del batches
         return run_walkforward(
             config, on_event=on_event, should_cancel=should_cancel,
             resolve_stored=resolve_stored, resolve_portfolio=resolve_portfolio, cache=cache,
+            executor=batches if batches is not None else LocalExecutor(),
         )  # fmt: skip
 
     def artifacts(self, result: WalkForwardResult, out: Path) -> dict[str, Any]:

@@ -4,12 +4,20 @@ It runs `kernels.portfolio.simulate_portfolio_nb` in chunks of clock bars (progr
 cancellation between them; bit-identical to one call), with the one fill-buffer policy
 (`with_fill_retry`) and the one status-to-error map (`raise_for_status`). A single-symbol run
 passes 1-D arrays (the engine compiles K = 1 with 1-D cells), a portfolio (n, K) arrays.
+
+The settings may change along the run (`ParamSegments`: a walk-forward's windows each trade
+with their own costs and stops): the engine then runs each segment's bars with its settings,
+the state (position, cash, entry, stops, pending orders, fill count) carried from one segment
+into the next as from one chunk into the next. What is read once for the whole run — the
+initial cash of the fresh state — must be the same in every segment.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import numpy as np
 
@@ -29,11 +37,15 @@ from .errors import RunCancelled
 from .kernel_status import raise_for_status
 from .stages import CancelCheck
 
-__all__ = ["SIMULATION_CHUNK", "Simulation", "run_engine"]
+__all__ = ["SIMULATION_CHUNK", "ParamSegments", "Simulation", "run_engine", "segment_bounds"]
 
 #: Bars per kernel call: progress and cancellation are checked between chunks.
 SIMULATION_CHUNK = 1 << 18
 _NO_SCHEDULE = np.zeros(0, dtype=np.int64)
+
+#: The settings of a run whose settings change along it: (first bar, settings) per segment,
+#: the first at bar 0, the first bars strictly increasing; each holds up to the next one.
+ParamSegments: TypeAlias = Sequence[tuple[int, ExecParams]]
 
 
 @dataclass
@@ -55,7 +67,7 @@ def run_engine(
     bars: PortfolioBars,
     target: np.ndarray,
     scale: np.ndarray,
-    params: ExecParams,
+    params: ExecParams | ParamSegments,
     *,
     schedule: np.ndarray | None = None,
     on_progress: Callable[[int, int], None] | None = None,
@@ -63,7 +75,10 @@ def run_engine(
     chunk: int = SIMULATION_CHUNK,
 ) -> Simulation:
     """Run the engine over every clock bar in chunks. `bars` and `target`/`scale` are 1-D (one
-    symbol) or (n, K); `schedule` the sorted clock bars of a calendar rebalance (or none)."""
+    symbol) or (n, K); `schedule` the sorted clock bars of a calendar rebalance (or none).
+    `params`: the run's settings, or its `ParamSegments` (each segment's bars run with its
+    settings, the state carried across; ValueError where they do not start at bar 0, do not
+    increase, reach past the bars or differ in their initial cash)."""
     n = bars.close.shape[0]
     one_symbol = bars.close.ndim == 1
     k_symbols = 1 if one_symbol else int(bars.close.shape[1])
@@ -74,16 +89,18 @@ def run_engine(
     cash, equity = np.empty(n), np.empty(n)
     result: list[PortfolioBuffers] = []
 
+    pieces = segment_bounds(n, params, chunk)
+    initial_cash = (params if isinstance(params, ExecParams) else params[0][1]).initial_cash
+    engine = simulate_one_nb if one_symbol else simulate_portfolio_nb
+
     def run(capacity: int) -> int:
-        fresh_portfolio_state_nb(state, params.initial_cash)
+        fresh_portfolio_state_nb(state, initial_cash)
         fills = np.empty(capacity, dtype=FILL_DTYPE)
         result[:] = [PortfolioBuffers(units, cash, equity, borrow, fills)]
-        for start in range(0, n, chunk):
+        for start, stop, settings in pieces:
             if should_cancel is not None and should_cancel():
                 raise RunCancelled("run cancelled during simulation")
-            stop = min(n, start + chunk)
-            engine = simulate_one_nb if one_symbol else simulate_portfolio_nb
-            status = int(engine(bars, orders, params, state, result[0], start, stop))
+            status = int(engine(bars, orders, settings, state, result[0], start, stop))
             if status != Status.OK:
                 return status
             if on_progress is not None:
@@ -97,3 +114,26 @@ def run_engine(
         units, cash, equity, borrow, out.fills[:n_fills].copy(), int(state[ST_FLAGS]),
         int(state[ST_HALT_BAR]), float(state[ST_BORROW_CUM]),
     )  # fmt: skip
+
+
+def segment_bounds(
+    n: int, params: ExecParams | ParamSegments, chunk: int = SIMULATION_CHUNK
+) -> list[tuple[int, int, ExecParams]]:
+    """The kernel calls of a run over `n` bars: (start, stop, settings), cut at every `chunk`
+    bars and at every segment's first bar (see `run_engine`)."""
+    if chunk < 1:
+        raise ValueError(f"chunk must be >= 1, got {chunk}")
+    segments = [(0, params)] if isinstance(params, ExecParams) else list(params)
+    if not segments or segments[0][0] != 0:
+        raise ValueError("the first segment of the settings starts at bar 0")
+    firsts = [first for first, _ in segments]
+    if any(b <= a for a, b in itertools.pairwise(firsts)) or firsts[-1] >= max(n, 1):
+        raise ValueError(f"segments' first bars must increase within the {n} bars: {firsts}")
+    if len({p.initial_cash for _, p in segments}) > 1:
+        raise ValueError("every segment of one run starts from the same initial cash")
+    out: list[tuple[int, int, ExecParams]] = []
+    for i, (first, settings) in enumerate(segments):
+        end = segments[i + 1][0] if i + 1 < len(segments) else n
+        for start in range(first, end, chunk):
+            out.append((start, min(end, start + chunk), settings))
+    return out

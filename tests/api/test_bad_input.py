@@ -170,9 +170,9 @@ CASES = [
     Case("walkforward-bad-length", "POST", "/walkforward", 422, "calendar length",
          "walkforward.train", {"json": {**tiny(1), "grid": {"fast": [5, 10]},
                                         "walkforward": {"train": "2Q", "test": 20}}}),
-    Case("walkforward-field-axis", "POST", "/walkforward", 422, "strategy parameters only",
-         "grid.execution.spread_bps",
-         {"json": {**tiny(1), "grid": {"execution.spread_bps": [1, 2]},
+    Case("walkforward-run-field-axis", "POST", "/walkforward", 422, "cannot range over",
+         "grid.execution.initial_cash",
+         {"json": {**tiny(1), "grid": {"execution.initial_cash": [1e4, 2e4]},
                    "walkforward": {"train": 60, "test": 20}}}),
     # -- GET /runs: query parameters
     Case("list-limit-zero", "GET", "/runs", 422, "limit", "query.limit", {"params": {"limit": 0}}),

@@ -105,7 +105,8 @@ class Settings(BaseModel):
 
     cluster: str | None = Field(
         None,
-        description="The Dask scheduler whose workers run sweeps' batches, e.g. "
+        description="The Dask scheduler whose workers run sweeps' batches and walk-forwards' "
+        "train passes, e.g. "
         "tcp://10.0.0.5:8786 (BTLAB_CLUSTER; needs btlab[cluster]). Workers only compute: "
         "results come back here and only this service writes the store.",
     )

@@ -46,6 +46,8 @@ __all__ = [
     "combination_stats",
     "pass_batch",
     "plan_batches",
+    "run_job",
+    "run_job_into",
     "run_pass",
     "run_pass_into",
     "simulate_single",
@@ -170,33 +172,39 @@ class PassJob:
             )
         return SweepData(self.dataset, self._store)
 
+    def run_batch(self, batch: PassBatch) -> tuple[np.ndarray, np.ndarray, bool]:
+        """One batch's statistics rows and block sums (in its members' order), and whether the
+        fused kernel ran it."""
+        request, data = self.request, self.data()
+        members = list(batch.members)
+        if batch.kernel:
+            assert isinstance(data.dataset, data_mod.Dataset)
+            assert isinstance(data.store, FeatureStore)
+            e = request.expansion
+            params = [e.params[k] for k in members]
+            name = request.strategy.name
+            rules = _select(self.rules, members)
+            out = sweep_pass(
+                data.dataset, data.store, request.combination_config(members[0]), name, params,
+                self.bounds, self.periods_per_year,
+                rules=rules if rules is not None else cross_rules(name, params),
+                buffers=self.buffers(),
+            )  # fmt: skip
+            return out.stats, out.blocks, out.fused
+        stats = np.zeros((len(members), N_STATS))
+        blocks = np.zeros((len(members), self.bounds.shape[0] - 1, BLOCK_FIELDS))
+        for i, k in enumerate(members):
+            stats[i], blocks[i] = combination_stats(
+                request.combination_config(k), data, self.periods_per_year, self.bounds
+            )
+        return stats, blocks, False
+
 
 def pass_batch(job: PassJob, batch: PassBatch) -> tuple[np.ndarray, np.ndarray, bool]:
-    """One batch's statistics rows and block sums (in its members' order), and whether the fused
-    kernel ran it."""
-    request, data = job.request, job.data()
-    members = list(batch.members)
-    if batch.kernel:
-        assert isinstance(data.dataset, data_mod.Dataset)
-        assert isinstance(data.store, FeatureStore)
-        e = request.expansion
-        params = [e.params[k] for k in members]
-        name = request.strategy.name
-        rules = _select(job.rules, members)
-        out = sweep_pass(
-            data.dataset, data.store, request.combination_config(members[0]), name, params,
-            job.bounds, job.periods_per_year,
-            rules=rules if rules is not None else cross_rules(name, params),
-            buffers=job.buffers(),
-        )  # fmt: skip
-        return out.stats, out.blocks, out.fused
-    stats = np.zeros((len(members), N_STATS))
-    blocks = np.zeros((len(members), job.bounds.shape[0] - 1, BLOCK_FIELDS))
-    for i, k in enumerate(members):
-        stats[i], blocks[i] = combination_stats(
-            request.combination_config(k), data, job.periods_per_year, job.bounds
-        )
-    return stats, blocks, False
+    """One batch of a pass (`PassJob.run_batch`, which a job of its own kind may change): its
+    statistics rows and block sums (in its members' order), and whether the fused kernel ran
+    it."""
+    return job.run_batch(batch)
 
 
 #: Batches per group of combinations, per slot of the executor: enough to report progress and
@@ -256,9 +264,27 @@ def run_pass_into(
     in plan order whatever order they finish in; returns whether the fused kernel ran them all.
     `rules`: the fused rules of the whole grid (`engine.cross_rules`), computed once by the
     caller (else each batch makes its own)."""
+    job = PassJob(request, data, bounds, periods_per_year, rules)
+    return run_job_into(
+        job, sink, on_progress=on_progress, should_cancel=should_cancel, executor=executor
+    )
+
+
+def run_job_into(
+    job: PassJob,
+    sink: PassSink,
+    *,
+    on_progress: Callable[[int, int], None] | None = None,
+    should_cancel: CancelCheck | None = None,
+    executor: BatchExecutor | None = None,
+) -> bool:
+    """`run_pass_into` of a job made by the caller (a `PassJob`, or one of its own kind whose
+    `run_batch` computes a batch its own way): the job's batches (`plan_batches`) run by
+    `executor` and handed to `sink` in plan order."""
     executor = executor if executor is not None else LocalExecutor()
+    request = job.request
     total = len(request.expansion)
-    batches = plan_batches(request, data, executor.parallelism)
+    batches = plan_batches(request, job.data(), executor.parallelism)
     fused = [True]
     done = [0]
     waiting: dict[int, tuple[np.ndarray, np.ndarray, bool]] = {}
@@ -277,7 +303,6 @@ def run_pass_into(
         if on_progress is not None:
             on_progress(done[0], total)
 
-    job = PassJob(request, data, bounds, periods_per_year, rules)
     executor.run(pass_batch, job, batches, on_result, should_cancel)
     return fused[0]
 
@@ -294,15 +319,26 @@ def run_pass(
     executor: BatchExecutor | None = None,
 ) -> PassOutput:
     """`run_pass_into` with every statistics row and block sum kept, by combination index."""
-    total = len(request.expansion)
+    job = PassJob(request, data, bounds, periods_per_year, rules)
+    return run_job(job, on_progress=on_progress, should_cancel=should_cancel, executor=executor)
+
+
+def run_job(
+    job: PassJob,
+    *,
+    on_progress: Callable[[int, int], None] | None = None,
+    should_cancel: CancelCheck | None = None,
+    executor: BatchExecutor | None = None,
+) -> PassOutput:
+    """`run_job_into` with every statistics row and block sum kept, by combination index."""
+    total = len(job.request.expansion)
     stats = np.zeros((total, N_STATS))
-    blocks = np.zeros((total, bounds.shape[0] - 1, BLOCK_FIELDS))
+    blocks = np.zeros((total, job.bounds.shape[0] - 1, BLOCK_FIELDS))
 
     def keep(members: np.ndarray, rows: np.ndarray, sums: np.ndarray) -> None:
         stats[members], blocks[members] = rows, sums
 
-    fused = run_pass_into(
-        request, data, bounds, periods_per_year, keep, rules=rules, on_progress=on_progress,
-        should_cancel=should_cancel, executor=executor,
-    )  # fmt: skip
+    fused = run_job_into(
+        job, keep, on_progress=on_progress, should_cancel=should_cancel, executor=executor
+    )
     return PassOutput(stats, blocks, fused)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from functools import cached_property
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
@@ -38,10 +38,11 @@ DEFAULT_KEEP = 100
 MAX_KEEP = 100_000
 
 
-def fields_check(payload: Mapping[str, Any]) -> FieldCheck:
+def fields_check(payload: Mapping[str, Any], own: Sequence[str] = SWEEP_FIELDS) -> FieldCheck:
     """The check of one combination's request fields: the run request with them set must be
-    valid (a ConfigError naming each bad field otherwise)."""
-    base = {k: v for k, v in payload.items() if k not in SWEEP_FIELDS}
+    valid (a ConfigError naming each bad field otherwise). `own`: the fields the request adds
+    to a run request (left out of the run request)."""
+    base = {k: v for k, v in payload.items() if k not in own}
 
     def check(fields: Mapping[str, Any]) -> None:
         try:
@@ -67,6 +68,9 @@ class SweepRequest(RunConfig):
     they are set to the first valid combination's values, so the request hashes the same
     whatever was written there.
     """
+
+    #: The fields this request adds to a run request (a subclass adding its own lists them).
+    own_fields: ClassVar[tuple[str, ...]] = SWEEP_FIELDS
 
     # before `grid`: the grid's validator reads it
     samples: Annotated[int | None, HashOmitDefault()] = Field(
@@ -112,7 +116,7 @@ class SweepRequest(RunConfig):
         try:
             grid = {k: grid_axis(v) for k, v in data["grid"].items()}
             expansion = expand_grid(
-                name, params, grid, fields_check(data), samples=data.get("samples"),
+                name, params, grid, fields_check(data, cls.own_fields), samples=data.get("samples"),
                 seed=data.get("seed", 0), first_only=True,
             )  # fmt: skip
         except (ConfigError, ValidationError, TypeError, ValueError):
@@ -143,7 +147,7 @@ class SweepRequest(RunConfig):
                    for k, v in info.data.items()}  # fmt: skip
         try:
             expand_grid(
-                strategy.name, strategy.params, value, fields_check(payload),
+                strategy.name, strategy.params, value, fields_check(payload, cls.own_fields),
                 samples=info.data.get("samples"), seed=info.data.get("seed", 0),
             )  # fmt: skip
         except ConfigError as exc:
@@ -155,7 +159,8 @@ class SweepRequest(RunConfig):
         """The grid expanded and validated (computed once per request)."""
         payload = self.model_dump(mode="json")
         return expand_grid(
-            self.strategy.name, self.strategy.params, self.grid, fields_check(payload),
+            self.strategy.name, self.strategy.params, self.grid,
+            fields_check(payload, self.own_fields),
             samples=self.samples, seed=self.seed,
         )  # fmt: skip
 
@@ -164,7 +169,7 @@ class SweepRequest(RunConfig):
     ) -> RunConfig:
         """The single-run request of one combination: the sweep's settings with these strategy
         params and request fields ({dotted path: value}, `expansion.fields[k]`)."""
-        payload = self.model_dump(mode="json", exclude=set(SWEEP_FIELDS))
+        payload = self.model_dump(mode="json", exclude=set(self.own_fields))
         payload["strategy"]["params"] = {**payload["strategy"]["params"], **params}
         return RunConfig.model_validate(merge_overrides(payload, field_overrides(fields or {})))
 

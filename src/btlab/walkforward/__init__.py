@@ -7,14 +7,19 @@ train part moves by `test`) or `anchored` (it starts at the first bar and grows 
 windows step by `test` (`windows.resolve_windows`).
 
 In each window every valid combination trades the train part from a flat account at its
-first bar, by the sweep kernels in one batched pass; features look back before the part (they
-are the past), nothing at or after the part's end is read (`passes`). The combination with the
-best objective (ties: the first in grid order, as a sweep) trades the test part: its target
-over the test bars, computed from the bars before the test part's end. The windows' targets
-are stitched and run through the engine once over the out-of-sample span, so the account
-(position, cash, stops) carries from one window into the next; it is flat before the first
-test bar. The grid ranges over strategy parameters only, and calendar rebalances and
-portfolios are refused with a ConfigError (one engine run has one set of execution settings).
+first bar, as a sweep's pass over the part: the combinations grouped by their request fields,
+each group one batched pass of the sweep kernels with its settings, the batches on the
+request's executor (`btlab.executors`: here, or a cluster's workers, bit for bit the same);
+features look back before the part (they are the past), nothing at or after the part's end is
+read (`passes`). The combination with the best objective (ties: the first in grid order, as a
+sweep) trades the test part: its target over the test bars, computed from the bars before the
+test part's end, with its execution and risk settings. The windows' targets are stitched and
+run through the engine once over the out-of-sample span, its settings changing at each
+window's first test bar (`simulation.run_engine`'s segments), so the account (position, cash,
+entry, stops, waiting orders) carries from one window into the next; it is flat before the
+first test bar. The grid ranges over strategy parameters and request fields, except the
+fields the run reads once (`request.RUN_FIELDS`: the initial cash, the close at the end, the
+drawdown halt); those, calendar rebalances and portfolios are refused with a ConfigError.
 
 `WalkForwardResult` holds the windows table (bars and dates, chosen parameters, in-sample
 objective, Sharpe, return, CAGR, and the window's out-of-sample ones), the out-of-sample run

@@ -4,33 +4,52 @@ mapping (or a preset with overrides) with errors named by field, and its config 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field, ValidationError, model_validator
 
-from ..config import RunConfig, merge_overrides
 from ..errors import ConfigError
 from ..hashing import canonical_json, sha256_hex
 from ..identity import hashed_request
 from ..presets import preset_with_overrides
 from ..run_result import DataIdentity
-from ..sweep.grid import field_overrides, strategy_param
 from ..sweep.request import SWEEP_FIELDS, SweepRequest, _errors
 from ..timeframes import CALENDAR_REBALANCES
 from .windows import WalkForwardSpec
 
-__all__ = ["WalkForwardRequest", "parse_walkforward_request", "walkforward_config_hash"]
+__all__ = [
+    "RUN_FIELDS",
+    "WalkForwardRequest",
+    "parse_walkforward_request",
+    "walkforward_config_hash",
+]
 
 #: The fields a walk-forward request adds to a run request.
 WALKFORWARD_FIELDS = (*SWEEP_FIELDS, "walkforward")
+
+#: Request fields a walk-forward grid may not range over, and why: the out-of-sample run is one
+#: engine run whose settings change at each window's first test bar, and these are read once
+#: for the whole run (or decide how it ends), not bar by bar.
+RUN_FIELDS: dict[str, str] = {
+    "execution.initial_cash": "the out-of-sample account starts once, with one initial cash, "
+    "and carries its cash from each window into the next",
+    "execution.close_at_end": "the position is closed (or not) once, at the out-of-sample "
+    "run's last bar, not at each window's",
+    "risk.max_drawdown": "the drawdown halt is the whole run's: its peak equity is followed "
+    "only while the rule is on, and a halt ends trading for every later window",
+}
 
 
 class WalkForwardRequest(SweepRequest):
     """A sweep request plus `walkforward` (see `btlab.walkforward`).
 
-    The grid ranges over the strategy's parameters only: one engine run carries the account
-    through every window, and its execution and risk settings are the request's.
+    The grid may range over strategy parameters and request fields; each window's choice
+    trades its test part with its own execution and risk settings, the account carried from
+    one window into the next. The fields the whole out-of-sample run reads once (`RUN_FIELDS`)
+    and calendar rebalances are refused.
     """
+
+    own_fields: ClassVar[tuple[str, ...]] = WALKFORWARD_FIELDS
 
     walkforward: WalkForwardSpec = Field(
         description="The windows: train and test lengths (bars or calendar units) and the mode."
@@ -39,12 +58,19 @@ class WalkForwardRequest(SweepRequest):
     @model_validator(mode="after")
     def _supported(self) -> WalkForwardRequest:
         errors = [
-            (f"grid.{axis}", "a walk-forward grid ranges over strategy parameters only: one "
-             "engine run carries the account through every window with the request's "
-             "execution and risk settings (set this field in the request instead)")
-            for axis in self.grid if strategy_param(axis) is None
+            (f"grid.{axis}", f"a walk-forward grid cannot range over {axis}: {RUN_FIELDS[axis]} "
+             "(set it in the request instead)")
+            for axis in self.grid if axis in RUN_FIELDS
         ]  # fmt: skip
-        if self.execution.rebalance in CALENDAR_REBALANCES:
+        rebalance = self.grid.get("execution.rebalance")
+        calendar = [v for v in rebalance if v in CALENDAR_REBALANCES] if isinstance(
+            rebalance, list) else []  # fmt: skip
+        if calendar:
+            errors.append(
+                ("grid.execution.rebalance", f"a walk-forward runs on target changes or every "
+                 f"bar, not a calendar rebalance ({calendar[0]!r})")
+            )  # fmt: skip
+        elif self.execution.rebalance in CALENDAR_REBALANCES:
             errors.append(
                 ("execution.rebalance", f"a walk-forward runs on target changes or every bar, "
                  f"not a calendar rebalance ({self.execution.rebalance!r})")
@@ -52,14 +78,6 @@ class WalkForwardRequest(SweepRequest):
         if errors:
             raise ValueError("; ".join(f"{loc}: {msg}" for loc, msg in errors))
         return self
-
-    def run_config(
-        self, params: Mapping[str, Any], fields: Mapping[str, Any] | None = None
-    ) -> RunConfig:
-        """The single-run request of one combination (as `SweepRequest.run_config`)."""
-        payload = self.model_dump(mode="json", exclude=set(WALKFORWARD_FIELDS))
-        payload["strategy"]["params"] = {**payload["strategy"]["params"], **params}
-        return RunConfig.model_validate(merge_overrides(payload, field_overrides(fields or {})))
 
 
 def parse_walkforward_request(obj: WalkForwardRequest | Mapping[str, Any]) -> WalkForwardRequest:

@@ -127,7 +127,10 @@ class WalkForwardResult:
                     "test_start_bar": w.test_start,
                     "test_end_bar": w.test_end - 1,
                     "combo": int(row["combo"]),
-                    "params": {a: _json(row[a]) for a in e.axes},
+                    "params": {
+                        a: None if v is None else _json(row[a])  # the table holds None as NaN
+                        for a, v in zip(e.axes, e.points[int(row["combo"])], strict=True)
+                    },
                 }
                 for w, row in zip(self.windows, self.table.to_dict("records"), strict=True)
             ],

@@ -12,16 +12,20 @@ import numpy as np
 import pandas as pd
 
 from btlab.kernels.dtypes import Flag
+from btlab.kernels.execution import ExecParams
 
 from .. import data as data_mod
 from ..data.portfolio import PortfolioDataset
 from ..errors import ConfigError, RunCancelled
+from ..executors import BatchExecutor, executor_from_env
 from ..features import FeatureStore
+from ..hashing import canonical_json
 from ..kernel_inputs import sizing_features
 from ..metrics import compute_metrics, metrics_from_stats, span_years
 from ..pipeline import (
     CancelCheck,
     EventSink,
+    ParamSegments,
     RunCache,
     RunResult,
     Stages,
@@ -54,11 +58,24 @@ PERMUTATION_SKIPPED = (
 IS_METRICS = ("sharpe", "total_return", "cagr")
 
 
+def _field_groups(request: WalkForwardRequest) -> list[int]:
+    """The first combination of each distinct set of request fields, in grid order (0 alone
+    where the grid has no request-field axis)."""
+    e = request.expansion
+    if not e.field_axes:
+        return [0]
+    first: dict[str, int] = {}
+    for k, fields in enumerate(e.fields):
+        first.setdefault(canonical_json(fields), k)
+    return list(first.values())
+
+
 def _warmup(store: FeatureStore, request: WalkForwardRequest) -> int:
-    """Bars before every combination's features (and the sizing's) are known."""
+    """Bars before every combination's features (and its sizing's) are known."""
     specs = {s.key(): s for p in request.expansion.params for s in required_features(
         request.strategy.name, p)}  # fmt: skip
-    specs |= {s.key(): s for s in sizing_features(request.run_config({}))}
+    for k in _field_groups(request):
+        specs |= {s.key(): s for s in sizing_features(request.combination_config(k))}
     warm = 0
     for spec in specs.values():
         known = np.isfinite(store.get(spec))
@@ -74,6 +91,7 @@ class _Choice:
     metrics: dict[str, Any]
     target: np.ndarray
     scale: np.ndarray
+    params: ExecParams  # the engine's settings over the test part (the combination's fields)
 
 
 def _refit(
@@ -83,9 +101,10 @@ def _refit(
     ppy: float,
     on_progress: Callable[[int, int], None] | None,
     should_cancel: CancelCheck | None,
+    executor: BatchExecutor,
 ) -> list[_Choice]:
-    """Each window: the grid over its train part, the best by the objective, and that
-    combination's target and size scale over its test part."""
+    """Each window: the grid over its train part (its batches on `executor`), the best by the
+    objective, and that combination's target, size scale and settings over its test part."""
     combos = req.expansion.params
     rules = cross_rules(req.strategy.name, combos)
 
@@ -97,7 +116,7 @@ def _refit(
         if should_cancel is not None and should_cancel():
             raise RunCancelled("walk-forward cancelled")
         a, b = w.train_start, w.train_end
-        stats = train_stats(req, store(b), a, ppy, rules, should_cancel)
+        stats = train_stats(req, store(b), a, ppy, rules, should_cancel, executor)
         years = span_years(full.data.ts[a:b])
         rows = [
             metrics_from_stats(
@@ -108,11 +127,22 @@ def _refit(
         ]  # fmt: skip
         values = np.array([r[req.objective] for r in rows], dtype=np.float64)
         best = best_index(values)
-        target, scale = oos_inputs(req, store(w.test_end), w.test_start, combos[best], ppy)
-        choices.append(_Choice(w, best, float(values[best]), rows[best], target, scale))
+        target, scale, params = oos_inputs(req, store(w.test_end), w.test_start, best, ppy)
+        choices.append(_Choice(w, best, float(values[best]), rows[best], target, scale, params))
         if on_progress is not None:
             on_progress(w.index + 1, len(windows))
     return choices
+
+
+def _segments(choices: list[_Choice]) -> ParamSegments:
+    """The out-of-sample run's settings: (first bar, settings) where a window's choice brings
+    settings other than the window before's (one segment where the grid has no field axis)."""
+    s0 = choices[0].window.test_start
+    segments: list[tuple[int, ExecParams]] = []
+    for c in choices:
+        if not segments or segments[-1][1] != c.params:
+            segments.append((c.window.test_start - s0, c.params))
+    return segments
 
 
 def _undefined_choices(choices: list[_Choice], objective: str) -> list[RunWarning]:
@@ -157,7 +187,15 @@ def _windows_table(
                 **{f"oos_{k}": m[k] for k in IS_METRICS},
             }
         )  # fmt: skip
-    return pd.DataFrame.from_records(rows)
+    table = pd.DataFrame.from_records(rows)
+    for name, values in e.axes.items():
+        # a column of None alone (every window chose no stop, say) takes its axis's type, as
+        # sweep.parquet's columns do: NaN in a float column, not a column of objects
+        axis_dtype = pd.Series(values).dtype
+        is_object = pd.api.types.is_object_dtype
+        if is_object(table[name].dtype) and not is_object(axis_dtype):
+            table[name] = table[name].astype(axis_dtype)
+    return table
 
 
 def run_walkforward(
@@ -169,13 +207,17 @@ def run_walkforward(
     resolve_stored: Callable[[str], data_mod.Dataset] | None = None,
     resolve_portfolio: Callable[[str], PortfolioDataset] | None = None,
     cache: RunCache | None = None,
+    executor: BatchExecutor | None = None,
 ) -> WalkForwardResult:
     """Walk forward over the request's windows; see the docstring of `btlab.walkforward`.
 
-    Events as `run_sweep`: "stage" (validate, load_data, features, windows, walkforward, oos,
-    validation) and "progress" ({"stage": "walkforward", "done", "total"} in windows). Raises
-    ConfigError, DataError or RunCancelled.
+    Each window's train pass runs in batches on `executor` (default: the cluster that
+    `BTLAB_CLUSTER` names, else this process; `btlab.executors`), with the same results
+    wherever they run. Events as `run_sweep`: "stage" (validate, load_data, features, windows,
+    walkforward, oos, validation) and "progress" ({"stage": "walkforward", "done", "total"} in
+    windows). Raises ConfigError, DataError or RunCancelled.
     """
+    executor = executor if executor is not None else executor_from_env()
     stages = Stages(on_event, should_cancel, kind="walk-forward")
     req: WalkForwardRequest = stages.run("validate", lambda: parse_walkforward_request(request))
     loaded = stages.run(
@@ -199,7 +241,9 @@ def run_walkforward(
     windows = stages.run("windows", lambda: resolve_windows(req.walkforward, dataset.ts, warmup))
     choices = stages.run(
         "walkforward",
-        lambda: _refit(req, full, windows, ppy, stages.progress("walkforward"), should_cancel),
+        lambda: _refit(
+            req, full, windows, ppy, stages.progress("walkforward"), should_cancel, executor
+        ),
     )
     s0, end = windows[0].test_start, windows[-1].test_end
     oos_data = bar_slice(dataset, s0, end)
@@ -208,10 +252,11 @@ def run_walkforward(
     )
     target = np.concatenate([c.target for c in choices])
     scale = np.concatenate([c.scale for c in choices])
+    segments = _segments(choices)
     cfg = req.run_config({})
 
     def simulate() -> RunResult:
-        sim, trades = oos_simulation(req, oos_data, target, scale, should_cancel=should_cancel)
+        sim, trades = oos_simulation(oos_data, target, scale, segments, should_cancel=should_cancel)
         metrics = compute_metrics(
             oos_data.ts, oos_data.close, sim.equity, sim.units, sim.borrow, sim.fills, trades,
             initial_cash=cfg.execution.initial_cash, periods_per_year=ppy,
