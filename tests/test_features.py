@@ -622,33 +622,3 @@ def test_schema_check_catches_broken_schemas() -> None:
     for schema in broken:
         with pytest.raises(AssertionError):
             assert_valid_json_schema(schema)
-
-
-def test_features_laid_out_as_rows_equal_those_computed_one_by_one() -> None:
-    """`get_rows` computes each feature into a row of one matrix: the same values as a fresh
-    store's `get`, read-only for good (neither a row nor the matrix can be made writeable),
-    and `rows_of` finds them there (a copy or a mixed list is not rows of one matrix)."""
-    from btlab.features import FeatureSpec, FeatureStore, rows_of
-
-    data = btlab.synthetic(bars=300, seed=5)
-    specs = [
-        FeatureSpec(name="sma", params={"window": 7}),
-        FeatureSpec(name="ema", params={"window": 12}),
-        FeatureSpec(name="price", params={"source": "open"}),
-    ]
-    store, fresh = FeatureStore(data), FeatureStore(data)
-    early = store.get(specs[1])  # computed before: copied into its row, kept as it was
-    matrix = store.get_rows(specs)
-    for i, spec in enumerate(specs):
-        np.testing.assert_array_equal(matrix[i], fresh.get(spec))
-        np.testing.assert_array_equal(store.get(spec), matrix[i])
-    assert store.get(specs[1]) is early
-    with pytest.raises(ValueError):
-        matrix.flags.writeable = True
-    row = store.get(specs[0])
-    with pytest.raises(ValueError):
-        row.flags.writeable = True
-    found = rows_of([store.get(specs[2]), store.get(specs[0])])
-    assert found is not None and found[0] is matrix.base and found[1] == [2, 0]
-    assert rows_of([store.get(specs[0]), early]) is None  # `early` is not a row of it
-    assert rows_of([np.array(row)]) is None

@@ -56,7 +56,6 @@ __all__ = [
     "list_features",
     "raw_feature",
     "resolve_feature_params",
-    "rows_of",
     "shift",
 ]
 
@@ -310,70 +309,21 @@ class FeatureStore:
         self._local[key] = arr
         return arr
 
-    def get_rows(self, specs: list[FeatureSpec]) -> np.ndarray:
-        """The features of `specs` (distinct) as the rows of one (len(specs), n) matrix, each
-        row then what `get` returns for its spec (a read-only view of it), so a kernel that
-        reads many features gets them without a copy (`rows_of`). A store with a shared cache
-        computes and keeps them one by one, and the matrix is then a copy."""
-        matrix = np.empty((len(specs), self.n), dtype=np.float64)
-        for i, spec in enumerate(specs):
-            key = cache_key(spec)
-            held = self._local.get(key)
-            if held is None and self._shared is None:
-                held = self._shifted(spec, matrix[i])
-                self.computed += 1
-                self._local[key] = held
-            else:
-                matrix[i] = held if held is not None else self.get(spec)
-        matrix.flags.writeable = False  # read-only for good (its views cannot be made
-        view: np.ndarray = matrix.view()  # writeable again): no strategy alters a feature
-        return view
-
-    def _shifted(self, spec: FeatureSpec, into: np.ndarray | None = None) -> np.ndarray:
-        """`shift(raw)`, for a kernel with an `into` form written in place one bar on (in
-        `into` where given: a row of a caller's matrix), read-only."""
+    def _shifted(self, spec: FeatureSpec) -> np.ndarray:
+        """`shift(raw)`, for a kernel with an `into` form written in place one bar on."""
         f = _lookup(spec.name)
         if f.into is None or self.n == 0:
-            if into is None:
-                return shift(self._raw(spec))
-            into[:] = shift(self._raw(spec))
-            out = into
-        else:
-            p = validate_params("feature", spec.name, f.params, spec.params)
-            out = np.empty(self.n, dtype=np.float64) if into is None else into
-            out[0] = np.nan
-            f.into(self.data, p, out[1:])
-        if into is None:
-            out.flags.writeable = False  # read-only for good, as `shift` makes it
-        view: np.ndarray = out.view()
-        view.flags.writeable = False  # (a row: `get_rows` makes the whole matrix read-only)
+            return shift(self._raw(spec))
+        p = validate_params("feature", spec.name, f.params, spec.params)
+        out = np.empty(self.n, dtype=np.float64)
+        out[0] = np.nan
+        f.into(self.data, p, out[1:])
+        out.flags.writeable = False
+        view: np.ndarray = out.view()  # read-only for good, as `shift` makes it
         return view
 
     def _raw(self, spec: FeatureSpec) -> np.ndarray:
         return raw_feature(self.data, spec)
-
-
-def rows_of(arrays: list[np.ndarray]) -> tuple[np.ndarray, list[int]] | None:
-    """`(matrix, rows)` where every array is a row of one read-only C-ordered 2-D float64
-    matrix (`FeatureStore.get_rows`), `arrays[i]` being `matrix[rows[i]]`; None otherwise."""
-    if not arrays:
-        return None
-    base = arrays[0].base
-    if not (
-        isinstance(base, np.ndarray) and base.ndim == 2 and base.dtype == np.float64
-        and base.flags.c_contiguous and not base.flags.writeable and base.shape[1] > 0
-    ):  # fmt: skip
-        return None
-    start, row_bytes = base.ctypes.data, base.strides[0]
-    rows = []
-    for a in arrays:
-        if a.base is not base or a.shape != (base.shape[1],):
-            return None
-        offset = a.ctypes.data - start
-        if offset % row_bytes:
-            return None
-        rows.append(offset // row_bytes)
-    return base, rows
 
 
 def raw_feature(data: Dataset, spec: FeatureSpec) -> np.ndarray:

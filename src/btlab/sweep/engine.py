@@ -19,7 +19,7 @@ from btlab.kernels.sweep import ScratchPool, sweep_cross, sweep_targets
 from .. import data as data_mod
 from ..config import FeatureSpec, RunConfig
 from ..errors import RunCancelled
-from ..features import FeatureStore, rows_of
+from ..features import FeatureStore
 from ..kernel_status import raise_for_status
 from ..pipeline import CancelCheck, exec_params, size_scale
 from ..strategies import CROSS_STRATEGIES, compute_target, cross_rule
@@ -50,22 +50,16 @@ class PassBuffers:
         self.pool = ScratchPool()
         self._matrix: np.ndarray | None = None
 
-    def stack(self, arrays: list[np.ndarray]) -> tuple[np.ndarray, list[int]]:
-        """`(matrix, rows)`: 1-D float64 arrays of one length as rows of a read-only matrix,
-        `arrays[i]` at `matrix[rows[i]]`. Rows of one matrix of the store (`get_rows`) are
-        used as they are; others are copied into the reused matrix (a view of it, valid until
-        the next call; read-only like the matrices of the store, so the kernels compile once)."""
-        laid_out = rows_of(arrays)
-        if laid_out is not None:
-            return laid_out
-        count, n = len(arrays), arrays[0].shape[0]
+    def stack(self, arrays: Sequence[np.ndarray]) -> np.ndarray:
+        """`np.stack(arrays)` (1-D float64 arrays of one length) into the reused matrix: a
+        view of its first rows, valid until the next call."""
+        rows, n = len(arrays), arrays[0].shape[0]
         held = self._matrix
-        if held is None or held.shape[1] != n or held.shape[0] < count:
-            held = self._matrix = np.empty((count, n))
-        np.stack(arrays, out=held[:count])
-        out = held[:count].view()
-        out.flags.writeable = False
-        return out, list(range(count))
+        if held is None or held.shape[1] != n or held.shape[0] < rows:
+            held = self._matrix = np.empty((rows, n))
+        out = held[:rows]
+        np.stack(arrays, out=out)
+        return out
 
 
 @dataclass
@@ -129,17 +123,11 @@ def _cross_plan(
                 arrays.append(store.get(spec))
             idx[c] = index[key]
     long_value, short_value = rules.long_value, rules.short_value
-    matrix, rows = buffers.stack(arrays)
-    row_of = np.asarray(rows, dtype=np.int64)
-    plan = _CrossPlan(matrix, row_of[a_idx], row_of[b_idx], long_value, short_value)
+    plan = _CrossPlan(buffers.stack(arrays), a_idx, b_idx, long_value, short_value)
     for c in sorted({0, len(combos) - 1}):  # the registry's own target must agree
         target = np.empty(store.n)
         cross_target_nb(
-            plan.features[plan.a_idx[c]],
-            plan.features[plan.b_idx[c]],
-            long_value[c],
-            short_value[c],
-            target,
+            plan.features[a_idx[c]], plan.features[b_idx[c]], long_value[c], short_value[c], target
         )
         if not np.array_equal(target, compute_target(store, name, combos[c], store.n)):
             return None

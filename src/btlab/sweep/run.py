@@ -238,15 +238,12 @@ def run_sweep(
     else:
         # each combination's parameters validated and its features keyed once, for every use
         rules = None if portfolio else cross_rules(name, combos)
-        if rules is not None:  # a cross reads its two features: the distinct ones, laid out
-            # as the rows of one matrix, which the fused kernel reads without a copy
-            distinct = list(dict(rules.a + rules.b).values())
-            specs = [distinct]
-            assert isinstance(store, FeatureStore)
-            stages.run("features", lambda: store.get_rows(distinct))
+        if rules is not None:  # a cross reads its two features: the distinct ones, in order
+            distinct = dict(rules.a + rules.b)
+            specs = [list(distinct.values())]
         else:
             specs = [_required_features(name, p, portfolio) for p in combos]
-            stages.run("features", lambda: [store.get(s) for combo in specs for s in combo])
+        stages.run("features", lambda: [store.get(s) for combo in specs for s in combo])
     fused = stages.run(
         "sweep",
         lambda: run_pass_into(
