@@ -196,10 +196,11 @@ def _drawdown_block_nb(equity, lo, hi, peak, gate, max_dd, under, longest):
 
 
 @njit
-def _drawdown_and_blocks_nb(equity, returns, bounds, blocks):
+def _drawdown_and_blocks_nb(equity, returns, kept, bounds, blocks):
     """`drawdown_stats_nb` of `equity` and, in the same loop (two independent chains, which
     the processor overlaps), each CSCV block's sum and sum of squares of its finite returns
-    (`returns[j]` for `bounds[g] <= j < bounds[g + 1]`, in order) into `blocks[g]`."""
+    (return j for `bounds[g] <= j < bounds[g + 1]`, in order) into `blocks[g]`; return j is
+    `returns[j]` where `kept`, else computed here (the same division)."""
     n = equity.shape[0]
     peak, gate, max_dd, under, longest = -np.inf, np.inf, 0.0, 0, 0
     prev = 0.0
@@ -218,7 +219,7 @@ def _drawdown_and_blocks_nb(equity, returns, bounds, blocks):
             )
             prev = e
             if in_block:
-                r = returns[i]
+                r = returns[i] if kept else equity[i + 1] / equity[i] - 1.0
                 if math.isfinite(r):
                     s1 += r
                     s2 += r * r
@@ -438,7 +439,8 @@ def _bars_block_nb(units, close, equity, borrow, has_borrow, lo, n, scratch):
 
 
 def path_scratch_size(n_bars: int) -> int:
-    """The `scratch` values `path_stats_nb` needs over `n_bars` bars: the returns and a leaf."""
+    """The `scratch` values with which `path_stats_nb` keeps the returns over `n_bars` bars
+    (the returns and a leaf; it needs only `n_bars`, and divides twice more with that)."""
     return n_bars + 128
 
 
@@ -448,20 +450,23 @@ def path_stats_nb(close, units, equity, borrow, has_borrow, bounds, row, blocks,
     facts of `equity_stats_nb`, the exposure, and the leverage, equity and borrow sums in
     NumPy's pairwise order (borrow is 0 without `has_borrow`). Per CSCV block g of returns
     (`bounds[g] <= j < bounds[g + 1]`, return j ending at bar j + 1) the sum and sum of squares
-    of its finite returns go to `blocks[g]`. `scratch` holds >= `path_scratch_size(n)` values.
+    of its finite returns go to `blocks[g]`. `scratch` holds >= n values; with
+    `path_scratch_size(n)` (the sweep kernels' and the metrics' own) the returns are kept.
 
     Three passes over what the kernel has just written: the returns, computed once into
-    `scratch` in the first of the two pairwise walks of the return moments (the second reads
-    them); one loop over the bars running the drawdown and the blocks' sums of those returns
+    `scratch` in the first of the two pairwise walks of the return moments (where kept, the
+    second reads them, else it divides again); one loop over the bars running the drawdown and the blocks' sums of those returns
     side by side; and one pairwise walk over the bars summing equity, borrow and leverage leaf
     by leaf (`_bars_block_nb`). Where a leverage is not finite (equity at 0 or NaN: rare) its
     sum is taken again over the finite ones only (`leverage_stats_nb`).
     """
     n = close.shape[0]
     m = max(n - 1, 0)
-    returns = scratch[:m]
-    count, mean, std, downside = _return_moments_nb(equity, returns, True, scratch[m:], stack)
-    max_dd, longest = _drawdown_and_blocks_nb(equity, returns, bounds, blocks)
+    keep = scratch.shape[0] >= m + min(m, 128)  # room to keep the returns: computed once
+    returns = scratch[:m] if keep else scratch
+    leaf = scratch[m:] if keep else scratch
+    count, mean, std, downside = _return_moments_nb(equity, returns, keep, leaf, stack)
+    max_dd, longest = _drawdown_and_blocks_nb(equity, returns, keep, bounds, blocks)
     exposed = 0
     finite = True
     top = _walk_start_nb(stack, 0, n)

@@ -338,13 +338,19 @@ def test_path_statistics_equal_the_metrics_kernel_bit_for_bit(
         equity[ruin:] = -equity[ruin:] if ruin % 2 else 0.0
     n = equity.size
     units = np.where(np.arange(n) % 3 == 0, 0.0, 2.0)
-    row = np.zeros(N_STATS)
-    blocks = np.zeros((splits, BLOCK_FIELDS))
     bounds = block_bounds(n - 1, splits)
-    path_stats_nb(
-        np.ones(n), units, equity, np.zeros(n), False, bounds, row, blocks, np.empty(path_scratch_size(n)),
-        pairwise_stack(),
-    )  # fmt: skip
+    rows, all_blocks = [], []
+    for size in (n, path_scratch_size(n)):  # the returns divided again, or kept
+        row = np.zeros(N_STATS)
+        blocks = np.zeros((splits, BLOCK_FIELDS))
+        path_stats_nb(
+            np.ones(n), units, equity, np.zeros(n), False, bounds, row, blocks, np.empty(size),
+            pairwise_stack(),
+        )  # fmt: skip
+        rows.append(row)
+        all_blocks.append(blocks)
+    assert rows[0].tobytes() == rows[1].tobytes()
+    assert all_blocks[0].tobytes() == all_blocks[1].tobytes()
     count, mean, std, downside, max_dd, dd_bars = equity_stats_nb(equity)
     got = [
         row[STAT_NAMES.index(k)]
@@ -356,8 +362,9 @@ def test_path_statistics_equal_the_metrics_kernel_bit_for_bit(
         r = equity[1:] / equity[:-1] - 1.0
         lev = np.abs(units * 1.0) / equity
     r[~np.isfinite(r)] = 0.0
-    want = [r[bounds[g] : bounds[g + 1]].sum() for g in range(splits)]  # empty blocks: 0
-    np.testing.assert_allclose(blocks[:, 0], want, rtol=1e-9, atol=1e-12)
+    # each block summed in order, as the reference twin (and np.add.reduceat down a column)
+    want = [sum(r[bounds[g] : bounds[g + 1]].tolist(), 0.0) for g in range(splits)]
+    assert blocks[:, 0].tolist() == want
     assert same(row[STAT_NAMES.index("leverage_sum")], np.sum(lev[np.isfinite(lev)]))
     assert row[STAT_NAMES.index("equity_sum")] == np.sum(equity)
 
