@@ -256,8 +256,7 @@ def _may_be_quiet_nb(halted, dd_close, pending, units, borrow_rate):
     """Whether the next bar of a single-symbol run may be one on which only the mark can
     happen (the quiet span of `simulate_portfolio_nb`): trading has not halted, no close for
     the drawdown halt and no order waits, and no borrow accrues (not short, or no borrow
-    rate). Scalars only: an array argument costs reference
-    counting on every call."""
+    rate). Scalars only: an array argument costs reference counting on every call."""
     return not (
         halted != 0.0 or dd_close != 0.0 or pending != 0.0
         or (units < 0.0 and borrow_rate > 0.0)
