@@ -3,6 +3,8 @@ combination equals its single run bit for bit, whichever path ran it."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import btlab
@@ -220,3 +222,17 @@ def test_the_command_line_reads_distributions() -> None:
     )
     with pytest.raises(ConfigError):
         parse_grid_option("fast=uniform:2")
+
+
+def test_an_axis_whose_only_value_is_none_is_written_as_missing(tmp_path: Path) -> None:
+    """`risk.stop_loss: [None]` (the stop off) makes a column of None alone: sweep.parquet
+    holds it as nulls (pandas 3's `astype(str)` keeps None missing, which Arrow's string
+    column refused), and reads back as missing."""
+    import pandas as pd
+
+    grid = {"fast": [5, 10], "risk.stop_loss": [None]}
+    res = run_sweep({"data": {"bars": 300}, "grid": grid, "validation": {"enabled": False}})
+    res.write_artifacts(tmp_path / "out")
+    back = pd.read_parquet(tmp_path / "out" / "sweep.parquet")
+    assert back["risk.stop_loss"].isna().all() and len(back) == len(res.table)
+    assert back["fast"].tolist() == res.table["fast"].tolist()

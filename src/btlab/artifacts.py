@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import secrets
 import shutil
@@ -159,6 +160,13 @@ def _round_column(values: np.ndarray) -> np.ndarray:
     return values
 
 
+def _is_missing(value: Any) -> bool:
+    """None, NaN or pandas' NA."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return True
+    return type(value).__name__ == "NAType"
+
+
 def _arrow_table(frame: pd.DataFrame) -> Any:
     """The frame as the Arrow table every artifact table is written from: floats rounded to
     SIGNIFICANT_DIGITS, text and mixed columns as strings, timestamps in UTC."""
@@ -174,7 +182,11 @@ def _arrow_table(frame: pd.DataFrame) -> Any:
                 col.to_numpy(dtype="datetime64[ns]"), type=pa.timestamp("ns", tz="UTC")
             )
         elif col.dtype == object or pd.api.types.is_string_dtype(col.dtype):
-            columns[name] = pa.array(col.astype(str).tolist(), type=pa.string())
+            # a missing value (None, NaN, NA: an axis whose only value is None, say) is a null,
+            # not the text "None" or "nan" (pandas 3's `astype(str)` keeps it missing)
+            columns[name] = pa.array(
+                [None if _is_missing(v) else str(v) for v in col.tolist()], type=pa.string()
+            )
         else:
             columns[name] = pa.array(_round_column(col.to_numpy()))
     return pa.table(columns)
