@@ -155,9 +155,14 @@ def drawdown_stats_nb(equity):
     the peak (drawdown 0), never for a bar equal to the one before (the same value), never
     above the gate `peak * (1 + max_dd + 1e-9)`. The result is the full division's, exactly.
     """
-    _peak, _gate, max_dd, _under, longest = _drawdown_block_nb(
-        equity, 0, equity.shape[0], -np.inf, np.inf, 0.0, 0, 0
-    )
+    peak, gate, max_dd, under, longest = -np.inf, np.inf, 0.0, 0, 0
+    prev = 0.0
+    for i in range(equity.shape[0]):
+        e = equity[i]
+        peak, gate, max_dd, under, longest = _drawdown_step_nb(
+            e, i == 0, prev, peak, gate, max_dd, under, longest
+        )
+        prev = e
     return max_dd, longest
 
 
@@ -181,21 +186,6 @@ def _drawdown_step_nb(e, first, prev, peak, gate, max_dd, under, longest):
 
 
 @njit
-def _drawdown_block_nb(equity, lo, hi, peak, gate, max_dd, under, longest):
-    """`drawdown_stats_nb` over bars `lo .. hi` from the state the bars before left:
-    `(peak, gate, max_dd, under, longest)` in and out, so a walk in pieces gives its result."""
-    seg = equity[lo:hi]  # indexed from 0: no wrap-around checks
-    prev = equity[lo - 1] if lo > 0 else 0.0
-    for k in range(hi - lo):
-        e = seg[k]
-        peak, gate, max_dd, under, longest = _drawdown_step_nb(
-            e, lo + k == 0, prev, peak, gate, max_dd, under, longest
-        )
-        prev = e
-    return peak, gate, max_dd, under, longest
-
-
-@njit
 def _drawdown_and_blocks_nb(equity, returns, kept, bounds, blocks):
     """`drawdown_stats_nb` of `equity` and, in the same loop (two independent chains, which
     the processor overlaps), each CSCV block's sum and sum of squares of its finite returns
@@ -209,7 +199,6 @@ def _drawdown_and_blocks_nb(equity, returns, kept, bounds, blocks):
     for g in range(-1, n_blocks + 1):
         lo = 0 if g < 0 else min(bounds[g], n)
         hi = n if g >= n_blocks else min(bounds[g + 1], n)
-        lo = max(lo, 0)
         in_block = 0 <= g < n_blocks
         s1, s2 = 0.0, 0.0
         for i in range(lo, hi):
@@ -455,8 +444,8 @@ def path_stats_nb(close, units, equity, borrow, has_borrow, bounds, row, blocks,
 
     Three passes over what the kernel has just written: the returns, computed once into
     `scratch` in the first of the two pairwise walks of the return moments (where kept, the
-    second reads them, else it divides again); one loop over the bars running the drawdown and the blocks' sums of those returns
-    side by side; and one pairwise walk over the bars summing equity, borrow and leverage leaf
+    second reads them, else it divides again); one loop over the bars running the drawdown
+    and the blocks' sums of those returns side by side; and one pairwise walk over the bars summing equity, borrow and leverage leaf
     by leaf (`_bars_block_nb`). Where a leverage is not finite (equity at 0 or NaN: rare) its
     sum is taken again over the finite ones only (`leverage_stats_nb`).
     """

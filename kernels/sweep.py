@@ -71,8 +71,9 @@ def run_combo_nb(bars, orders, params, bounds, state, out, trades, scratch, stac
     (`trades_nb`, as a single run) and its trade statistics, into `row` and `blocks`.
 
     `out` is the combination's `SimBuffers`, `trades` room for `out.fills.shape[0] + 1` trade
-    records, `scratch` `max(3 * n + 3, metrics.path_scratch_size(n))` values, `stack` `metrics.pairwise_sum_nb`'s. `row[SW_STATUS]` is the execution status: where it
-    is not OK (FILLS_FULL: the caller re-runs with larger buffers) nothing else is written.
+    records, `scratch` `max(3 * n + 3, metrics.path_scratch_size(n))` values, `stack`
+    `metrics.pairwise_sum_nb`'s. `row[SW_STATUS]` is the execution status: where it is not OK
+    (FILLS_FULL: the caller re-runs with larger buffers) nothing else is written.
     """
     n = bars.close.shape[0]
     status = simulate_all_nb(bars, orders, params, state, out)

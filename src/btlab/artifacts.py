@@ -160,11 +160,9 @@ def _round_column(values: np.ndarray) -> np.ndarray:
     return values
 
 
-def _is_missing(value: Any) -> bool:
-    """None, NaN or pandas' NA."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return True
-    return type(value).__name__ == "NAType"
+def _missing(value: Any, na: Any) -> bool:
+    """None, NaN or pandas' NA (`na`: the caller imports pandas)."""
+    return value is None or value is na or (isinstance(value, float) and math.isnan(value))
 
 
 def _arrow_table(frame: pd.DataFrame) -> Any:
@@ -185,7 +183,7 @@ def _arrow_table(frame: pd.DataFrame) -> Any:
             # a missing value (None, NaN, NA: an axis whose only value is None, say) is a null,
             # not the text "None" or "nan" (pandas 3's `astype(str)` keeps it missing)
             columns[name] = pa.array(
-                [None if _is_missing(v) else str(v) for v in col.tolist()], type=pa.string()
+                [None if _missing(v, pd.NA) else str(v) for v in col.tolist()], type=pa.string()
             )
         else:
             columns[name] = pa.array(_round_column(col.to_numpy()))

@@ -4,7 +4,7 @@ targets computed a bounded batch at a time (`sweep_targets`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,10 +18,9 @@ from btlab.kernels.sweep import ScratchPool, sweep_cross, sweep_targets
 
 from .. import data as data_mod
 from ..config import FeatureSpec, RunConfig
-from ..errors import RunCancelled
 from ..features import FeatureStore
 from ..kernel_status import raise_for_status
-from ..pipeline import CancelCheck, exec_params, size_scale
+from ..pipeline import exec_params, size_scale
 from ..strategies import CROSS_STRATEGIES, compute_target, cross_rule
 
 __all__ = [
@@ -35,16 +34,13 @@ __all__ = [
 
 #: Memory the generic path may use for one batch of targets.
 TARGET_BATCH_BYTES = 64 << 20
-#: Least work (combinations x bars) of one fused kernel call: each parallel call ends waiting
-#: for both threads, which on a loaded machine costs a time slice (~5 ms).
-MIN_CALL_WORK = 8_000_000
 
 
 class PassBuffers:
     """What the batches of one pass reuse, made on first use: the kernels' buffers by fill
     capacity (`ScratchPool`) and the matrix the fused path stacks its distinct features into.
-    A 100k-bar batch's matrix is ~100 MB and fresh memory costs its page faults (~20 ms) on
-    every batch. Not shared between threads: one per thread running batches."""
+    A 100k-bar batch's matrix is ~100 MB, and fresh memory costs its page faults (0.1-0.2 s
+    measured) on every batch. Not shared between threads: one per thread running batches."""
 
     def __init__(self) -> None:
         self.pool = ScratchPool()
@@ -150,14 +146,14 @@ def sweep_pass(
     bounds: np.ndarray,
     periods_per_year: float,
     *,
-    on_progress: Callable[[int, int], None] | None = None,
-    should_cancel: CancelCheck | None = None,
     rules: CrossRules | None = None,
     buffers: PassBuffers | None = None,
 ) -> PassOutput:
-    """Every combination through the sweep kernels, in batches between progress reports
-    (`rules`: `cross_rules(name, combos)` where the caller has them, else made here), in
-    `buffers` (the caller's, kept across its passes; fresh ones where None)."""
+    """Every combination (one batch of a pass: `passes.plan_batches` sizes it, and progress and
+    cancel come between batches) through the sweep kernels: a fused cross in one parallel call
+    (each call ends waiting for every thread), any other strategy's targets a bounded batch at
+    a time (`rules`: `cross_rules(name, combos)` where the caller has them, else made here), in
+    `buffers` (the caller's, kept across its batches; fresh ones where None)."""
     n, total = len(dataset), len(combos)
     scale = size_scale(cfg, store, n, periods_per_year)
     params = exec_params(cfg)
@@ -171,14 +167,12 @@ def sweep_pass(
     prices = BarInputs(
         dataset.ts, dataset.open, dataset.high, dataset.low, dataset.close, dataset.volume
     )
-    if plan is not None:  # parts for progress; each at least MIN_CALL_WORK (see its comment)
-        batch = max(4 * threads, -(-total // 8), -(-MIN_CALL_WORK // max(1, n)))
+    if plan is not None:
+        batch = max(1, total)
     else:
         batch = max(threads, min(total, TARGET_BATCH_BYTES // max(1, 8 * n)))
     pool = buffers.pool
     for lo in range(0, total, batch):
-        if should_cancel is not None and should_cancel():
-            raise RunCancelled("sweep cancelled")
         hi = min(total, lo + batch)
         chunks = min(threads, hi - lo)
         if plan is not None:
@@ -192,7 +186,5 @@ def sweep_pass(
             sweep_targets(
                 prices, scale, targets, params, bounds, chunks, stats[lo:hi], blocks[lo:hi], pool
             )
-        if on_progress is not None:
-            on_progress(hi, total)
     raise_for_status(stats[:, SW_STATUS], "in the sweep", "combination")
     return PassOutput(stats, blocks, plan is not None)
