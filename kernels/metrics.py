@@ -1,4 +1,5 @@
-"""Per-path statistics (SPEC §5), the heavy part of every run's metrics, and NumPy-order sums."""
+"""Per-path statistics (SPEC §5), the heavy part of every run's metrics (their sums in NumPy's
+order come from `pairwise.py`)."""
 
 from __future__ import annotations
 
@@ -7,136 +8,14 @@ import math
 import numpy as np
 
 from ._jit import njit
-
-
-@njit
-def _pairwise_block_nb(a, lo, n):
-    """NumPy's pairwise leaf (n <= 128): a plain loop below 8 values, else 8 accumulators.
-
-    The leaf is indexed through the slice `a[lo:lo + n]` from 0: indices numba knows are not
-    negative need no wrap-around check, so the accumulators vectorize (3x faster)."""
-    b = a[lo : lo + n]
-    if n < 8:
-        res = 0.0
-        for i in range(n):
-            res += b[i]
-        return res
-    r0, r1, r2, r3 = b[0], b[1], b[2], b[3]
-    r4, r5, r6, r7 = b[4], b[5], b[6], b[7]
-    stop8 = n - n % 8
-    for i in range(8, stop8, 8):
-        r0 += b[i]
-        r1 += b[i + 1]
-        r2 += b[i + 2]
-        r3 += b[i + 3]
-        r4 += b[i + 4]
-        r5 += b[i + 5]
-        r6 += b[i + 6]
-        r7 += b[i + 7]
-    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-    for i in range(stop8, n):
-        res += b[i]
-    return res
-
-
-@njit
-def _left_half_nb(n):
-    """Where NumPy splits n > 128 values: half of n, rounded down to a multiple of 8."""
-    half = n // 2
-    return half - half % 8
-
-
-#: Frames of the explicit stack of NumPy's pairwise walk (`pairwise_sum_nb` and the fused
-#: walks of `path_stats_nb`): one per level of NumPy's halving (a 64-bit length halves at most
-#: 64 times); fields: segment start, segment length, whether its left half's sums are known,
-#: and those sums (up to three walked together; all float64: segment bounds are exact below
-#: 2**53).
-PAIRWISE_STACK_SHAPE = (64, 6)
-_F_LO, _F_N, _F_HAS_LEFT, _F_LEFT = 0, 1, 2, 3
-
-
-def pairwise_stack() -> np.ndarray:
-    """A fresh stack for `pairwise_sum_nb` and every kernel that sums in NumPy's order."""
-    return np.empty(PAIRWISE_STACK_SHAPE)
-
-
-@njit
-def _walk_start_nb(stack, lo, n):
-    """Frame 0 of a pairwise walk over `lo .. lo + n`; returns the top frame (0)."""
-    stack[0, _F_LO] = lo
-    stack[0, _F_N] = n
-    stack[0, _F_HAS_LEFT] = 0.0
-    return 0
-
-
-@njit
-def _walk_leaf_nb(stack, top):
-    """Descend from frame `top` to the leftmost leaf (<= 128 values) of its segment: returns
-    `(top, leaf_start, leaf_length)`, frames pushed for each left half on the way."""
-    m = int(stack[top, _F_N])
-    while m > 128:
-        half = _left_half_nb(m)
-        stack[top + 1, _F_LO] = stack[top, _F_LO]
-        stack[top + 1, _F_N] = half
-        stack[top + 1, _F_HAS_LEFT] = 0.0
-        top += 1
-        m = half
-    return top, int(stack[top, _F_LO]), m
-
-
-@njit
-def _walk_up_nb(stack, top, v0, v1, v2):
-    """The leaf of frame `top` summed to `(v0, v1, v2)`: add it to every finished left half
-    above it (left + right, as NumPy). Returns `(top, v0, v1, v2)`: `top < 0` when the walk is
-    done (the values are then the sums), else the frame of the right half to descend next."""
-    top -= 1
-    while top >= 0 and stack[top, _F_HAS_LEFT] != 0.0:
-        v0 = stack[top, _F_LEFT] + v0
-        v1 = stack[top, _F_LEFT + 1] + v1
-        v2 = stack[top, _F_LEFT + 2] + v2
-        top -= 1
-    if top < 0:
-        return top, v0, v1, v2
-    stack[top, _F_LEFT] = v0  # a left half done: its sibling (the right half) is next
-    stack[top, _F_LEFT + 1] = v1
-    stack[top, _F_LEFT + 2] = v2
-    stack[top, _F_HAS_LEFT] = 1.0
-    seg_n = int(stack[top, _F_N])
-    half = _left_half_nb(seg_n)
-    stack[top + 1, _F_LO] = stack[top, _F_LO] + half
-    stack[top + 1, _F_N] = seg_n - half
-    stack[top + 1, _F_HAS_LEFT] = 0.0
-    return top + 1, v0, v1, v2
-
-
-@njit
-def pairwise_sum_nb(a, lo, n, stack):
-    """Sum of `a[lo:lo + n]` in NumPy's order: equal, bit for bit, to `np.add.reduce` of float64.
-
-    NumPy sums pairwise (numpy/_core/src/umath/loops_utils.h.src): fewer than 8 values in a
-    loop; up to 128 with 8 interleaved accumulators combined as ((r0+r1)+(r2+r3))+((r4+r5)+
-    (r6+r7)), then the rest in a loop; longer runs are split at `_left_half_nb` and the halves'
-    sums added. The recursion is walked with an explicit stack (numba cannot load a cached
-    recursive function), the caller's `stack` (`PAIRWISE_STACK_SHAPE`): `_walk_leaf_nb` finds
-    the leaves in order, `_walk_up_nb` adds each to the halves before it. The fused walks of
-    `path_stats_nb` go through the same leaves summing up to three series at once.
-    """
-    if n <= 128:
-        return _pairwise_block_nb(a, lo, n)
-    top = _walk_start_nb(stack, lo, n)
-    while True:
-        top, leaf_lo, leaf_n = _walk_leaf_nb(stack, top)
-        value = _pairwise_block_nb(a, leaf_lo, leaf_n)
-        top, value, _, _ = _walk_up_nb(stack, top, value, 0.0, 0.0)
-        if top < 0:
-            return value
-
-
-@njit
-def np_sum_nb(a, n, stack):
-    """`np.sum(a[:n])` of a float64 array, bit for bit: the identity 0.0 plus the pairwise sum
-    (`stack` as `pairwise_sum_nb`'s)."""
-    return 0.0 + pairwise_sum_nb(a, 0, n, stack)
+from .pairwise import (
+    _pairwise_block_nb,
+    _walk_leaf_nb,
+    _walk_start_nb,
+    _walk_up_nb,
+    np_sum_nb,
+    pairwise_stack,
+)
 
 
 @njit
@@ -154,15 +33,14 @@ def drawdown_stats_nb(equity):
     The division `e / peak - 1` is done only where it can set a new minimum: never at or above
     the peak (drawdown 0), never for a bar equal to the one before (the same value), never
     above the gate `peak * (1 + max_dd + 1e-9)`. The result is the full division's, exactly.
+    The bars go 128 at a time through `_drawdown_span_nb` (as `path_stats_nb`'s leaves).
     """
+    n = equity.shape[0]
     peak, gate, max_dd, under, longest = -np.inf, np.inf, 0.0, 0, 0
-    prev = 0.0
-    for i in range(equity.shape[0]):
-        e = equity[i]
-        peak, gate, max_dd, under, longest = _drawdown_step_nb(
-            e, i == 0, prev, peak, gate, max_dd, under, longest
+    for lo in range(0, n, 128):
+        peak, gate, max_dd, under, longest = _drawdown_span_nb(
+            equity, lo, min(128, n - lo), peak, gate, max_dd, under, longest
         )
-        prev = e
     return max_dd, longest
 
 
@@ -186,36 +64,81 @@ def _drawdown_step_nb(e, first, prev, peak, gate, max_dd, under, longest):
 
 
 @njit
-def _drawdown_and_blocks_nb(equity, returns, kept, bounds, blocks):
-    """`drawdown_stats_nb` of `equity` and, in the same loop (two independent chains, which
-    the processor overlaps), each CSCV block's sum and sum of squares of its finite returns
-    (return j for `bounds[g] <= j < bounds[g + 1]`, in order) into `blocks[g]`; return j is
-    `returns[j]` where `kept`, else computed here (the same division)."""
-    n = equity.shape[0]
-    peak, gate, max_dd, under, longest = -np.inf, np.inf, 0.0, 0, 0
-    prev = 0.0
-    n_blocks = bounds.shape[0] - 1
-    # segments of bars: before the first block, each block, after the last
-    for g in range(-1, n_blocks + 1):
-        lo = 0 if g < 0 else min(bounds[g], n)
-        hi = n if g >= n_blocks else min(bounds[g + 1], n)
-        in_block = 0 <= g < n_blocks
-        s1, s2 = 0.0, 0.0
-        for i in range(lo, hi):
-            e = equity[i]
-            peak, gate, max_dd, under, longest = _drawdown_step_nb(
-                e, i == 0, prev, peak, gate, max_dd, under, longest
-            )
-            prev = e
-            if in_block:
-                r = returns[i] if kept else equity[i + 1] / equity[i] - 1.0
-                if math.isfinite(r):
-                    s1 += r
-                    s2 += r * r
-        if in_block:
-            blocks[g, 0] = s1
-            blocks[g, 1] = s2
-    return max_dd, longest
+def _drawdown_span_nb(equity, lo, cnt, peak, gate, max_dd, under, longest):
+    """Bars `lo .. lo + cnt` of `drawdown_stats_nb`: `(peak, gate, max_dd, under, longest)` in
+    and out, the gate always `_drawdown_gate_nb(peak, max_dd)`.
+
+    Most spans set no new peak, and one pass of counts (which vectorizes) shows it: every bar
+    is then one more under, and where one is at or below the gate, as `x / peak - 1` never
+    decreases with x (peak > 0), the lowest bar's drawdown is the span's least, exactly. A
+    span all at a positive peak puts none under. Other spans take the steps bar by bar; both
+    ways give the same results."""
+    e_ = equity[lo : lo + cnt]  # indexed from 0: no wrap-around checks
+    n_above, n_at_peak, n_below = 0, 0, 0
+    for k in range(cnt):  # counts, not flags or a running minimum: this loop vectorizes
+        e = e_[k]
+        n_above += e >= peak
+        n_at_peak += e == peak
+        n_below += e <= gate
+    if peak > 0.0:
+        if n_above == 0:
+            under += cnt
+            if n_below > 0:
+                dd = _span_lowest_nb(e_, cnt) / peak - 1.0
+                if dd < max_dd:
+                    max_dd = dd
+                    gate = _drawdown_gate_nb(peak, max_dd)
+            return peak, gate, max_dd, under, max(longest, under)
+        if n_at_peak == cnt:
+            return peak, gate, max_dd, 0, longest
+    prev = equity[lo - 1] if lo > 0 else 0.0
+    for k in range(cnt):
+        e = e_[k]
+        peak, gate, max_dd, under, longest = _drawdown_step_nb(
+            e, lo + k == 0, prev, peak, gate, max_dd, under, longest
+        )
+        prev = e
+    return peak, gate, max_dd, under, longest
+
+
+@njit
+def _span_lowest_nb(e_, cnt):
+    """The least of `e_[:cnt]`, NaN never (four independent running minimums: no chain)."""
+    l0, l1, l2, l3 = np.inf, np.inf, np.inf, np.inf
+    stop4 = cnt - cnt % 4
+    for k in range(0, stop4, 4):
+        a, b, c, d = e_[k], e_[k + 1], e_[k + 2], e_[k + 3]
+        l0 = a if a < l0 else l0
+        l1 = b if b < l1 else l1
+        l2 = c if c < l2 else l2
+        l3 = d if d < l3 else l3
+    for k in range(stop4, cnt):
+        a = e_[k]
+        l0 = a if a < l0 else l0
+    l0 = l1 if l1 < l0 else l0
+    l2 = l3 if l3 < l2 else l2
+    return l2 if l2 < l0 else l0
+
+
+@njit
+def _block_sums_nb(returns, m, bounds, blocks, stack):
+    """Each CSCV block's sum and sum of squares of the first `m` `returns` (return j in block g
+    for `bounds[g] <= j < bounds[g + 1]`) into `blocks[g]`, as `np.sum` of the block and of its
+    squares: NumPy's pairwise leaves (which vectorize) walked together. The returns must be
+    finite (the caller has zeroed the others)."""
+    for g in range(bounds.shape[0] - 1):
+        lo = min(bounds[g], m)
+        cnt = min(bounds[g + 1], m) - lo
+        top = _walk_start_nb(stack, lo, cnt)
+        while True:
+            top, leaf_lo, leaf_n = _walk_leaf_nb(stack, top)
+            s1 = _pairwise_block_nb(returns, leaf_lo, leaf_n)
+            s2 = _pairwise_block_nb(returns, leaf_lo, leaf_n, True)
+            top, s1, s2, _ = _walk_up_nb(stack, top, s1, s2, 0.0)
+            if top < 0:
+                break
+        blocks[g, 0] = 0.0 + s1
+        blocks[g, 1] = 0.0 + s2
 
 
 @njit
@@ -439,15 +362,17 @@ def path_stats_nb(close, units, equity, borrow, has_borrow, bounds, row, blocks,
     facts of `equity_stats_nb`, the exposure, and the leverage, equity and borrow sums in
     NumPy's pairwise order (borrow is 0 without `has_borrow`). Per CSCV block g of returns
     (`bounds[g] <= j < bounds[g + 1]`, return j ending at bar j + 1) the sum and sum of squares
-    of its finite returns go to `blocks[g]`. `scratch` holds >= n values; with
-    `path_scratch_size(n)` (the sweep kernels' and the metrics' own) the returns are kept.
+    of its returns (a non-finite one counts 0) go to `blocks[g]`, each as `np.sum` would.
+    `scratch` holds >= n values; with `path_scratch_size(n)` (the sweep kernels' and the
+    metrics' own) the returns are kept.
 
-    Three passes over what the kernel has just written: the returns, computed once into
-    `scratch` in the first of the two pairwise walks of the return moments (where kept, the
-    second reads them, else it divides again); one loop over the bars running the drawdown
-    and the blocks' sums of those returns side by side; and one pairwise walk over the bars summing equity, borrow and leverage leaf
-    by leaf (`_bars_block_nb`). Where a leverage is not finite (equity at 0 or NaN: rare) its
-    sum is taken again over the finite ones only (`leverage_stats_nb`).
+    Passes over what the kernel has just written: the returns, computed once into `scratch` in
+    the first of the two pairwise walks of the return moments (where kept, the second reads
+    them, else it divides again); the blocks' sums of those returns (`_block_sums_nb`); and
+    one pairwise walk over the bars summing equity, borrow and leverage leaf by leaf
+    (`_bars_block_nb`), the drawdown running over each leaf while it is in cache
+    (`_drawdown_span_nb`). Where a leverage is not finite (equity at 0 or NaN: rare) its sum
+    is taken again over the finite ones only (`leverage_stats_nb`).
     """
     n = close.shape[0]
     m = max(n - 1, 0)
@@ -455,14 +380,28 @@ def path_stats_nb(close, units, equity, borrow, has_borrow, bounds, row, blocks,
     returns = scratch[:m] if keep else scratch
     leaf = scratch[m:] if keep else scratch
     count, mean, std, downside = _return_moments_nb(equity, returns, keep, leaf, stack)
-    max_dd, longest = _drawdown_and_blocks_nb(equity, returns, keep, bounds, blocks)
+    if bounds.shape[0] > 1:
+        if not keep:  # the moments' leaves used the room: divide again
+            before, after = equity[:m], equity[1 : m + 1]
+            for j in range(m):
+                returns[j] = after[j] / before[j] - 1.0
+        if not math.isfinite(mean):  # a finite mean: every return is finite
+            for j in range(m):
+                if not math.isfinite(returns[j]):
+                    returns[j] = 0.0
+        _block_sums_nb(returns, m, bounds, blocks, stack)
+    # the returns are done with: `scratch` holds each leaf's leverage from here
     exposed = 0
     finite = True
+    peak, gate, max_dd, under, longest = -np.inf, np.inf, 0.0, 0, 0
     top = _walk_start_nb(stack, 0, n)
     while True:
         top, lo, cnt = _walk_leaf_nb(stack, top)
         se, sb, sl, ex, fin = _bars_block_nb(
             units, close, equity, borrow, has_borrow, lo, cnt, scratch
+        )
+        peak, gate, max_dd, under, longest = _drawdown_span_nb(
+            equity, lo, cnt, peak, gate, max_dd, under, longest
         )
         exposed += ex
         finite &= fin

@@ -57,7 +57,7 @@ def permuted_cross_sharpe_nb(
     `volume` stay the real ones. Sizing is by equity fraction or units (scale 1 on every bar).
     The keys run in `work.shape[0]` contiguous chunks, in parallel; chunk t works in
     `work[t]` (`WORK_ROWS` x n floats), `orders[t]` (n - 1 ints), `states[t]` (a state vector),
-    `stacks[t]` (`metrics.PAIRWISE_STACK_SHAPE`) and `fills[t]` (fill records), so a caller that keeps them pays no allocation per call.
+    `stacks[t]` (`pairwise.PAIRWISE_STACK_SHAPE`) and `fills[t]` (fill records), so a caller that keeps them pays no allocation per call.
     """
     n = ts.shape[0]
     n_keys = keys.shape[0]

@@ -52,7 +52,6 @@ from .execution import (
 )
 from .ledger import trades_nb
 from .metrics import (  # the per-path statistics a single run's metrics come from
-    PAIRWISE_STACK_SHAPE,
     SW_FINAL,
     SW_FLAGS,
     SW_HALT_BAR,
@@ -62,6 +61,7 @@ from .metrics import (  # the per-path statistics a single run's metrics come fr
     path_stats_nb,
     trade_stats_nb,
 )
+from .pairwise import PAIRWISE_STACK_SHAPE
 from .signals import cross_target_nb
 
 
@@ -72,7 +72,7 @@ def run_combo_nb(bars, orders, params, bounds, state, out, trades, scratch, stac
 
     `out` is the combination's `SimBuffers`, `trades` room for `out.fills.shape[0] + 1` trade
     records, `scratch` `max(3 * n + 3, metrics.path_scratch_size(n))` values, `stack`
-    `metrics.pairwise_sum_nb`'s. `row[SW_STATUS]` is the execution status: where it is not OK
+    `pairwise.pairwise_sum_nb`'s. `row[SW_STATUS]` is the execution status: where it is not OK
     (FILLS_FULL: the caller re-runs with larger buffers) nothing else is written.
     """
     n = bars.close.shape[0]
@@ -106,7 +106,7 @@ class SweepScratch(NamedTuple):
     fills: np.ndarray  # (chunks, capacity) FILL_DTYPE
     trades: np.ndarray  # (chunks, capacity + 1) TRADE_DTYPE
     scratch: np.ndarray  # (chunks, max(3 * n + 3, path_scratch_size(n))) float64
-    stack: np.ndarray  # (chunks, *metrics.PAIRWISE_STACK_SHAPE) float64
+    stack: np.ndarray  # (chunks, *pairwise.PAIRWISE_STACK_SHAPE) float64
 
 
 def sweep_scratch(n_chunks: int, n_bars: int, capacity: int) -> SweepScratch:

@@ -52,6 +52,48 @@ def test_return_moments_are_numpys_bit_for_bit(equity: np.ndarray) -> None:
     assert downside == math.sqrt(np.mean(np.minimum(r, 0) ** 2))
 
 
+@st.composite
+def stepped_equity(draw: st.DrawFn) -> np.ndarray:
+    """Equity paths of runs (up to several 128-bar spans long) that are flat, rise, fall, sit
+    at the peak or at a new low, with ties, and an optional tail at 0 or below (ruin)."""
+    level, parts = 100.0, []
+    for _ in range(draw(st.integers(1, 8))):
+        length = draw(st.sampled_from([1, 7, 127, 128, 129, 300]))
+        kind = draw(st.sampled_from(["flat", "up", "down", "noise", "peak"]))
+        if kind == "flat":
+            run = np.full(length, level)
+        elif kind == "peak":  # back exactly to the highest level so far, then flat
+            run = np.full(length, max([level, *(p.max() for p in parts)]))
+        else:
+            seed = draw(st.integers(0, 2**16))
+            step = np.random.default_rng(seed).normal(0.0, 0.01, length)
+            step += {"up": 0.002, "down": -0.002, "noise": 0.0}[kind]
+            run = level * np.cumprod(1.0 + step)
+        parts.append(run)
+        level = float(run[-1])
+    equity = np.concatenate(parts)
+    ruin = draw(st.integers(-1, equity.size - 1))
+    if ruin >= 1:
+        equity[ruin:] = 0.0 if ruin % 2 else -equity[ruin:]
+    return equity
+
+
+@settings(max_examples=300, deadline=None)
+@given(equity=stepped_equity())
+def test_drawdown_facts_are_the_definitions_bit_for_bit(equity: np.ndarray) -> None:
+    """The spans that skip the steps (`_drawdown_span_nb`) never change a result: the max
+    drawdown is `min(equity / cummax - 1)`'s bits and the duration the longest run below the
+    running peak, counted bar by bar."""
+    *_, max_dd, duration = equity_stats_nb(equity)
+    peak = np.maximum.accumulate(equity)
+    assert max_dd == min(0.0, float(np.min(equity / peak - 1.0)))
+    run = longest = 0
+    for e, p in zip(equity, peak, strict=True):
+        run = 0 if e >= p else run + 1
+        longest = max(longest, run)
+    assert duration == longest
+
+
 def test_drawdown_duration_counts_bars_below_the_peak() -> None:
     *_, duration = equity_stats_nb(np.array([1.0, 2.0, 1.5, 1.2, 2.0, 2.5, 2.4, 2.6]))
     assert duration == 2  # 1.5 and 1.2; the 2.0 back at the peak has recovered

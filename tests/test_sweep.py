@@ -25,16 +25,14 @@ from btlab.kernels.ledger import trades_from_fills
 from btlab.kernels.metrics import (
     BLOCK_FIELDS,
     N_STATS,
-    PAIRWISE_STACK_SHAPE,
     STAT_NAMES,
     SW_FLAGS,
     SW_STATUS,
     equity_stats_nb,
-    np_sum_nb,
-    pairwise_stack,
     path_scratch_size,
     path_stats_nb,
 )
+from btlab.kernels.pairwise import PAIRWISE_STACK_SHAPE, np_sum_nb, pairwise_stack
 from btlab.kernels.sweep import sweep_cross, sweep_targets
 from btlab.metric_registry import FROM_STATS, METRIC_NAMES
 from btlab.metrics import compute_metrics, metrics_from_stats
@@ -362,9 +360,12 @@ def test_path_statistics_equal_the_metrics_kernel_bit_for_bit(
         r = equity[1:] / equity[:-1] - 1.0
         lev = np.abs(units * 1.0) / equity
     r[~np.isfinite(r)] = 0.0
-    # each block summed in order, as the reference twin (and np.add.reduceat down a column)
-    want = [sum(r[bounds[g] : bounds[g + 1]].tolist(), 0.0) for g in range(splits)]
-    assert blocks[:, 0].tolist() == want
+    # each block's finite returns and their squares summed as np.sum (the reference twin's)
+    want = [
+        [np.sum(r[bounds[g] : bounds[g + 1]]), np.sum(r[bounds[g] : bounds[g + 1]] ** 2)]
+        for g in range(splits)
+    ]
+    assert blocks.tolist() == want
     assert same(row[STAT_NAMES.index("leverage_sum")], np.sum(lev[np.isfinite(lev)]))
     assert row[STAT_NAMES.index("equity_sum")] == np.sum(equity)
 

@@ -49,11 +49,11 @@ from btlab.kernels.metrics import (
     SW_WIN_SUM,
     SW_WINS,
     fill_stats_nb,
-    pairwise_stack,
     path_scratch_size,
     path_stats_nb,
     trade_stats_nb,
-)  # fmt: skip
+)
+from btlab.kernels.pairwise import pairwise_stack  # fmt: skip
 
 NS_PER_DAY = 86_400 * 1_000_000_000
 DAYS_PER_YEAR = 365.25

@@ -24,7 +24,8 @@ import pandas as pd
 
 from btlab.kernels.dtypes import REASON_NAMES, Flag
 from btlab.kernels.ledger import trades_by_symbol
-from btlab.kernels.metrics import pairwise_stack, return_moments_nb
+from btlab.kernels.metrics import return_moments_nb
+from btlab.kernels.pairwise import pairwise_stack
 from btlab.kernels.portfolio import PortfolioBars
 
 from .benchmark import run_benchmark, with_benchmark_hash

@@ -27,7 +27,8 @@ from ..kernels.execution import (
     new_state,
     with_fill_retry,
 )
-from ..kernels.metrics import PAIRWISE_STACK_SHAPE, pairwise_stack, return_moments_nb
+from ..kernels.metrics import return_moments_nb
+from ..kernels.pairwise import PAIRWISE_STACK_SHAPE, pairwise_stack
 from ..kernels.permutation import (
     LINE_CLOSE,
     LINE_EMA,
