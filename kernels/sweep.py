@@ -3,10 +3,11 @@
 `sweep_cross_nb` runs "long where feature a > feature b" strategies (dual moving-average
 crosses, price against a moving average) straight from a matrix of distinct features, each
 computed once by the caller; `sweep_targets_nb` runs combinations whose targets the caller
-computed. Both deal the combinations out to one chunk per thread (`prange` over the chunks),
-round robin: chunk t runs combinations t, t + T, t + 2T, ..., so neighbours in the grid (which
-cost alike: the same fast window, about as many trades) are spread over the threads and no
-thread waits for one holding all the busy ones. Chunk t works in the caller's buffers
+computed. Both run one chunk per thread (`prange` over the chunks), and each chunk takes the
+next combination not yet taken from a shared counter (`atomics.fetch_add_nb`) until none is
+left: combinations cost unalike (a fast window trades more) and threads run unalike (a host's
+neighbours slow one core), and a fixed share would leave the faster thread waiting at the end.
+Chunk t works in the caller's buffers
 `SweepScratch[*][t]`, so memory is threads x bars, never combinations x bars, and no kernel
 allocates. `sweep_cross` / `sweep_targets` are the plain-Python entry points: they apply the
 fill-buffer policy (a combination whose fills outgrow the first buffer is re-run with the
@@ -24,7 +25,8 @@ per combination:
   `r[j] = equity[j+1]/equity[j] - 1` (non-finite ones count as 0) of block g, the returns
   `bounds[g] <= j < bounds[g+1]` — what CSCV needs, instead of the returns themselves.
 
-A combination's result depends on its own inputs only, never on the number of threads.
+A combination's result depends on its own inputs only, never on the number of threads or on
+which thread ran it.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import numba
 import numpy as np
 
 from ._jit import njit
+from .atomics import fetch_add_nb
 from .dtypes import FILL_DTYPE, TRADE_DTYPE, Status
 from .execution import (
     ST_BORROW_CUM,
@@ -107,6 +110,7 @@ class SweepScratch(NamedTuple):
     trades: np.ndarray  # (chunks, capacity + 1) TRADE_DTYPE
     scratch: np.ndarray  # (chunks, max(3 * n + 3, path_scratch_size(n))) float64
     stack: np.ndarray  # (chunks, *pairwise.PAIRWISE_STACK_SHAPE) float64
+    taken: np.ndarray  # (chunks,) int64: [0] counts the combinations taken (the kernels set it)
 
 
 def sweep_scratch(n_chunks: int, n_bars: int, capacity: int) -> SweepScratch:
@@ -118,6 +122,7 @@ def sweep_scratch(n_chunks: int, n_bars: int, capacity: int) -> SweepScratch:
         np.empty((n_chunks, capacity + 1), dtype=TRADE_DTYPE),
         np.empty((n_chunks, max(3 * n_bars + 3, path_scratch_size(n_bars)))),
         np.empty((n_chunks, *PAIRWISE_STACK_SHAPE)),
+        np.zeros(n_chunks, dtype=np.int64),
     )
 
 
@@ -141,14 +146,17 @@ def sweep_cross_nb(
     long_value[c], short_value[c])`, then `run_combo_nb` into `stats[c]` and `blocks[c]`.
 
     `features` is the (distinct features x bars) matrix of shifted features; the combinations
-    run in `buf.work.shape[0]` chunks (T), in parallel, chunk t in the buffers `buf[*][t]` (a
-    `SweepScratch`) running combinations t, t + T, t + 2T, ...
+    run in `buf.work.shape[0]` chunks, in parallel, chunk t in the buffers `buf[*][t]` (a
+    `SweepScratch`) taking the next combination from `buf.taken[0]` until none is left.
     """
     n_combos = a_idx.shape[0]
-    n_chunks = buf.work.shape[0]
-    for t in numba.prange(n_chunks):
+    buf.taken[0] = 0
+    for t in numba.prange(buf.work.shape[0]):
         target = buf.work[t][0]
-        for c in range(t, n_combos, n_chunks):  # round robin: see the module's docstring
+        while True:  # the next combination not taken: see the module's docstring
+            c = fetch_add_nb(buf.taken, 0, 1)
+            if c >= n_combos:
+                break
             cross_target_nb(
                 features[a_idx[c]], features[b_idx[c]], long_value[c], short_value[c], target
             )
@@ -160,9 +168,12 @@ def sweep_targets_nb(bars, scale, targets, params, bounds, buf, stats, blocks):
     """Combination c runs target `targets[c]` (a batch x bars matrix the caller bounds);
     otherwise as `sweep_cross_nb`."""
     n_combos = targets.shape[0]
-    n_chunks = buf.work.shape[0]
-    for t in numba.prange(n_chunks):
-        for c in range(t, n_combos, n_chunks):
+    buf.taken[0] = 0
+    for t in numba.prange(buf.work.shape[0]):
+        while True:
+            c = fetch_add_nb(buf.taken, 0, 1)
+            if c >= n_combos:
+                break
             _run_chunk_nb(bars, targets[c], scale, params, bounds, buf, t, c, stats, blocks)
 
 
